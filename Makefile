@@ -1,0 +1,44 @@
+# The same targets for people and CI. `make demo` runs touchline; `make test` installs what the
+# tests need and runs them all (lint included).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo serve install install-test system-deps lint test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+demo: install
+	$(BIN)/touchline demo
+
+serve: install
+	$(BIN)/touchline serve
+
+system-deps:
+	scripts/install-system-deps
+
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: system-deps install-test
+	$(MAKE) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: system-deps install-test
+	@for script in bench/*/run.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""touchline: every customer conversation in one place."""
+
+__version__ = "0.1.0"

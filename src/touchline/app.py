@@ -1,0 +1,152 @@
+"""The ASGI application: JSON API, pages, health, and the in-process worker when configured."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+from touchline import __version__
+from touchline.config import Settings
+from touchline.db import make_engine, make_sessionmaker
+from touchline.kit.crypto import SecretBox
+from touchline.kit.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    TouchlineError,
+)
+from touchline.ui import STATIC_DIR, redirect, templates
+from touchline.worker import Queue, configure_queue
+from touchline.workspace import endpoints as workspace_endpoints
+from touchline.workspace import pages as workspace_pages
+from touchline.workspace.auth import LoginRequiredError
+
+log = logging.getLogger(__name__)
+
+_STATUS_BY_ERROR: dict[type[TouchlineError], int] = {
+    NotFoundError: status.HTTP_404_NOT_FOUND,
+    PermissionDeniedError: status.HTTP_403_FORBIDDEN,
+    ConflictError: status.HTTP_409_CONFLICT,
+    InvalidInputError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+API_DESCRIPTION = """
+touchline's JSON API. Authenticate with an API token: `Authorization: Bearer <token>`
+(create one with `touchline token create` or `POST /api/v1/tokens`). Every call sees only the
+caller's workspace; ids from another workspace answer 404.
+"""
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/health", "/docs", "/openapi"))
+
+
+def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.ensure_data_dir()
+    engine = make_engine(settings.resolved_database_url)
+    box = SecretBox(settings.secret_keys)
+    queue = queue or configure_queue(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.in_process_worker:
+            queue.start_in_process(settings.worker_threads)
+        try:
+            yield
+        finally:
+            queue.stop_in_process()
+            engine.dispose()
+
+    app = FastAPI(
+        title="touchline",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.secret_box = box
+    app.state.queue = queue
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=box.sign("page-sessions"),
+        session_cookie="touchline_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+
+    @app.exception_handler(TouchlineError)
+    async def touchline_error(request: Request, error: TouchlineError) -> Response:
+        code = next(
+            (code for kind, code in _STATUS_BY_ERROR.items() if isinstance(error, kind)),
+            status.HTTP_400_BAD_REQUEST,
+        )
+        if _wants_html(request):
+            return templates.TemplateResponse(
+                request,
+                "error.html",
+                {"actor": None, "status": code, "message": str(error)},
+                status_code=code,
+            )
+        return JSONResponse({"detail": str(error)}, status_code=code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if _wants_html(request) and error.status_code >= 400:
+            return templates.TemplateResponse(
+                request,
+                "error.html",
+                {"actor": None, "status": error.status_code, "message": str(error.detail)},
+                status_code=error.status_code,
+            )
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(LoginRequiredError)
+    async def login_required(request: Request, error: LoginRequiredError) -> Response:
+        return redirect(f"/login?next={error.next_path}")
+
+    @app.get("/health", tags=["operations"], summary="Database and queue status")
+    def health() -> JSONResponse:
+        database: dict[str, object] = {"engine": engine.dialect.name}
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            database["ok"] = True
+        except Exception as error:
+            database.update(ok=False, error=str(error))
+        queue_status: dict[str, object] = {"backend": "redis" if settings.uses_redis_queue else "sqlite"}
+        try:
+            queue_status["pending"] = queue.pending_count()
+            queue_status["ok"] = True
+        except Exception as error:
+            queue_status.update(ok=False, error=str(error))
+        healthy = bool(database["ok"]) and bool(queue_status["ok"])
+        return JSONResponse(
+            {
+                "status": "ok" if healthy else "unavailable",
+                "version": __version__,
+                "database": database,
+                "queue": queue_status,
+            },
+            status_code=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    app.include_router(workspace_endpoints.router)
+    app.include_router(workspace_pages.router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    return app

@@ -1,0 +1,78 @@
+"""The one typed settings object, read from `TOUCHLINE_*` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 -- a file name, not a secret
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOUCHLINE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("touchline")))
+    database_url: str = ""
+    queue_url: str = Field(
+        default="",
+        description="Empty for the embedded SQLite-backed queue in the data folder; "
+        "redis://host:port/db to scale out.",
+    )
+    secret_key: str = Field(
+        default="",
+        description="Comma-separated Fernet keys, newest first; generated and stored on first run.",
+    )
+    base_url: str = "http://127.0.0.1:8000"
+    inbound_domain: str = "log.touchline.localhost"
+    in_process_worker: bool = True
+    worker_threads: int = 2
+    session_max_age_seconds: int = 14 * 24 * 3600
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'touchline.db'}"
+
+    @property
+    def uses_redis_queue(self) -> bool:
+        return self.queue_url.startswith(("redis://", "rediss://", "unix://"))
+
+    @property
+    def queue_file(self) -> Path:
+        return self.data_dir / "queue.db"
+
+    @cached_property
+    def secret_keys(self) -> list[str]:
+        """The configured keys, or the one stored in the data folder (created on first run)."""
+        if self.secret_key:
+            return [key.strip() for key in self.secret_key.split(",") if key.strip()]
+        key_path = self.data_dir / SECRET_KEY_FILE
+        if not key_path.exists():
+            from cryptography.fernet import Fernet
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            temporary = key_path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+            temporary.write_text(Fernet.generate_key().decode())
+            temporary.chmod(0o600)
+            try:
+                # link() fails if another process stored a key first; that key wins.
+                key_path.hardlink_to(temporary)
+            except FileExistsError:
+                pass
+            finally:
+                temporary.unlink(missing_ok=True)
+        return [key_path.read_text().strip()]
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Domain-free helpers: addresses, domains, crypto, pagination. No I/O, no framework imports."""

@@ -1,0 +1,1 @@
+"""Connected mailboxes: accounts, OAuth grants, encrypted credentials and providers."""

@@ -1,0 +1,63 @@
+"""Customers: companies with their email domains, and endusers (contacts) at them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
+from touchline.models.workspace import User
+
+
+class Company(IdMixin, CreatedMixin, Base):
+    __tablename__ = "companies"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    account_owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    domains: Mapped[list[CompanyDomain]] = relationship(
+        back_populates="company",
+        cascade="all, delete-orphan",
+        order_by="CompanyDomain.domain",
+        lazy="selectin",
+    )
+    account_owner: Mapped[User | None] = relationship(lazy="joined")
+
+
+class CompanyDomain(IdMixin, Base):
+    __tablename__ = "company_domains"
+    # A domain names one company per workspace, so domain matching is never ambiguous.
+    __table_args__ = (UniqueConstraint("workspace_id", "domain"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(253))
+
+    company: Mapped[Company] = relationship(back_populates="domains")
+
+
+class Contact(IdMixin, CreatedMixin, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email"),
+        Index("ix_contacts_workspace_company", "workspace_id", "company_id"),
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    company: Mapped[Company | None] = relationship(lazy="joined")

@@ -1,0 +1,91 @@
+"""Workspaces and who works in them: settings, roles, users, API tokens and the admin audit log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
+
+
+class Workspace(IdMixin, CreatedMixin, Base):
+    __tablename__ = "workspaces"
+
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    settings: Mapped[WorkspaceSettings] = relationship(back_populates="workspace", uselist=False)
+
+
+class WorkspaceSettings(Base):
+    __tablename__ = "workspace_settings"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    internal_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    blocklist: Mapped[list[str]] = mapped_column(JSON, default=list)
+    lookback_days: Mapped[int] = mapped_column(Integer, default=90)
+    create_contacts_automatically: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_sync_inbox: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_sync_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    log_address: Mapped[str] = mapped_column(String(320), unique=True)
+    inbound_secret_encrypted: Mapped[str] = mapped_column(Text)
+
+    workspace: Mapped[Workspace] = relationship(back_populates="settings")
+
+
+class Role(IdMixin, CreatedMixin, Base):
+    __tablename__ = "roles"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class User(IdMixin, CreatedMixin, Base):
+    __tablename__ = "users"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    # One login identity belongs to one workspace, so the address alone identifies it at login.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("roles.id"), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    public_account_usage: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    role: Mapped[Role] = relationship(lazy="joined")
+
+
+class ApiToken(IdMixin, CreatedMixin, Base):
+    __tablename__ = "api_tokens"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(IdMixin, CreatedMixin, Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_workspace_created", "workspace_id", "created_at"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(100))
+    target_type: Mapped[str] = mapped_column(String(50))
+    target_id: Mapped[str] = mapped_column(String(100), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

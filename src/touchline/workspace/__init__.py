@@ -1,0 +1,1 @@
+"""Workspaces, users, roles and permissions, settings, companies and contacts."""

@@ -1,0 +1,445 @@
+"""Pages for login, companies, contacts, users and roles, and workspace settings. Thin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from touchline.db import session_scope
+from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
+from touchline.kit.pagination import PageRequest
+from touchline.ui import check_csrf, flash, redirect, render
+from touchline.workspace import importing, repository, service
+from touchline.workspace.auth import SESSION_USER_KEY, PageActor, Sessions
+from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 50
+# Mistakes a person can fix in the form are shown beside it; a missing permission or record is not.
+FORM_ERRORS = (InvalidInputError, ConflictError)
+Csrf = Annotated[str, Form(alias="csrf_token")]
+
+
+def _safe_next(path: str | None) -> str:
+    # Only same-site paths, so the login form cannot be used to bounce people elsewhere.
+    if path and path.startswith("/") and not path.startswith("//"):
+        return path
+    return "/companies"
+
+
+@router.get("/", response_class=RedirectResponse)
+def home() -> RedirectResponse:
+    return redirect("/companies")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "login.html", None, {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    sessions: Sessions,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/companies",
+) -> Response:
+    with session_scope(sessions) as session:
+        user = service.authenticate(session, email, password)
+        user_id = str(user.id) if user else None
+    if user_id is None:
+        return render(
+            request,
+            "login.html",
+            None,
+            {"next": _safe_next(next), "error": "That email and password do not match an active user."},
+            status_code=401,
+        )
+    request.session.clear()
+    request.session[SESSION_USER_KEY] = user_id
+    return redirect(_safe_next(next))
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Csrf) -> RedirectResponse:
+    check_csrf(request, csrf)
+    request.session.clear()
+    return redirect("/login")
+
+
+# --- companies -----------------------------------------------------------------------------------
+
+
+@router.get("/companies", response_class=HTMLResponse)
+def companies_page(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    q: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        result = repository.list_companies(
+            session, actor, repository.CompanyFilter(search=q), PageRequest(PER_PAGE, (page - 1) * PER_PAGE)
+        )
+        users = service.list_users(session, actor)
+        return render(
+            request,
+            "companies.html",
+            actor,
+            {"page": result, "page_number": page, "q": q or "", "users": users, "error": None, "form": {}},
+        )
+
+
+@router.post("/companies", response_class=HTMLResponse)
+def create_company(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    name: Annotated[str, Form()],
+    domains: Annotated[str, Form()] = "",
+    account_owner: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            company = service.create_company(
+                session,
+                actor,
+                name,
+                domains=[d for d in domains.replace(",", ";").split(";") if d.strip()],
+                account_owner=uuid.UUID(account_owner) if account_owner else None,
+            )
+            company_id = company.id
+    except FORM_ERRORS as error:
+        with session_scope(sessions) as session:
+            result = repository.list_companies(
+                session, actor, repository.CompanyFilter(), PageRequest(PER_PAGE, 0)
+            )
+            users = service.list_users(session, actor)
+            return render(
+                request,
+                "companies.html",
+                actor,
+                {
+                    "page": result,
+                    "page_number": 1,
+                    "q": "",
+                    "users": users,
+                    "error": str(error),
+                    "form": {"name": name, "domains": domains, "account_owner": account_owner},
+                },
+                status_code=400,
+            )
+    flash(request, f"Company {name.strip()} created.")
+    return redirect(f"/companies/{company_id}")
+
+
+def _company_context(session: Session, actor: Actor, company_id: uuid.UUID) -> dict[str, object]:
+    company = service.get_company(session, actor, company_id)
+    contacts = repository.list_contacts(
+        session, actor, repository.ContactFilter(company_id=company.id), PageRequest(200, 0)
+    )
+    return {
+        "company": company,
+        "contacts": contacts,
+        "users": service.list_users(session, actor),
+        "error": None,
+    }
+
+
+@router.get("/companies/{company_id}", response_class=HTMLResponse)
+def company_page(
+    request: Request, company_id: uuid.UUID, actor: PageActor, sessions: Sessions
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        return render(request, "company.html", actor, _company_context(session, actor, company_id))
+
+
+def _company_action_failed(
+    request: Request, actor: Actor, sessions: Sessions, company_id: uuid.UUID, error: Exception
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        context = _company_context(session, actor, company_id)
+    context["error"] = str(error)
+    return render(request, "company.html", actor, context, status_code=400)
+
+
+@router.post("/companies/{company_id}", response_class=HTMLResponse)
+def update_company(
+    request: Request,
+    company_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    name: Annotated[str, Form()],
+    account_owner: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            service.update_company(
+                session,
+                actor,
+                company_id,
+                name=name,
+                account_owner=uuid.UUID(account_owner) if account_owner else None,
+                clear_account_owner=not account_owner,
+            )
+    except FORM_ERRORS as error:
+        return _company_action_failed(request, actor, sessions, company_id, error)
+    flash(request, "Company saved.")
+    return redirect(f"/companies/{company_id}")
+
+
+@router.post("/companies/{company_id}/domains", response_class=HTMLResponse)
+def add_domain(
+    request: Request,
+    company_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    domain: Annotated[str, Form()],
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            service.add_company_domain(session, actor, company_id, domain)
+    except FORM_ERRORS as error:
+        return _company_action_failed(request, actor, sessions, company_id, error)
+    flash(request, f"Domain {domain.strip().lower()} added.")
+    return redirect(f"/companies/{company_id}")
+
+
+@router.post("/companies/{company_id}/domains/{domain}/delete", response_class=HTMLResponse)
+def remove_domain(
+    request: Request, company_id: uuid.UUID, domain: str, actor: PageActor, sessions: Sessions, csrf: Csrf
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            service.remove_company_domain(session, actor, company_id, domain)
+    except FORM_ERRORS as error:
+        return _company_action_failed(request, actor, sessions, company_id, error)
+    flash(request, f"Domain {domain} removed.")
+    return redirect(f"/companies/{company_id}")
+
+
+@router.post("/companies/{company_id}/delete")
+def delete_company(
+    request: Request, company_id: uuid.UUID, actor: PageActor, sessions: Sessions, csrf: Csrf
+) -> Response:
+    check_csrf(request, csrf)
+    with session_scope(sessions) as session:
+        service.delete_company(session, actor, company_id)
+    flash(request, "Company deleted.")
+    return redirect("/companies")
+
+
+# --- contacts ------------------------------------------------------------------------------------
+
+
+def _contacts_context(session: Session, actor: Actor, q: str | None, page: int) -> dict[str, object]:
+    result = repository.list_contacts(
+        session, actor, repository.ContactFilter(search=q), PageRequest(PER_PAGE, (page - 1) * PER_PAGE)
+    )
+    companies = repository.list_companies(session, actor, repository.CompanyFilter(), PageRequest(500, 0))
+    return {"page": result, "page_number": page, "q": q or "", "companies": companies.items, "error": None}
+
+
+@router.get("/contacts", response_class=HTMLResponse)
+def contacts_page(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    q: str | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        return render(request, "contacts.html", actor, _contacts_context(session, actor, q, page))
+
+
+@router.post("/contacts", response_class=HTMLResponse)
+def create_contact(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    email: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    company_id: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "/contacts",
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            service.create_contact(
+                session, actor, email, name=name, company_id=uuid.UUID(company_id) if company_id else None
+            )
+    except FORM_ERRORS as error:
+        with session_scope(sessions) as session:
+            context = _contacts_context(session, actor, None, 1)
+        context["error"] = str(error)
+        return render(request, "contacts.html", actor, context, status_code=400)
+    flash(request, f"Contact {email.strip().lower()} added.")
+    return redirect(_safe_next(back))
+
+
+@router.post("/contacts/{contact_id}/delete")
+def delete_contact(
+    request: Request,
+    contact_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    back: Annotated[str, Form()] = "/contacts",
+) -> Response:
+    check_csrf(request, csrf)
+    with session_scope(sessions) as session:
+        service.delete_contact(session, actor, contact_id)
+    flash(request, "Contact deleted.")
+    return redirect(_safe_next(back))
+
+
+@router.post("/imports/{kind}", response_class=HTMLResponse)
+async def import_csv(
+    request: Request, kind: str, actor: PageActor, sessions: Sessions, csrf: Csrf, file: UploadFile
+) -> Response:
+    check_csrf(request, csrf)
+    if kind not in {"companies", "contacts"}:
+        raise NotFoundError("no such import")
+    data = await file.read(importing.MAX_IMPORT_BYTES + 1)
+    run = importing.import_companies if kind == "companies" else importing.import_contacts
+    try:
+        with session_scope(sessions) as session:
+            report = run(session, actor, data)
+    except FORM_ERRORS as error:
+        flash(request, f"Import failed: {error}", "error")
+        return redirect(f"/{kind}")
+    flash(
+        request,
+        f"Imported {kind}: {report.created} created, {report.updated} updated, {len(report.errors)} failed.",
+    )
+    for row_error in report.errors[:20]:
+        flash(request, f"Line {row_error.row}: {row_error.message}", "error")
+    return redirect(f"/{kind}")
+
+
+# --- users, roles and settings -------------------------------------------------------------------
+
+
+def _users_context(session: Session, actor: Actor) -> dict[str, object]:
+    return {
+        "users": service.list_users(session, actor),
+        "roles": service.list_roles(session, actor),
+        "permission_labels": PERMISSION_LABELS,
+        "error": None,
+    }
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        return render(request, "users.html", actor, _users_context(session, actor))
+
+
+@router.post("/users", response_class=HTMLResponse)
+def add_user(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    email: Annotated[str, Form()],
+    role_id: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    actor.require(Permission.ADMIN_ACCESS)
+    try:
+        with session_scope(sessions) as session:
+            service.add_user(
+                session, actor, email, name=name, role=uuid.UUID(role_id), password=password or None
+            )
+    except (*FORM_ERRORS, ValueError) as error:
+        with session_scope(sessions) as session:
+            context = _users_context(session, actor)
+        context["error"] = str(error)
+        return render(request, "users.html", actor, context, status_code=400)
+    flash(request, f"User {email.strip().lower()} added.")
+    return redirect("/users")
+
+
+@router.post("/roles", response_class=HTMLResponse)
+async def create_role(request: Request, actor: PageActor, sessions: Sessions) -> Response:
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf_token", "")))
+    actor.require(Permission.ADMIN_ACCESS)
+    permissions = [str(value) for value in form.getlist("permissions")]
+    try:
+        with session_scope(sessions) as session:
+            service.create_role(session, actor, str(form.get("name", "")), permissions)
+    except FORM_ERRORS as error:
+        with session_scope(sessions) as session:
+            context = _users_context(session, actor)
+        context["error"] = str(error)
+        return render(request, "users.html", actor, context, status_code=400)
+    flash(request, "Role created.")
+    return redirect("/users")
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
+    actor.require(Permission.ADMIN_ACCESS)
+    with session_scope(sessions) as session:
+        settings = service.get_settings(session, actor)
+        audit = service.list_audit(session, actor, 20)
+        return render(request, "settings.html", actor, {"settings": settings, "audit": audit, "error": None})
+
+
+@router.post("/settings", response_class=HTMLResponse)
+async def save_settings(request: Request, actor: PageActor, sessions: Sessions) -> Response:
+    actor.require(Permission.ADMIN_ACCESS)
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf_token", "")))
+
+    def lines(field: str) -> list[str]:
+        return [
+            line.strip() for line in str(form.get(field, "")).replace(",", "\n").splitlines() if line.strip()
+        ]
+
+    try:
+        lookback = int(str(form.get("lookback_days", "90")))
+    except ValueError:
+        lookback = -1
+    change = service.SettingsChange(
+        internal_domains=lines("internal_domains"),
+        blocklist=lines("blocklist"),
+        lookback_days=lookback,
+        create_contacts_automatically=form.get("create_contacts_automatically") == "on",
+        default_sync_inbox=form.get("default_sync_inbox") == "on",
+        default_sync_sent=form.get("default_sync_sent") == "on",
+    )
+    try:
+        with session_scope(sessions) as session:
+            service.update_settings(session, actor, change)
+    except FORM_ERRORS as error:
+        with session_scope(sessions) as session:
+            settings = service.get_settings(session, actor)
+            audit = service.list_audit(session, actor, 20)
+            return render(
+                request,
+                "settings.html",
+                actor,
+                {"settings": settings, "audit": audit, "error": str(error)},
+                400,
+            )
+    flash(request, "Settings saved.")
+    return redirect("/settings")

@@ -1,0 +1,267 @@
+"""API models for workspaces, settings, users, roles, companies, contacts and imports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from touchline.models import AuditEntry, Company, Contact, Role, User, WorkspaceSettings
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class WorkspaceOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+class SettingsOut(BaseModel):
+    internal_domains: list[str]
+    blocklist: list[str]
+    lookback_days: int
+    create_contacts_automatically: bool
+    default_sync_inbox: bool
+    default_sync_sent: bool
+    log_address: str
+
+    @classmethod
+    def of(cls, row: WorkspaceSettings) -> SettingsOut:
+        return cls(
+            internal_domains=list(row.internal_domains),
+            blocklist=list(row.blocklist),
+            lookback_days=row.lookback_days,
+            create_contacts_automatically=row.create_contacts_automatically,
+            default_sync_inbox=row.default_sync_inbox,
+            default_sync_sent=row.default_sync_sent,
+            log_address=row.log_address,
+        )
+
+
+class SettingsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    internal_domains: list[str] | None = None
+    blocklist: list[str] | None = Field(
+        None, description="Addresses and domains; a domain covers its subdomains"
+    )
+    lookback_days: int | None = Field(None, ge=1, le=3650)
+    create_contacts_automatically: bool | None = None
+    default_sync_inbox: bool | None = None
+    default_sync_sent: bool | None = None
+
+
+class RoleOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    permissions: list[str]
+
+    @classmethod
+    def of(cls, row: Role) -> RoleOut:
+        return cls(id=row.id, name=row.name, permissions=list(row.permissions))
+
+
+class RoleCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    permissions: list[str] = []
+
+
+class RolePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    permissions: list[str] | None = None
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    role_id: uuid.UUID
+    role: str
+    active: bool
+    public_account_usage: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: User) -> UserOut:
+        return cls(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            role_id=row.role_id,
+            role=row.role.name,
+            active=row.active,
+            public_account_usage=row.public_account_usage,
+            created_at=row.created_at,
+        )
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+    name: str = ""
+    role_id: uuid.UUID | None = Field(None, description="Defaults to the Member role")
+    password: str | None = Field(None, description="Optional; without one the user cannot log in to pages")
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    role_id: uuid.UUID | None = None
+    active: bool | None = None
+    password: str | None = None
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("API token", max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="Shown once; store it now")
+
+
+class CompanyOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    domains: list[str]
+    account_owner_id: uuid.UUID | None
+    account_owner_email: str | None
+    custom_fields: dict[str, Any]
+    last_touch_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Company) -> CompanyOut:
+        return cls(
+            id=row.id,
+            name=row.name,
+            domains=[domain.domain for domain in row.domains],
+            account_owner_id=row.account_owner_id,
+            account_owner_email=row.account_owner.email if row.account_owner else None,
+            custom_fields=dict(row.custom_fields),
+            last_touch_at=row.last_touch_at,
+            created_at=row.created_at,
+        )
+
+
+class CompanyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    domains: list[str] = []
+    account_owner_id: uuid.UUID | None = None
+    custom_fields: dict[str, Any] = {}
+
+
+class CompanyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    account_owner_id: uuid.UUID | None = Field(None, description="null removes the account owner")
+    custom_fields: dict[str, Any] | None = None
+
+
+class DomainIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str = Field(min_length=1, max_length=253, examples=["acme.com"])
+
+
+class ContactOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    company_id: uuid.UUID | None
+    company_name: str | None
+    custom_fields: dict[str, Any]
+    last_touch_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Contact) -> ContactOut:
+        return cls(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            company_id=row.company_id,
+            company_name=row.company.name if row.company else None,
+            custom_fields=dict(row.custom_fields),
+            last_touch_at=row.last_touch_at,
+            created_at=row.created_at,
+        )
+
+
+class ContactCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str
+    name: str = ""
+    company_id: uuid.UUID | None = None
+    custom_fields: dict[str, Any] = {}
+
+
+class ContactPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = None
+    name: str | None = None
+    company_id: uuid.UUID | None = Field(None, description="null detaches the contact from its company")
+    custom_fields: dict[str, Any] | None = None
+
+
+class RowErrorOut(BaseModel):
+    row: int
+    message: str
+
+
+class ImportReportOut(BaseModel):
+    created: int
+    updated: int
+    errors: list[RowErrorOut]
+
+
+class AuditOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: AuditEntry) -> AuditOut:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            actor=row.actor_label,
+            action=row.action,
+            target_type=row.target_type,
+            target_id=row.target_id,
+            details=dict(row.details),
+        )

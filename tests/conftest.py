@@ -1,0 +1,161 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL, migrated by Alembic."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.services import POSTGRES_ADMIN_URL, unavailable
+from touchline.app import create_app
+from touchline.config import Settings
+from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.kit.crypto import SecretBox
+from touchline.models import Base
+from touchline.schema import upgrade
+from touchline.worker import Queue
+from touchline.workspace import service
+from touchline.workspace.permissions import Actor
+
+TEST_SECRET_KEY = Fernet.generate_key().decode()
+
+
+def _postgres_database() -> Iterator[str]:
+    name = f"touchline_test_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        unavailable("PostgreSQL", f"{error}; start it or set TOUCHLINE_TEST_POSTGRES_URL")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database; the suite creates the PostgreSQL one and drops it at the end."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'touchline.db'}"
+        upgrade(url)
+        yield url
+        return
+    for url in _postgres_database():
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    yield make_sessionmaker(engine)
+    # Each test starts from empty tables; the schema stays.
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
+        in_process_worker=False,
+        inbound_domain="log.test.example",
+    )
+
+
+@pytest.fixture
+def box() -> SecretBox:
+    return SecretBox([TEST_SECRET_KEY])
+
+
+@pytest.fixture
+def app(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[FastAPI]:
+    queue = Queue(settings)
+    application = create_app(settings, queue=queue)
+    yield application
+    queue.close()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class Team:
+    """A workspace with an admin, a member and a viewer, each with an API token."""
+
+    workspace_id: uuid.UUID
+    admin_id: uuid.UUID
+    member_id: uuid.UUID
+    viewer_id: uuid.UUID
+    admin_token: str
+    member_token: str
+    viewer_token: str
+
+    def headers(self, who: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, f'{who}_token')}"}
+
+
+def make_team(sessions: sessionmaker[Session], box: SecretBox, name: str, domain: str) -> Team:
+    with session_scope(sessions) as session:
+        workspace = service.create_workspace(
+            session, box, name, internal_domains=[domain], inbound_domain="log.test.example"
+        )
+        operator = Actor.operator(workspace.id)
+        users = {}
+        tokens = {}
+        for who, role in (("admin", "Admin"), ("member", "Member"), ("viewer", "Viewer")):
+            # Only the admin logs in to pages; hashing a password costs tens of milliseconds.
+            password = "admin-password-123" if who == "admin" else None
+            user = service.add_user(session, operator, f"{who}@{domain}", role=role, password=password)
+            users[who] = user.id
+            tokens[who], _ = service.create_api_token(session, service.actor_for(user), "tests")
+        return Team(
+            workspace.id,
+            users["admin"],
+            users["member"],
+            users["viewer"],
+            tokens["admin"],
+            tokens["member"],
+            tokens["viewer"],
+        )
+
+
+@pytest.fixture
+def team(sessions: sessionmaker[Session], box: SecretBox) -> Team:
+    return make_team(sessions, box, "Team A", "team-a.example")
+
+
+@pytest.fixture
+def other_team(sessions: sessionmaker[Session], box: SecretBox) -> Team:
+    return make_team(sessions, box, "Team B", "team-b.example")

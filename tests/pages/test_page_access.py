@@ -1,0 +1,62 @@
+"""Pages check permissions, workspace and CSRF on the server, whatever the browser sends."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Team
+
+
+def _login(client: TestClient, email: str, password: str) -> str:
+    response = client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    page = client.get("/companies")
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+def test_pages_of_another_workspace_are_not_found(client: TestClient, team: Team, other_team: Team) -> None:
+    company = client.post("/api/v1/companies", json={"name": "Secret Co"}, headers=team.headers()).json()
+    csrf = _login(client, "admin@team-b.example", "admin-password-123")
+    assert client.get(f"/companies/{company['id']}").status_code == 404
+    response = client.post(
+        f"/companies/{company['id']}/domains", data={"csrf_token": csrf, "domain": "x.example"}
+    )
+    assert response.status_code == 404
+    response = client.post(f"/companies/{company['id']}/delete", data={"csrf_token": csrf})
+    assert response.status_code == 404
+    assert client.get(f"/api/v1/companies/{company['id']}", headers=team.headers()).json()["domains"] == []
+    assert "Secret Co" not in client.get("/companies").text
+
+
+def test_viewers_cannot_change_anything(client: TestClient, team: Team) -> None:
+    client.patch(
+        f"/api/v1/users/{team.viewer_id}", json={"password": "viewer-password-1"}, headers=team.headers()
+    )
+    csrf = _login(client, "viewer@team-a.example", "viewer-password-1")
+    assert "New company" not in client.get("/companies").text
+    assert client.post("/companies", data={"csrf_token": csrf, "name": "Sneaky"}).status_code == 403
+    assert client.get("/settings").status_code == 403
+    assert (
+        client.post("/users", data={"csrf_token": csrf, "email": "x@y.example", "role_id": "x"}).status_code
+        == 403
+    )
+    assert client.get("/api/v1/companies", headers=team.headers()).json()["total"] == 0
+
+
+def test_forms_without_the_csrf_token_are_refused(client: TestClient, team: Team) -> None:
+    _login(client, "admin@team-a.example", "admin-password-123")
+    assert client.post("/companies", data={"csrf_token": "forged", "name": "X"}).status_code == 403
+    assert client.get("/api/v1/companies", headers=team.headers()).json()["total"] == 0
+
+
+def test_login_redirects_only_within_the_site(client: TestClient, team: Team) -> None:
+    response = client.post(
+        "/login",
+        data={"email": "admin@team-a.example", "password": "admin-password-123", "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/companies"

@@ -1,0 +1,100 @@
+"""The operator's commands, run as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from touchline.config import Settings
+
+
+@pytest.fixture
+def touchline(settings: Settings, sessions: sessionmaker[Session]):  # type: ignore[no-untyped-def]
+    env = dict(os.environ)
+    env.update(
+        TOUCHLINE_DATA_DIR=str(settings.data_dir),
+        TOUCHLINE_DATABASE_URL=settings.resolved_database_url,
+        TOUCHLINE_SECRET_KEY=settings.secret_key,
+        TOUCHLINE_INBOUND_DOMAIN="log.test.example",
+        COLUMNS="200",
+    )
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "touchline.cli", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+def test_operator_sets_up_a_workspace(touchline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    created = touchline("workspace", "create", "Acme Success", "--internal-domain", "acme-staff.example")
+    assert created.returncode == 0, created.stderr
+    workspace_id = created.stdout.strip()
+
+    added = touchline(
+        "user",
+        "add",
+        "--workspace",
+        workspace_id,
+        "lead@acme-staff.example",
+        "--role",
+        "Admin",
+        "--password-stdin",
+        stdin="a-long-password\n",
+    )
+    assert added.returncode == 0, added.stderr
+    refused = touchline(
+        "user", "add", "--workspace", "Acme Success", "x@acme-staff.example", "--role", "Pilot"
+    )
+    assert refused.returncode == 1
+    assert "no role named 'Pilot'" in refused.stderr
+
+    companies = tmp_path / "companies.csv"
+    companies.write_text(
+        "name,domains,account_owner\nGlobex,globex.example;globex.co.uk,lead@acme-staff.example\nMail,gmail.com,\n"
+    )
+    imported = touchline("import", "companies", "--workspace", "Acme Success", str(companies))
+    assert imported.returncode == 1  # one row failed, and the command says so
+    assert "1 created, 0 updated, 1 failed" in imported.stdout
+    assert "public email provider" in imported.stdout
+
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("email,name,company\nhank@globex.example,Hank,globex.co.uk\n")
+    imported = touchline("import", "contacts", "--workspace", workspace_id, str(contacts))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+
+    shown = touchline("workspace", "show", workspace_id, "--json")
+    summary = json.loads(shown.stdout)
+    assert summary["id"] == workspace_id
+    assert summary["internal_domains"] == ["acme-staff.example"]
+    assert summary["log_address"].endswith("@log.test.example")
+    assert (summary["users"], summary["companies"], summary["contacts"]) == (1, 1, 1)
+    assert summary["default_synced_labels"] == {"inbox": False, "sent": False}
+    assert {role["name"] for role in summary["roles"]} == {"Admin", "Member", "Viewer"}
+
+    token = touchline("token", "create", "--workspace", workspace_id, "--user", "lead@acme-staff.example")
+    assert token.stdout.startswith("tl_")
+
+
+def test_unknown_workspace_is_a_clear_error(touchline) -> None:  # type: ignore[no-untyped-def]
+    result = touchline("workspace", "show", "Nope", "--json")
+    assert result.returncode == 1
+    assert "no workspace 'Nope'" in result.stderr
+    duplicate = touchline("workspace", "create", "Twice")
+    assert duplicate.returncode == 0
+    again = touchline("workspace", "create", "Twice")
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
