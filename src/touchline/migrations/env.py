@@ -9,7 +9,11 @@ from touchline.db import make_engine
 from touchline.models import Base
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or Settings().resolved_database_url
+url = config.get_main_option("sqlalchemy.url")
+if not url:
+    settings = Settings()
+    settings.ensure_data_dir()
+    url = settings.resolved_database_url
 engine = make_engine(url)
 
 with engine.connect() as connection:
