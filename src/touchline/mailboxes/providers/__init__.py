@@ -1,0 +1,1 @@
+"""Mailbox providers: IMAP, Gmail and Microsoft Graph behind one contract (see ``base``)."""

@@ -1,0 +1,456 @@
+"""Any IMAP server, through imapclient.
+
+Folders are opened with EXAMINE (read-only) and read with ``BODY.PEEK``, so syncing never changes a
+flag: mail the user has not read stays unread. New messages are those with a UID above the cursor's
+``last_uid``; a changed UIDVALIDITY means the server renumbered the folder, and ``CursorExpired`` is
+raised. HIGHESTMODSEQ (CONDSTORE, RFC 7162) is recorded with every complete pass so that flag and
+expunge tracking can later start from it; new mail alone is found from UIDNEXT.
+
+Message ids are ``"<uidvalidity>:<uid>"``: a UID means nothing without its UIDVALIDITY, and an id from
+before a renumbering must not fetch a different message after it.
+
+Inbox is the mailbox named INBOX (RFC 3501); the other special folders come from SPECIAL-USE flags
+(RFC 6154), or, on servers without them, from their usual names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from touchline.mailboxes.providers.base import (
+    DEFAULT_BATCH_SIZE,
+    AccessTokenSource,
+    AuthError,
+    CursorExpired,
+    Folder,
+    FolderCursor,
+    FolderNotFound,
+    HeaderBatch,
+    InsecureConnectionError,
+    MessageHeaders,
+    ProviderError,
+    RawMessage,
+    SpecialUse,
+    TransientError,
+    require_aware,
+    require_batch_size,
+)
+
+DEFAULT_POLL_INTERVAL_SECONDS = 30.0
+# Raw bodies can be large; fetching a few at a time keeps one response from holding many in memory.
+_RAW_FETCH_CHUNK = 20
+
+_SPECIAL_USE_FLAGS = {
+    b"\\sent": SpecialUse.SENT,
+    b"\\drafts": SpecialUse.DRAFTS,
+    b"\\trash": SpecialUse.TRASH,
+    b"\\junk": SpecialUse.JUNK,
+    b"\\archive": SpecialUse.ARCHIVE,
+    b"\\all": SpecialUse.ALL,
+    b"\\flagged": SpecialUse.FLAGGED,
+    b"\\important": SpecialUse.IMPORTANT,
+}
+# Names common servers and clients give special folders, in order of preference; used only when no
+# folder carries the special-use flag.
+_FALLBACK_NAMES = {
+    SpecialUse.SENT: ("sent", "sent items", "sent messages", "sent mail"),
+    SpecialUse.DRAFTS: ("drafts", "draft"),
+    SpecialUse.TRASH: ("trash", "deleted items", "deleted messages", "bin"),
+    SpecialUse.JUNK: ("junk", "spam", "junk e-mail", "junk email", "bulk mail"),
+    SpecialUse.ARCHIVE: ("archive", "archives"),
+}
+_NOT_SELECTABLE = frozenset({b"\\noselect", b"\\nonexistent"})
+
+
+class ConnectionSecurity(StrEnum):
+    TLS = "tls"
+    STARTTLS = "starttls"
+    PLAIN = "plain"
+
+
+def is_loopback_host(host: str) -> bool:
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True  # RFC 6761: these names always resolve to the loopback interface
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    """How to reach and log in to one IMAP mailbox: a password, or OAuth tokens for XOAUTH2."""
+
+    host: str
+    username: str
+    password: str | None = field(default=None, repr=False)
+    token_source: AccessTokenSource | None = field(default=None, repr=False)
+    security: ConnectionSecurity = ConnectionSecurity.TLS
+    port: int | None = None
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if (self.password is None) == (self.token_source is None):
+            raise ValueError("an IMAP account logs in with either a password or a token source")
+        if self.security is ConnectionSecurity.PLAIN and not is_loopback_host(self.host):
+            raise InsecureConnectionError(
+                f"refusing an unencrypted IMAP connection to {self.host}: plain text is allowed only to "
+                "this machine (localhost); choose TLS or STARTTLS"
+            )
+
+    @property
+    def resolved_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 993 if self.security is ConnectionSecurity.TLS else 143
+
+
+@dataclass(frozen=True)
+class ImapCursor(FolderCursor):
+    kind: ClassVar[str] = "imap"
+    uidvalidity: int
+    last_uid: int
+    highest_modseq: int | None = None
+
+
+@dataclass(frozen=True)
+class _FolderStatus:
+    uidvalidity: int
+    uid_next: int | None
+    highest_modseq: int | None
+
+
+class ImapProvider:
+    """One IMAP mailbox over one connection, opened on first use and again after a drop."""
+
+    def __init__(
+        self,
+        account: ImapAccount,
+        *,
+        poll_interval_seconds: float = DEFAULT_POLL_INTERVAL_SECONDS,
+    ) -> None:
+        self._account = account
+        self._poll_interval_seconds = poll_interval_seconds
+        self._client: IMAPClient | None = None
+
+    def __enter__(self) -> ImapProvider:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (IMAPClient.Error, OSError, EOFError):
+            _shutdown_quietly(client)
+
+    def cursor_from_json(self, data: Mapping[str, object]) -> ImapCursor:
+        return ImapCursor.from_json(data)
+
+    def list_folders(self) -> list[Folder]:
+        with self._translated_errors():
+            listing = self._connection().list_folders()
+        # imapclient hands back folder names that look like numbers as ints.
+        entries = [
+            (str(name), {bytes(flag).lower() for flag in flags}, delimiter)
+            for flags, delimiter, name in listing
+        ]
+        special_uses: dict[str, SpecialUse] = {}
+        for name, flags, _ in entries:
+            if name.upper() == "INBOX":
+                special_uses[name] = SpecialUse.INBOX
+            for flag in flags:
+                if flag in _SPECIAL_USE_FLAGS and name not in special_uses:
+                    special_uses[name] = _SPECIAL_USE_FLAGS[flag]
+        by_leaf: dict[str, str] = {}
+        for name, _, delimiter in entries:
+            by_leaf.setdefault(_leaf(name, delimiter).lower(), name)  # the first listed wins
+        for special_use, candidates in _FALLBACK_NAMES.items():
+            if special_use in special_uses.values():
+                continue
+            for candidate in candidates:
+                if candidate in by_leaf and by_leaf[candidate] not in special_uses:
+                    special_uses[by_leaf[candidate]] = special_use
+                    break
+        return [
+            Folder(
+                id=name,
+                name=name,
+                special_use=special_uses.get(name),
+                selectable=not flags & _NOT_SELECTABLE,
+            )
+            for name, flags, _ in entries
+        ]
+
+    def fetch_new_headers(
+        self,
+        folder_id: str,
+        cursor: ImapCursor | None,
+        *,
+        since: datetime,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Generator[HeaderBatch[ImapCursor], None, None]:
+        since = require_aware(since, "since")
+        require_batch_size(batch_size)
+        with self._translated_errors():
+            client = self._connection()
+            status = self._examine(client, folder_id)
+            if cursor is not None and cursor.uidvalidity != status.uidvalidity:
+                raise CursorExpired(
+                    f"{folder_id} was renumbered (UIDVALIDITY {cursor.uidvalidity} -> {status.uidvalidity})"
+                )
+            last_uid = cursor.last_uid if cursor is not None else 0
+            # Everything below UIDNEXT existed when the folder was opened, so once every match below it
+            # has been handled the cursor can move past the non-matching rest too.
+            settled_uid = max(last_uid, status.uid_next - 1 if status.uid_next else 0)
+            complete = ImapCursor(status.uidvalidity, settled_uid, status.highest_modseq)
+            if status.uid_next is not None and status.uid_next <= last_uid + 1:
+                yield HeaderBatch((), complete)
+                return
+            # SINCE compares dates only, in the server's zone; a day's margin then an exact filter.
+            criteria: list[Any] = ["UID", f"{last_uid + 1}:*", "SINCE", (since - timedelta(days=1)).date()]
+            # "n:*" always matches the highest UID, even when it is below n (RFC 3501 section 6.4.8).
+            uids = sorted(uid for uid in client.search(criteria) if uid > last_uid)
+            previous_modseq = cursor.highest_modseq if cursor is not None else None
+            for start in range(0, len(uids), batch_size):
+                chunk = uids[start : start + batch_size]
+                fetched = client.fetch(chunk, [b"BODY.PEEK[HEADER]", b"INTERNALDATE", b"RFC822.SIZE"])
+                messages = []
+                for uid in chunk:
+                    if uid not in fetched:
+                        continue  # expunged between SEARCH and FETCH
+                    headers = _message_headers(status.uidvalidity, uid, fetched[uid])
+                    if headers.internal_date >= since:
+                        messages.append(headers)
+                is_last = start + batch_size >= len(uids)
+                if is_last:
+                    yield HeaderBatch(tuple(messages), complete)
+                else:
+                    partial = ImapCursor(status.uidvalidity, chunk[-1], previous_modseq)
+                    yield HeaderBatch(tuple(messages), partial)
+            if not uids:
+                yield HeaderBatch((), complete)
+
+    def fetch_raw_messages(self, folder_id: str, message_ids: Sequence[str]) -> list[RawMessage]:
+        if not message_ids:
+            return []
+        requested = [_parse_message_id(message_id) for message_id in message_ids]
+        with self._translated_errors():
+            client = self._connection()
+            status = self._examine(client, folder_id)
+            if any(uidvalidity != status.uidvalidity for uidvalidity, _ in requested):
+                raise CursorExpired(f"{folder_id} was renumbered since these messages were listed")
+            uids = [uid for _, uid in requested]
+            raw_messages: list[RawMessage] = []
+            for start in range(0, len(uids), _RAW_FETCH_CHUNK):
+                chunk = uids[start : start + _RAW_FETCH_CHUNK]
+                fetched = client.fetch(chunk, [b"BODY.PEEK[]"])
+                raw_messages.extend(
+                    RawMessage(f"{status.uidvalidity}:{uid}", bytes(fetched[uid][b"BODY[]"]))
+                    for uid in chunk
+                    if uid in fetched and b"BODY[]" in fetched[uid]
+                )
+        return raw_messages
+
+    def wait_for_changes(self, folder_id: str, cursor: ImapCursor | None, timeout_seconds: float) -> bool:
+        """IDLE (RFC 2177) where the server offers it, otherwise NOOP every ``poll_interval_seconds``.
+
+        Keep ``timeout_seconds`` under 29 minutes: servers may end an IDLE after 30 (RFC 2177).
+        """
+        deadline = time.monotonic() + timeout_seconds
+        with self._translated_errors():
+            client = self._connection()
+            status = self._examine(client, folder_id)
+            if (
+                cursor is None
+                or cursor.uidvalidity != status.uidvalidity
+                or (status.uid_next is not None and status.uid_next > cursor.last_uid + 1)
+            ):
+                return True
+            if client.has_capability("IDLE"):
+                return self._idle_until(client, deadline)
+            return self._poll_until(client, deadline)
+
+    def _idle_until(self, client: IMAPClient, deadline: float) -> bool:
+        client.idle()
+        arrived = False
+        try:
+            while not arrived and (remaining := deadline - time.monotonic()) > 0:
+                arrived = any(_is_arrival(response) for response in client.idle_check(timeout=remaining))
+        finally:
+            _, final_responses = client.idle_done()
+        return arrived or any(_is_arrival(response) for response in final_responses)
+
+    def _poll_until(self, client: IMAPClient, deadline: float) -> bool:
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(self._poll_interval_seconds, remaining))
+            _, responses = client.noop()
+            if any(_is_arrival(response) for response in responses):
+                return True
+        return False
+
+    def _connection(self) -> IMAPClient:
+        if self._client is None:
+            self._client = self._open()
+        return self._client
+
+    def _open(self) -> IMAPClient:
+        account = self._account
+        if account.password is not None:
+            password = account.password
+            return self._open_and_login(lambda client: client.login(account.username, password))
+        assert account.token_source is not None  # guaranteed by ImapAccount.__post_init__
+        token = account.token_source.access_token()
+        try:
+            return self._open_and_login(lambda client: client.oauth2_login(account.username, token))
+        except AuthError:
+            # The token may have been revoked early or expired on the server's clock: refresh once.
+            fresh = account.token_source.refresh_rejected(token)
+            return self._open_and_login(lambda client: client.oauth2_login(account.username, fresh))
+
+    def _open_and_login(self, login: Callable[[IMAPClient], object]) -> IMAPClient:
+        account = self._account
+        context = None
+        if account.security is not ConnectionSecurity.PLAIN:
+            context = account.ssl_context or ssl.create_default_context()
+        with self._certificate_errors():
+            try:
+                client = IMAPClient(
+                    account.host,
+                    port=account.resolved_port,
+                    ssl=account.security is ConnectionSecurity.TLS,
+                    ssl_context=context,
+                    timeout=account.timeout_seconds,
+                )
+            except (OSError, IMAPClient.Error) as error:
+                if isinstance(error, ssl.SSLCertVerificationError):
+                    raise
+                raise TransientError(
+                    f"cannot connect to {account.host}:{account.resolved_port}: {error}"
+                ) from error
+        try:
+            self._secure_and_login(client, context, login)
+        except BaseException:
+            _shutdown_quietly(client)
+            raise
+        return client
+
+    def _secure_and_login(
+        self, client: IMAPClient, context: ssl.SSLContext | None, login: Callable[[IMAPClient], object]
+    ) -> None:
+        account = self._account
+        # Aware datetimes in the server's zone, rather than naive local times.
+        client.normalise_times = False
+        if account.security is ConnectionSecurity.STARTTLS:
+            if not client.has_capability("STARTTLS"):
+                raise InsecureConnectionError(f"{account.host} does not offer STARTTLS; refusing plain text")
+            with self._certificate_errors():
+                client.starttls(context)
+        try:
+            login(client)
+        except LoginError as error:
+            message = str(error)
+            if "[UNAVAILABLE]" in message:  # RFC 5530: the server cannot check credentials right now
+                raise TransientError(f"{account.host} cannot log in now: {message}") from error
+            raise AuthError(f"{account.host} refused the login for {account.username}: {message}") from error
+        # Must be enabled before a folder is selected for SELECT to report HIGHESTMODSEQ.
+        if client.has_capability("CONDSTORE") and client.has_capability("ENABLE"):
+            client.enable("CONDSTORE")
+
+    @contextmanager
+    def _certificate_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ssl.SSLCertVerificationError as error:
+            raise InsecureConnectionError(
+                f"the certificate of {self._account.host} cannot be verified: {error.verify_message}"
+            ) from error
+
+    def _examine(self, client: IMAPClient, folder_id: str) -> _FolderStatus:
+        try:
+            response = client.select_folder(folder_id, readonly=True)
+        except IMAPClient.AbortError:
+            raise
+        except IMAPClient.Error as error:
+            raise FolderNotFound(f"cannot open folder {folder_id!r}: {error}") from error
+        if b"UIDVALIDITY" not in response:
+            raise ProviderError(f"the server gave no UIDVALIDITY for {folder_id!r}")
+        uid_next = response.get(b"UIDNEXT")
+        modseq = response.get(b"HIGHESTMODSEQ")
+        return _FolderStatus(
+            uidvalidity=int(response[b"UIDVALIDITY"]),
+            uid_next=int(uid_next) if uid_next is not None else None,
+            highest_modseq=int(modseq) if modseq is not None else None,
+        )
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        """A dropped or broken connection becomes TransientError, and the next call reconnects."""
+        try:
+            yield
+        except (IMAPClient.AbortError, OSError, EOFError) as error:
+            self._discard_connection()
+            raise TransientError(f"the connection to {self._account.host} broke: {error}") from error
+        except ProviderError:
+            raise
+        except IMAPClient.Error as error:
+            self._discard_connection()
+            raise ProviderError(f"{self._account.host} refused a command: {error}") from error
+
+    def _discard_connection(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            _shutdown_quietly(client)
+
+
+def _shutdown_quietly(client: IMAPClient) -> None:
+    with suppress(OSError):  # the other side may have closed it already
+        client.shutdown()
+
+
+def _leaf(name: str, delimiter: bytes | None) -> str:
+    if not delimiter:
+        return name
+    return name.rsplit(delimiter.decode(), 1)[-1]
+
+
+def _message_headers(uidvalidity: int, uid: int, data: Mapping[bytes, Any]) -> MessageHeaders:
+    internal_date: datetime = data[b"INTERNALDATE"]
+    if internal_date.tzinfo is None:
+        internal_date = internal_date.replace(tzinfo=UTC)
+    size = data.get(b"RFC822.SIZE")
+    return MessageHeaders(
+        provider_message_id=f"{uidvalidity}:{uid}",
+        provider_thread_id=None,
+        internal_date=internal_date.astimezone(UTC),
+        raw_headers=bytes(data.get(b"BODY[HEADER]", b"")),
+        size_bytes=int(size) if size is not None else None,
+    )
+
+
+def _parse_message_id(message_id: str) -> tuple[int, int]:
+    uidvalidity, separator, uid = message_id.partition(":")
+    if not separator or not uidvalidity.isdigit() or not uid.isdigit():
+        raise ValueError(f"not an IMAP message id: {message_id!r}")
+    return int(uidvalidity), int(uid)
+
+
+def _is_arrival(response: object) -> bool:
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] == b"EXISTS"

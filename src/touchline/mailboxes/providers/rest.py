@@ -1,0 +1,146 @@
+"""What the Gmail and Graph providers share: an authorised HTTP client and status translation.
+
+Only the answers both APIs give the same meaning are translated here (401, 429, 5xx, network
+failures); each provider reads its own 403, 404 and 410 first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from touchline.mailboxes.providers.base import (
+    AccessTokenSource,
+    AuthError,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
+
+# Used when a throttling answer carries no Retry-After; short, because the caller backs off further
+# on repeated throttling and a mailbox should not sit idle for long on a missing header.
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+# Bodies quoted in error messages are cut short: they are for a log line, not for a person.
+_ERROR_BODY_LIMIT = 300
+
+QueryParams = Mapping[str, str | int | Sequence[str]]
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+class RestClient:
+    """An httpx client that sends a bearer token and, on 401, refreshes it once and tries again."""
+
+    def __init__(
+        self,
+        service_name: str,
+        base_url: str,
+        token_source: AccessTokenSource,
+        *,
+        timeout_seconds: float = 30.0,
+    ) -> None:
+        self.service_name = service_name
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._tokens = token_source
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_seconds)
+
+    def get(
+        self,
+        url: str,
+        *,
+        params: QueryParams | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        token = self._tokens.access_token()
+        response = self._send(url, token, params, headers)
+        if response.status_code == 401:
+            token = self._tokens.refresh_rejected(token)
+            response = self._send(url, token, params, headers)
+            if response.status_code == 401:
+                raise AuthError(f"{self.service_name} refused a freshly refreshed access token")
+        return response
+
+    def _send(
+        self,
+        url: str,
+        token: str,
+        params: QueryParams | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+        try:
+            return self._http.get(url, params=params, headers=all_headers)
+        except httpx.TransportError as error:
+            raise TransientError(f"{self.service_name} could not be reached: {error}") from error
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def json_object(response: httpx.Response, service_name: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise TransientError(f"{service_name} sent a body that is not JSON") from error
+    if not isinstance(body, dict):
+        raise TransientError(f"{service_name} sent JSON that is not an object")
+    return body
+
+
+def raise_for_status(response: httpx.Response, service_name: str) -> None:
+    """Translate the answers every REST provider means the same way; return quietly on success."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429 or (status == 503 and "Retry-After" in response.headers):
+        raise RateLimited(
+            f"{service_name} is throttling requests (HTTP {status})", retry_after_seconds(response)
+        )
+    if status >= 500 or status == 408:
+        raise TransientError(f"{service_name} answered HTTP {status}: {response.text[:_ERROR_BODY_LIMIT]}")
+    if status == 401:
+        raise AuthError(f"{service_name} refused the access token")
+    raise ProviderError(f"{service_name} answered HTTP {status}: {response.text[:_ERROR_BODY_LIMIT]}")
+
+
+def retry_after_seconds(response: httpx.Response) -> float:
+    """Retry-After is either delay-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER_SECONDS
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def bounded_map(
+    function: Callable[[ItemT], ResultT], items: Iterable[ItemT], max_concurrency: int
+) -> list[ResultT]:
+    """Apply ``function`` to ``items`` with at most ``max_concurrency`` requests in flight, in order.
+
+    The first failure is raised once the requests already sent have finished; requests not yet
+    started are cancelled, so a throttled mailbox is not hammered further.
+    """
+    item_list = list(items)
+    if max_concurrency <= 1 or len(item_list) <= 1:
+        return [function(item) for item in item_list]
+    executor = ThreadPoolExecutor(max_workers=min(max_concurrency, len(item_list)))
+    try:
+        futures = [executor.submit(function, item) for item in item_list]
+        return [future.result() for future in futures]
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)

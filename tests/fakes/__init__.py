@@ -1,0 +1,1 @@
+"""Local fakes of the Gmail and Microsoft Graph APIs and their OAuth endpoints."""

@@ -1,0 +1,343 @@
+"""A fake of the Gmail REST API (``gmail/v1``) and Google's OAuth endpoints, served locally.
+
+It follows the documented behaviour the provider depends on: labels; ``messages.list`` newest first
+with ``labelIds``, ``q=after:<epoch seconds>`` and ``nextPageToken`` paging (other search terms are
+refused, so a provider that starts relying on them fails here first); ``messages.get`` in
+``metadata`` (only the ``metadataHeaders`` asked for) and ``raw`` (base64url) formats; ``history.list``
+in increasing id order with non-contiguous ids, ``labelId`` and ``historyTypes`` filters and paging,
+answering 404 for a start id older than the history kept; ``users.getProfile``; bearer tokens checked
+against the fake authorization server (401 when expired or revoked); and failures queued by a test
+(429 with Retry-After, 403 ``userRateLimitExceeded``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import email
+import email.policy
+import itertools
+import json
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.failures import FailureQueue
+from tests.fakes.oauth import FakeAuthorizationServer
+
+API_PREFIX = "/gmail/v1/users/me"
+SYSTEM_LABELS = ("INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class FakeGmailMessage:
+    id: str
+    thread_id: str
+    label_ids: set[str]
+    internal_date: dt.datetime
+    raw: bytes
+
+    def header_items(self) -> list[tuple[str, str]]:
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.compat32)
+        # Gmail returns header values unfolded.
+        return [(name, " ".join(str(value).split())) for name, value in parsed.items()]
+
+
+@dataclass
+class _HistoryRecord:
+    id: int
+    kind: str  # messageAdded or labelAdded
+    message_id: str
+    thread_id: str
+    # The message's labels just after the change: records describe the mailbox as it was then.
+    labels_after: tuple[str, ...]
+    labels_added: tuple[str, ...]
+
+
+@dataclass
+class GmailState:
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    messages: dict[str, FakeGmailMessage] = field(default_factory=dict)
+    history: list[_HistoryRecord] = field(default_factory=list)
+    history_id: int = 4000
+    # Start ids below this are answered with 404, as Gmail does once it has dropped older history.
+    oldest_kept_history_id: int = 0
+    requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
+    failures: FailureQueue = field(default_factory=FailureQueue)
+    # Slowing answers down lets a test see how many requests a client keeps in flight at once.
+    response_delay_seconds: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
+    message_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(0x18C0_0000_0000))
+
+
+class FakeGmail:
+    """Holds the state; ``app`` serves it. ``reset()`` starts an empty mailbox for the next test."""
+
+    def __init__(self) -> None:
+        self.oauth = FakeAuthorizationServer("Google", rotates_refresh_tokens=False)
+        self.state = GmailState()
+        self.reset()
+        routes = [
+            Route(f"{API_PREFIX}/profile", self._guarded(self._profile)),
+            Route(f"{API_PREFIX}/labels", self._guarded(self._labels)),
+            Route(f"{API_PREFIX}/messages", self._guarded(self._list_messages)),
+            Route(f"{API_PREFIX}/messages/{{message_id}}", self._guarded(self._get_message)),
+            Route(f"{API_PREFIX}/history", self._guarded(self._history)),
+        ]
+        routes += self.oauth.routes(
+            authorize_path="/o/oauth2/v2/auth", token_path="/token", revoke_path="/revoke"
+        )
+        self.app = Starlette(routes=routes)
+
+    def reset(self) -> None:
+        self.oauth.reset()
+        self.state = GmailState()
+        for label_id in SYSTEM_LABELS:
+            self.state.labels[label_id] = {"id": label_id, "name": label_id, "type": "system"}
+
+    # Test controls
+
+    def add_label(self, name: str) -> str:
+        label_id = f"Label_{len(self.state.labels)}"
+        self.state.labels[label_id] = {"id": label_id, "name": name, "type": "user"}
+        return label_id
+
+    def deliver(
+        self,
+        raw: bytes,
+        *,
+        received_at: dt.datetime,
+        labels: Iterable[str] = ("INBOX",),
+        thread_id: str | None = None,
+    ) -> str:
+        message_id = format(next(self.state.message_numbers), "x")
+        label_ids = set(labels)
+        self.state.messages[message_id] = FakeGmailMessage(
+            id=message_id,
+            thread_id=thread_id or message_id,
+            label_ids=label_ids,
+            internal_date=received_at,
+            raw=raw,
+        )
+        self._record("messageAdded", self.state.messages[message_id], tuple(sorted(label_ids)))
+        return message_id
+
+    def label_message(self, message_id: str, label_id: str) -> None:
+        message = self.state.messages[message_id]
+        message.label_ids.add(label_id)
+        self._record("labelAdded", message, (label_id,))
+
+    def delete(self, message_id: str) -> None:
+        del self.state.messages[message_id]
+        self.state.history_id += 3
+
+    def forget_history(self) -> None:
+        """Drop all history, as Gmail does after about a week: stored start ids now get 404."""
+        self.state.history.clear()
+        self.state.oldest_kept_history_id = self.state.history_id + 1
+
+    def requests_to(self, path_suffix: str) -> list[dict[str, list[str]]]:
+        return [params for path, params in self.state.requests if path.endswith(path_suffix)]
+
+    def _record(self, kind: str, message: FakeGmailMessage, labels_added: tuple[str, ...]) -> None:
+        # History ids grow with gaps, as Gmail's do.
+        self.state.history_id += 7
+        self.state.history.append(
+            _HistoryRecord(
+                id=self.state.history_id,
+                kind=kind,
+                message_id=message.id,
+                thread_id=message.thread_id,
+                labels_after=tuple(sorted(message.label_ids)),
+                labels_added=labels_added,
+            )
+        )
+
+    # Handlers
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            params: dict[str, list[str]] = {}
+            for key, value in request.query_params.multi_items():
+                params.setdefault(key, []).append(value)
+            self.state.requests.append((request.url.path, params))
+            authorization = request.headers.get("Authorization", "")
+            if not authorization.startswith("Bearer ") or not self.oauth.accepts(authorization[7:]):
+                return _error(401, "Request had invalid authentication credentials.", "UNAUTHENTICATED")
+            injected = self.state.failures.take(request)
+            if injected is not None:
+                return injected
+            self.state.in_flight += 1
+            self.state.most_in_flight = max(self.state.most_in_flight, self.state.in_flight)
+            try:
+                if self.state.response_delay_seconds:
+                    await asyncio.sleep(self.state.response_delay_seconds)
+                return await handler(request)
+            finally:
+                self.state.in_flight -= 1
+
+        return guarded
+
+    async def _profile(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "emailAddress": "someone@example.com",
+                "messagesTotal": len(self.state.messages),
+                "threadsTotal": len({message.thread_id for message in self.state.messages.values()}),
+                "historyId": str(self.state.history_id),
+            }
+        )
+
+    async def _labels(self, request: Request) -> Response:
+        return JSONResponse({"labels": list(self.state.labels.values())})
+
+    async def _list_messages(self, request: Request) -> Response:
+        params = request.query_params
+        label_ids = params.getlist("labelIds")
+        if any(label_id not in self.state.labels for label_id in label_ids):
+            return _error(400, "Invalid label", "INVALID_ARGUMENT")
+        after: float | None = None
+        for term in params.get("q", "").split():
+            name, _, value = term.partition(":")
+            if name != "after" or not value.isdigit():
+                return _error(
+                    400, f"the fake supports only after:<epoch seconds>, not {term!r}", "INVALID_ARGUMENT"
+                )
+            after = float(value)
+        include_spam_trash = params.get("includeSpamTrash") == "true"
+        matching = [
+            message
+            for message in self.state.messages.values()
+            if all(label_id in message.label_ids for label_id in label_ids)
+            and (after is None or message.internal_date.timestamp() > after)
+            and (include_spam_trash or not message.label_ids & {"SPAM", "TRASH"})
+        ]
+        matching.sort(key=lambda message: message.internal_date, reverse=True)
+        try:
+            page, next_token = _page(matching, params.get("pageToken"), _max_results(params, default=100))
+        except InvalidPageToken:
+            return _error(400, "Invalid pageToken", "INVALID_ARGUMENT")
+        body: dict[str, Any] = {"resultSizeEstimate": len(matching)}
+        if page:
+            body["messages"] = [{"id": message.id, "threadId": message.thread_id} for message in page]
+        if next_token:
+            body["nextPageToken"] = next_token
+        return JSONResponse(body)
+
+    async def _get_message(self, request: Request) -> Response:
+        message = self.state.messages.get(request.path_params["message_id"])
+        if message is None:
+            return _error(404, "Requested entity was not found.", "NOT_FOUND")
+        body: dict[str, Any] = {
+            "id": message.id,
+            "threadId": message.thread_id,
+            "labelIds": sorted(message.label_ids),
+            "snippet": "",
+            "sizeEstimate": len(message.raw),
+            "historyId": str(self.state.history_id),
+            "internalDate": str(int(message.internal_date.timestamp() * 1000)),
+        }
+        message_format = request.query_params.get("format", "full")
+        if message_format == "raw":
+            # Gmail's base64url; left unpadded here so the provider's decoding must cope with that.
+            body["raw"] = base64.urlsafe_b64encode(message.raw).rstrip(b"=").decode()
+        elif message_format == "metadata":
+            wanted = {name.lower() for name in request.query_params.getlist("metadataHeaders")}
+            headers = [
+                {"name": name, "value": value}
+                for name, value in message.header_items()
+                if not wanted or name.lower() in wanted
+            ]
+            body["payload"] = {"mimeType": "text/plain", "headers": headers}
+        else:
+            return _error(400, "the fake serves only the raw and metadata formats", "INVALID_ARGUMENT")
+        return JSONResponse(body)
+
+    async def _history(self, request: Request) -> Response:
+        params = request.query_params
+        start = params.get("startHistoryId", "")
+        if not start.isdigit():
+            return _error(400, "startHistoryId is required", "INVALID_ARGUMENT")
+        if int(start) < self.state.oldest_kept_history_id:
+            return _error(404, "Requested entity was not found.", "NOT_FOUND")
+        label_id = params.get("labelId")
+        kinds = set(params.getlist("historyTypes")) or {"messageAdded", "labelAdded"}
+        records = [
+            record
+            for record in self.state.history
+            if record.id > int(start)
+            and record.kind in kinds
+            and (label_id is None or label_id in record.labels_after)
+        ]
+        try:
+            page, next_token = _page(records, params.get("pageToken"), _max_results(params, default=100))
+        except InvalidPageToken:
+            return _error(400, "Invalid pageToken", "INVALID_ARGUMENT")
+        body: dict[str, Any] = {"historyId": str(self.state.history_id)}
+        if page:
+            body["history"] = [self._history_json(record) for record in page]
+        if next_token:
+            body["nextPageToken"] = next_token
+        return JSONResponse(body)
+
+    def _history_json(self, record: _HistoryRecord) -> dict[str, Any]:
+        summary = {
+            "id": record.message_id,
+            "threadId": record.thread_id,
+            "labelIds": list(record.labels_after),
+        }
+        entry: dict[str, Any] = {"id": str(record.id), "messages": [summary]}
+        if record.kind == "messageAdded":
+            entry["messagesAdded"] = [{"message": summary}]
+        else:
+            entry["labelsAdded"] = [{"message": summary, "labelIds": list(record.labels_added)}]
+        return entry
+
+
+class InvalidPageToken(ValueError):
+    pass
+
+
+def _page(items: list[Any], token: str | None, size: int) -> tuple[list[Any], str | None]:
+    try:
+        offset = int(json.loads(base64.urlsafe_b64decode(token))["offset"]) if token else 0
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidPageToken(token) from error
+    end = offset + size
+    next_token = (
+        base64.urlsafe_b64encode(json.dumps({"offset": end}).encode()).decode() if end < len(items) else None
+    )
+    return items[offset:end], next_token
+
+
+def _max_results(params: Any, *, default: int) -> int:
+    return min(int(params.get("maxResults", default)), 500)
+
+
+def _error(status: int, message: str, status_name: str, reason: str | None = None) -> Response:
+    errors = [{"message": message, "domain": "global", "reason": reason or status_name.lower()}]
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "errors": errors, "status": status_name}},
+        status_code=status,
+    )
+
+
+def rate_limit_body(reason: str = "rateLimitExceeded", code: int = 429) -> dict[str, Any]:
+    """The error body Gmail sends when a quota stops a request."""
+    return {
+        "error": {
+            "code": code,
+            "message": "User-rate limit exceeded.",
+            "errors": [{"message": "User-rate limit exceeded.", "domain": "usageLimits", "reason": reason}],
+            "status": "RESOURCE_EXHAUSTED" if code == 429 else "PERMISSION_DENIED",
+        }
+    }

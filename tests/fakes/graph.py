@@ -1,0 +1,394 @@
+"""A fake of Microsoft Graph's mail API (``v1.0``) and the Microsoft identity platform, served locally.
+
+It follows the documented behaviour the provider depends on: ``/me/mailFolders`` with ``$top`` and
+``@odata.nextLink`` paging, child folders, well-known folder names in place of ids;
+``/me/mailFolders/{id}/messages/delta`` whose first round lists the folder (``$filter`` on
+``receivedDateTime ge``, the only filter delta allows) in pages sized by ``Prefer:
+odata.maxpagesize``, linked by ``@odata.nextLink`` (``$skiptoken``) and ended by an
+``@odata.deltaLink`` (``$deltatoken``) from which the next round lists only what changed, with
+``@removed`` entries for messages that left; only ``$select``-ed properties (plus ``id``); 410 when
+the sync state is gone; ``/me/messages/{id}/$value`` for MIME; bearer tokens checked against the fake
+identity platform (401); and failures queued by a test (429 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.fakes.failures import FailureQueue
+from tests.fakes.oauth import FakeAuthorizationServer
+
+API_PREFIX = "/v1.0"
+TENANT = "common"
+_DEFAULT_PAGE_SIZE = 10
+_WELL_KNOWN = {
+    "inbox": "Inbox",
+    "sentitems": "Sent Items",
+    "drafts": "Drafts",
+    "deleteditems": "Deleted Items",
+    "junkemail": "Junk Email",
+}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class FakeGraphFolder:
+    id: str
+    display_name: str
+    parent_id: str | None
+    well_known_name: str | None = None
+
+
+@dataclass
+class FakeGraphMessage:
+    id: str
+    folder_id: str
+    sender: tuple[str, str]
+    to: list[tuple[str, str]]
+    cc: list[tuple[str, str]]
+    subject: str
+    internet_message_id: str
+    conversation_id: str
+    received_at: dt.datetime
+    mime: bytes
+    change_number: int
+
+    def properties(self) -> dict[str, Any]:
+        def recipient(pair: tuple[str, str]) -> dict[str, Any]:
+            return {"emailAddress": {"name": pair[0], "address": pair[1]}}
+
+        stamp = self.received_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "from": recipient(self.sender),
+            "sender": recipient(self.sender),
+            "replyTo": [],
+            "toRecipients": [recipient(pair) for pair in self.to],
+            "ccRecipients": [recipient(pair) for pair in self.cc],
+            "subject": self.subject,
+            "internetMessageId": self.internet_message_id,
+            "conversationId": self.conversation_id,
+            "receivedDateTime": stamp,
+            "sentDateTime": stamp,
+            "isRead": False,
+            "bodyPreview": "",
+        }
+
+
+@dataclass(frozen=True)
+class _SyncState:
+    """What a delta or skip token stands for. Tokens are not used up: a client may ask again."""
+
+    folder_id: str
+    received_since: dt.datetime | None
+    select: tuple[str, ...]
+    # The round's messages and how many of them earlier pages served; empty once the round is done.
+    items: tuple[dict[str, Any], ...]
+    served: int
+    # The mailbox's change number when the round began: the next round lists changes after it.
+    change_number: int
+
+
+@dataclass
+class GraphState:
+    folders: dict[str, FakeGraphFolder] = field(default_factory=dict)
+    messages: dict[str, FakeGraphMessage] = field(default_factory=dict)
+    # Messages that left a folder, by folder: (change number, message id).
+    departures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    sync_states: dict[str, _SyncState] = field(default_factory=dict)
+    change_number: int = 0
+    requests: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
+    failures: FailureQueue = field(default_factory=FailureQueue)
+    numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+
+class FakeGraph:
+    """Holds the state; ``app`` serves it. ``reset()`` starts an empty mailbox for the next test."""
+
+    def __init__(self) -> None:
+        self.oauth = FakeAuthorizationServer("Microsoft", rotates_refresh_tokens=True)
+        self.state = GraphState()
+        self.reset()
+        routes = [
+            Route(f"{API_PREFIX}/me/mailFolders", self._guarded(self._list_folders)),
+            Route(f"{API_PREFIX}/me/mailFolders/{{folder}}", self._guarded(self._get_folder)),
+            Route(f"{API_PREFIX}/me/mailFolders/{{folder}}/childFolders", self._guarded(self._child_folders)),
+            Route(f"{API_PREFIX}/me/mailFolders/{{folder}}/messages/delta", self._guarded(self._delta)),
+            Route(f"{API_PREFIX}/me/messages/{{message_id}}/$value", self._guarded(self._mime)),
+        ]
+        routes += self.oauth.routes(
+            authorize_path=f"/{TENANT}/oauth2/v2.0/authorize",
+            token_path=f"/{TENANT}/oauth2/v2.0/token",
+            revoke_path=None,
+        )
+        self.app = Starlette(routes=routes)
+
+    def reset(self) -> None:
+        self.oauth.reset()
+        self.state = GraphState()
+        root = self._new_folder("Top of Information Store", parent_id=None, well_known_name="msgfolderroot")
+        for well_known_name, display_name in _WELL_KNOWN.items():
+            self._new_folder(display_name, parent_id=root, well_known_name=well_known_name)
+
+    # Test controls
+
+    def folder_id(self, well_known_name: str) -> str:
+        return next(
+            folder.id for folder in self.state.folders.values() if folder.well_known_name == well_known_name
+        )
+
+    def add_folder(self, display_name: str, parent_id: str | None = None) -> str:
+        return self._new_folder(display_name, parent_id=parent_id or self.folder_id("msgfolderroot"))
+
+    def deliver(
+        self,
+        *,
+        folder: str = "inbox",
+        sender: tuple[str, str] = ("Jane Doe", "jane@customer.example"),
+        to: list[tuple[str, str]] | None = None,
+        cc: list[tuple[str, str]] | None = None,
+        subject: str = "Hello",
+        received_at: dt.datetime,
+        conversation_id: str | None = None,
+    ) -> str:
+        folder_id = self.folder_id(folder) if folder in _WELL_KNOWN else folder
+        number = next(self.state.numbers)
+        message_id = f"AAMkAD{number:06d}{secrets.token_hex(4)}="
+        internet_message_id = f"<message-{number}@customer.example>"
+        recipients = to or [("Sam Seller", "sam@touchline.example")]
+        mime = (
+            f"From: {sender[0]} <{sender[1]}>\r\n"
+            f"To: {', '.join(f'{name} <{address}>' for name, address in recipients)}\r\n"
+            f"Subject: {subject}\r\nMessage-ID: {internet_message_id}\r\n"
+            f"Date: {received_at.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\n\r\nBody {number}\r\n"
+        ).encode()
+        self.state.change_number += 1
+        self.state.messages[message_id] = FakeGraphMessage(
+            id=message_id,
+            folder_id=folder_id,
+            sender=sender,
+            to=recipients,
+            cc=cc or [],
+            subject=subject,
+            internet_message_id=internet_message_id,
+            conversation_id=conversation_id or f"AAQkAD{number:06d}=",
+            received_at=received_at,
+            mime=mime,
+            change_number=self.state.change_number,
+        )
+        return message_id
+
+    def delete(self, message_id: str) -> None:
+        message = self.state.messages.pop(message_id)
+        self.state.change_number += 1
+        self.state.departures.setdefault(message.folder_id, []).append((self.state.change_number, message_id))
+
+    def drop_sync_state(self) -> None:
+        """Forget every delta and skip token, as Outlook does when its token cache overflows."""
+        self.state.sync_states.clear()
+
+    def requests_to(self, path_suffix: str) -> list[tuple[dict[str, str], dict[str, str]]]:
+        return [
+            (params, headers) for path, params, headers in self.state.requests if path.endswith(path_suffix)
+        ]
+
+    def _new_folder(
+        self, display_name: str, *, parent_id: str | None, well_known_name: str | None = None
+    ) -> str:
+        folder_id = f"AAMkADfolder{next(self.state.numbers):04d}="
+        self.state.folders[folder_id] = FakeGraphFolder(folder_id, display_name, parent_id, well_known_name)
+        return folder_id
+
+    # Handlers
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            self.state.requests.append((request.url.path, dict(request.query_params), dict(request.headers)))
+            authorization = request.headers.get("Authorization", "")
+            if not authorization.startswith("Bearer ") or not self.oauth.accepts(authorization[7:]):
+                return _error(
+                    401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
+                )
+            injected = self.state.failures.take(request)
+            if injected is not None:
+                return injected
+            return await handler(request)
+
+        return guarded
+
+    def _resolve_folder(self, name_or_id: str) -> FakeGraphFolder | None:
+        if name_or_id in self.state.folders:
+            return self.state.folders[name_or_id]
+        return next(
+            (
+                folder
+                for folder in self.state.folders.values()
+                if folder.well_known_name == name_or_id.lower()
+            ),
+            None,
+        )
+
+    def _folder_json(self, folder: FakeGraphFolder) -> dict[str, Any]:
+        children = [child for child in self.state.folders.values() if child.parent_id == folder.id]
+        in_folder = [message for message in self.state.messages.values() if message.folder_id == folder.id]
+        return {
+            "id": folder.id,
+            "displayName": folder.display_name,
+            "parentFolderId": folder.parent_id,
+            "childFolderCount": len(children),
+            "unreadItemCount": len(in_folder),
+            "totalItemCount": len(in_folder),
+            "isHidden": False,
+        }
+
+    async def _list_folders(self, request: Request) -> Response:
+        return self._folder_page(request, self.folder_id("msgfolderroot"))
+
+    async def _child_folders(self, request: Request) -> Response:
+        folder = self._resolve_folder(request.path_params["folder"])
+        if folder is None:
+            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        return self._folder_page(request, folder.id)
+
+    def _folder_page(self, request: Request, parent_id: str) -> Response:
+        children = [self._folder_json(f) for f in self.state.folders.values() if f.parent_id == parent_id]
+        top = int(request.query_params.get("$top", _DEFAULT_PAGE_SIZE))
+        skip = int(request.query_params.get("$skip", 0))
+        body: dict[str, Any] = {"value": children[skip : skip + top]}
+        if skip + top < len(children):
+            body["@odata.nextLink"] = str(
+                request.url.include_query_params(**{"$top": top, "$skip": skip + top})
+            )
+        return JSONResponse(body)
+
+    async def _get_folder(self, request: Request) -> Response:
+        folder = self._resolve_folder(request.path_params["folder"])
+        if folder is None:
+            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        return JSONResponse(self._folder_json(folder))
+
+    async def _delta(self, request: Request) -> Response:
+        folder = self._resolve_folder(request.path_params["folder"])
+        if folder is None:
+            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        params = request.query_params
+        token = params.get("$skiptoken") or params.get("$deltatoken")
+        if token is not None:
+            previous = self.state.sync_states.get(token)
+            if previous is None or previous.folder_id != folder.id:
+                return _error(410, "SyncStateNotFound", "The sync state generation is not found.")
+            state = previous if "$skiptoken" in params else self._next_round(previous)
+        else:
+            try:
+                received_since = _parse_filter(params.get("$filter"))
+            except ValueError as error:
+                return _error(400, "BadRequest", str(error))
+            select = tuple(name for name in params.get("$select", "").split(",") if name)
+            state = self._round(folder.id, received_since, select, after_change=None)
+        page_size = _max_page_size(request.headers.get("Prefer", ""))
+        page = state.items[state.served : state.served + page_size]
+        served = state.served + len(page)
+        new_token = secrets.token_urlsafe(12)
+        link = f"{request.base_url}{API_PREFIX.lstrip('/')}/me/mailFolders/{folder.id}/messages/delta"
+        if served < len(state.items):
+            self.state.sync_states[new_token] = dataclasses.replace(state, served=served)
+            return JSONResponse({"value": list(page), "@odata.nextLink": f"{link}?$skiptoken={new_token}"})
+        self.state.sync_states[new_token] = dataclasses.replace(state, items=(), served=0)
+        return JSONResponse({"value": list(page), "@odata.deltaLink": f"{link}?$deltatoken={new_token}"})
+
+    def _round(
+        self,
+        folder_id: str,
+        received_since: dt.datetime | None,
+        select: tuple[str, ...],
+        *,
+        after_change: int | None,
+    ) -> _SyncState:
+        """A new round: the folder's messages (first round) or what changed after ``after_change``."""
+        messages = sorted(
+            (
+                message
+                for message in self.state.messages.values()
+                if message.folder_id == folder_id
+                and (received_since is None or message.received_at >= received_since)
+                and (after_change is None or message.change_number > after_change)
+            ),
+            key=lambda message: message.change_number,
+        )
+        removed = (
+            [
+                {"id": message_id, "@removed": {"reason": "deleted"}}
+                for number, message_id in self.state.departures.get(folder_id, [])
+                if number > after_change
+            ]
+            if after_change is not None
+            else []
+        )
+        return _SyncState(
+            folder_id=folder_id,
+            received_since=received_since,
+            select=select,
+            items=tuple([_selected(message, select) for message in messages] + removed),
+            served=0,
+            change_number=self.state.change_number,
+        )
+
+    def _next_round(self, finished: _SyncState) -> _SyncState:
+        return self._round(
+            finished.folder_id, finished.received_since, finished.select, after_change=finished.change_number
+        )
+
+    async def _mime(self, request: Request) -> Response:
+        message = self.state.messages.get(request.path_params["message_id"])
+        if message is None:
+            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        return Response(message.mime, media_type="text/plain")
+
+
+def _selected(message: FakeGraphMessage, select: tuple[str, ...]) -> dict[str, Any]:
+    properties = message.properties()
+    chosen = {name: properties[name] for name in select if name in properties} if select else properties
+    return {"@odata.type": "#microsoft.graph.message", "id": message.id, **chosen}
+
+
+def _parse_filter(expression: str | None) -> dt.datetime | None:
+    if not expression:
+        return None
+    field_name, operator, value = expression.split(" ", 2)
+    # Delta also allows "gt"; the provider uses "ge", and the fake takes only what it uses.
+    if field_name != "receivedDateTime" or operator != "ge":
+        raise ValueError(f"the fake allows only a receivedDateTime ge filter, not {expression!r}")
+    return dt.datetime.fromisoformat(value)
+
+
+def _max_page_size(prefer: str) -> int:
+    for preference in prefer.split(","):
+        name, _, value = preference.strip().partition("=")
+        if name == "odata.maxpagesize" and value.isdigit():
+            return int(value)
+    return _DEFAULT_PAGE_SIZE
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def throttled_body() -> dict[str, Any]:
+    """The error body Graph sends with a 429."""
+    return {
+        "error": {
+            "code": "ApplicationThrottled",
+            "message": "Application is over its MailboxConcurrency limit.",
+        }
+    }
