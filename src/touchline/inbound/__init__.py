@@ -1,0 +1,1 @@
+"""Inbound mail: fetch, receive, parse, match, store and timeline."""

@@ -1,0 +1,233 @@
+"""The new text of a reply, without the quoted conversation and the signature, for timeline snippets.
+
+The heuristics (reply headers such as "On ... wrote:" or Outlook's "From: ... Sent: ..." blocks in a
+dozen languages, signatures, disclaimers) are mail-parser-reply's; this module adds the little it
+lacks for snippets: quoted `>` blocks without a reply header, plain text from HTML-only mail, and a
+length limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from email.utils import parseaddr
+from html.parser import HTMLParser
+
+from mailparser_reply import EmailMessage
+from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.parser import EmailReply
+
+# Every language the library knows is enabled, since a customer may write in any of them.
+_LANGUAGES = tuple(MAIL_LANGUAGES)
+# Heuristics are regular expressions over the whole text; very long bodies are cut first so that
+# one pathological message cannot stall a sync.
+_MAX_INPUT_CHARS = 100_000
+_QUOTED_LINE = re.compile(r"^[ \t]*>")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def reply_text(text: str, sender: str | None = None) -> str:
+    """The newest part of a plain-text body: no quoted messages, reply headers, signature or disclaimer.
+
+    `sender` (the From header, `Name <address>` or an address) helps find a sign-off with no
+    delimiter, as in "Thanks. BT". Text answered inline, below quoted lines, counts as newest too.
+    A body that is nothing but quotation (a bare forward) gives back the quoted text rather than "".
+    """
+    if not text or not text.strip():
+        return ""
+    body = text[:_MAX_INPUT_CHARS]
+    # Hyphen lists stay text: by default the library takes a line starting "- " for a signature.
+    replies = EmailMessage(text=body, languages=list(_LANGUAGES), keep_hyphen_lists=True).read().replies
+    newest = ""
+    for index, reply in enumerate(replies):
+        newest = _without_quoted_lines(reply.body)
+        if newest:
+            newest = "\n\n".join([newest, *_inline_answers(replies[index + 1 :])])
+            break
+    if not newest:
+        quoted = next((reply.body for reply in replies if reply.body.strip()), body)
+        return _unquote(quoted).strip()
+    newest = _cut_at_reply_header(newest)
+    newest = _cut_at_marker_line(newest)
+    if sender:
+        newest = _cut_sign_off(newest, sender)
+    return _strip_trailing_rules(newest)
+
+
+def snippet(text: str, max_chars: int = 200, sender: str | None = None) -> str:
+    """One line of at most `max_chars` characters from the newest part of a body, cut at a word."""
+    newest = _WHITESPACE.sub(" ", reply_text(text, sender)).strip()
+    if len(newest) <= max_chars:
+        return newest
+    cut = newest[: max(max_chars - 1, 0)]
+    space = cut.rfind(" ")
+    if space > max_chars // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body, leaving out quoted parts (`<blockquote>`, mail clients' quote
+    containers), scripts and styles."""
+    reader = _HtmlText()
+    try:
+        reader.feed(html[: _MAX_INPUT_CHARS * 4])
+        reader.close()
+    except (AssertionError, ValueError):
+        pass
+    lines = [_WHITESPACE.sub(" ", line).strip() for line in "".join(reader.parts).split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _without_quoted_lines(body: str) -> str:
+    """Drop `>`-quoted lines that the reply-header heuristics left behind (quotes with no header)."""
+    kept = [line for line in body.splitlines() if not _QUOTED_LINE.match(line)]
+    return "\n".join(kept).strip()
+
+
+def _inline_answers(later_replies: Sequence[EmailReply]) -> list[str]:
+    """Text written below quoted lines of an earlier message (bottom-posting, inline answers)."""
+    answers = []
+    for reply in later_replies:
+        lines = reply.body.splitlines()
+        first_quoted = next((i for i, line in enumerate(lines) if _QUOTED_LINE.match(line)), None)
+        if first_quoted is None:
+            break  # an unquoted earlier message (a forward, an Outlook header block): not an answer
+        answer = _without_quoted_lines("\n".join(lines[first_quoted:]))
+        if answer:
+            answers.append(answer)
+    return answers
+
+
+def _cut_at_reply_header(text: str) -> str:
+    """Cut at a reply header the library does not know: an attribution line ending in a colon with an
+    address or a date (`Op 12 dec. 2016 schreef X <x@y>:`, in any language, possibly wrapped once),
+    or a separator such as `-------- Oprindelig besked --------`."""
+    lines = text.splitlines()
+    for index in range(1, len(lines)):
+        line = lines[index].strip()
+        if _SEPARATOR_HEADER.match(line):
+            return "\n".join(lines[:index]).strip()
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        for candidate in (line, f"{line} {following}" if following.endswith(":") else ""):
+            if candidate.endswith(":") and len(candidate) < 240 and _ATTRIBUTION_HINT.search(candidate):
+                return "\n".join(lines[:index]).strip()
+    return text
+
+
+def _cut_at_marker_line(text: str) -> str:
+    """Cut at a long rule (Outlook's reply separator, a mailing-list footer) or a "-Name" sign-off.
+
+    Hyphen lists ("- item") are text, so the library's looser signature rule is off; a dash glued to
+    a capitalised name on a line of its own is the sign-off it was meant to catch.
+    """
+    lines = text.splitlines()
+    for index in range(1, len(lines)):
+        line = lines[index].strip()
+        if _LONG_RULE.match(line) or (_DASH_SIGN_OFF.match(line) and index >= len(lines) - 6):
+            return "\n".join(lines[:index]).strip()
+    return text
+
+
+def _cut_sign_off(text: str, sender: str) -> str:
+    """Cut a short closing block that starts with the sender's name or initials ("Kim", "Thanks. BT")."""
+    names, initials = _sender_marks(sender)
+    if not names and not initials:
+        return text
+    lines = text.splitlines()
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    for index in filled[-4:]:
+        if index == filled[0] or any(len(line.strip()) > 60 for line in lines[index:]):
+            continue
+        words = [word for word in re.split(r"[^\w]+", lines[index]) if word]
+        if not words:
+            continue
+        opens_with_name = words[0].casefold() in names
+        short_with_mark = len(words) <= 3 and any(w.casefold() in names or w in initials for w in words)
+        if opens_with_name or short_with_mark:
+            return "\n".join(lines[:index]).strip()
+    return text
+
+
+def _sender_marks(sender: str) -> tuple[set[str], set[str]]:
+    display, address = parseaddr(sender)
+    words = [word for word in re.split(r"[^\w]+", display) if len(word) > 1 and not word.isdigit()]
+    local = address.partition("@")[0]
+    parts = [part for part in re.split(r"[._\-+]+", local) if len(part) > 1 and part.isalpha()]
+    names = {word.casefold() for word in (*words, *parts)}
+    if len(parts) >= 2:
+        names.add("".join(parts).casefold())
+    initials = set()
+    for sequence in (words, parts):
+        if len(sequence) >= 2:
+            first_letters = "".join(word[0] for word in sequence[:3]).upper()
+            initials.update({first_letters, first_letters[::-1]})
+    return names, initials
+
+
+def _strip_trailing_rules(text: str) -> str:
+    lines = text.rstrip().splitlines()
+    while lines and (not lines[-1].strip() or _RULE_LINE.match(lines[-1])):
+        lines.pop()
+    return "\n".join(lines).strip()
+
+
+def _unquote(body: str) -> str:
+    return "\n".join(re.sub(r"^[ \t]*(?:> ?)+", "", line) for line in body.splitlines()).strip()
+
+
+_SEPARATOR_HEADER = re.compile(r"^[-_=*]{2,}\s*\S.{0,60}?\s*[-_=*]{2,}$")
+_ATTRIBUTION_HINT = re.compile(r"@|\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b")
+_LONG_RULE = re.compile(r"^[-_=]{20,}$")
+_DASH_SIGN_OFF = re.compile(r"^-[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}$")
+_RULE_LINE = re.compile(r"^\s*[-_=*~]{4,}\s*$")
+
+
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr", "pre"}
+)
+_SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "blockquote"})
+# Quote containers of common clients: Gmail, Yahoo, Outlook on the web and desktop, Apple Mail, Zimbra.
+_QUOTE_MARKERS = (
+    "gmail_quote",
+    "yahoo_quoted",
+    "divrplyfwdmsg",
+    "appendonsend",
+    "olk_src_body_section",
+    "moz-cite-prefix",
+    "zmail_extra",
+)
+_VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source"})
+
+
+class _HtmlText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skipping:
+            if tag not in _VOID_TAGS:
+                self._skipping.append(tag)
+            return
+        marker = " ".join(value or "" for name, value in attrs if name in {"class", "id"}).lower()
+        if tag in _SKIPPED_TAGS or any(quote in marker for quote in _QUOTE_MARKERS):
+            if tag not in _VOID_TAGS:
+                self._skipping.append(tag)
+            return
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skipping:
+            if tag in self._skipping:
+                while self._skipping and self._skipping.pop() != tag:
+                    pass
+            return
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
