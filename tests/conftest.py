@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import browser, live_server, page
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 from touchline.app import create_app
 from touchline.config import Settings
@@ -23,9 +24,11 @@ from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.models import Base
 from touchline.schema import upgrade
-from touchline.worker import Queue
+from touchline.worker import configure_queue
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
+
+__all__ = ["browser", "live_server", "page"]  # one definition of the browser fixtures for every folder
 
 TEST_SECRET_KEY = Fernet.generate_key().decode()
 
@@ -98,7 +101,7 @@ def box() -> SecretBox:
 
 @pytest.fixture
 def app(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[FastAPI]:
-    queue = Queue(settings)
+    queue = configure_queue(settings)
     application = create_app(settings, queue=queue)
     yield application
     queue.close()

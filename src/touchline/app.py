@@ -13,9 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
+import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker
+from touchline.inbound import endpoints as inbound_endpoints
+from touchline.inbound import pages as inbound_pages
+from touchline.inbound.receive import endpoints as receive_endpoints
+from touchline.inbound.receive import pages as receive_pages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import (
     ConflictError,
@@ -24,6 +29,9 @@ from touchline.kit.errors import (
     PermissionDeniedError,
     TouchlineError,
 )
+from touchline.mailboxes import endpoints as mailbox_endpoints
+from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
+from touchline.mailboxes import pages as mailbox_pages
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import endpoints as workspace_endpoints
@@ -44,6 +52,20 @@ touchline's JSON API. Authenticate with an API token: `Authorization: Bearer <to
 (create one with `touchline token create` or `POST /api/v1/tokens`). Every call sees only the
 caller's workspace; ids from another workspace answer 404.
 """
+
+
+# Pages of the unassigned list come before the generic inbound pages, whose paths are broader.
+ROUTERS = (
+    workspace_endpoints.router,
+    mailbox_endpoints.router,
+    inbound_endpoints.router,
+    receive_endpoints.router,
+    workspace_pages.router,
+    mailbox_pages.router,
+    mailbox_oauth_pages.router,
+    receive_pages.router,
+    inbound_pages.router,
+)
 
 
 def _wants_html(request: Request) -> bool:
@@ -146,7 +168,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
             status_code=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    app.include_router(workspace_endpoints.router)
-    app.include_router(workspace_pages.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

@@ -30,12 +30,16 @@ user_app = typer.Typer(help="Users of a workspace.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 import_app = typer.Typer(help="Import companies and contacts from CSV.", no_args_is_help=True)
 queue_app = typer.Typer(help="The job queue.", no_args_is_help=True)
+mailbox_app = typer.Typer(help="Connected mailboxes.", no_args_is_help=True)
+emails_app = typer.Typer(help="Stored emails.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(import_app, name="import")
 app.add_typer(queue_app, name="queue")
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(emails_app, name="emails")
 
 console = Console()
 errors = Console(stderr=True)
@@ -95,7 +99,35 @@ def serve(
     if migrate:
         _upgrade(settings)
     settings.in_process_worker = worker
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    inbound = None
+    if settings.inbound_smtp_enabled:
+        from touchline.inbound.receive.smtp import InboundServer
+
+        inbound = InboundServer(settings)
+        try:
+            inbound.start()
+        except OSError as error:
+            raise _fail(
+                f"the log address's SMTP port {settings.inbound_smtp_port} is taken ({error}); "
+                "set TOUCHLINE_INBOUND_SMTP_PORT or TOUCHLINE_INBOUND_SMTP_ENABLED=false"
+            ) from None
+        console.print(f"log address SMTP on {settings.inbound_smtp_host}:{settings.inbound_smtp_port}")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if inbound is not None:
+            inbound.stop()
+
+
+@app.command()
+def inbound(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: the settings')")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: the settings')")] = None,
+) -> None:
+    """Run only the log address's SMTP server (serve starts it too)."""
+    from touchline.inbound.receive.smtp import run_inbound_server
+
+    run_inbound_server(_settings(), host, port)
 
 
 @app.command()
@@ -117,13 +149,18 @@ def demo(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
     """Create (or refresh) a demo workspace, print how to log in, and serve."""
-    from touchline.demo import ensure_demo_workspace
+    from touchline.demo import ensure_demo_workspace, import_demo_mail
 
     settings = _settings()
     _upgrade(settings)
     password = secrets.token_urlsafe(12)
     with _transaction(settings) as session:
-        email = ensure_demo_workspace(session, SecretBox(settings.secret_keys), settings, password)
+        email, created = ensure_demo_workspace(session, SecretBox(settings.secret_keys), settings, password)
+    if created:
+        engine = make_engine(settings.resolved_database_url)
+        report = import_demo_mail(make_sessionmaker(engine))
+        engine.dispose()
+        console.print(f"demo mail: {report.kept} customer emails kept, {report.ignored} internal ignored")
     console.rule("touchline demo")
     console.print(f"Open  [bold]http://{host}:{port}/login[/]")
     console.print(f"Email [bold]{email}[/]   Password [bold]{password}[/]")
@@ -274,6 +311,233 @@ def import_companies(workspace: Workspace, file: Annotated[Path, typer.Argument(
 def import_contacts(workspace: Workspace, file: Annotated[Path, typer.Argument(help="CSV file")]) -> None:
     """Columns: email, name, company (a company's name or one of its domains)."""
     _run_import(workspace, file, "contacts")
+
+
+# --- mail triage ---------------------------------------------------------------------------------
+
+
+@app.command()
+def triage(
+    paths: Annotated[list[Path], typer.Argument(help="mbox files, maildirs, folders or message files")],
+    directory: Annotated[Path, typer.Option("--directory", help="Directory JSON: domains, users, contacts")],
+) -> None:
+    """Decide keep / ignore for each message against a directory, one JSON line per message."""
+    from touchline.inbound.triage import run_triage
+
+    raise typer.Exit(run_triage(directory, paths, sys.stdout))
+
+
+# --- mailboxes, sync and stored mail ------------------------------------------------------------
+
+
+def _configure_jobs(settings: Settings) -> None:
+    """Commands that enqueue jobs need the queue and every declared job."""
+    import touchline.jobs  # noqa: F401
+    from touchline.worker import configure_queue
+
+    configure_queue(settings)
+
+
+@mailbox_app.command("connect-imap")
+def mailbox_connect_imap(
+    workspace: Workspace,
+    user: Annotated[str, typer.Option("--user", help="The user whose mailbox this is")],
+    host: Annotated[str, typer.Option(help="IMAP server")],
+    username: Annotated[str, typer.Option(help="IMAP login name")],
+    port: Annotated[int | None, typer.Option(help="Port (993 for tls, 143 otherwise)")] = None,
+    security: Annotated[
+        str, typer.Option(help="tls, starttls or plain (plain only to this machine)")
+    ] = "tls",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin")
+    ] = False,
+) -> None:
+    """Connect a user's IMAP mailbox: checks the login, lists folders, selects Inbox and Sent."""
+    from touchline.mailboxes import service as mailboxes
+    from touchline.mailboxes.connect import imap_account
+    from touchline.mailboxes.providers.base import ProviderError
+    from touchline.mailboxes.providers.imap import ImapProvider
+
+    if not password_stdin:
+        raise _fail("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    settings = _settings()
+    _configure_jobs(settings)
+    connection = {"host": host, "port": port, "security": security, "username": username}
+    try:
+        with ImapProvider(imap_account(connection, password)) as provider:
+            folders = provider.list_folders()
+    except (ProviderError, OSError) as error:
+        raise _fail(f"could not connect to {host}: {error}") from None
+    with _transaction(settings) as session:
+        operator = _operator(session, workspace)
+        owner = service.find_user_by_email(session, operator, user)
+        mailbox = mailboxes.connect_mailbox(
+            session,
+            operator,
+            SecretBox(settings.secret_keys),
+            user_id=owner.id,
+            provider="imap",
+            address=owner.email,
+            connection=connection,
+            credentials={"password": password},
+            folders=folders,
+        )
+        mailbox_id = mailbox.id
+        selected = [folder.name for folder in mailbox.folders if folder.selected]
+    console.print(f"connected {user}: {len(folders)} folders; syncing {', '.join(selected) or 'nothing yet'}")
+    typer.echo(str(mailbox_id))
+
+
+@mailbox_app.command("list")
+def mailbox_list(
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace")] = None,
+) -> None:
+    """Every connected mailbox with its status, last sync and last error."""
+    from sqlalchemy import select
+
+    from touchline.models import Mailbox
+
+    with _transaction(_settings()) as session:
+        query = select(Mailbox).order_by(Mailbox.address)
+        if workspace:
+            query = query.where(Mailbox.workspace_id == service.find_workspace(session, workspace).id)
+        table = Table("id", "address", "provider", "status", "folders synced", "last sync", "last error")
+        for mailbox in session.scalars(query):
+            table.add_row(
+                str(mailbox.id),
+                mailbox.address,
+                mailbox.provider,
+                mailbox.status,
+                ", ".join(f.name for f in mailbox.folders if f.selected),
+                mailbox.last_synced_at.strftime("%Y-%m-%d %H:%M:%S") if mailbox.last_synced_at else "never",
+                mailbox.last_error or "",
+            )
+    console.print(table)
+
+
+@app.command()
+def sync(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's mailbox")] = None,
+    once: Annotated[bool, typer.Option("--once", help="Sync once and exit instead of every minute")] = False,
+) -> None:
+    """Sync connected mailboxes in the foreground, with progress."""
+    import time
+
+    from sqlalchemy import select
+
+    from touchline.inbound.fetch.service import sync_mailbox
+    from touchline.mailboxes.providers.base import TransientError
+    from touchline.models import Mailbox, User
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    box = SecretBox(settings.secret_keys)
+    failed = False
+    while True:
+        with session_scope(sessions) as session:
+            query = select(Mailbox.id, Mailbox.address)
+            if user:
+                query = query.join(User, User.id == Mailbox.user_id).where(User.email == user.strip().lower())
+            targets = list(session.execute(query))
+        if user and not targets:
+            raise _fail(f"{user} has no connected mailbox; `touchline mailbox connect-imap` connects one")
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed} messages"),
+            TimeElapsedColumn(),
+            console=errors,
+        ) as progress:
+            for mailbox_id, address in targets:
+                task = progress.add_task(address, total=None)
+
+                def advance(folder: str, count: int, task: object = task, address: str = address) -> None:
+                    progress.update(task, advance=count, description=f"{address} {folder}")  # type: ignore[arg-type]
+
+                try:
+                    report = sync_mailbox(sessions, box, mailbox_id, progress=advance, settings=settings)
+                except TransientError as error:
+                    errors.print(f"{address}: {error} (will retry)")
+                    failed = True
+                    continue
+                progress.update(task, total=report.seen, completed=report.seen, description=address)
+                line = f"{address}: {report.seen} new, {report.kept} kept, {report.quarantined} quarantined"
+                if report.error:
+                    line += f" - {report.error}"
+                    failed = failed or report.status != "connected"
+                console.print(line)
+        if once:
+            break
+        time.sleep(60)
+    engine.dispose()
+    if failed:
+        raise typer.Exit(1)
+
+
+@emails_app.command("list")
+def emails_list(
+    workspace: Workspace,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
+) -> None:
+    """Every stored email of a workspace, newest first."""
+    from touchline.inbound.timeline import email_records
+
+    with _transaction(_settings()) as session:
+        records = email_records(session, service.find_workspace(session, workspace).id)
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(record, default=str))
+        return
+    table = Table("date", "subject", "from", "companies", "holders", "source")
+    for record in records:
+        table.add_row(
+            str(record["date"] or "")[:16],
+            str(record["subject"])[:60],
+            str(record["from"]),
+            str(len(record["companies"])),
+            ", ".join(record["holders"]),
+            str(record["source"]),
+        )
+    console.print(table)
+
+
+@import_app.command("mail")
+def import_mail(
+    path: Annotated[Path, typer.Argument(help="An mbox file, a maildir, or a folder of message files")],
+    user: Annotated[str, typer.Option("--user", help="The user the mail belongs to")],
+) -> None:
+    """Import mail through the same keep-or-ignore pipeline as sync."""
+    from sqlalchemy import select
+
+    from touchline.inbound.importing import count_messages
+    from touchline.inbound.importing import import_mail as run_import
+    from touchline.models import User
+
+    if not path.exists():
+        raise _fail(f"{path} does not exist")
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    with session_scope(sessions) as session:
+        owner = session.scalar(select(User).where(User.email == user.strip().lower()))
+        if owner is None:
+            raise _fail(f"no user {user}; `touchline user add` adds one")
+        workspace_id, user_id = owner.workspace_id, owner.id
+    total = count_messages(path)
+    with Progress(
+        TextColumn("importing mail"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors
+    ) as progress:
+        task = progress.add_task("mail", total=total)
+        report = run_import(
+            sessions, workspace_id, user_id, path, progress=lambda n: progress.advance(task, n)
+        )
+    engine.dispose()
+    console.print(
+        f"{report.read} read: {report.kept} kept ({report.stored_new} new), "
+        f"{report.ignored} not customer mail, {report.quarantined} quarantined"
+    )
 
 
 def main() -> None:

@@ -29,9 +29,38 @@ class Settings(BaseSettings):
     )
     base_url: str = "http://127.0.0.1:8000"
     inbound_domain: str = "log.touchline.localhost"
+    # The log address's SMTP server (`touchline inbound`, and inside `touchline serve`).
+    inbound_smtp_enabled: bool = Field(default=True, description="Start it with `touchline serve`")
+    inbound_smtp_host: str = "127.0.0.1"
+    inbound_smtp_port: int = 2525
+    inbound_max_message_bytes: int = Field(
+        default=25 * 1024 * 1024, description="Larger messages are refused with 552 (SMTP) or 413 (HTTP)"
+    )
+    inbound_tls_cert: Path | None = Field(default=None, description="PEM certificate chain; enables STARTTLS")
+    inbound_tls_key: Path | None = Field(default=None, description="PEM private key of inbound_tls_cert")
+    inbound_dkim_dns_timeout: float = Field(default=5.0, description="Seconds per DKIM key lookup")
     in_process_worker: bool = True
     worker_threads: int = 2
     session_max_age_seconds: int = 14 * 24 * 3600
+
+    # Gmail and Microsoft 365 mailboxes connect through OAuth apps the operator registers with
+    # Google and Microsoft; with no client id, the Email tab offers only IMAP for that provider.
+    # The redirect URI to register is {base_url}/profile/email/oauth/google/callback (or .../microsoft/...).
+    google_client_id: str = ""
+    google_client_secret: str = Field(default="", repr=False)
+    microsoft_client_id: str = ""
+    microsoft_client_secret: str = Field(default="", repr=False)
+    microsoft_tenant: str = Field(
+        default="common",
+        description="common (work and personal accounts), organizations, consumers, or a tenant id",
+    )
+    # Where the providers live; only tests (fake servers) and unusual clouds change these.
+    google_authorization_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 -- an endpoint
+    google_revocation_url: str = "https://oauth2.googleapis.com/revoke"
+    gmail_api_base_url: str = "https://gmail.googleapis.com/gmail/v1/users/me/"
+    microsoft_login_base_url: str = "https://login.microsoftonline.com"
+    graph_api_base_url: str = "https://graph.microsoft.com/v1.0/"
 
     @field_validator("data_dir")
     @classmethod

@@ -1,13 +1,19 @@
-"""The demo workspace behind the README's first command: a few customers and two users."""
+"""The demo workspace behind the README's first command: customers, a team, and real conversations."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
 from importlib.resources import files
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
+from touchline.inbound.importing import ImportReport, import_messages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
 from touchline.models import User, Workspace
@@ -19,9 +25,114 @@ DEMO_DOMAIN = "touchline-demo.example"
 DEMO_ADMIN = f"admin@{DEMO_DOMAIN}"
 DEMO_MEMBER = f"casey@{DEMO_DOMAIN}"
 
+# (customer address, customer name, subject, customer's opening line, our answer)
+_THREADS = [
+    (
+        "nancy.davolio@northwind-traders.example",
+        "Nancy Davolio",
+        "Renewal terms for next year",
+        "Could you send the renewal terms before our budget meeting on Thursday?",
+        "Of course: the terms are attached, and I kept last year's discount.",
+    ),
+    (
+        "andrew.fuller@northwind-traders.example",
+        "Andrew Fuller",
+        "Rollout to the Lyon warehouse",
+        "We would like to add forty seats for the Lyon team next month.",
+        "Great news. I will set up a kick-off call with your Lyon lead.",
+    ),
+    (
+        "hank.scorpio@globex.example",
+        "Hank Scorpio",
+        "Quarterly business review",
+        "Can we move the QBR to the first week of next month?",
+        "Moved to the 3rd at 10:00; the invitation is on its way.",
+    ),
+    (
+        "bill.lumbergh@initech.example",
+        "Bill Lumbergh",
+        "TPS report export",
+        "Yeah, if you could get the export to include cover sheets, that would be great.",
+        "The export now includes cover sheets; see the release notes.",
+    ),
+    (
+        "peter.gibbons@initech.example",
+        "Peter Gibbons",
+        "Login trouble",
+        "Since this morning the login page keeps sending me back to the start.",
+        "Sorry about that: a cookie setting changed; it is fixed now, please try again.",
+    ),
+    (
+        "alice.abernathy@umbrella.example",
+        "Alice Abernathy",
+        "Security questionnaire",
+        "Our security team sent a questionnaire for the annual review.",
+        "Answered and returned; our SOC 2 report is included.",
+    ),
+    (
+        "joanna.lee@umbrella-logistics.example",
+        "Joanna Lee",
+        "Introduction",
+        "I am taking over from Alice as your main contact for logistics.",
+        "Welcome, Joanna! Let us schedule a short introduction call.",
+    ),
+]
 
-def ensure_demo_workspace(session: Session, box: SecretBox, settings: Settings, password: str) -> str:
-    """Create the demo workspace once; on every run give its admin `password`. Returns the admin's email."""
+
+def _message(
+    sender: str, to: str, subject: str, body: str, when: datetime, message_id: str, parent: str | None
+) -> bytes:
+    email = EmailMessage()
+    email["From"], email["To"], email["Subject"] = sender, to, subject
+    email["Date"] = format_datetime(when)
+    email["Message-ID"] = message_id
+    if parent:
+        email["In-Reply-To"] = email["References"] = parent
+    email.set_content(body + "\n")
+    return email.as_bytes()
+
+
+def demo_messages(now: datetime) -> Iterator[tuple[str, bytes]]:
+    """Customer threads of the last few weeks, each answered by the demo team; one internal email."""
+    rng = random.Random(2026)  # noqa: S311 -- demo dates, not secrets
+    for index, (address, name, subject, question, answer) in enumerate(_THREADS):
+        asked = now - timedelta(days=rng.randint(1, 40), hours=rng.randint(0, 12))
+        owner = DEMO_MEMBER if index % 2 else DEMO_ADMIN
+        question_id = f"<demo-{index}-q@{address.split('@')[1]}>"
+        yield "INBOX", _message(f"{name} <{address}>", owner, subject, question, asked, question_id, None)
+        yield (
+            "Sent",
+            _message(
+                owner,
+                f"{name} <{address}>",
+                f"Re: {subject}",
+                answer,
+                asked + timedelta(hours=rng.randint(1, 20)),
+                f"<demo-{index}-a@{DEMO_DOMAIN}>",
+                question_id,
+            ),
+        )
+    yield (
+        "INBOX",
+        _message(
+            DEMO_MEMBER,
+            DEMO_ADMIN,
+            "Lunch?",
+            "Pizza at noon?",
+            now - timedelta(days=1),
+            f"<demo-lunch@{DEMO_DOMAIN}>",
+            None,
+        ),
+    )
+
+
+def ensure_demo_workspace(
+    session: Session, box: SecretBox, settings: Settings, password: str
+) -> tuple[str, bool]:
+    """Create the demo workspace once; on every run give its admin `password`.
+
+    Returns the admin's email and whether the workspace was just created (and needs its mail).
+    """
     workspace = session.scalar(select(Workspace).where(Workspace.name == DEMO_WORKSPACE))
     if workspace is None:
         workspace = service.create_workspace(
@@ -37,9 +148,17 @@ def ensure_demo_workspace(session: Session, box: SecretBox, settings: Settings, 
         data = files("touchline.demo_data")
         importing.import_companies(session, operator, data.joinpath("companies.csv").read_bytes())
         importing.import_contacts(session, operator, data.joinpath("contacts.csv").read_bytes())
-        return DEMO_ADMIN
+        return DEMO_ADMIN, True
     admin = session.scalar(select(User).where(User.email == DEMO_ADMIN))
     if admin is None:
         raise NotFoundError(f"the demo workspace exists but {DEMO_ADMIN} is gone; remove the data folder")
     service.update_user(session, Actor.operator(workspace.id), admin.id, password=password, active=True)
-    return DEMO_ADMIN
+    return DEMO_ADMIN, False
+
+
+def import_demo_mail(sessions: sessionmaker[Session]) -> ImportReport:
+    """The demo's conversations go through the same keep-or-ignore pipeline as synced mail."""
+    with sessions() as session:
+        admin = session.scalars(select(User).where(User.email == DEMO_ADMIN)).one()
+        workspace_id, admin_id = admin.workspace_id, admin.id
+    return import_messages(sessions, workspace_id, admin_id, demo_messages(datetime.now(UTC)))

@@ -5,9 +5,9 @@ with ``labelIds``, ``q=after:<epoch seconds>`` and ``nextPageToken`` paging (oth
 refused, so a provider that starts relying on them fails here first); ``messages.get`` in
 ``metadata`` (only the ``metadataHeaders`` asked for) and ``raw`` (base64url) formats; ``history.list``
 in increasing id order with non-contiguous ids, ``labelId`` and ``historyTypes`` filters and paging,
-answering 404 for a start id older than the history kept; ``users.getProfile``; bearer tokens checked
-against the fake authorization server (401 when expired or revoked); and failures queued by a test
-(429 with Retry-After, 403 ``userRateLimitExceeded``).
+answering 404 for a start id older than the history kept; ``users.getProfile`` (the grant's address);
+bearer tokens checked against the fake authorization server (401 when expired or revoked); and failures
+queued by a test (429 with Retry-After, 403 ``userRateLimitExceeded``).
 """
 
 from __future__ import annotations
@@ -188,9 +188,10 @@ class FakeGmail:
         return guarded
 
     async def _profile(self, request: Request) -> Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         return JSONResponse(
             {
-                "emailAddress": "someone@example.com",
+                "emailAddress": self.oauth.subject_of(token),
                 "messagesTotal": len(self.state.messages),
                 "threadsTotal": len({message.thread_id for message in self.state.messages.values()}),
                 "historyId": str(self.state.history_id),

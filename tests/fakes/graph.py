@@ -1,7 +1,8 @@
 """A fake of Microsoft Graph's mail API (``v1.0``) and the Microsoft identity platform, served locally.
 
-It follows the documented behaviour the provider depends on: ``/me/mailFolders`` with ``$top`` and
-``@odata.nextLink`` paging, child folders, well-known folder names in place of ids;
+It follows the documented behaviour the provider depends on: ``/me`` (``mail``, ``userPrincipalName``);
+``/me/mailFolders`` with ``$top`` and ``@odata.nextLink`` paging, child folders, well-known folder
+names in place of ids;
 ``/me/mailFolders/{id}/messages/delta`` whose first round lists the folder (``$filter`` on
 ``receivedDateTime ge``, the only filter delta allows) in pages sized by ``Prefer:
 odata.maxpagesize``, linked by ``@odata.nextLink`` (``$skiptoken``) and ended by an
@@ -119,8 +120,10 @@ class FakeGraph:
     def __init__(self) -> None:
         self.oauth = FakeAuthorizationServer("Microsoft", rotates_refresh_tokens=True)
         self.state = GraphState()
+        self.mail_property_empty = False
         self.reset()
         routes = [
+            Route(f"{API_PREFIX}/me", self._guarded(self._me)),
             Route(f"{API_PREFIX}/me/mailFolders", self._guarded(self._list_folders)),
             Route(f"{API_PREFIX}/me/mailFolders/{{folder}}", self._guarded(self._get_folder)),
             Route(f"{API_PREFIX}/me/mailFolders/{{folder}}/childFolders", self._guarded(self._child_folders)),
@@ -137,6 +140,7 @@ class FakeGraph:
     def reset(self) -> None:
         self.oauth.reset()
         self.state = GraphState()
+        self.mail_property_empty = False
         root = self._new_folder("Top of Information Store", parent_id=None, well_known_name="msgfolderroot")
         for well_known_name, display_name in _WELL_KNOWN.items():
             self._new_folder(display_name, parent_id=root, well_known_name=well_known_name)
@@ -226,6 +230,14 @@ class FakeGraph:
             return await handler(request)
 
         return guarded
+
+    async def _me(self, request: Request) -> Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        address = self.oauth.subject_of(token)
+        # Personal Microsoft accounts often have no mail property; userPrincipalName is their address.
+        user = {"mail": None if self.mail_property_empty else address, "userPrincipalName": address}
+        selected = [name for name in request.query_params.get("$select", "").split(",") if name]
+        return JSONResponse({name: user[name] for name in selected if name in user} if selected else user)
 
     def _resolve_folder(self, name_or_id: str) -> FakeGraphFolder | None:
         if name_or_id in self.state.folders:

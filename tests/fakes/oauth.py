@@ -37,6 +37,10 @@ class FakeAuthorizationServer:
     # Microsoft hands out a new refresh token with each refresh; Google keeps the first one.
     rotates_refresh_tokens: bool
     access_token_lifetime_seconds: int = 3600
+    # Who signs in on the consent page, and whether they decline (the redirect then carries
+    # error=access_denied, as both providers send it).
+    consenting_subject: str = "someone@example.com"
+    declines_consent: bool = False
     access_tokens: dict[str, str] = field(default_factory=dict)
     # Who each grant belongs to, for the token introspection a mail server does.
     subjects: dict[str, str] = field(default_factory=dict)
@@ -46,6 +50,8 @@ class FakeAuthorizationServer:
     _codes: dict[str, _PendingCode] = field(default_factory=dict)
 
     def reset(self) -> None:
+        self.consenting_subject = "someone@example.com"
+        self.declines_consent = False
         self.access_tokens.clear()
         self.subjects.clear()
         self.refresh_tokens.clear()
@@ -62,6 +68,9 @@ class FakeAuthorizationServer:
     def accepts(self, access_token: str) -> bool:
         grant = self.access_tokens.get(access_token)
         return grant is not None and grant not in self.revoked_grants
+
+    def subject_of(self, access_token: str) -> str:
+        return self.subjects.get(self.access_tokens.get(access_token, ""), "")
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far stops working, as if its hour had passed."""
@@ -97,9 +106,14 @@ class FakeAuthorizationServer:
             return JSONResponse({"error": "unauthorized_client"}, status_code=400)
         if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
             return JSONResponse({"error": "invalid_request", "error_description": "PKCE required"}, 400)
+        if self.declines_consent:
+            query = urlencode({"error": "access_denied", "state": params.get("state", "")})
+            return RedirectResponse(f"{params.get('redirect_uri')}?{query}", status_code=302)
         code = secrets.token_urlsafe(16)
+        grant = secrets.token_hex(8)
+        self.subjects[grant] = self.consenting_subject
         self._codes[code] = _PendingCode(
-            grant=secrets.token_hex(8),
+            grant=grant,
             redirect_uri=params.get("redirect_uri", ""),
             code_challenge=params["code_challenge"],
         )

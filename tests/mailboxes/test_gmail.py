@@ -218,5 +218,5 @@ def test_an_expired_access_token_is_refreshed_once(
 
 def test_a_revoked_grant_is_an_auth_error(fake_gmail: FakeGmail, gmail: GmailProvider) -> None:
     fake_gmail.oauth.revoke_all_grants()
-    with pytest.raises(AuthError, match="reconnect"):
+    with pytest.raises(AuthError, match="no longer accepts this mailbox"):
         gmail.list_folders()

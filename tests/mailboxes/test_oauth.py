@@ -136,7 +136,7 @@ def test_a_rejected_token_is_refreshed_once_however_many_requests_saw_it(
 
 def test_a_revoked_grant_cannot_be_refreshed(fake_gmail: FakeGmail, gmail_tokens: TokenHolder) -> None:
     fake_gmail.oauth.revoke_all_grants()
-    with pytest.raises(AuthError, match="reconnect"):
+    with pytest.raises(AuthError, match="no longer accepts this mailbox"):
         gmail_tokens.refresh_rejected(gmail_tokens.access_token())
 
 

@@ -36,7 +36,7 @@ def test_login_create_company_add_domain_and_refuse_gmail(page: Page, live_serve
 
     add.get_by_label("Add a domain").fill("gmail.com")
     add.get_by_role("button", name="Add domain").click()
-    expect(page.locator("#error")).to_contain_text("gmail.com is a public email provider")
+    expect(page.get_by_role("alert")).to_contain_text("gmail.com is a public email provider")
     expect(page.locator("#domains")).not_to_contain_text("gmail.com")
 
     page.get_by_role("link", name="Companies").click()

@@ -8,6 +8,48 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import Team
+from touchline.db import session_scope
+from touchline.inbound.match import match
+from touchline.inbound.parse import parse_message
+from touchline.inbound.store.directory import load_directory
+from touchline.inbound.store.service import Holding, store_email
+from touchline.mailboxes import service as mailboxes
+from touchline.mailboxes.providers.base import Folder, SpecialUse
+from touchline.workspace.permissions import Actor
+
+
+def _seed_mail(client: TestClient, team: Team) -> dict[str, str]:
+    """A mailbox, a stored email and a background task in `team`'s workspace, made without a network."""
+    app = client.app
+    sessions = app.state.sessions  # type: ignore[attr-defined]
+    box = app.state.secret_box  # type: ignore[attr-defined]
+    operator = Actor.operator(team.workspace_id)
+    raw = (
+        b"From: Ceo <ceo@secret.example>\r\nTo: member@team-a.example\r\nSubject: Secret plans\r\n"
+        b"Message-ID: <plans@secret.example>\r\nDate: Mon, 02 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n"
+    )
+    with session_scope(sessions) as session:
+        mailbox = mailboxes.connect_mailbox(
+            session,
+            operator,
+            box,
+            user_id=team.member_id,
+            provider="imap",
+            address="member@team-a.example",
+            connection={"host": "127.0.0.1", "port": 143, "security": "plain", "username": "member"},
+            credentials={"password": "x"},
+            folders=[Folder("INBOX", "INBOX", SpecialUse.INBOX)],
+        )
+        parsed = parse_message(raw)
+        stored = store_email(
+            session,
+            team.workspace_id,
+            parsed,
+            match(parsed, load_directory(session, team.workspace_id)),
+            Holding(user_id=team.member_id, via="sync", folder_id=mailbox.folders[0].id, folder_name="INBOX"),
+        )
+        task = mailboxes.start_apply_default_labels(session, Actor.operator(team.workspace_id))
+        return {"mailbox_id": str(mailbox.id), "email_id": str(stored.email_id), "task_id": str(task.id)}
 
 
 def _seed(client: TestClient, team: Team) -> dict[str, str]:
@@ -32,6 +74,8 @@ def _seed(client: TestClient, team: Team) -> dict[str, str]:
         "user_id": str(team.member_id),
         "token_id": token["id"],
         "domain": "secret.example",
+        "log_address": client.get("/api/v1/workspace/settings", headers=headers).json()["log_address"],
+        **_seed_mail(client, team),
     }
 
 
@@ -46,6 +90,16 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         ("PATCH", "/api/v1/roles/{role_id}"): {"name": "Stolen"},
         ("PATCH", "/api/v1/users/{user_id}"): {"name": "Stolen"},
         ("POST", "/api/v1/companies/{company_id}/domains"): {"domain": "stolen.example"},
+        ("POST", "/api/v1/mailboxes/imap"): {
+            "host": "127.0.0.1",
+            "username": "x",
+            "password": "y",
+            "security": "plain",
+            "user_id": ids["user_id"],
+        },
+        ("PUT", "/api/v1/mailboxes/{mailbox_id}/selected-folders"): {"selected_folder_ids": []},
+        ("PATCH", "/api/v1/mailboxes/{mailbox_id}"): {"lookback_days": 120},
+        ("POST", "/api/v1/unassigned-emails/{email_id}/assignment"): {"company_ids": [ids["company_id"]]},
     }
     return bodies.get((method, path))
 
@@ -66,6 +120,14 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/contacts"),
     ("POST", "/api/v1/imports/companies"),
     ("POST", "/api/v1/imports/contacts"),
+    ("GET", "/api/v1/mailboxes"),
+    ("GET", "/api/v1/users/me/mailbox"),
+    ("POST", "/api/v1/workspace/default-synced-labels/apply"),
+    ("GET", "/api/v1/emails"),
+    ("GET", "/api/v1/unassigned-emails"),
+    ("GET", "/api/v1/inbound/credentials"),
+    ("POST", "/api/v1/inbound/credentials/rotate"),
+    ("GET", "/api/v1/inbound/refusals"),
 }
 
 
@@ -86,7 +148,9 @@ def test_every_route_refuses_another_workspaces_ids(
     for method, route_path in sorted(all_routes - OWN_WORKSPACE_ONLY):
         path = route_path.format(**ids)
         response = client.request(method, path, json=_body(route_path, method, ids), headers=intruder)
-        assert response.status_code in {403, 404}, f"{method} {route_path} answered {response.status_code}"
+        # The log address's HTTP endpoint takes the workspace's inbound secret, not an API token.
+        allowed = {401} if route_path == "/api/v1/inbound/{log_address}/messages" else {403, 404}
+        assert response.status_code in allowed, f"{method} {route_path} answered {response.status_code}"
         checked.append((method, route_path))
     assert len(checked) >= 14
     # Nothing of the victim's changed.
@@ -98,6 +162,9 @@ def test_every_route_refuses_another_workspaces_ids(
     )
     assert client.get(f"/api/v1/roles/{ids['role_id']}", headers=victim).json()["name"] == "Auditor"
     assert client.get("/api/v1/tokens", headers=victim).json()[0]["revoked_at"] is None
+    mailbox = client.get(f"/api/v1/mailboxes/{ids['mailbox_id']}", headers=victim).json()
+    assert (mailbox["lookback_days"], [f["selected"] for f in mailbox["folders"]]) == (None, [True])
+    assert client.get(f"/api/v1/emails/{ids['email_id']}", headers=victim).json()["subject"] == "Secret plans"
 
 
 def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(
@@ -127,6 +194,14 @@ def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(
         "team-a" not in entry["actor"] for entry in client.get("/api/v1/audit-log", headers=intruder).json()
     )
     assert client.get("/api/v1/users/me", headers=intruder).json()["email"] == "admin@team-b.example"
+    assert client.get("/api/v1/emails", headers=intruder).json()["total"] == 0
+    assert client.get("/api/v1/mailboxes", headers=intruder).json() == []
+    assert (
+        client.get("/api/v1/emails", params={"company_id": ids["company_id"]}, headers=intruder).json()[
+            "total"
+        ]
+        == 0
+    )
     # A CSV naming the victim's company or a user of theirs links nothing across.
     report = client.post(
         "/api/v1/imports/contacts",

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import httpx
 
 from touchline.mailboxes.providers.base import AuthError, ProviderError, RateLimited, TransientError
-from touchline.mailboxes.providers.rest import retry_after_seconds
+from touchline.mailboxes.providers.rest import retry_after_seconds, ssl_context
 
 # Used when a token response has no expires_in (RFC 6749 makes it recommended, not required).
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=1)
@@ -146,20 +146,28 @@ class OAuthTokens:
     scope: str = ""
     token_type: str = "Bearer"  # noqa: S105 (the scheme's name, not a secret)
 
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_at": self.expires_at.isoformat(),
+            "scope": self.scope,
+            "token_type": self.token_type,
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "access_token": self.access_token,
-                "refresh_token": self.refresh_token,
-                "expires_at": self.expires_at.isoformat(),
-                "scope": self.scope,
-                "token_type": self.token_type,
-            }
-        )
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> OAuthTokens:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("stored OAuth tokens are not a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OAuthTokens:
+        """Raises KeyError or ValueError for data that is not a stored token set."""
         return cls(
             access_token=str(data["access_token"]),
             refresh_token=data.get("refresh_token"),
@@ -189,7 +197,7 @@ class OAuthFlow:
         self.provider = provider
         self._client = client
         self._clock = clock
-        self._http = httpx.Client(timeout=timeout_seconds)
+        self._http = httpx.Client(timeout=timeout_seconds, verify=ssl_context())
 
     def __enter__(self) -> OAuthFlow:
         return self
@@ -337,7 +345,10 @@ def _token_endpoint_error(provider_name: str, response: httpx.Response) -> Provi
     status = response.status_code
     error = _oauth_error(response)
     if error == "invalid_grant":
-        return AuthError(f"{provider_name} no longer accepts this mailbox's grant; reconnect it")
+        return AuthError(
+            f"{provider_name} no longer accepts this mailbox's grant "
+            "(access was withdrawn, it expired, or the password changed)"
+        )
     if status == 429:
         return RateLimited(f"{provider_name} sign-in is throttling requests", retry_after_seconds(response))
     if status >= 500:

@@ -1,10 +1,13 @@
 """All tables; read together they are the ER diagram."""
 
+import touchline.models.versioning  # noqa: F401 -- registers the directory-version listener
 from touchline.models.base import Base
 from touchline.models.customers import Company, CompanyDomain, Contact
+from touchline.models.inbound import InboundRefusal
 from touchline.models.mail import (
     BackgroundTask,
     Conversation,
+    ConversationLink,
     Email,
     EmailCompany,
     EmailContact,
@@ -24,10 +27,12 @@ __all__ = [
     "CompanyDomain",
     "Contact",
     "Conversation",
+    "ConversationLink",
     "Email",
     "EmailCompany",
     "EmailContact",
     "EmailHolder",
+    "InboundRefusal",
     "Mailbox",
     "MailboxFolder",
     "QuarantinedMessage",

@@ -32,6 +32,9 @@ class Mailbox(IdMixin, CreatedMixin, Base):
     lookback_days: Mapped[int | None] = mapped_column(Integer)  # a user's extension of the workspace's
     first_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set after a rate limit (the provider's Retry-After) or a failure (growing backoff); the scheduler waits.
+    sync_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     user: Mapped[User] = relationship(lazy="joined")
     folders: Mapped[list[MailboxFolder]] = relationship(
@@ -181,3 +184,18 @@ class BackgroundTask(IdMixin, CreatedMixin, Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConversationLink(Base):
+    """A key that ties mail to a conversation: a Message-ID seen or referenced, a provider thread id,
+    or a subject-and-participants key. Children that arrive before their parents find them here too."""
+
+    __tablename__ = "conversation_links"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )

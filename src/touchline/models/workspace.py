@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
@@ -16,6 +17,8 @@ class Workspace(IdMixin, CreatedMixin, Base):
     __tablename__ = "workspaces"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Bumped whenever anything the keep-or-ignore rules read changes, so cached directories reload.
+    directory_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     settings: Mapped[WorkspaceSettings] = relationship(back_populates="workspace", uselist=False)
 
 
@@ -33,6 +36,9 @@ class WorkspaceSettings(Base):
     default_sync_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     log_address: Mapped[str] = mapped_column(String(320), unique=True)
     inbound_secret_encrypted: Mapped[str] = mapped_column(Text)
+    require_dkim_for_logged_mail: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_false()
+    )
 
     workspace: Mapped[Workspace] = relationship(back_populates="settings")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,18 +35,24 @@ class _JobSpec:
     function: JobFunction
     retries: int
     retry_delay: int
+    every_minutes: int | None = None
 
 
 _REGISTRY: dict[str, _JobSpec] = {}
 
 
-def job(name: str, *, retries: int = 3, retry_delay: int = 10) -> Callable[[JobFunction], JobFunction]:
-    """Declare a job. The function takes a JobContext first, then JSON-serialisable keyword arguments."""
+def job(
+    name: str, *, retries: int = 3, retry_delay: int = 10, every_minutes: int | None = None
+) -> Callable[[JobFunction], JobFunction]:
+    """Declare a job. The function takes a JobContext first, then JSON-serialisable keyword arguments.
+
+    With `every_minutes`, the consumers' scheduler also runs it on that period (without arguments).
+    """
 
     def register(function: JobFunction) -> JobFunction:
         if name in _REGISTRY and _REGISTRY[name].function is not function:
             raise ValueError(f"job {name!r} is declared twice")
-        _REGISTRY[name] = _JobSpec(name, function, retries, retry_delay)
+        _REGISTRY[name] = _JobSpec(name, function, retries, retry_delay, every_minutes)
         return function
 
     return register
@@ -88,6 +94,12 @@ class Queue:
             return spec.function(context, **kwargs)
 
         run.__name__ = spec.name
+        if spec.every_minutes is not None:
+            schedule = crontab(minute=f"*/{spec.every_minutes}")
+            self._tasks[spec.name] = self.huey.periodic_task(schedule, retries=spec.retries, name=spec.name)(
+                run
+            )
+            return
         self._tasks[spec.name] = self.huey.task(
             retries=spec.retries, retry_delay=spec.retry_delay, name=spec.name
         )(run)

@@ -142,34 +142,9 @@ def create_company(
     return redirect(f"/companies/{company_id}")
 
 
-def _company_context(session: Session, actor: Actor, company_id: uuid.UUID) -> dict[str, object]:
-    company = service.get_company(session, actor, company_id)
-    contacts = repository.list_contacts(
-        session, actor, repository.ContactFilter(company_id=company.id), PageRequest(200, 0)
-    )
-    return {
-        "company": company,
-        "contacts": contacts,
-        "users": service.list_users(session, actor),
-        "error": None,
-    }
-
-
-@router.get("/companies/{company_id}", response_class=HTMLResponse)
-def company_page(
-    request: Request, company_id: uuid.UUID, actor: PageActor, sessions: Sessions
-) -> HTMLResponse:
-    with session_scope(sessions) as session:
-        return render(request, "company.html", actor, _company_context(session, actor, company_id))
-
-
-def _company_action_failed(
-    request: Request, actor: Actor, sessions: Sessions, company_id: uuid.UUID, error: Exception
-) -> HTMLResponse:
-    with session_scope(sessions) as session:
-        context = _company_context(session, actor, company_id)
-    context["error"] = str(error)
-    return render(request, "company.html", actor, context, status_code=400)
+def _company_action_failed(request: Request, company_id: uuid.UUID, error: Exception) -> RedirectResponse:
+    flash(request, str(error), "error")
+    return redirect(f"/companies/{company_id}")
 
 
 @router.post("/companies/{company_id}", response_class=HTMLResponse)
@@ -194,7 +169,7 @@ def update_company(
                 clear_account_owner=not account_owner,
             )
     except FORM_ERRORS as error:
-        return _company_action_failed(request, actor, sessions, company_id, error)
+        return _company_action_failed(request, company_id, error)
     flash(request, "Company saved.")
     return redirect(f"/companies/{company_id}")
 
@@ -213,7 +188,7 @@ def add_domain(
         with session_scope(sessions) as session:
             service.add_company_domain(session, actor, company_id, domain)
     except FORM_ERRORS as error:
-        return _company_action_failed(request, actor, sessions, company_id, error)
+        return _company_action_failed(request, company_id, error)
     flash(request, f"Domain {domain.strip().lower()} added.")
     return redirect(f"/companies/{company_id}")
 
@@ -227,7 +202,7 @@ def remove_domain(
         with session_scope(sessions) as session:
             service.remove_company_domain(session, actor, company_id, domain)
     except FORM_ERRORS as error:
-        return _company_action_failed(request, actor, sessions, company_id, error)
+        return _company_action_failed(request, company_id, error)
     flash(request, f"Domain {domain} removed.")
     return redirect(f"/companies/{company_id}")
 
@@ -426,6 +401,7 @@ async def save_settings(request: Request, actor: PageActor, sessions: Sessions) 
         create_contacts_automatically=form.get("create_contacts_automatically") == "on",
         default_sync_inbox=form.get("default_sync_inbox") == "on",
         default_sync_sent=form.get("default_sync_sent") == "on",
+        require_dkim_for_logged_mail=form.get("require_dkim_for_logged_mail") == "on",
     )
     try:
         with session_scope(sessions) as session:

@@ -33,6 +33,7 @@ class SettingsOut(BaseModel):
     create_contacts_automatically: bool
     default_sync_inbox: bool
     default_sync_sent: bool
+    require_dkim_for_logged_mail: bool
     log_address: str
 
     @classmethod
@@ -44,6 +45,7 @@ class SettingsOut(BaseModel):
             create_contacts_automatically=row.create_contacts_automatically,
             default_sync_inbox=row.default_sync_inbox,
             default_sync_sent=row.default_sync_sent,
+            require_dkim_for_logged_mail=row.require_dkim_for_logged_mail,
             log_address=row.log_address,
         )
 
@@ -59,6 +61,9 @@ class SettingsPatch(BaseModel):
     create_contacts_automatically: bool | None = None
     default_sync_inbox: bool | None = None
     default_sync_sent: bool | None = None
+    require_dkim_for_logged_mail: bool | None = Field(
+        None, description="Log only mail whose DKIM signature from the sender's domain verifies"
+    )
 
 
 class RoleOut(BaseModel):

@@ -148,6 +148,7 @@ def workspace_summary(session: Session, workspace: Workspace) -> dict[str, Any]:
         "lookback_days": settings.lookback_days,
         "create_contacts_automatically": settings.create_contacts_automatically,
         "default_synced_labels": {"inbox": settings.default_sync_inbox, "sent": settings.default_sync_sent},
+        "require_dkim_for_logged_mail": settings.require_dkim_for_logged_mail,
         "roles": [{"name": role.name, "permissions": list(role.permissions)} for role in roles],
         "users": count(User),
         "companies": count(Company),
@@ -177,6 +178,7 @@ class SettingsChange:
     create_contacts_automatically: bool | None = None
     default_sync_inbox: bool | None = None
     default_sync_sent: bool | None = None
+    require_dkim_for_logged_mail: bool | None = None
 
 
 def update_settings(session: Session, actor: Actor, change: SettingsChange) -> WorkspaceSettings:
@@ -194,7 +196,12 @@ def update_settings(session: Session, actor: Actor, change: SettingsChange) -> W
             raise InvalidInputError(f"look-back days must be between 1 and {MAX_LOOKBACK_DAYS}")
         settings.lookback_days = change.lookback_days
         changed["lookback_days"] = change.lookback_days
-    for field in ("create_contacts_automatically", "default_sync_inbox", "default_sync_sent"):
+    for field in (
+        "create_contacts_automatically",
+        "default_sync_inbox",
+        "default_sync_sent",
+        "require_dkim_for_logged_mail",
+    ):
         value = getattr(change, field)
         if value is not None:
             setattr(settings, field, value)

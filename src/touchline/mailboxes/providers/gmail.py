@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -33,6 +33,7 @@ from touchline.mailboxes.providers.base import (
     FolderCursor,
     HeaderBatch,
     MessageHeaders,
+    ProviderError,
     RateLimited,
     RawMessage,
     SpecialUse,
@@ -79,7 +80,14 @@ class GmailCursor(FolderCursor):
 
 
 class GmailProvider:
-    """A Gmail mailbox; see ``touchline.mailboxes.providers.base`` for the contract."""
+    """A Gmail mailbox; see ``touchline.mailboxes.providers.base`` for the contract.
+
+    ``on_close`` runs when the provider is closed: the caller hands over what it opened for the
+    token source (an ``OAuthFlow``'s connections), so one ``close()`` releases everything.
+    """
+
+    # Names the provider in conversation keys: Gmail's thread ids mean nothing to another provider.
+    kind: ClassVar[str] = "gmail"
 
     def __init__(
         self,
@@ -88,9 +96,11 @@ class GmailProvider:
         api_base_url: str = GMAIL_API_BASE_URL,
         max_concurrency: int = 4,
         timeout_seconds: float = 30.0,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._rest = RestClient(SERVICE_NAME, api_base_url, token_source, timeout_seconds=timeout_seconds)
         self._max_concurrency = max_concurrency
+        self._on_close = on_close
 
     def __enter__(self) -> GmailProvider:
         return self
@@ -99,10 +109,21 @@ class GmailProvider:
         self.close()
 
     def close(self) -> None:
-        self._rest.close()
+        try:
+            self._rest.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
 
     def cursor_from_json(self, data: Mapping[str, object]) -> GmailCursor:
         return GmailCursor.from_json(data)
+
+    def account_address(self) -> str:
+        """The address of the account the grant belongs to (``users.getProfile``)."""
+        address = self._get_json("profile").get("emailAddress")
+        if not address:
+            raise ProviderError("Gmail sent a profile without an email address")
+        return str(address)
 
     def list_folders(self) -> list[Folder]:
         body = self._get_json("labels")

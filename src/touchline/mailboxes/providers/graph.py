@@ -16,7 +16,7 @@ keeps the id already stored. Outlook allows four concurrent requests per mailbox
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
@@ -87,7 +87,13 @@ class GraphCursor(FolderCursor):
 
 
 class GraphProvider:
-    """A Microsoft 365 / Outlook.com mailbox; see ``touchline.mailboxes.providers.base``."""
+    """A Microsoft 365 / Outlook.com mailbox; see ``touchline.mailboxes.providers.base``.
+
+    ``on_close`` runs when the provider is closed, as for ``GmailProvider``.
+    """
+
+    # Names the provider in conversation keys: Graph's conversation ids mean nothing to another provider.
+    kind: ClassVar[str] = "graph"
 
     def __init__(
         self,
@@ -96,9 +102,11 @@ class GraphProvider:
         api_base_url: str = GRAPH_API_BASE_URL,
         max_concurrency: int = 4,
         timeout_seconds: float = 30.0,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._rest = RestClient(SERVICE_NAME, api_base_url, token_source, timeout_seconds=timeout_seconds)
         self._max_concurrency = max_concurrency
+        self._on_close = on_close
 
     def __enter__(self) -> GraphProvider:
         return self
@@ -107,10 +115,23 @@ class GraphProvider:
         self.close()
 
     def close(self) -> None:
-        self._rest.close()
+        try:
+            self._rest.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
 
     def cursor_from_json(self, data: Mapping[str, object]) -> GraphCursor:
         return GraphCursor.from_json(data)
+
+    def account_address(self) -> str:
+        """The signed-in account's address: ``mail``, or ``userPrincipalName`` where an account has
+        no mailbox address property (personal Microsoft accounts often leave ``mail`` empty)."""
+        body = self._checked_json(self._rest.get("me", params={"$select": "mail,userPrincipalName"}))
+        address = body.get("mail") or body.get("userPrincipalName")
+        if not address:
+            raise ProviderError("Microsoft Graph sent a profile without an address")
+        return str(address)
 
     def list_folders(self) -> list[Folder]:
         special_uses = self._special_uses()

@@ -1,4 +1,4 @@
-"""A live server in a thread and headless Debian Chromium driven by Playwright."""
+"""A live server in a thread and headless Debian Chromium driven by Playwright (fixtures for page tests)."""
 
 from __future__ import annotations
 

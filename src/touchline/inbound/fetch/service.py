@@ -1,0 +1,305 @@
+"""Sync one mailbox: for each selected folder, triage new headers, fetch the kept bodies, store them,
+and checkpoint the folder's cursor in the same transaction as the batch it covers.
+
+No database session is held across network I/O: each batch is fetched first, then stored in one short
+transaction with its checkpoint. A crash at any point leaves either a batch and its checkpoint or
+neither, so a rerun stores exactly what one clean run would.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from touchline.config import Settings
+from touchline.db import session_scope
+from touchline.inbound.match import match
+from touchline.inbound.parse import parse_headers, parse_message
+from touchline.inbound.store.directory import directories
+from touchline.inbound.store.service import Holding, quarantine, store_email
+from touchline.kit.crypto import SecretBox
+from touchline.mailboxes import service as mailboxes
+from touchline.mailboxes.connect import open_provider
+from touchline.mailboxes.oauth import OAuthConfigurationError
+from touchline.mailboxes.providers.base import (
+    AuthError,
+    CursorExpired,
+    FolderNotFound,
+    InsecureConnectionError,
+    MessageHeaders,
+    RateLimited,
+    TransientError,
+)
+from touchline.models import EmailHolder, Mailbox, MailboxFolder
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 200
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass
+class SyncReport:
+    mailbox_id: uuid.UUID
+    folders: int = 0
+    seen: int = 0
+    kept: int = 0
+    stored_new: int = 0
+    quarantined: int = 0
+    status: str = mailboxes.STATUS_CONNECTED
+    error: str | None = None
+    retry_after_seconds: float | None = None
+    per_folder: dict[str, int] = field(default_factory=dict)
+
+
+ProgressCallback = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class _FolderPlan:
+    folder_id: uuid.UUID
+    provider_folder_id: str
+    name: str
+    cursor: dict[str, Any] | None
+    since: datetime
+    restart: bool
+
+
+def _plan(session: Session, mailbox: Mailbox) -> list[_FolderPlan]:
+    lookback = mailboxes.lookback_days_of(session, mailbox)
+    anchor = mailbox.first_synced_at or datetime.now(UTC)
+    since = anchor - timedelta(days=lookback)
+    plans = []
+    for folder in mailbox.folders:
+        if not folder.selected:
+            continue
+        # A look-back extended past what this folder already covers means a back-fill from scratch;
+        # already stored mail is recognised and not duplicated.
+        restart = folder.synced_since is not None and since < folder.synced_since
+        plans.append(
+            _FolderPlan(
+                folder.id,
+                folder.provider_folder_id,
+                folder.name,
+                None if restart else folder.cursor,
+                since,
+                restart,
+            )
+        )
+    return plans
+
+
+def sync_mailbox(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    mailbox_id: uuid.UUID,
+    *,
+    progress: ProgressCallback | None = None,
+    provider_factory: Callable[[Mailbox, SecretBox], Any] | None = None,
+    settings: Settings | None = None,
+) -> SyncReport:
+    report = SyncReport(mailbox_id)
+    if provider_factory is None:
+        # Gmail and Graph mailboxes need the OAuth app's settings, and a way to store refreshed tokens.
+        provider_factory = partial(open_provider, settings=settings, sessions=sessions)
+    with session_scope(sessions) as session:
+        mailbox = session.get(Mailbox, mailbox_id)
+        if mailbox is None:
+            report.status, report.error = "gone", "the mailbox was disconnected"
+            return report
+        workspace_id, user_id = mailbox.workspace_id, mailbox.user_id
+        plans = _plan(session, mailbox)
+        try:
+            provider = provider_factory(mailbox, box)
+        except (InsecureConnectionError, OAuthConfigurationError, ValueError, KeyError) as error:
+            mailboxes.record_sync_result(session, mailbox_id, status=mailboxes.STATUS_ERROR, error=str(error))
+            report.status, report.error = mailboxes.STATUS_ERROR, str(error)
+            return report
+    try:
+        for plan in plans:
+            report.folders += 1
+            _sync_folder(sessions, provider, plan, workspace_id, user_id, mailbox_id, report, progress)
+    except AuthError as error:
+        report.status, report.error = mailboxes.STATUS_NEEDS_RECONNECT, f"{error}; reconnect the mailbox"
+    except RateLimited as error:
+        report.status, report.error = mailboxes.STATUS_CONNECTED, str(error)
+        report.retry_after_seconds = error.retry_after_seconds
+    except (InsecureConnectionError, OAuthConfigurationError) as error:
+        report.status, report.error = mailboxes.STATUS_ERROR, str(error)
+    except TransientError as error:
+        # Recorded for the user to see with the backoff it earned, then raised so the caller can retry
+        # from the stored cursors.
+        with session_scope(sessions) as session:
+            report.retry_after_seconds = mailboxes.record_sync_result(
+                session,
+                mailbox_id,
+                status=mailboxes.STATUS_CONNECTED,
+                error=f"retrying: {error}",
+                failed=True,
+            )
+        raise
+    finally:
+        provider.close()
+    with session_scope(sessions) as session:
+        mailboxes.record_sync_result(
+            session,
+            mailbox_id,
+            status=report.status,
+            error=report.error,
+            retry_after_seconds=report.retry_after_seconds,
+        )
+    return report
+
+
+def _sync_folder(
+    sessions: sessionmaker[Session],
+    provider: Any,
+    plan: _FolderPlan,
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID,
+    mailbox_id: uuid.UUID,
+    report: SyncReport,
+    progress: ProgressCallback | None,
+) -> None:
+    cursor = provider.cursor_from_json(plan.cursor) if plan.cursor else None
+    restarted = False
+    while True:
+        try:
+            for batch in provider.fetch_new_headers(
+                plan.provider_folder_id, cursor, since=plan.since, batch_size=BATCH_SIZE
+            ):
+                _handle_batch(sessions, provider, plan, batch, workspace_id, user_id, mailbox_id, report)
+                cursor = batch.cursor
+                if progress is not None:
+                    progress(plan.name, len(batch.messages))
+            return
+        except CursorExpired:
+            if restarted:
+                raise
+            # The server forgot where we were (UIDVALIDITY changed, history expired): re-map the folder
+            # from scratch. Stored mail is recognised by its dedup key, so nothing doubles or is lost.
+            restarted, cursor = True, None
+        except FolderNotFound as error:
+            with session_scope(sessions) as session:
+                folder = session.get(MailboxFolder, plan.folder_id)
+                if folder is not None:
+                    folder.selected = False
+            report.error = f"{plan.name}: {error}; it was deselected, pick it again if it was renamed"
+            return
+
+
+def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str]) -> set[str]:
+    if not provider_ids:
+        return set()
+    return {
+        value
+        for value in session.scalars(
+            select(EmailHolder.provider_message_id).where(
+                EmailHolder.folder_id == folder_id, EmailHolder.provider_message_id.in_(provider_ids)
+            )
+        )
+        if value
+    }
+
+
+def _handle_batch(
+    sessions: sessionmaker[Session],
+    provider: Any,
+    plan: _FolderPlan,
+    batch: Any,
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID,
+    mailbox_id: uuid.UUID,
+    report: SyncReport,
+) -> None:
+    messages: tuple[MessageHeaders, ...] = batch.messages
+    report.seen += len(messages)
+    with session_scope(sessions) as session:
+        directory = directories.get(session, workspace_id)
+        held = _already_held(session, plan.folder_id, [m.provider_message_id for m in messages])
+    wanted = [
+        message
+        for message in messages
+        if message.provider_message_id not in held
+        and match(parse_headers(message.raw_headers), directory).kept
+    ]
+    too_big = {
+        m.provider_message_id for m in wanted if m.size_bytes is not None and m.size_bytes > MAX_MESSAGE_BYTES
+    }
+    raw_messages = (
+        provider.fetch_raw_messages(
+            plan.provider_folder_id,
+            [m.provider_message_id for m in wanted if m.provider_message_id not in too_big],
+        )
+        if wanted
+        else []
+    )
+    threads = {m.provider_message_id: m.provider_thread_id for m in messages}
+    with session_scope(sessions) as session:
+        for provider_id in too_big:
+            quarantine(
+                session,
+                workspace_id,
+                source="sync",
+                mailbox_id=mailbox_id,
+                provider_message_id=provider_id,
+                reason=f"larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB; not stored",
+            )
+            report.quarantined += 1
+        for raw in raw_messages:
+            try:
+                with session.begin_nested():
+                    parsed = parse_message(raw.raw)
+                    # Decide again on the whole message: the provider's header block may have been partial.
+                    decision = match(parsed, directory)
+                    if not decision.kept:
+                        continue
+                    stored = store_email(
+                        session,
+                        workspace_id,
+                        parsed,
+                        decision,
+                        Holding(
+                            user_id=user_id,
+                            via="sync",
+                            folder_id=plan.folder_id,
+                            folder_name=plan.name,
+                            provider_message_id=raw.provider_message_id,
+                            provider_thread_id=threads.get(raw.provider_message_id),
+                            provider=getattr(provider, "kind", "imap"),
+                        ),
+                    )
+                    for address in stored.created_contacts:
+                        company = next(
+                            (c.company for c in decision.created_contacts if c.email == address), None
+                        )
+                        directory.add_contact(address, company)
+                report.kept += 1
+                report.stored_new += int(stored.created)
+            except Exception as error:
+                log.warning("quarantined %s: %s", raw.provider_message_id, error)
+                quarantine(
+                    session,
+                    workspace_id,
+                    source="sync",
+                    mailbox_id=mailbox_id,
+                    provider_message_id=raw.provider_message_id,
+                    reason=f"{type(error).__name__}: {error}",
+                    raw=raw.raw,
+                )
+                report.quarantined += 1
+        folder = session.get(MailboxFolder, plan.folder_id)
+        if folder is not None:
+            folder.cursor = batch.cursor.to_json()
+            folder.last_synced_at = datetime.now(UTC)
+            if folder.synced_since is None or plan.since < folder.synced_since or plan.restart:
+                folder.synced_since = plan.since
+    report.per_folder[plan.name] = report.per_folder.get(plan.name, 0) + len(messages)

@@ -1,0 +1,99 @@
+"""Company and contact profiles with their threaded timelines, and single emails. Thin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from touchline.db import session_scope
+from touchline.inbound import repository, timeline
+from touchline.inbound.schemas import explanation_of
+from touchline.kit.pagination import PageRequest
+from touchline.ui import render
+from touchline.workspace import repository as workspace_repository
+from touchline.workspace import service as workspace_service
+from touchline.workspace.auth import PageActor, Sessions
+
+router = APIRouter(include_in_schema=False)
+
+CONVERSATIONS_PER_PAGE = 10
+
+
+@router.get("/companies/{company_id}", response_class=HTMLResponse)
+def company_page(
+    request: Request,
+    company_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        company = workspace_service.get_company(session, actor, company_id)
+        contacts = workspace_repository.list_contacts(
+            session, actor, workspace_repository.ContactFilter(company_id=company.id), PageRequest(200, 0)
+        )
+        conversations = timeline.company_timeline(
+            session,
+            actor.workspace_id,
+            company.id,
+            PageRequest(CONVERSATIONS_PER_PAGE, (page - 1) * CONVERSATIONS_PER_PAGE),
+        )
+        return render(
+            request,
+            "company.html",
+            actor,
+            {
+                "company": company,
+                "contacts": contacts,
+                "users": workspace_service.list_users(session, actor),
+                "timeline": conversations,
+                "page_number": page,
+                "error": None,
+            },
+        )
+
+
+@router.get("/contacts/{contact_id}", response_class=HTMLResponse)
+def contact_page(
+    request: Request,
+    contact_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        contact = workspace_service.get_contact(session, actor, contact_id)
+        conversations = timeline.contact_timeline(
+            session,
+            actor.workspace_id,
+            contact.id,
+            PageRequest(CONVERSATIONS_PER_PAGE, (page - 1) * CONVERSATIONS_PER_PAGE),
+        )
+        return render(
+            request,
+            "contact.html",
+            actor,
+            {"contact": contact, "timeline": conversations, "page_number": page},
+        )
+
+
+@router.get("/emails/{email_id}", response_class=HTMLResponse)
+def email_page(request: Request, email_id: uuid.UUID, actor: PageActor, sessions: Sessions) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        email = repository.get_email(session, actor, email_id)
+        companies, contacts = repository.links_of(session, email)
+        company_rows = [workspace_service.get_company(session, actor, company_id) for company_id in companies]
+        return render(
+            request,
+            "email.html",
+            actor,
+            {
+                "email": email,
+                "companies": company_rows,
+                "contacts": contacts,
+                "explanation": explanation_of(email),
+            },
+        )

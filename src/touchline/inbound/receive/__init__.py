@@ -1,0 +1,1 @@
+"""The log address: mail BCC'd or forwarded to it over SMTP or HTTP, and the unassigned list."""

@@ -1,0 +1,543 @@
+"""Log one message sent to a workspace's log address (SPEC §4), whichever way it arrived.
+
+The order is the same for SMTP and HTTP:
+
+1. `prepare` (no database): parse the message and verify its DKIM signatures, which may query DNS.
+2. `log_prepared` (inside the caller's transaction): the header From addresses and the envelope
+   sender must be active users of the workspace, and a DKIM pass is required when the workspace says
+   so; then the keep-or-ignore engine links it (`match_logged`), forwarded content suggests companies
+   for what stays unassigned, and `store_email` stores it once (deduplicated with synced copies).
+   A refusal is recorded in `inbound_refusals` in the same transaction, so an admin sees every
+   reply the sender saw.
+
+Each outcome carries the SMTP reply for it; the HTTP endpoint maps the same outcomes to statuses.
+
+Also here: the unassigned list's changes (`assign`, `dismiss`) and the HTTP channel's per-workspace
+secret (`authenticate_inbound`, `rotate_inbound_secret`). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import delete, event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from touchline.db import session_scope
+from touchline.inbound import repository as emails
+from touchline.inbound.directory import Directory
+from touchline.inbound.match import match_logged
+from touchline.inbound.parse import ParsedEmail, header_block, parse_message
+from touchline.inbound.receive.forwarded import Forwarded, find_forwarded
+from touchline.inbound.receive.signatures import NO_SIGNATURE, DkimResult, TxtLookup, verify_dkim
+from touchline.inbound.store.directory import directories
+from touchline.inbound.store.service import Holding, quarantine, store_email, touch_last
+from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
+from touchline.kit.crypto import SecretBox, new_token
+from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
+from touchline.models import Company, Contact, Email, EmailCompany, EmailContact, User, WorkspaceSettings
+from touchline.models.inbound import InboundRefusal
+from touchline.workspace import service as workspace_service
+from touchline.workspace.permissions import Actor, Permission
+from touchline.workspace.service import record_audit
+
+Channel = Literal["smtp", "http"]
+Outcome = Literal["logged", "refused", "deferred", "quarantined"]
+
+MAX_REFUSALS_KEPT = 1000
+"""Per workspace; the oldest go first, so a stranger hammering the address cannot fill the disk."""
+MAX_LOG_ENTRIES = 20
+"""How many log events (who logged it, when, how) one email's record keeps."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """How a message reached the log address: the channel, MAIL FROM (None when the channel does
+    not say) and the client's network address."""
+
+    channel: Channel
+    sender: str | None = None
+    remote: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A received message after the work that needs no database: parsed, DKIM verified."""
+
+    raw: bytes
+    head: bytes
+    parsed: ParsedEmail
+    dkim: DkimResult = NO_SIGNATURE
+
+
+@dataclass(frozen=True, slots=True)
+class LogResult:
+    """What happened to one message for one workspace, with the SMTP reply that says so."""
+
+    outcome: Outcome
+    code: int
+    status: str
+    text: str
+    reason_code: str = ""
+    email_id: uuid.UUID | None = None
+    created: bool = False
+    unassigned: bool = False
+    suggested_company_ids: tuple[str, ...] = field(default=())
+
+    @property
+    def smtp_reply(self) -> str:
+        # One line: a reply that carried a line break would be read as two replies.
+        text = " ".join(self.text.split())
+        return f"{self.code} {self.status} {text}"[:510]
+
+
+def prepare(raw: bytes, *, dkim_lookup: TxtLookup | None = None, dkim_timeout: float = 5.0) -> Prepared:
+    """Parse and DKIM-verify a raw message; never raises. Run it before opening a transaction."""
+    head = header_block(raw)
+    parsed = parse_message(raw)
+    from_domain = domain_of(parsed.sender) if parsed.sender else None
+    dkim_result = verify_dkim(raw, head, from_domain, lookup=dkim_lookup, timeout=dkim_timeout)
+    return Prepared(raw=raw, head=head, parsed=parsed, dkim=dkim_result)
+
+
+# --- who may log ---------------------------------------------------------------------------------
+
+
+def resolve_log_address(session: Session, address: str) -> uuid.UUID | None:
+    """The workspace whose log address this is (compared case-insensitively), or None."""
+    try:
+        normal = normalise_address(address)
+    except InvalidAddressError:
+        return None
+    return session.scalar(
+        select(WorkspaceSettings.workspace_id).where(WorkspaceSettings.log_address == normal)
+    )
+
+
+def active_users(session: Session, workspace_id: uuid.UUID, addresses: set[str]) -> dict[str, uuid.UUID]:
+    """Which of `addresses` (normalised) are active users of the workspace, with their ids.
+
+    The workspace's active users are read once per transaction: a group commit checks many messages
+    in one, and a workspace has few users. A change made by another transaction counts from the next.
+    """
+    if not addresses:
+        return {}
+    remembered: dict[uuid.UUID, dict[str, uuid.UUID]] = session.info.setdefault(_USERS_KEY, {})
+    users = remembered.get(workspace_id)
+    if users is None:
+        rows = session.execute(
+            select(User.email, User.id).where(User.workspace_id == workspace_id, User.active.is_(True))
+        )
+        users = remembered[workspace_id] = dict(rows.all())
+    return {address: users[address] for address in addresses if address in users}
+
+
+_USERS_KEY = "touchline.inbound.active_users"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_users(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_USERS_KEY, None)
+
+
+def envelope_refusal(session: Session, workspace_id: uuid.UUID, sender: str | None) -> LogResult | None:
+    """The refusal for an envelope sender that may not log into this workspace; None if it may."""
+    if sender is None:
+        return None
+    text = sender.strip().strip("<>").strip()
+    if not text:
+        return _refused(
+            "null-sender",
+            "a message without an envelope sender (a bounce or automatic notice) cannot be logged",
+        )
+    try:
+        normal = normalise_address(text)
+    except InvalidAddressError:
+        return _refused("envelope-not-user", f"envelope sender {_safe(text)} is not an email address")
+    if not active_users(session, workspace_id, {normal}):
+        return _refused(
+            "envelope-not-user",
+            f"envelope sender <{normal}> is not a user of this workspace; only its users may log mail",
+        )
+    return None
+
+
+def record_refusal(
+    session: Session,
+    workspace_id: uuid.UUID,
+    result: LogResult,
+    envelope: Envelope,
+    *,
+    stage: str,
+    prepared: Prepared | None = None,
+) -> None:
+    """Keep what was refused and why for the workspace's admins (the message itself is not kept)."""
+    parsed = prepared.parsed if prepared else None
+    session.add(
+        InboundRefusal(
+            workspace_id=workspace_id,
+            channel=envelope.channel,
+            stage=stage,
+            code=result.reason_code[:40],
+            reason=result.text[:4000],
+            envelope_sender=(envelope.sender or "")[:320] if envelope.sender is not None else None,
+            header_from=", ".join(a.address for a in parsed.from_)[:2000] if parsed else "",
+            subject=parsed.subject[:2000] if parsed else "",
+            message_id=parsed.message_id[:998] if parsed and parsed.message_id else None,
+            remote=envelope.remote[:100],
+            size=len(prepared.raw) if prepared else None,
+            dkim=prepared.dkim.record() if prepared else {},
+        )
+    )
+    session.flush()
+    _prune_refusals(session, workspace_id)
+
+
+def _prune_refusals(session: Session, workspace_id: uuid.UUID) -> None:
+    cutoff = session.scalar(
+        select(InboundRefusal.created_at)
+        .where(InboundRefusal.workspace_id == workspace_id)
+        .order_by(InboundRefusal.created_at.desc())
+        .offset(MAX_REFUSALS_KEPT)
+        .limit(1)
+    )
+    if cutoff is not None:
+        session.execute(
+            delete(InboundRefusal).where(
+                InboundRefusal.workspace_id == workspace_id, InboundRefusal.created_at <= cutoff
+            )
+        )
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+
+def log_prepared(
+    session: Session, workspace_id: uuid.UUID, prepared: Prepared, envelope: Envelope
+) -> LogResult:
+    """Verify, link and store one prepared message for a workspace; records refusals. Never commits."""
+    settings = session.get(WorkspaceSettings, workspace_id)
+    if settings is None:
+        return _refused("no-workspace", "this log address no longer exists")
+    refusal, senders = _sender_refusal(session, workspace_id, prepared, envelope, settings)
+    if refusal is not None:
+        if refusal.outcome == "refused":
+            record_refusal(session, workspace_id, refusal, envelope, stage="data", prepared=prepared)
+        return refusal
+    parsed = prepared.parsed
+    directory = directories.get(session, workspace_id)
+    decision = match_logged(parsed, directory, settings.log_address)
+    if decision.action == "refuse":
+        refusal = _refused(decision.rule, decision.reason)
+        record_refusal(session, workspace_id, refusal, envelope, stage="data", prepared=prepared)
+        return refusal
+    forwarded = find_forwarded(prepared.raw) if decision.action == "unassigned" else Forwarded()
+    suggestions = suggest_companies(forwarded.participants, directory)
+    stored = store_email(
+        session,
+        workspace_id,
+        parsed,
+        decision,
+        Holding(user_id=senders[parsed.from_[0].address], via="log"),
+        suggested_company_ids=suggestions,
+    )
+    email = session.get(Email, stored.email_id)
+    assert email is not None  # store_email just flushed it
+    _remember_log(email, prepared, envelope, forwarded, suggestions)
+    session.flush()
+    where = "unassigned, for a user to assign" if email.unassigned else "linked to its customers"
+    return LogResult(
+        outcome="logged",
+        code=250,
+        status="2.0.0",
+        text=f"logged as {email.id} ({where})",
+        email_id=email.id,
+        created=stored.created,
+        unassigned=email.unassigned,
+        suggested_company_ids=tuple(suggestions),
+    )
+
+
+def _sender_refusal(
+    session: Session,
+    workspace_id: uuid.UUID,
+    prepared: Prepared,
+    envelope: Envelope,
+    settings: WorkspaceSettings,
+) -> tuple[LogResult | None, dict[str, uuid.UUID]]:
+    """Why this message may not be logged (None if it may), and the users its From addresses name."""
+    parsed = prepared.parsed
+    if not parsed.from_:
+        no_from = "the message has no readable From address; only users of this workspace may log mail"
+        return _refused("no-from", no_from), {}
+    from_addresses = {a.address for a in parsed.from_}
+    users = active_users(session, workspace_id, from_addresses)
+    strangers = sorted(from_addresses - users.keys())
+    if strangers:
+        # Every From address must be a user: a second From (or one hidden in a list) is how a
+        # stranger would ride in on a colleague's name.
+        named = ", ".join(f"<{a}>" for a in strangers)
+        return _refused(
+            "sender-not-user", f"From {named} is not a user of this workspace; only its users may log mail"
+        ), users
+    refusal = envelope_refusal(session, workspace_id, envelope.sender)
+    if refusal is not None:
+        return refusal, users
+    if settings.require_dkim_for_logged_mail:
+        status = prepared.dkim.status
+        if status == "temperror":
+            return LogResult(
+                "deferred",
+                451,
+                "4.7.5",
+                "could not fetch the DKIM key of the signing domain; try again later",
+                reason_code="dkim-temperror",
+            ), users
+        if status != "pass":
+            return LogResult(
+                "refused",
+                550,
+                "5.7.20",
+                f"no valid DKIM signature of the From domain (result: {status}); "
+                "this workspace requires one for logged mail",
+                reason_code="dkim-required",
+            ), users
+    return None, users
+
+
+def suggest_companies(participants: tuple[str, ...], directory: Directory) -> list[str]:
+    """Companies of the forwarded conversation's external participants, in the order found."""
+    found: list[str] = []
+    for address in participants:
+        standing = directory.standing(address)
+        if standing.internal_by is not None:
+            continue
+        company = standing.contact_company if standing.is_contact else standing.domain_company
+        if company is not None and company not in found:
+            found.append(company)
+    return found
+
+
+def _remember_log(
+    email: Email, prepared: Prepared, envelope: Envelope, forwarded: Forwarded, suggestions: list[str]
+) -> None:
+    """Who logged the email, how, and what its DKIM signatures said, on the email's decision record."""
+    entry: dict[str, Any] = {
+        "at": datetime.now(UTC).isoformat(),
+        "from": prepared.parsed.sender,
+        "channel": envelope.channel,
+        "envelope_sender": envelope.sender,
+        "remote": envelope.remote,
+        "dkim": prepared.dkim.record(),
+    }
+    record = dict(email.decision or {})
+    record["log"] = [*list(record.get("log", []))[-(MAX_LOG_ENTRIES - 1) :], entry]
+    if forwarded.blocks:
+        record["forwarded"] = {
+            "styles": list(forwarded.styles),
+            "participants": list(forwarded.participants),
+            "suggested_company_ids": suggestions,
+        }
+    # A new dict, so the JSON column sees the change.
+    email.decision = record
+
+
+def quarantined(
+    session: Session, workspace_id: uuid.UUID, raw: bytes, envelope: Envelope, error: BaseException
+) -> LogResult:
+    """Keep a message that failed while being stored, with why, for an admin; the sender is told."""
+    reason = f"log address ({envelope.channel}): {type(error).__name__}: {error}"
+    quarantine(session, workspace_id, source="log", reason=reason, raw=raw)
+    return LogResult(
+        "quarantined",
+        554,
+        "5.6.0",
+        "the message could not be logged and was set aside for an admin to look at",
+        reason_code="quarantined",
+    )
+
+
+DATABASE_UNAVAILABLE = LogResult(
+    "deferred", 451, "4.3.0", "the message could not be stored just now; try again later", "unavailable"
+)
+"""The database could not be reached or was busy: nothing was stored, and the sender should retry."""
+
+
+def too_big(limit: int) -> LogResult:
+    return LogResult(
+        "refused", 552, "5.3.4", f"message larger than the {limit} bytes this server accepts", "too-big"
+    )
+
+
+def log_message(
+    sessions: sessionmaker[Session],
+    workspace_id: uuid.UUID,
+    raw: bytes,
+    envelope: Envelope,
+    *,
+    max_bytes: int,
+    dkim_lookup: TxtLookup | None = None,
+    dkim_timeout: float = 5.0,
+) -> LogResult:
+    """Prepare, then log in a transaction of its own; a failure while storing is quarantined."""
+    if len(raw) > max_bytes:
+        return too_big(max_bytes)
+    prepared = prepare(raw, dkim_lookup=dkim_lookup, dkim_timeout=dkim_timeout)
+    try:
+        with session_scope(sessions) as session:
+            return log_prepared(session, workspace_id, prepared, envelope)
+    except OperationalError:
+        return DATABASE_UNAVAILABLE
+    except Exception as error:
+        try:
+            with session_scope(sessions) as session:
+                return quarantined(session, workspace_id, raw, envelope, error)
+        except Exception:
+            return DATABASE_UNAVAILABLE
+
+
+def _refused(code: str, text: str) -> LogResult:
+    return LogResult("refused", 550, "5.7.1", text, reason_code=code)
+
+
+def _safe(text: str) -> str:
+    return repr(text[:200])
+
+
+# --- the unassigned list -------------------------------------------------------------------------
+
+
+def assign(
+    session: Session,
+    actor: Actor,
+    email_id: uuid.UUID,
+    *,
+    company_ids: Iterable[uuid.UUID] = (),
+    contact_ids: Iterable[uuid.UUID] = (),
+) -> Email:
+    """Link a logged email to companies and/or contacts by hand: it leaves the unassigned list,
+    shows on their timelines, and moves their Last Touch. A contact's company is linked too."""
+    actor.require(Permission.EDIT_CUSTOMERS)
+    email = emails.get_email(session, actor, email_id)
+    if not email.logged:
+        raise ConflictError(
+            "only emails sent to the log address are assigned by hand; "
+            "synced mail is linked by its participants"
+        )
+    companies = {company_id: _company(session, actor, company_id) for company_id in company_ids}
+    contacts = {contact_id: _contact(session, actor, contact_id) for contact_id in contact_ids}
+    if not companies and not contacts:
+        raise InvalidInputError("choose at least one company or contact to assign the email to")
+    linked_companies = set(companies) | {c.company_id for c in contacts.values() if c.company_id is not None}
+    known_companies = set(
+        session.scalars(select(EmailCompany.company_id).where(EmailCompany.email_id == email.id))
+    )
+    known_contacts = set(
+        session.scalars(select(EmailContact.contact_id).where(EmailContact.email_id == email.id))
+    )
+    for company_id in linked_companies - known_companies:
+        session.add(EmailCompany(email_id=email.id, company_id=company_id))
+    for contact_id in set(contacts) - known_contacts:
+        session.add(EmailContact(email_id=email.id, contact_id=contact_id))
+    now = datetime.now(UTC)
+    moment = min(email.sent_at, now) if email.sent_at is not None else now
+    touch_last(session, linked_companies, list(contacts.values()), moment)
+    names = [c.name for c in companies.values()] + [c.email for c in contacts.values()]
+    record = dict(email.decision or {})
+    previous = {key: record.get(key) for key in ("action", "rule", "reason")}
+    record.update(
+        action="keep",
+        rule="assigned",
+        reason=f"assigned by {actor.label} to {', '.join(names)}",
+        assigned=[
+            *list(record.get("assigned", [])),
+            {
+                "at": now.isoformat(),
+                "by": actor.label,
+                "companies": sorted(str(c) for c in linked_companies),
+                "contacts": sorted(c.email for c in contacts.values()),
+                "before": previous,
+            },
+        ],
+    )
+    email.decision = record
+    email.unassigned = False
+    record_audit(
+        session,
+        actor,
+        "email.assign",
+        "email",
+        email.id,
+        {
+            "companies": sorted(str(c) for c in linked_companies),
+            "contacts": sorted(c.email for c in contacts.values()),
+        },
+    )
+    session.flush()
+    return email
+
+
+def dismiss(session: Session, actor: Actor, email_id: uuid.UUID) -> None:
+    """Take an email off the unassigned list for good: it is deleted (nothing links to it), and the
+    audit log keeps who dismissed what."""
+    actor.require(Permission.EDIT_CUSTOMERS)
+    email = emails.get_email(session, actor, email_id)
+    if not email.unassigned:
+        raise ConflictError("only unassigned emails can be dismissed; this one is linked to customers")
+    record_audit(
+        session,
+        actor,
+        "email.dismiss",
+        "email",
+        email.id,
+        {"subject": email.subject[:500], "from": email.from_address, "message_id": email.message_id},
+    )
+    session.delete(email)
+    session.flush()
+
+
+def _company(session: Session, actor: Actor, company_id: uuid.UUID) -> Company:
+    try:
+        return workspace_service.get_company(session, actor, company_id)
+    except NotFoundError:
+        raise InvalidInputError(f"company {company_id} not found") from None
+
+
+def _contact(session: Session, actor: Actor, contact_id: uuid.UUID) -> Contact:
+    try:
+        return workspace_service.get_contact(session, actor, contact_id)
+    except NotFoundError:
+        raise InvalidInputError(f"contact {contact_id} not found") from None
+
+
+# --- the HTTP channel's secret -------------------------------------------------------------------
+
+
+def authenticate_inbound(session: Session, box: SecretBox, log_address: str, secret: str) -> uuid.UUID | None:
+    """The workspace whose log address and inbound secret these are; None for any mismatch."""
+    workspace_id = resolve_log_address(session, log_address)
+    if workspace_id is None or not secret:
+        return None
+    settings = session.get(WorkspaceSettings, workspace_id)
+    if settings is None:
+        return None
+    expected = box.decrypt(settings.inbound_secret_encrypted)
+    return workspace_id if hmac.compare_digest(expected.encode(), secret.encode()) else None
+
+
+def rotate_inbound_secret(session: Session, actor: Actor, box: SecretBox) -> str:
+    """A new inbound secret; the old one stops working when the transaction commits."""
+    settings = workspace_service.get_settings(session, actor)
+    actor.require(Permission.ADMIN_ACCESS)
+    secret = new_token("tlin")
+    settings.inbound_secret_encrypted = box.encrypt(secret)
+    record_audit(session, actor, "inbound.rotate_secret", "workspace", actor.workspace_id)
+    session.flush()
+    return secret

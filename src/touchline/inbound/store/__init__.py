@@ -1,0 +1,1 @@
+"""Storing kept mail: one email per workspace, its holders, links, conversation and Last Touch."""

@@ -1,0 +1,59 @@
+"""The matching directory of a workspace, loaded from the database and cached per process."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from touchline.inbound.directory import Directory
+from touchline.models import CompanyDomain, Contact, User, Workspace, WorkspaceSettings
+
+
+def load_directory(session: Session, workspace_id: uuid.UUID) -> Directory:
+    settings = session.get(WorkspaceSettings, workspace_id)
+    if settings is None:
+        raise LookupError(f"workspace {workspace_id} has no settings")
+    directory = Directory(create_contacts=settings.create_contacts_automatically)
+    directory.set_internal_domains(settings.internal_domains)
+    directory.set_blocklist(settings.blocklist)
+    for email in session.scalars(select(User.email).where(User.workspace_id == workspace_id)):
+        directory.add_user(email)
+    for company_id, domain in session.execute(
+        select(CompanyDomain.company_id, CompanyDomain.domain).where(
+            CompanyDomain.workspace_id == workspace_id
+        )
+    ):
+        directory.add_company_domain(str(company_id), domain)
+    rows = session.execute(
+        select(Contact.email, Contact.company_id).where(Contact.workspace_id == workspace_id)
+    ).yield_per(10_000)
+    for email, contact_company in rows:
+        directory.add_contact(email, str(contact_company) if contact_company else None)
+    return directory
+
+
+class DirectoryCache:
+    """Reloads a workspace's directory only when its `directory_version` moved."""
+
+    def __init__(self) -> None:
+        self._entries: dict[uuid.UUID, tuple[int, Directory]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, workspace_id: uuid.UUID) -> Directory:
+        version = session.scalar(select(Workspace.directory_version).where(Workspace.id == workspace_id))
+        if version is None:
+            raise LookupError(f"workspace {workspace_id} does not exist")
+        with self._lock:
+            cached = self._entries.get(workspace_id)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+        directory = load_directory(session, workspace_id)
+        with self._lock:
+            self._entries[workspace_id] = (version, directory)
+        return directory
+
+
+directories = DirectoryCache()

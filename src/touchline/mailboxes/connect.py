@@ -1,0 +1,185 @@
+"""Opening a provider for a stored mailbox: decrypts its credentials; persists refreshed OAuth tokens.
+
+Opening does no network I/O, so a caller may open a provider while it holds a session. OAuth access
+tokens are refreshed lazily, on first use or when a server refuses one, and each refresh is written
+back at once in a short transaction of its own: Microsoft rotates refresh tokens, so a refresh that is
+not stored would leave the next run holding a token Microsoft may have retired.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, lazyload, sessionmaker
+
+from touchline.config import Settings
+from touchline.db import session_scope
+from touchline.kit.crypto import SecretBox
+from touchline.mailboxes.oauth import (
+    OAuthClientCredentials,
+    OAuthConfigurationError,
+    OAuthFlow,
+    OAuthTokens,
+    TokenHolder,
+    google_oauth_config,
+    microsoft_oauth_config,
+)
+from touchline.mailboxes.providers.base import AccessTokenSource, InsecureConnectionError
+from touchline.mailboxes.providers.gmail import GmailProvider
+from touchline.mailboxes.providers.graph import GraphProvider
+from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
+from touchline.mailboxes.service import credentials_of, store_credentials
+from touchline.models import Mailbox
+
+log = logging.getLogger(__name__)
+
+ProviderFactory = Callable[[Mailbox, SecretBox], Any]
+OpenedProvider = ImapProvider | GmailProvider | GraphProvider
+
+GMAIL = "gmail"
+GRAPH = "graph"
+OAUTH_PROVIDERS = (GMAIL, GRAPH)
+
+
+def imap_account(connection: dict[str, Any], password: str) -> ImapAccount:
+    try:
+        security = ConnectionSecurity(connection.get("security", "tls"))
+    except ValueError:
+        raise InsecureConnectionError(
+            f"unknown connection security {connection.get('security')!r}; use tls, starttls or plain"
+        ) from None
+    return ImapAccount(
+        host=str(connection["host"]),
+        port=int(connection["port"]) if connection.get("port") else None,
+        security=security,
+        username=str(connection["username"]),
+        password=password,
+    )
+
+
+def oauth_flow(settings: Settings, mailbox_provider: str, *, redirect_uri: str = "") -> OAuthFlow:
+    """The token endpoint calls for Gmail or Graph mailboxes with the operator's registered app.
+
+    ``redirect_uri`` matters only for the authorization-code grant; refreshing and revoking ignore it.
+    The caller closes the flow.
+    """
+    if mailbox_provider == GMAIL:
+        if not settings.google_client_id:
+            raise OAuthConfigurationError(
+                "Gmail mailboxes need Google sign-in: an administrator sets TOUCHLINE_GOOGLE_CLIENT_ID "
+                "and TOUCHLINE_GOOGLE_CLIENT_SECRET"
+            )
+        return OAuthFlow(
+            google_oauth_config(
+                authorization_url=settings.google_authorization_url,
+                token_url=settings.google_token_url,
+                revocation_url=settings.google_revocation_url,
+            ),
+            OAuthClientCredentials(
+                settings.google_client_id, settings.google_client_secret or None, redirect_uri
+            ),
+        )
+    if mailbox_provider == GRAPH:
+        if not settings.microsoft_client_id:
+            raise OAuthConfigurationError(
+                "Microsoft 365 mailboxes need Microsoft sign-in: an administrator sets "
+                "TOUCHLINE_MICROSOFT_CLIENT_ID and TOUCHLINE_MICROSOFT_CLIENT_SECRET"
+            )
+        return OAuthFlow(
+            microsoft_oauth_config(
+                tenant=settings.microsoft_tenant, login_base_url=settings.microsoft_login_base_url
+            ),
+            OAuthClientCredentials(
+                settings.microsoft_client_id, settings.microsoft_client_secret or None, redirect_uri
+            ),
+        )
+    raise ValueError(f"{mailbox_provider!r} mailboxes do not sign in with OAuth")
+
+
+def api_provider(
+    settings: Settings,
+    mailbox_provider: str,
+    token_source: AccessTokenSource,
+    *,
+    on_close: Callable[[], None] | None = None,
+) -> GmailProvider | GraphProvider:
+    if mailbox_provider == GMAIL:
+        return GmailProvider(token_source, api_base_url=settings.gmail_api_base_url, on_close=on_close)
+    if mailbox_provider == GRAPH:
+        return GraphProvider(token_source, api_base_url=settings.graph_api_base_url, on_close=on_close)
+    raise ValueError(f"{mailbox_provider!r} mailboxes are not read through a REST API")
+
+
+class StoredTokens:
+    """Writes a mailbox's refreshed OAuth tokens back, encrypted, in a transaction of its own.
+
+    A write happens only while the stored grant is still the one this sync started from: when the
+    user reconnected meanwhile, the new grant they just gave must not be overwritten by the old one.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        box: SecretBox,
+        mailbox_id: uuid.UUID,
+        refresh_token: str | None,
+    ) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._mailbox_id = mailbox_id
+        self._refresh_token = refresh_token
+
+    def __call__(self, tokens: OAuthTokens) -> None:
+        with session_scope(self._sessions) as session:
+            # Locked (on PostgreSQL) so a reconnect cannot slip in between the check and the write;
+            # without the user joined in, which PostgreSQL cannot lock through an outer join.
+            mailbox = session.scalar(
+                select(Mailbox)
+                .options(lazyload(Mailbox.user))
+                .where(Mailbox.id == self._mailbox_id)
+                .with_for_update()
+            )
+            if mailbox is None:
+                return  # disconnected during the sync; nothing to keep
+            stored = credentials_of(mailbox, self._box)
+            if stored.get("refresh_token") != self._refresh_token:
+                log.info("mailbox %s was reconnected during a sync; its new grant is kept", self._mailbox_id)
+                return
+            store_credentials(mailbox, self._box, tokens.to_dict())
+        self._refresh_token = tokens.refresh_token
+
+
+def open_provider(
+    mailbox: Mailbox,
+    box: SecretBox,
+    *,
+    settings: Settings | None = None,
+    sessions: sessionmaker[Session] | None = None,
+) -> OpenedProvider:
+    """A provider for ``mailbox``; the caller closes it.
+
+    Gmail and Graph mailboxes need ``settings`` for the OAuth app (read from the environment when
+    not given). With ``sessions``, refreshed tokens are stored as ``StoredTokens`` describes; without,
+    they last as long as the provider, which suits a one-off call but not a sync.
+    """
+    credentials = credentials_of(mailbox, box)
+    if mailbox.provider == "imap":
+        return ImapProvider(imap_account(mailbox.connection, str(credentials["password"])))
+    if mailbox.provider in OAUTH_PROVIDERS:
+        settings = settings if settings is not None else Settings()
+        tokens = OAuthTokens.from_dict(credentials)
+        persist = (
+            StoredTokens(sessions, box, mailbox.id, tokens.refresh_token) if sessions is not None else None
+        )
+        flow = oauth_flow(settings, mailbox.provider)
+        try:
+            holder = TokenHolder(flow, tokens, on_refreshed=persist)
+            return api_provider(settings, mailbox.provider, holder, on_close=flow.close)
+        except BaseException:
+            flow.close()
+            raise
+    raise InsecureConnectionError(f"mailboxes of kind {mailbox.provider!r} cannot be opened by this version")

@@ -1,0 +1,138 @@
+"""JSON API for a user's mailbox, its folders, and the admin's "Apply to all users". Thin."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from touchline.db import session_scope
+from touchline.kit.crypto import SecretBox
+from touchline.kit.errors import InvalidInputError, NotFoundError
+from touchline.mailboxes import oauth_connect, service
+from touchline.mailboxes.connect import imap_account
+from touchline.mailboxes.providers.base import Folder, ProviderError
+from touchline.mailboxes.providers.imap import ImapProvider
+from touchline.mailboxes.schemas import (
+    FolderSelection,
+    ImapConnect,
+    LookbackChange,
+    MailboxOut,
+    RemovalOut,
+    TaskOut,
+)
+from touchline.workspace.auth import ApiActor, Sessions
+
+router = APIRouter(prefix="/api/v1", tags=["mailboxes"])
+
+
+def list_imap_folders(connection: dict[str, object], password: str) -> list[Folder]:
+    """Log in and list folders: proves the credentials before anything is stored."""
+    try:
+        with ImapProvider(imap_account(connection, password)) as provider:
+            return provider.list_folders()
+    except (ProviderError, OSError) as error:
+        raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
+
+
+@router.get("/mailboxes", summary="Every connected mailbox of the workspace (admins)")
+def list_mailboxes(actor: ApiActor, sessions: Sessions) -> list[MailboxOut]:
+    with session_scope(sessions) as session:
+        return [MailboxOut.of(m) for m in service.list_mailboxes(session, actor)]
+
+
+@router.get("/users/me/mailbox", summary="The caller's connected mailbox")
+def read_my_mailbox(actor: ApiActor, sessions: Sessions) -> MailboxOut:
+    assert actor.user_id is not None
+    with session_scope(sessions) as session:
+        mailbox = service.mailbox_of_user(session, actor, actor.user_id)
+        if mailbox is None:
+            raise NotFoundError("no mailbox is connected; POST /api/v1/mailboxes/imap connects one")
+        return MailboxOut.of(mailbox)
+
+
+@router.post("/mailboxes/imap", status_code=status.HTTP_201_CREATED, summary="Connect an IMAP mailbox")
+def connect_imap(body: ImapConnect, request: Request, actor: ApiActor, sessions: Sessions) -> MailboxOut:
+    user_id = body.user_id or actor.user_id
+    assert user_id is not None
+    with session_scope(sessions) as session:
+        service.mailbox_of_user(session, actor, user_id)  # permission check before any network I/O
+    connection: dict[str, object] = {
+        "host": body.host,
+        "port": body.port,
+        "security": body.security,
+        "username": body.username,
+    }
+    folders = list_imap_folders(connection, body.password)
+    box: SecretBox = request.app.state.secret_box
+    with session_scope(sessions) as session:
+        mailbox = service.connect_mailbox(
+            session,
+            actor,
+            box,
+            user_id=user_id,
+            provider="imap",
+            address=body.username,
+            connection=connection,
+            credentials={"password": body.password},
+            folders=folders,
+        )
+        return MailboxOut.of(mailbox)
+
+
+@router.get("/mailboxes/{mailbox_id}", summary="Read a mailbox, its folders and sync status")
+def read_mailbox(mailbox_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> MailboxOut:
+    with session_scope(sessions) as session:
+        return MailboxOut.of(service.get_mailbox(session, actor, mailbox_id))
+
+
+@router.put("/mailboxes/{mailbox_id}/selected-folders", summary="Choose exactly which folders are synced")
+def select_folders(
+    mailbox_id: uuid.UUID, body: FolderSelection, actor: ApiActor, sessions: Sessions
+) -> MailboxOut:
+    with session_scope(sessions) as session:
+        return MailboxOut.of(
+            service.select_folders(session, actor, mailbox_id, set(body.selected_folder_ids))
+        )
+
+
+@router.patch("/mailboxes/{mailbox_id}", summary="Extend this mailbox's look-back window (back-fills)")
+def change_lookback(
+    mailbox_id: uuid.UUID, body: LookbackChange, actor: ApiActor, sessions: Sessions
+) -> MailboxOut:
+    with session_scope(sessions) as session:
+        return MailboxOut.of(service.extend_lookback(session, actor, mailbox_id, body.lookback_days))
+
+
+@router.delete(
+    "/mailboxes/{mailbox_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Disconnect: sync stops, mail stays",
+)
+def disconnect(mailbox_id: uuid.UUID, request: Request, actor: ApiActor, sessions: Sessions) -> Response:
+    oauth_connect.disconnect_and_revoke(
+        sessions, request.app.state.settings, request.app.state.secret_box, actor, mailbox_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/users/{user_id}/synced-emails", summary="Remove all of a user's synced emails")
+def remove_synced(user_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> RemovalOut:
+    with session_scope(sessions) as session:
+        return RemovalOut(**service.remove_synced_emails(session, actor, user_id))
+
+
+@router.post(
+    "/workspace/default-synced-labels/apply",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Apply the default synced labels (Inbox, Sent) to all current users (admins)",
+)
+def apply_default_labels(actor: ApiActor, sessions: Sessions) -> TaskOut:
+    with session_scope(sessions) as session:
+        return TaskOut.of(service.start_apply_default_labels(session, actor))
+
+
+@router.get("/tasks/{task_id}", summary="A background task's progress and result")
+def read_task(task_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> TaskOut:
+    with session_scope(sessions) as session:
+        return TaskOut.of(service.get_task(session, actor, task_id))

@@ -1,0 +1,168 @@
+"""The user's Email tab and the admin's "Apply to all users" progress page. Thin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from touchline.db import session_scope
+from touchline.kit.crypto import SecretBox
+from touchline.kit.errors import ConflictError, InvalidInputError
+from touchline.mailboxes import oauth_connect, service
+from touchline.mailboxes.endpoints import list_imap_folders
+from touchline.ui import check_csrf, flash, redirect, render
+from touchline.workspace.auth import PageActor, Sessions
+from touchline.workspace.permissions import Actor, Permission
+
+router = APIRouter(include_in_schema=False)
+
+
+def _email_tab(
+    request: Request, actor: Actor, sessions: Sessions, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    actor.require(Permission.EMAIL_SYNC)
+    assert actor.user_id is not None
+    with session_scope(sessions) as session:
+        mailbox = service.mailbox_of_user(session, actor, actor.user_id)
+        held = service.count_holdings(session, actor.workspace_id, actor.user_id)
+        return render(
+            request,
+            "email_tab.html",
+            actor,
+            {"mailbox": mailbox, "held": held, "error": error},
+            status_code=status,
+        )
+
+
+@router.get("/profile/email", response_class=HTMLResponse)
+def email_tab(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
+    return _email_tab(request, actor, sessions)
+
+
+@router.post("/profile/email/imap", response_class=HTMLResponse)
+def connect_imap(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf_token: Annotated[str, Form()],
+    host: Annotated[str, Form()],
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    security: Annotated[str, Form()] = "tls",
+    port: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, csrf_token)
+    actor.require(Permission.EMAIL_SYNC)
+    assert actor.user_id is not None
+    connection: dict[str, object] = {
+        "host": host.strip(),
+        "port": int(port) if port.strip().isdigit() else None,
+        "security": security,
+        "username": username.strip(),
+    }
+    try:
+        folders = list_imap_folders(connection, password)
+        box: SecretBox = request.app.state.secret_box
+        with session_scope(sessions) as session:
+            service.connect_mailbox(
+                session,
+                actor,
+                box,
+                user_id=actor.user_id,
+                provider="imap",
+                address=username.strip(),
+                connection=connection,
+                credentials={"password": password},
+                folders=folders,
+            )
+    except (InvalidInputError, ConflictError) as error:
+        return _email_tab(request, actor, sessions, str(error), 400)
+    flash(request, "Mailbox connected. Pick the folders to sync, then Update sync settings.")
+    return redirect("/profile/email")
+
+
+@router.post("/profile/email/folders", response_class=HTMLResponse)
+async def update_folders(request: Request, actor: PageActor, sessions: Sessions) -> Response:
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf_token", "")))
+    try:
+        selected = {uuid.UUID(str(value)) for value in form.getlist("folders")}
+        mailbox_id = uuid.UUID(str(form.get("mailbox_id", "")))
+    except ValueError:
+        return _email_tab(request, actor, sessions, "the form was damaged; reload the page", 400)
+    with session_scope(sessions) as session:
+        service.select_folders(session, actor, mailbox_id, selected)
+    flash(request, "Sync settings updated. New mail appears on customers' timelines within a minute.")
+    return redirect("/profile/email")
+
+
+@router.post("/profile/email/lookback", response_class=HTMLResponse)
+def extend_lookback(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf_token: Annotated[str, Form()],
+    mailbox_id: Annotated[uuid.UUID, Form()],
+    lookback_days: Annotated[int, Form()],
+) -> Response:
+    check_csrf(request, csrf_token)
+    try:
+        with session_scope(sessions) as session:
+            service.extend_lookback(session, actor, mailbox_id, lookback_days)
+    except InvalidInputError as error:
+        return _email_tab(request, actor, sessions, str(error), 400)
+    flash(request, f"Looking back {lookback_days} days; older mail is being fetched.")
+    return redirect("/profile/email")
+
+
+@router.post("/profile/email/remove-synced")
+def remove_synced(
+    request: Request, actor: PageActor, sessions: Sessions, csrf_token: Annotated[str, Form()]
+) -> Response:
+    check_csrf(request, csrf_token)
+    assert actor.user_id is not None
+    with session_scope(sessions) as session:
+        outcome = service.remove_synced_emails(session, actor, actor.user_id)
+    flash(
+        request,
+        f"Removed {outcome['deleted']} emails only you held; "
+        f"{outcome['kept_for_others']} stay for colleagues.",
+    )
+    return redirect("/profile/email")
+
+
+@router.post("/profile/email/disconnect")
+def disconnect(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf_token: Annotated[str, Form()],
+    mailbox_id: Annotated[uuid.UUID, Form()],
+) -> Response:
+    check_csrf(request, csrf_token)
+    oauth_connect.disconnect_and_revoke(
+        sessions, request.app.state.settings, request.app.state.secret_box, actor, mailbox_id
+    )
+    flash(request, "Mailbox disconnected; sync has stopped. Mail already synced stays.")
+    return redirect("/profile/email")
+
+
+@router.post("/settings/default-synced-labels/apply")
+def apply_default_labels(
+    request: Request, actor: PageActor, sessions: Sessions, csrf_token: Annotated[str, Form()]
+) -> Response:
+    check_csrf(request, csrf_token)
+    with session_scope(sessions) as session:
+        task = service.start_apply_default_labels(session, actor)
+        task_id = task.id
+    return redirect(f"/settings/tasks/{task_id}")
+
+
+@router.get("/settings/tasks/{task_id}", response_class=HTMLResponse)
+def task_page(request: Request, task_id: uuid.UUID, actor: PageActor, sessions: Sessions) -> HTMLResponse:
+    actor.require(Permission.ADMIN_ACCESS)
+    with session_scope(sessions) as session:
+        return render(request, "task.html", actor, {"task": service.get_task(session, actor, task_id)})

@@ -1,0 +1,536 @@
+"""Gmail and Microsoft 365 mailboxes end to end, against fake Google and Microsoft servers on local
+HTTP: OAuth connect pages, encrypted token storage and refresh, and sync into the store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import Team
+from tests.fakes.gmail import FakeGmail, rate_limit_body
+from tests.fakes.graph import FakeGraph, throttled_body
+from tests.fakes.server import serve
+from tests.sync.conftest import CUSTOMER, INTERNAL
+from tests.sync.oauth_world import SAM, OAuthWorld, consent, oauth_settings
+from touchline.config import Settings
+from touchline.db import session_scope
+from touchline.inbound.fetch.service import SyncReport, sync_mailbox
+from touchline.kit.crypto import SecretBox
+from touchline.mailboxes import oauth_connect
+from touchline.mailboxes import service as mailboxes
+from touchline.mailboxes.connect import StoredTokens
+from touchline.mailboxes.oauth import OAuthTokens
+from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
+from touchline.models import ConversationLink, Mailbox
+from touchline.worker import configure_queue
+from touchline.workspace import service
+from touchline.workspace.permissions import Actor
+
+NOW = dt.datetime.now(dt.UTC)
+BOTH = pytest.mark.parametrize("kind", [GOOGLE, MICROSOFT], ids=["gmail", "graph"])
+ADMIN = "admin@team-a.example"
+
+
+@pytest.fixture(scope="module")
+def gmail_server() -> Iterator[tuple[FakeGmail, str]]:
+    fake = FakeGmail()
+    with serve(fake.app) as base_url:
+        yield fake, base_url
+
+
+@pytest.fixture(scope="module")
+def graph_server() -> Iterator[tuple[FakeGraph, str]]:
+    fake = FakeGraph()
+    with serve(fake.app) as base_url:
+        yield fake, base_url
+
+
+@pytest.fixture
+def fake_gmail(gmail_server: tuple[FakeGmail, str]) -> FakeGmail:
+    gmail_server[0].reset()
+    return gmail_server[0]
+
+
+@pytest.fixture
+def fake_graph(graph_server: tuple[FakeGraph, str]) -> FakeGraph:
+    graph_server[0].reset()
+    return graph_server[0]
+
+
+@pytest.fixture
+def settings(
+    settings: Settings, gmail_server: tuple[FakeGmail, str], graph_server: tuple[FakeGraph, str]
+) -> Settings:
+    """The suite's settings with both OAuth apps registered at the fakes; the app is built from it."""
+    return oauth_settings(settings, gmail_server[1], graph_server[1])
+
+
+@pytest.fixture
+def world(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+    fake_graph: FakeGraph,
+) -> Iterator[OAuthWorld]:
+    queue = configure_queue(settings)
+    with session_scope(sessions) as session:
+        workspace = service.create_workspace(
+            session, box, "Sync Co", internal_domains=[INTERNAL], inbound_domain="log.test.example"
+        )
+        company = service.create_company(
+            session, Actor.operator(workspace.id), "Customer", domains=[CUSTOMER]
+        )
+        ids = workspace.id, company.id
+    yield OAuthWorld(settings, sessions, box, ids[0], ids[1], fake_gmail, fake_graph)
+    queue.close()
+
+
+# --- sync ---------------------------------------------------------------------------------------
+
+
+@BOTH
+def test_first_sync_keeps_customer_mail_threaded_by_the_provider(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    user_id = world.add_user("sam")
+    renewal = world.deliver(
+        kind, "Renewal question", thread="thread-1", received_at=NOW - dt.timedelta(days=2)
+    )
+    # Same provider thread, but no In-Reply-To and a new subject: only the thread id links it.
+    world.deliver(kind, "Pricing details", thread="thread-1", received_at=NOW - dt.timedelta(days=1))
+    world.deliver(kind, "Our reply", sender=SAM, to=f"jane.doe@{CUSTOMER}", sent=True, received_at=NOW)
+    newsletter = world.deliver(kind, "Newsletter", sender="News <news@unknown-vendor.example>")
+    world.deliver(kind, "Ancient", received_at=NOW - dt.timedelta(days=200))
+    mailbox_id = world.connect(user_id, kind)
+    assert world.mailbox(mailbox_id)["selected"] == ["inbox", "sent"]
+
+    report = world.sync(mailbox_id)
+
+    assert (report.error, report.status) == (None, "connected")
+    assert report.seen == 4  # the 200-day-old message is outside the 90-day look-back
+    assert world.subjects() == ["Our reply", "Pricing details", "Renewal question"]
+    records = {str(record["subject"]): record for record in world.emails()}
+    for record in records.values():
+        assert record["companies"] == [str(world.company_id)]
+        assert record["contacts"] == [f"jane.doe@{CUSTOMER}"]
+        assert record["holders"] == [f"sam@{INTERNAL}"]
+        assert record["source"] == "sync"
+    assert records["Renewal question"]["conversation_id"] == records["Pricing details"]["conversation_id"]
+    assert records["Our reply"]["conversation_id"] != records["Renewal question"]["conversation_id"]
+    with session_scope(world.sessions) as session:
+        links = set(session.scalars(select(ConversationLink.key)))
+    assert f"thread:{kind.mailbox_provider}:thread-1" in links
+    # Non-customer mail never leaves the mailbox: its body was not even downloaded.
+    assert _bodies_fetched(world, kind, newsletter) == 0
+    assert _bodies_fetched(world, kind, renewal) == 1
+    assert world.mailbox(mailbox_id)["status"] == "connected"
+
+
+def _bodies_fetched(world: OAuthWorld, kind: OAuthAccountKind, message_id: str) -> int:
+    if kind is GOOGLE:
+        return sum(
+            params.get("format") == ["raw"] for params in world.gmail.requests_to(f"/messages/{message_id}")
+        )
+    return len(world.graph.requests_to(f"/messages/{message_id}/$value"))
+
+
+@BOTH
+def test_later_syncs_read_only_what_changed(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(kind, "First", received_at=NOW - dt.timedelta(hours=2))
+    mailbox_id = world.connect(user_id, kind)
+    world.sync(mailbox_id)
+    world.deliver(kind, "Second")
+
+    report = world.sync(mailbox_id)
+
+    assert (report.seen, report.kept, report.stored_new) == (1, 1, 1)
+    assert world.subjects() == ["First", "Second"]
+    if kind is GOOGLE:
+        assert world.gmail.requests_to("/history"), "the second sync should read Gmail's history"
+    else:
+        assert any("$deltatoken" in params for params, _ in world.graph.requests_to("/messages/delta"))
+    assert world.sync(mailbox_id).seen == 0
+
+
+@BOTH
+def test_forgotten_history_or_delta_state_relists_without_duplicates(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(kind, "Before", received_at=NOW - dt.timedelta(hours=2))
+    mailbox_id = world.connect(user_id, kind)
+    world.sync(mailbox_id)
+    if kind is GOOGLE:
+        world.gmail.forget_history()
+    else:
+        world.graph.drop_sync_state()
+    world.deliver(kind, "After")
+
+    report = world.sync(mailbox_id)
+
+    assert report.error is None
+    assert report.stored_new == 1
+    assert world.subjects() == ["After", "Before"]
+    assert world.sync(mailbox_id).stored_new == 0
+
+
+@BOTH
+def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(kind, "Throttled")
+    mailbox_id = world.connect(user_id, kind)
+    if kind is GOOGLE:
+        world.gmail.state.failures.add(429, rate_limit_body(), path_contains="/messages", retry_after="17")
+    else:
+        world.graph.state.failures.add(429, throttled_body(), path_contains="/delta", retry_after="17")
+
+    report = world.sync(mailbox_id)
+
+    assert report.retry_after_seconds == 17.0
+    assert report.status == "connected"
+    assert report.error
+    assert world.subjects() == []
+    assert world.sync(mailbox_id).retry_after_seconds is None
+    assert world.subjects() == ["Throttled"]
+
+
+@BOTH
+def test_a_refreshed_token_is_stored_encrypted(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(kind, "Hello")
+    mailbox_id = world.connect(user_id, kind)
+    before = world.mailbox(mailbox_id)
+    world.oauth(kind).expire_access_tokens()
+
+    assert world.sync(mailbox_id).error is None
+
+    after = world.mailbox(mailbox_id)
+    assert after["ciphertext"] != before["ciphertext"]
+    new_access_token = after["credentials"]["access_token"]
+    assert new_access_token != before["credentials"]["access_token"]
+    assert world.oauth(kind).accepts(new_access_token)
+    if kind is MICROSOFT:
+        # Microsoft rotates refresh tokens: the new one must be what is kept.
+        assert after["credentials"]["refresh_token"] != before["credentials"]["refresh_token"]
+    stored = world.database_text()
+    assert new_access_token not in stored
+    assert after["credentials"]["refresh_token"] not in stored
+    # The next sync opens the mailbox from the database and needs no refresh: the stored token works.
+    requests = len(world.oauth(kind).token_requests)
+    world.deliver(kind, "Again")
+    assert world.sync(mailbox_id).kept == 1
+    assert len(world.oauth(kind).token_requests) == requests
+
+
+@BOTH
+def test_a_revoked_grant_asks_the_user_to_reconnect(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, kind)
+    world.oauth(kind).revoke_all_grants()
+
+    report = world.sync(mailbox_id)
+
+    assert report.status == "needs_reconnect"
+    mailbox = world.mailbox(mailbox_id)
+    assert mailbox["status"] == "needs_reconnect"
+    assert mailbox["last_error"] == (
+        f"{'Google' if kind is GOOGLE else 'Microsoft'} no longer accepts this mailbox's grant "
+        "(access was withdrawn, it expired, or the password changed); reconnect the mailbox"
+    )
+
+
+def test_a_refresh_racing_a_reconnect_keeps_the_new_grant(world: OAuthWorld) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, GOOGLE)
+    old = OAuthTokens.from_dict(world.mailbox(mailbox_id)["credentials"])
+    store = StoredTokens(world.sessions, world.box, mailbox_id, old.refresh_token)
+    with session_scope(world.sessions) as session:
+        oauth_connect.reconnect_mailbox(
+            session, world.operator, world.box, mailbox_id, world.sign_in(GOOGLE, f"sam@{INTERNAL}")
+        )
+    reconnected = world.mailbox(mailbox_id)["credentials"]
+
+    store(OAuthTokens("stale-access", old.refresh_token, NOW + dt.timedelta(hours=1)))
+
+    assert world.mailbox(mailbox_id)["credentials"] == reconnected
+
+
+def test_a_broken_oauth_app_stops_sync_with_a_readable_error(world: OAuthWorld) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, GOOGLE)
+    world.gmail.oauth.expire_access_tokens()
+    world.settings = world.settings.model_copy(update={"google_client_secret": "rotated-by-mistake"})
+
+    report = world.sync(mailbox_id)
+
+    assert report.status == "error"
+    assert "Google sign-in refused the request: invalid_client" in str(
+        world.mailbox(mailbox_id)["last_error"]
+    )
+
+    world.settings = world.settings.model_copy(update={"google_client_id": ""})
+    world.sync(mailbox_id)
+    assert "TOUCHLINE_GOOGLE_CLIENT_ID" in str(world.mailbox(mailbox_id)["last_error"])
+
+
+def test_a_microsoft_account_without_a_mail_property_uses_its_user_principal_name(world: OAuthWorld) -> None:
+    world.graph.mail_property_empty = True
+    account = world.sign_in(MICROSOFT, "Sam@Outlook.example")
+    assert account.address == "sam@outlook.example"
+    assert {folder.special_use for folder in account.folders} >= {"inbox", "sent"}
+
+
+@BOTH
+def test_disconnecting_withdraws_the_grant_where_the_provider_allows(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, kind)
+    refresh_token = world.mailbox(mailbox_id)["credentials"]["refresh_token"]
+
+    revoked = oauth_connect.disconnect_and_revoke(
+        world.sessions, world.settings, world.box, world.operator, mailbox_id
+    )
+
+    with session_scope(world.sessions) as session:
+        assert session.get(Mailbox, mailbox_id) is None
+    grant = world.oauth(kind).refresh_tokens[refresh_token]
+    # Google revokes; Microsoft has no revocation endpoint, so its grant simply stops being used.
+    assert revoked is (kind is GOOGLE)
+    assert (grant in world.oauth(kind).revoked_grants) is (kind is GOOGLE)
+
+
+def test_a_failed_revocation_does_not_block_disconnecting(world: OAuthWorld) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, GOOGLE)
+    # Nothing listens on port 9 (discard) of the loopback interface: the revocation cannot connect.
+    unreachable = world.settings.model_copy(update={"google_revocation_url": "http://127.0.0.1:9/revoke"})
+
+    assert not oauth_connect.disconnect_and_revoke(
+        world.sessions, unreachable, world.box, world.operator, mailbox_id
+    )
+    with session_scope(world.sessions) as session:
+        assert session.get(Mailbox, mailbox_id) is None
+
+
+# --- connect pages ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pages(app: FastAPI, client: TestClient, team: Team) -> TestClient:
+    """A browser signed in as the team's admin (who has email_sync), with the OAuth pages served."""
+    response = client.post(
+        "/login", data={"email": ADMIN, "password": "admin-password-123"}, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    return client
+
+
+def _start(pages: TestClient, slug: str) -> tuple[str, dict[str, str]]:
+    response = pages.get(f"/profile/email/oauth/{slug}/start", follow_redirects=False)
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    return location, {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def _callback(pages: TestClient, slug: str, query: dict[str, str]) -> str:
+    """Return to touchline as the provider's redirect does; the text of the Email tab shown after."""
+    response = pages.get(f"/profile/email/oauth/{slug}/callback", params=query, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/profile/email"
+    page: str = pages.get("/profile/email").text
+    return page
+
+
+def _my_mailbox(pages: TestClient, team: Team) -> dict[str, Any] | None:
+    response = pages.get("/api/v1/users/me/mailbox", headers=team.headers())
+    return response.json() if response.status_code == 200 else None
+
+
+def _sync(
+    sessions: sessionmaker[Session], box: SecretBox, mailbox_id: uuid.UUID, settings: Settings
+) -> SyncReport:
+    return sync_mailbox(sessions, box, mailbox_id, settings=settings)
+
+
+def test_the_email_tab_offers_only_configured_providers(app: FastAPI, pages: TestClient) -> None:
+    page = pages.get("/profile/email").text
+    assert "Enable Google Account Access" in page
+    assert "Enable Outlook Account Access" in page
+
+    app.state.settings = app.state.settings.model_copy(update={"microsoft_client_id": ""})
+    page = pages.get("/profile/email").text
+    assert "Enable Google Account Access" in page
+    assert "Enable Outlook Account Access" not in page
+    assert pages.get("/profile/email/oauth/microsoft/start", follow_redirects=False).status_code == 404
+
+    app.state.settings = app.state.settings.model_copy(update={"google_client_id": ""})
+    assert 'id="connect-oauth"' not in pages.get("/profile/email").text
+
+
+@BOTH
+def test_signing_in_connects_the_mailbox_with_inbox_and_sent_selected(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+    fake_graph: FakeGraph,
+    kind: OAuthAccountKind,
+) -> None:
+    authorization = (fake_gmail if kind is GOOGLE else fake_graph).oauth
+    authorization.consenting_subject = ADMIN
+    location, params = _start(pages, kind.slug)
+    authorize_url = (
+        settings.google_authorization_url if kind is GOOGLE else f"{settings.microsoft_login_base_url}/"
+    )
+    assert location.startswith(authorize_url)
+    assert params["redirect_uri"] == f"{settings.base_url}/profile/email/oauth/{kind.slug}/callback"
+    assert params["code_challenge_method"] == "S256"
+    assert "code_verifier" not in params
+
+    page = _callback(pages, kind.slug, consent(location))
+
+    assert f"{ADMIN} is connected" in page
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    assert (mailbox["provider"], mailbox["address"], mailbox["status"]) == (
+        kind.mailbox_provider,
+        ADMIN,
+        "connected",
+    )
+    selected = sorted(str(folder["special_use"]) for folder in mailbox["folders"] if folder["selected"])
+    assert selected == ["inbox", "sent"]
+    with session_scope(sessions) as session:
+        stored = session.get(Mailbox, uuid.UUID(str(mailbox["id"])))
+        assert stored is not None
+        tokens = OAuthTokens.from_dict(mailboxes.credentials_of(stored, box))
+        assert tokens.refresh_token
+        assert tokens.refresh_token not in stored.credentials_encrypted
+    assert authorization.accepts(tokens.access_token)
+
+
+def test_a_callback_with_the_wrong_state_is_refused(pages: TestClient, team: Team) -> None:
+    location, _ = _start(pages, GOOGLE.slug)
+    returned = consent(location)
+
+    page = _callback(pages, GOOGLE.slug, {**returned, "state": returned["state"] + "x"})
+
+    assert "could not be verified" in page
+    assert _my_mailbox(pages, team) is None
+    # The pending sign-in is used up by the refused attempt: the genuine answer cannot be replayed.
+    assert "could not be verified" in _callback(pages, GOOGLE.slug, returned)
+    assert _my_mailbox(pages, team) is None
+
+
+def test_a_callback_nobody_started_is_refused(pages: TestClient, team: Team) -> None:
+    page = _callback(pages, MICROSOFT.slug, {"code": "stolen", "state": "guessed"})
+    assert "could not be verified" in page
+    assert _my_mailbox(pages, team) is None
+
+
+def test_declined_consent_is_explained(pages: TestClient, team: Team, fake_graph: FakeGraph) -> None:
+    fake_graph.oauth.declines_consent = True
+    location, _ = _start(pages, MICROSOFT.slug)
+
+    page = _callback(pages, MICROSOFT.slug, consent(location))
+
+    assert "Access to your Outlook account was not granted, so nothing was connected." in page
+    assert _my_mailbox(pages, team) is None
+
+
+def test_an_injected_error_code_is_not_echoed(pages: TestClient) -> None:
+    _start(pages, GOOGLE.slug)
+    page = _callback(pages, GOOGLE.slug, {"error": "Call 555-0100 to verify your account"})
+    assert "Google sign-in failed; nothing was connected." in page
+    assert "555-0100" not in page
+
+
+def test_a_needs_reconnect_mailbox_is_reconnected_through_the_same_pages(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+) -> None:
+    fake_gmail.oauth.consenting_subject = ADMIN
+    _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    mailbox_id = uuid.UUID(str(mailbox["id"]))
+    fake_gmail.oauth.revoke_all_grants()
+    assert _sync(sessions, box, mailbox_id, settings).status == "needs_reconnect"
+    assert "Reconnect Google account" in pages.get("/profile/email").text
+
+    location, params = _start(pages, GOOGLE.slug)
+    assert params["login_hint"] == ADMIN
+    page = _callback(pages, GOOGLE.slug, consent(location))
+
+    assert f"{ADMIN} is reconnected" in page
+    assert "Reconnect Google account" not in page
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    assert (mailbox["id"], mailbox["status"], mailbox["last_error"]) == (str(mailbox_id), "connected", None)
+    report = _sync(sessions, box, mailbox_id, settings)
+    assert (report.status, report.error) == ("connected", None)
+
+
+def test_reconnecting_as_another_account_is_refused_and_that_grant_withdrawn(
+    pages: TestClient, team: Team, fake_gmail: FakeGmail
+) -> None:
+    fake_gmail.oauth.consenting_subject = ADMIN
+    _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+    before = _my_mailbox(pages, team)
+    fake_gmail.oauth.consenting_subject = "someone.else@team-a.example"
+    location, _ = _start(pages, GOOGLE.slug)
+
+    page = _callback(pages, GOOGLE.slug, consent(location))
+
+    assert "you signed in as someone.else@team-a.example, but this mailbox is admin@team-a.example" in page
+    assert _my_mailbox(pages, team) == before
+    other_grants = {
+        g for g, subject in fake_gmail.oauth.subjects.items() if subject.startswith("someone.else")
+    }
+    assert other_grants
+    assert other_grants <= fake_gmail.oauth.revoked_grants
+
+
+def test_an_imap_mailbox_must_be_disconnected_before_signing_in_with_google(
+    pages: TestClient, team: Team, sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    with session_scope(sessions) as session:
+        mailboxes.connect_mailbox(
+            session,
+            Actor.operator(team.workspace_id),
+            box,
+            user_id=team.admin_id,
+            provider="imap",
+            address=ADMIN,
+            connection={"host": "imap.team-a.example", "port": 993, "security": "tls", "username": ADMIN},
+            credentials={"password": "secret"},
+            folders=[],
+        )
+    response = pages.get("/profile/email/oauth/google/start", follow_redirects=False)
+    assert response.headers["location"] == "/profile/email"
+    assert "disconnect it before connecting a Google account" in pages.get("/profile/email").text
+
+
+def test_users_without_email_sync_cannot_start(client: TestClient, app: FastAPI, team: Team) -> None:
+    client.patch(
+        f"/api/v1/users/{team.viewer_id}", json={"password": "viewer-password-1"}, headers=team.headers()
+    )
+    client.post("/login", data={"email": "viewer@team-a.example", "password": "viewer-password-1"})
+    assert client.get("/profile/email/oauth/google/start", follow_redirects=False).status_code == 403
