@@ -355,6 +355,7 @@ class _Planner:
         quoted: list[tuple[int, str, str]] = []
         added = 0
         previous: MessageSpec | None = None
+        to: tuple[Person, ...]
         for position in range(length):
             if moment >= self.anchor - timedelta(minutes=5):
                 break

@@ -5,7 +5,8 @@ the sync's alone: one initial sync of a prepared mailbox, then no-change increme
 
 Prints one JSON object on its last line of output. With `--profile FILE` the initial sync runs under
 cProfile and the statistics are written to FILE, with `--profile-incremental FILE` the incremental
-ones (the times are then no benchmark figures).
+ones; with `--stages`, the wall-clock time of each pipeline stage (`StageClock`). The times of such
+runs are no benchmark figures.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class StageClock:
     """
 
     def __init__(self) -> None:
-        self.seconds: collections.Counter[str] = collections.Counter()
+        self.seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
         self.calls: collections.Counter[str] = collections.Counter()
         self.names: list[str] = []
 
@@ -100,10 +101,12 @@ class StageClock:
         from touchline.inbound.store import service as store
         from touchline.mailboxes.providers.imap import ImapProvider
 
-        self.patch(ImapProvider, "_open", "imap: connect and log in")
-        self.patch(ImapProvider, "fetch_new_headers", "imap: SEARCH + header batches", generator=True)
+        self.patch(
+            ImapProvider, "fetch_new_headers", "imap: EXAMINE, SEARCH and header batches", generator=True
+        )
+        self.patch(ImapProvider, "_open", "  imap: connect and log in (on first use, so nested)")
         self.patch(ImapProvider, "fetch_raw_messages", "imap: fetch kept bodies")
-        self.patch(fetch.directories, "get", "directory: version check / load")
+        self.patch(directory.directories, "get", "directory: version check / load")
         self.patch(directory, "load_directory", "  directory: full reload from the database")
         self.patch(fetch, "_already_held", "triage: already-held query")
         self.patch(fetch, "parse_headers", "triage: parse_headers")

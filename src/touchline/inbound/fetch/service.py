@@ -222,15 +222,18 @@ def _handle_batch(
 ) -> None:
     messages: tuple[MessageHeaders, ...] = batch.messages
     report.seen += len(messages)
-    with session_scope(sessions) as session:
-        directory = directories.get(session, workspace_id)
-        held = _already_held(session, plan.folder_id, [m.provider_message_id for m in messages])
-    wanted = [
-        message
-        for message in messages
-        if message.provider_message_id not in held
-        and match(parse_headers(message.raw_headers), directory).kept
-    ]
+    wanted: list[MessageHeaders] = []
+    directory = None
+    if messages:  # an empty batch only moves the checkpoint: no directory, no look-ups
+        with session_scope(sessions) as session:
+            directory = directories.get(session, workspace_id)
+            held = _already_held(session, plan.folder_id, [m.provider_message_id for m in messages])
+        wanted = [
+            message
+            for message in messages
+            if message.provider_message_id not in held
+            and match(parse_headers(message.raw_headers), directory).kept
+        ]
     too_big = {
         m.provider_message_id for m in wanted if m.size_bytes is not None and m.size_bytes > MAX_MESSAGE_BYTES
     }
@@ -255,6 +258,7 @@ def _handle_batch(
             )
             report.quarantined += 1
         for raw in raw_messages:
+            assert directory is not None  # bodies are fetched only for messages the directory kept
             try:
                 with session.begin_nested():
                     parsed = parse_message(raw.raw)

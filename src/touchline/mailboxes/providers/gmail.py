@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -26,7 +26,6 @@ import httpx
 from touchline.mailboxes.providers.base import (
     DEFAULT_BATCH_SIZE,
     TRIAGE_HEADER_NAMES,
-    AccessTokenSource,
     AuthError,
     CursorExpired,
     Folder,
@@ -42,7 +41,7 @@ from touchline.mailboxes.providers.base import (
     require_batch_size,
 )
 from touchline.mailboxes.providers.rest import (
-    RestClient,
+    RestMailboxProvider,
     bounded_map,
     json_object,
     raise_for_status,
@@ -79,41 +78,14 @@ class GmailCursor(FolderCursor):
     first_sync_page_token: str | None = None
 
 
-class GmailProvider:
-    """A Gmail mailbox; see ``touchline.mailboxes.providers.base`` for the contract.
-
-    ``on_close`` runs when the provider is closed: the caller hands over what it opened for the
-    token source (an ``OAuthFlow``'s connections), so one ``close()`` releases everything.
-    """
+class GmailProvider(RestMailboxProvider):
+    """A Gmail mailbox; see ``touchline.mailboxes.providers.base`` for the contract."""
 
     # Names the provider in conversation keys: Gmail's thread ids mean nothing to another provider.
     kind: ClassVar[str] = "gmail"
 
-    def __init__(
-        self,
-        token_source: AccessTokenSource,
-        *,
-        api_base_url: str = GMAIL_API_BASE_URL,
-        max_concurrency: int = 4,
-        timeout_seconds: float = 30.0,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self._rest = RestClient(SERVICE_NAME, api_base_url, token_source, timeout_seconds=timeout_seconds)
-        self._max_concurrency = max_concurrency
-        self._on_close = on_close
-
-    def __enter__(self) -> GmailProvider:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        try:
-            self._rest.close()
-        finally:
-            if self._on_close is not None:
-                self._on_close()
+    service_name = SERVICE_NAME
+    default_api_base_url = GMAIL_API_BASE_URL
 
     def cursor_from_json(self, data: Mapping[str, object]) -> GmailCursor:
         return GmailCursor.from_json(data)

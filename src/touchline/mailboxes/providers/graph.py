@@ -16,7 +16,7 @@ keeps the id already stored. Outlook allows four concurrent requests per mailbox
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
@@ -28,7 +28,6 @@ import httpx
 
 from touchline.mailboxes.providers.base import (
     DEFAULT_BATCH_SIZE,
-    AccessTokenSource,
     AuthError,
     CursorExpired,
     Folder,
@@ -43,7 +42,7 @@ from touchline.mailboxes.providers.base import (
     require_aware,
     require_batch_size,
 )
-from touchline.mailboxes.providers.rest import RestClient, bounded_map, json_object, raise_for_status
+from touchline.mailboxes.providers.rest import RestMailboxProvider, bounded_map, json_object, raise_for_status
 
 GRAPH_API_BASE_URL = "https://graph.microsoft.com/v1.0/"
 SERVICE_NAME = "Microsoft Graph"
@@ -86,40 +85,14 @@ class GraphCursor(FolderCursor):
             raise ValueError("a Graph cursor holds exactly one of delta_link and next_link")
 
 
-class GraphProvider:
-    """A Microsoft 365 / Outlook.com mailbox; see ``touchline.mailboxes.providers.base``.
-
-    ``on_close`` runs when the provider is closed, as for ``GmailProvider``.
-    """
+class GraphProvider(RestMailboxProvider):
+    """A Microsoft 365 / Outlook.com mailbox; see ``touchline.mailboxes.providers.base``."""
 
     # Names the provider in conversation keys: Graph's conversation ids mean nothing to another provider.
     kind: ClassVar[str] = "graph"
 
-    def __init__(
-        self,
-        token_source: AccessTokenSource,
-        *,
-        api_base_url: str = GRAPH_API_BASE_URL,
-        max_concurrency: int = 4,
-        timeout_seconds: float = 30.0,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
-        self._rest = RestClient(SERVICE_NAME, api_base_url, token_source, timeout_seconds=timeout_seconds)
-        self._max_concurrency = max_concurrency
-        self._on_close = on_close
-
-    def __enter__(self) -> GraphProvider:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        try:
-            self._rest.close()
-        finally:
-            if self._on_close is not None:
-                self._on_close()
+    service_name = SERVICE_NAME
+    default_api_base_url = GRAPH_API_BASE_URL
 
     def cursor_from_json(self, data: Mapping[str, object]) -> GraphCursor:
         return GraphCursor.from_json(data)

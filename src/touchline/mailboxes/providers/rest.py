@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -153,3 +153,45 @@ def bounded_map(
         return [future.result() for future in futures]
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+class RestMailboxProvider:
+    """What the Gmail and Graph providers share: one REST client, bounded concurrency, and closing.
+
+    ``on_close`` runs when the provider is closed: the caller hands over what it opened for the
+    token source (an ``OAuthFlow``'s connections), so one ``close()`` releases everything.
+    """
+
+    service_name: str
+    default_api_base_url: str
+
+    def __init__(
+        self,
+        token_source: AccessTokenSource,
+        *,
+        api_base_url: str | None = None,
+        max_concurrency: int = 4,
+        timeout_seconds: float = 30.0,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._rest = RestClient(
+            self.service_name,
+            api_base_url or self.default_api_base_url,
+            token_source,
+            timeout_seconds=timeout_seconds,
+        )
+        self._max_concurrency = max_concurrency
+        self._on_close = on_close
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._rest.close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
