@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -32,13 +32,15 @@ class DirectoryError(ValueError):
 class Standing:
     """What the workspace knows about one address, before any rule is applied.
 
-    `blocked_by` and `internal_by` name the entry that covers the address; `company_domain` is the most
-    specific company domain among the address's domain and its parents up to the registrable domain.
+    `blocked_by` and `internal_by` name the entry that covers the address (the address itself for a
+    blocklisted address or a user); `company_domain` is the most specific company domain among the
+    address's domain and its parents up to the registrable domain. Addresses that are neither users,
+    contacts nor blocklisted one by one share the standing of their domain.
     """
 
-    address: str
     blocked_by: str | None = None
     internal_by: str | None = None
+    is_user: bool = False
     is_contact: bool = False
     contact_company: str | None = None
     company_domain: str | None = None
@@ -59,6 +61,7 @@ class Directory:
         "_company_domains",
         "_company_ids",
         "_contacts",
+        "_domain_standings",
         "_internal_domains",
         "_standings",
         "_user_domains",
@@ -78,6 +81,7 @@ class Directory:
         self._blocked_addresses: set[str] = set()
         self._blocked_domains: set[str] = set()
         self._standings: dict[str, Standing] = {}
+        self._domain_standings: dict[str, Standing] = {}
         self.generation = 0
         """Counts changes, so that answers derived from the directory can tell when to forget."""
 
@@ -95,13 +99,28 @@ class Directory:
 
     def _work_out_standing(self, address: str) -> Standing:
         domain = domain_of(address)
-        blocked_by = address if address in self._blocked_addresses else None
-        if blocked_by is None and self._blocked_domains:
-            blocked_by = covering_entry(domain, self._blocked_domains)
-        internal_by = address if address in self._users else covering_entry(domain, self._internal_domains)
+        shared = self._domain_standings.get(domain)
+        if shared is None:
+            shared = self._domain_standings[domain] = self._work_out_domain_standing(domain)
+        blocked = address in self._blocked_addresses
+        is_user = address in self._users
+        is_contact = address in self._contacts
+        if not (blocked or is_user or is_contact):
+            return shared
+        return replace(
+            shared,
+            blocked_by=address if blocked else shared.blocked_by,
+            internal_by=address if is_user else shared.internal_by,
+            is_user=is_user,
+            is_contact=is_contact,
+            contact_company=self._contacts.get(address) if is_contact else None,
+        )
+
+    def _work_out_domain_standing(self, domain: str) -> Standing:
+        blocked_by = covering_entry(domain, self._blocked_domains) if self._blocked_domains else None
+        internal_by = covering_entry(domain, self._internal_domains)
         if internal_by is None and self._user_domains:
             internal_by = covering_entry(domain, self._user_domains.keys())
-        is_contact = address in self._contacts
         company_domain = domain_company = free_mail_domain = None
         for candidate in parent_domains(domain):
             if is_free_mail_domain(candidate):
@@ -112,11 +131,8 @@ class Directory:
                 company_domain, domain_company = candidate, company
                 break
         return Standing(
-            address=address,
             blocked_by=blocked_by,
             internal_by=internal_by,
-            is_contact=is_contact,
-            contact_company=self._contacts.get(address) if is_contact else None,
             company_domain=company_domain,
             domain_company=domain_company,
             free_mail_domain=free_mail_domain,
@@ -158,6 +174,7 @@ class Directory:
 
     def _changed(self) -> None:
         self._standings.clear()
+        self._domain_standings.clear()
         self.generation += 1
 
     def forget_standings(self) -> None:

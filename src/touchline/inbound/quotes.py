@@ -1,9 +1,10 @@
 """The new text of a reply, without the quoted conversation and the signature, for timeline snippets.
 
 The heuristics (reply headers such as "On ... wrote:" or Outlook's "From: ... Sent: ..." blocks in a
-dozen languages, signatures, disclaimers) are mail-parser-reply's; this module adds the little it
-lacks for snippets: quoted `>` blocks without a reply header, plain text from HTML-only mail, and a
-length limit.
+dozen languages, signatures, disclaimers) are mail-parser-reply's. This module adds what snippets
+need beyond them: `>` quotes without a reply header, answers written below quoted lines, reply
+headers and separators in forms the library does not know, sign-offs by the sender's name, plain
+text from HTML-only mail, and a length limit. bench/quotes/measure.py measures the result.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def html_to_text(html: str) -> str:
         reader.feed(html[: _MAX_INPUT_CHARS * 4])
         reader.close()
     except (AssertionError, ValueError):
-        pass
+        pass  # markup the parser gives up on: keep the text read up to there
     lines = [_WHITESPACE.sub(" ", line).strip() for line in "".join(reader.parts).split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 

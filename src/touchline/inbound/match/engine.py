@@ -105,9 +105,8 @@ def _assessed_participants(
         key = (address, masks[address], apply_blocklist)
         found = known.get(key)
         if found is None:
-            found = assess(
-                directory.standing(address), _ROLES_BY_MASK[key[1]], apply_blocklist=apply_blocklist
-            )
+            roles = _ROLES_BY_MASK[key[1]]
+            found = assess(address, directory.standing(address), roles, apply_blocklist=apply_blocklist)
             known[key] = found
         assessed.append(found)
     return tuple(assessed)

@@ -40,13 +40,14 @@ class Rule:
     test: Callable[[MatchContext], str | None]
 
 
-def assess(standing: Standing, roles: tuple[Role, ...], *, apply_blocklist: bool) -> ParticipantMatch:
+def assess(
+    address: str, standing: Standing, roles: tuple[Role, ...], *, apply_blocklist: bool
+) -> ParticipantMatch:
     """What one participant is to the workspace; whether a contact gets created is decided later."""
-    address = standing.address
     if apply_blocklist and standing.blocked_by is not None:
         return ParticipantMatch(address, roles, "blocklisted", None, f"blocklisted by {standing.blocked_by}")
     if standing.internal_by is not None:
-        source = "a user" if standing.internal_by == address else f"internal domain {standing.internal_by}"
+        source = "a user" if standing.is_user else f"internal domain {standing.internal_by}"
         return ParticipantMatch(address, roles, "internal", None, f"internal ({source})")
     if standing.is_contact:
         company = standing.contact_company
@@ -110,7 +111,7 @@ def _sender_not_user(context: MatchContext) -> str | None:
     standing = context.sender_standing
     if standing is None:
         return "no readable From address; only users of the workspace may log mail"
-    if standing.internal_by != standing.address:
+    if not standing.is_user:
         return f"From {context.sender} is not a user of this workspace; only users may log mail"
     return None
 

@@ -1,9 +1,10 @@
 """Reading header fields from their raw source text, tolerant of everything real mail contains.
 
-The stdlib parser splits the header block into (name, raw value) pairs; the fields inbound needs are
-then read here rather than through `policy.default`'s header registry. That registry builds a full
-syntax tree per header and is two orders of magnitude slower on long recipient lists, which matters
-for triage, where only headers are read and thousands of messages go through per minute.
+`RawHeaders` gathers the raw values of the fields inbound reads, from a well-formed header block
+directly or from the stdlib parser's (name, value) pairs; the readers below then turn them into
+addresses, dates, ids and markers, rather than `policy.default`'s header registry. That registry
+builds a full syntax tree per header and is two orders of magnitude slower on long recipient lists,
+which matters for triage, where only headers are read and thousands of messages go through a minute.
 """
 
 from __future__ import annotations
@@ -104,14 +105,9 @@ class RawHeaders:
         which otherwise dominates triage (docs/benchmarks.md). Unix From lines, stray text, bare CR
         line ends and other defects are left to the stdlib parser.
         """
-        text = block.decode("ascii", "surrogateescape")
-        if "\r" in text and text.count("\r") != text.count("\r\n"):
+        lines = _block_lines(block)
+        if lines is None:
             return None
-        lines = text.split("\n")
-        if lines.pop():
-            return None  # the last line has no line break
-        if lines and lines[-1] in {"", "\r"}:
-            lines.pop()  # the blank line that ends the block
         gathered = cls()
         raw_name = ""
         name: str | None = None  # None before the first field, "" inside a field nobody reads
@@ -138,6 +134,20 @@ class RawHeaders:
         if name:
             gathered._add(raw_name, name, "\n".join(value) + "\n")
         return gathered
+
+
+def _block_lines(block: bytes) -> list[str] | None:
+    """The lines of a header block without their line breaks or the closing blank line; None when
+    a line lacks its break or a CR stands alone."""
+    text = block.decode("ascii", "surrogateescape")
+    if "\r" in text and text.count("\r") != text.count("\r\n"):
+        return None
+    lines = text.split("\n")
+    if lines.pop():
+        return None  # the last line has no line break
+    if lines and lines[-1] in {"", "\r"}:
+        lines.pop()  # the blank line that ends the block
+    return lines
 
 
 _FOLDING = frozenset({" ", "\t"})

@@ -29,9 +29,9 @@ from touchline.inbound.parse.model import Attachment, ParsedEmail
 class _RawHeaderPolicy(Compat32):
     """compat32, keeping each header's source text as it is: the field readers unfold and strip it.
 
-    Triage reads nothing but headers, so the parser's per-header work is most of its cost; compat32
-    is the lightest policy, and this trims the little string work it does per header further still.
-    The full parse uses policy.default for its MIME handling (RFC 2231, charsets, content managers).
+    Used for header blocks that `RawHeaders.from_block` leaves to the stdlib; compat32 is the
+    lightest policy and hands back values untouched. The full parse uses policy.default for its MIME
+    handling (RFC 2231 parameters, charsets).
     """
 
     def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
