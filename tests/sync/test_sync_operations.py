@@ -152,46 +152,20 @@ def test_operator_connects_syncs_and_lists_from_the_command_line(
     world.dovecot.append(
         imap, "INBOX", message("Contract renewal", message_id=f"<renewal@{CUSTOMER}>"), received_at=NOW
     )
-    connected = _cli(
-        settings,
-        "mailbox",
-        "connect-imap",
-        "--workspace",
-        str(world.workspace_id),
-        "--user",
-        f"sam@{INTERNAL}",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(world.dovecot.imap_port),
-        "--security",
-        "plain",
-        "--username",
-        imap.username,
-        "--password-stdin",
-        stdin=imap.password + "\n",
-    )
+
+    def connect(password: str) -> subprocess.CompletedProcess[str]:
+        return _cli(
+            settings,
+            *("mailbox", "connect-imap", "--workspace", str(world.workspace_id), "--user", f"sam@{INTERNAL}"),
+            *("--host", "127.0.0.1", "--port", str(world.dovecot.imap_port), "--security", "plain"),
+            *("--username", imap.username, "--password-stdin"),
+            stdin=password + "\n",
+        )
+
+    connected = connect(imap.password)
     assert connected.returncode == 0, connected.stderr
     assert "5 folders; syncing Gesendet, INBOX" in connected.stdout
-    refused = _cli(
-        settings,
-        "mailbox",
-        "connect-imap",
-        "--workspace",
-        str(world.workspace_id),
-        "--user",
-        f"sam@{INTERNAL}",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(world.dovecot.imap_port),
-        "--security",
-        "plain",
-        "--username",
-        imap.username,
-        "--password-stdin",
-        stdin="wrong\n",
-    )
+    refused = connect("wrong")
     assert refused.returncode == 1
     assert "could not connect" in refused.stderr
 
