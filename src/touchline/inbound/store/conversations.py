@@ -45,9 +45,7 @@ def assign_conversation(
             select(ConversationLink.key, ConversationLink.conversation_id).where(
                 ConversationLink.workspace_id == workspace_id, ConversationLink.key.in_(wanted)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     known = KnownThreads(
         by_message_id={
