@@ -87,7 +87,7 @@ def _apply(world: SyncWorld, *, inbox: bool, sent: bool) -> BackgroundTask:
         task = mailboxes.start_apply_default_labels(session, world.operator)
         task_id = task.id
     queue = current_queue()
-    queue.start_in_process(workers=1)
+    queue.start_in_process(workers=1, periodic=False)
     try:
         deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
         while dt.datetime.now(dt.UTC) < deadline:

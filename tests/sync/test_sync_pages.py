@@ -8,10 +8,12 @@ import datetime as dt
 import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from tests.pages.test_companies_pages import log_in
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
 from touchline.db import session_scope
+from touchline.models import QuarantinedMessage
 from touchline.worker import current_queue
 from touchline.workspace import service
 
@@ -48,31 +50,35 @@ def test_connect_pick_folders_and_see_the_conversation(
         ),
         received_at=NOW,
     )
-    current_queue().start_in_process(workers=1)
+    log_in(page, live_server, admin, "ada-password-123")
+    page.get_by_role("link", name="Email").click()
+    form = page.locator("#connect-imap")
+    form.get_by_label("IMAP server").fill("127.0.0.1")
+    form.get_by_label("Port").fill(str(world.dovecot.imap_port))
+    form.get_by_label("Security").select_option("plain")
+    form.get_by_label("Username").fill(imap.username)
+    form.get_by_label("Password").fill(imap.password)
+    form.get_by_role("button", name="Connect mailbox").click()
+    expect(page.get_by_role("status")).to_contain_text("Mailbox connected")
+
+    folders = page.locator("#folders")
+    folders.get_by_label("Customers").check()
+    folders.get_by_role("button", name="Update sync settings").click()
+    expect(page.get_by_role("status")).to_contain_text("Sync settings updated")
+
+    # The queued syncs run now, one after the other; the minute scheduler stays out of the way.
+    current_queue().start_in_process(workers=1, periodic=False)
     try:
-        log_in(page, live_server, admin, "ada-password-123")
-        page.get_by_role("link", name="Email").click()
-        form = page.locator("#connect-imap")
-        form.get_by_label("IMAP server").fill("127.0.0.1")
-        form.get_by_label("Port").fill(str(world.dovecot.imap_port))
-        form.get_by_label("Security").select_option("plain")
-        form.get_by_label("Username").fill(imap.username)
-        form.get_by_label("Password").fill(imap.password)
-        form.get_by_role("button", name="Connect mailbox").click()
-        expect(page.get_by_role("status")).to_contain_text("Mailbox connected")
-
-        folders = page.locator("#folders")
-        folders.get_by_label("Customers").check()
-        folders.get_by_role("button", name="Update sync settings").click()
-        expect(page.get_by_role("status")).to_contain_text("Sync settings updated")
-
         page.goto(f"{live_server}/companies/{world.company_id}")
         timeline = page.locator("#timeline")
-        for _ in range(50):  # the in-process worker syncs within moments; reload until it has
-            if "Onboarding plan" in timeline.inner_text():
+        for _ in range(100):  # the in-process worker syncs within moments; reload until both are in
+            if "2 emails" in timeline.inner_text():
                 break
             page.wait_for_timeout(200)
             page.reload()
+        with session_scope(world.sessions) as session:
+            quarantined = [row.reason for row in session.scalars(select(QuarantinedMessage))]
+        assert quarantined == []
         expect(timeline).to_contain_text("Onboarding plan")
         expect(timeline).to_contain_text("2 emails")
         timeline.get_by_role("link", name="Ada").click()
@@ -86,7 +92,7 @@ def test_admin_applies_default_labels_and_sees_the_job_finish(
 ) -> None:
     user_id, imap = world.add_user("sam")
     world.connect(user_id, imap)
-    current_queue().start_in_process(workers=1)
+    current_queue().start_in_process(workers=1, periodic=False)
     try:
         log_in(page, live_server, admin, "ada-password-123")
         page.get_by_role("link", name="Settings").click()

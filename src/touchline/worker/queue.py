@@ -122,8 +122,10 @@ class Queue:
         """Raises when the queue's storage cannot be reached."""
         self.huey.pending_count()
 
-    def start_in_process(self, workers: int) -> None:
-        self._consumer = _InProcessConsumer(self.huey, workers=workers, worker_type="thread", periodic=True)
+    def start_in_process(self, workers: int, *, periodic: bool = True) -> None:
+        self._consumer = _InProcessConsumer(
+            self.huey, workers=workers, worker_type="thread", periodic=periodic
+        )
         self._consumer.start()
 
     def stop_in_process(self) -> None:
