@@ -14,7 +14,7 @@ from touchline.db import session_scope
 from touchline.inbound.match import match
 from touchline.inbound.parse import parse_message
 from touchline.inbound.store.directory import directories
-from touchline.inbound.store.service import Holding, quarantine, store_email
+from touchline.inbound.store.service import Holding, quarantine, remember_new_contacts, store_email
 
 BATCH = 200
 
@@ -98,11 +98,7 @@ def import_messages(
                                 folder_name=label.rsplit("/", 2)[-2] if "/" in label else "",
                             ),
                         )
-                        for address in stored.created_contacts:
-                            company = next(
-                                (c.company for c in decision.created_contacts if c.email == address), None
-                            )
-                            directory.add_contact(address, company)
+                        remember_new_contacts(directory, decision, stored)
                     report.kept += 1
                     report.stored_new += int(stored.created)
                 except Exception as error:

@@ -24,7 +24,7 @@ from touchline.db import session_scope
 from touchline.inbound.match import match
 from touchline.inbound.parse import parse_headers, parse_message
 from touchline.inbound.store.directory import directories
-from touchline.inbound.store.service import Holding, quarantine, store_email
+from touchline.inbound.store.service import Holding, quarantine, remember_new_contacts, store_email
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import open_provider
@@ -281,11 +281,7 @@ def _handle_batch(
                             provider=getattr(provider, "kind", "imap"),
                         ),
                     )
-                    for address in stored.created_contacts:
-                        company = next(
-                            (c.company for c in decision.created_contacts if c.email == address), None
-                        )
-                        directory.add_contact(address, company)
+                    remember_new_contacts(directory, decision, stored)
                 report.kept += 1
                 report.stored_new += int(stored.created)
             except Exception as error:

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from touchline.inbound.directory import Directory
 from touchline.inbound.match import Decision
 from touchline.inbound.parse import ParsedEmail
 from touchline.inbound.quotes import html_to_text
@@ -52,6 +53,14 @@ class Stored:
     email_id: uuid.UUID
     created: bool
     created_contacts: tuple[str, ...]
+
+
+def remember_new_contacts(directory: Directory, decision: Decision, stored: Stored) -> None:
+    """Tell a cached directory about the contacts `store_email` just created, so the rest of the batch
+    matches them as contacts without reloading the directory."""
+    companies = {new.email: new.company for new in decision.created_contacts}
+    for address in stored.created_contacts:
+        directory.add_contact(address, companies.get(address))
 
 
 def _storable(text: str) -> str:
