@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -92,6 +93,20 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         in_process_worker=False,
         inbound_domain="log.test.example",
     )
+
+
+def touchline_environment(settings: Settings) -> dict[str, str]:
+    """The environment a `touchline` subprocess needs to act on the same data as `settings`."""
+    env = dict(os.environ)
+    env.update(
+        TOUCHLINE_DATA_DIR=str(settings.data_dir),
+        TOUCHLINE_DATABASE_URL=settings.resolved_database_url,
+        TOUCHLINE_QUEUE_URL=settings.queue_url,
+        TOUCHLINE_SECRET_KEY=settings.secret_key,
+        TOUCHLINE_INBOUND_DOMAIN=settings.inbound_domain,
+        COLUMNS="200",  # Rich tables wide enough for the assertions on their lines
+    )
+    return env
 
 
 @pytest.fixture

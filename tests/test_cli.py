@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,19 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import touchline_environment
 from touchline.config import Settings
 
 
 @pytest.fixture
 def touchline(settings: Settings, sessions: sessionmaker[Session]):  # type: ignore[no-untyped-def]
-    env = dict(os.environ)
-    env.update(
-        TOUCHLINE_DATA_DIR=str(settings.data_dir),
-        TOUCHLINE_DATABASE_URL=settings.resolved_database_url,
-        TOUCHLINE_SECRET_KEY=settings.secret_key,
-        TOUCHLINE_INBOUND_DOMAIN="log.test.example",
-        COLUMNS="200",
-    )
+    env = touchline_environment(settings)
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import touchline_environment
 from tests.services.dovecot import DovecotServer
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
 from touchline.config import Settings
@@ -97,12 +97,7 @@ def test_killed_syncs_then_a_rerun_store_what_one_clean_run_stores(
     expected = _snapshot(world.sessions, clean_id)
     assert len(expected) > 100
 
-    env = dict(os.environ)
-    env.update(
-        TOUCHLINE_DATA_DIR=str(settings.data_dir),
-        TOUCHLINE_DATABASE_URL=settings.resolved_database_url,
-        TOUCHLINE_SECRET_KEY=settings.secret_key,
-    )
+    env = touchline_environment(settings)
     command = [sys.executable, "-m", "touchline.cli", "sync", "--user", f"crashy@{INTERNAL}", "--once"]
     rng = random.Random(11)
     kills = 0

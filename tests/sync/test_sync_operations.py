@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mailbox as stdlib_mailbox
-import os
 import subprocess
 import sys
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import touchline_environment
 from tests.mailboxes.tcp_proxy import cutting_proxy
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
 from touchline.config import Settings
@@ -127,13 +127,7 @@ def test_apply_to_all_users_overrides_inbox_and_sent_only(world: SyncWorld) -> N
 
 
 def _cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.update(
-        TOUCHLINE_DATA_DIR=str(settings.data_dir),
-        TOUCHLINE_DATABASE_URL=settings.resolved_database_url,
-        TOUCHLINE_SECRET_KEY=settings.secret_key,
-        COLUMNS="200",
-    )
+    env = touchline_environment(settings)
     return subprocess.run(
         [sys.executable, "-m", "touchline.cli", *args],
         env=env,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import touchline_environment
 from tests.services import REDIS_URL, unavailable
 from touchline.app import create_app
 from touchline.config import Settings
@@ -73,21 +73,10 @@ def test_without_a_worker_nothing_answers(settings: Settings) -> None:
         queue.close()
 
 
-def _environment(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        TOUCHLINE_DATA_DIR=str(settings.data_dir),
-        TOUCHLINE_DATABASE_URL=settings.resolved_database_url,
-        TOUCHLINE_QUEUE_URL=settings.queue_url,
-        TOUCHLINE_SECRET_KEY=settings.secret_key,
-    )
-    return env
-
-
 @pytest.mark.redis
 def test_separate_workers_take_jobs_from_redis(settings: Settings, redis_url: str, tmp_path: Path) -> None:
     settings = settings.model_copy(update={"queue_url": redis_url})
-    env = _environment(settings)
+    env = touchline_environment(settings)
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "touchline.cli", "worker", "--threads", "1"],
@@ -147,7 +136,7 @@ def test_health_fails_when_the_queue_is_unreachable(
 def test_no_worker_ping_without_a_worker_exits_with_advice(settings: Settings) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "touchline.cli", "queue", "ping", "--timeout", "0.5"],
-        env=_environment(settings),
+        env=touchline_environment(settings),
         capture_output=True,
         text=True,
         timeout=60,
