@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
 from dataclasses import dataclass, replace
-from email import policy
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
-from email.policy import Compat32
+from email.parser import BytesHeaderParser
 
 from touchline.inbound.parse.headers import (
     RawHeaders,
@@ -23,27 +21,11 @@ from touchline.inbound.parse.headers import (
     readable,
     text_field,
 )
+from touchline.inbound.parse.mime import MAX_DEPTH, RawHeaderPolicy, message_tree
 from touchline.inbound.parse.model import Attachment, ParsedEmail
 
-
-class _RawHeaderPolicy(Compat32):
-    """compat32, keeping each header's source text as it is: the field readers unfold and strip it.
-
-    Used for header blocks that `RawHeaders.from_block` leaves to the stdlib; compat32 is the
-    lightest policy and hands back values untouched. The full parse uses policy.default for its MIME
-    handling (RFC 2231 parameters, charsets).
-    """
-
-    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
-        name, _, value = sourcelines[0].partition(":")
-        if len(sourcelines) > 1:
-            value += "".join(sourcelines[1:])
-        return name, value
-
-
-_HEADER_PARSER = BytesHeaderParser(policy=_RawHeaderPolicy())
-_MESSAGE_PARSER = BytesParser(policy=policy.default)
-_MAX_MIME_DEPTH = 40
+_HEADER_PARSER = BytesHeaderParser(policy=RawHeaderPolicy())
+_MAX_MIME_DEPTH = MAX_DEPTH
 
 
 def header_block(raw: bytes) -> bytes:
@@ -73,11 +55,15 @@ def parse_headers(raw: bytes, *, stdlib_only: bool = False) -> ParsedEmail:
         return _unreadable(raw, error)
 
 
-def parse_message(raw: bytes) -> ParsedEmail:
-    """Read a whole message: headers, the text and HTML bodies, attachment metadata; never raises."""
+def parse_message(raw: bytes, *, stdlib_only: bool = False) -> ParsedEmail:
+    """Read a whole message: headers, the text and HTML bodies, attachment metadata; never raises.
+
+    Plainly well-formed mail is split by byte searches (`mime.message_tree`), anything else by the
+    stdlib parser; both build the same parts. `stdlib_only` always uses the stdlib parser, for
+    comparison.
+    """
     try:
-        data = bytes(raw)
-        message = _MESSAGE_PARSER.parsebytes(data)
+        message = message_tree(bytes(raw), stdlib_only=stdlib_only)
     except Exception as error:  # fall back to the header block alone
         headers = parse_headers(raw)
         return replace(
@@ -166,16 +152,17 @@ class _Body:
         if depth > _MAX_MIME_DEPTH:
             self.defects.append(f"body: MIME nesting deeper than {_MAX_MIME_DEPTH}, the rest is skipped")
             return
-        headers = _PartHeaders.read(part)
-        if part.is_multipart() and not headers.content_type.startswith("message/"):
-            for child in part.get_payload():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for child in payload:
                 if isinstance(child, Message):
                     self.walk(child, depth + 1)
         else:
+            content_type = _content_type(part)
             try:
-                self._leaf(part, headers)
+                self._leaf(part, _PartHeaders.read(part, content_type, self.defects))
             except Exception as error:  # one bad part must not cost the others
-                self.defects.append(f"body: unreadable {headers.content_type} part ({error!r})")
+                self.defects.append(f"body: unreadable {content_type} part ({error!r})")
         if depth:
             self.defects.extend(_describe_defect(defect) for defect in part.defects)
 
@@ -183,9 +170,7 @@ class _Body:
         content_type, disposition = headers.content_type, headers.disposition
         filename = _filename(headers.filename, self.defects)
         if content_type.startswith("message/"):
-            self.attachments.append(
-                Attachment(filename, content_type, _embedded_size(part), disposition == "inline")
-            )
+            self.attachments.append(Attachment(filename, content_type, _size(part), disposition == "inline"))
             return
         is_attachment = disposition == "attachment" or (filename is not None and disposition != "inline")
         if content_type.startswith("multipart/"):
@@ -203,20 +188,42 @@ class _Body:
             Attachment(
                 filename=filename,
                 content_type=content_type,
-                size=len(_payload(part)),
+                size=_size(part),
                 inline=disposition == "inline",
-                content_id=str(content_id).strip().strip("<>") if content_id else None,
+                content_id=content_id.strip().strip("<>") if content_id else None,
             )
         )
 
 
+# Content-Type and Content-Disposition are read the way policy.default's header registry reads them
+# (a type and a subtype token, comments and blanks around them allowed, nothing but parameters after;
+# else text/plain), so the types reported stay what they were, without building its syntax tree on
+# every access. Parameters come from the stdlib's compat32 reader (RFC 2231 included).
+_CFWS = r"(?:[ \t]|\((?:[^()\\]|\\.)*\))*"
+_NAME_CHARS = r'[^ \t()<>@,;:\\"/\[\]?=]+'
+_MEDIA_TYPE = re.compile(rf"{_CFWS}({_NAME_CHARS}){_CFWS}/(?:{_CFWS}({_NAME_CHARS}){_CFWS})?(.*)", re.DOTALL)
+_DISPOSITION = re.compile(rf"{_CFWS}({_NAME_CHARS})")
+_ParamValue = str | tuple[str | None, str | None, str]
+
+
+def _content_type(part: Message) -> str:
+    value = part.get("content-type")
+    if value is None:
+        return part.get_default_type()
+    match = _MEDIA_TYPE.match(value)
+    if match is None:
+        return "text/plain"
+    maintype, subtype, rest = match.groups()
+    if subtype is None:
+        return f"{maintype}/plain".lower()
+    if rest and not rest.startswith(";"):
+        return "text/plain"
+    return f"{maintype}/{subtype}".lower()
+
+
 @dataclass(frozen=True, slots=True)
 class _PartHeaders:
-    """Content-Type and Content-Disposition of one part, each parsed once.
-
-    policy.default parses a structured header anew on every access, and the convenience getters
-    (content type, charset, filename, disposition) each access it again; once is enough.
-    """
+    """Content type, charset, disposition and file name of one leaf part."""
 
     content_type: str
     charset: str | None
@@ -224,24 +231,44 @@ class _PartHeaders:
     filename: str | None
 
     @classmethod
-    def read(cls, part: Message) -> _PartHeaders:
-        type_header = part.get("content-type")
-        if type_header is None:
-            content_type = part.get_default_type()
-            type_params: Mapping[str, str] = {}
-        else:
-            content_type = str(getattr(type_header, "content_type", "")).lower()
-            if content_type.count("/") != 1:
-                content_type = "text/plain"
-            type_params = getattr(type_header, "params", None) or {}
-        disposition_header = part.get("content-disposition")
+    def read(cls, part: Message, content_type: str, defects: list[str]) -> _PartHeaders:
+        type_params = _params(part, "content-type", defects)
         disposition = None
-        disposition_params: Mapping[str, str] = {}
-        if disposition_header is not None:
-            disposition = str(getattr(disposition_header, "content_disposition", "") or "").lower() or None
-            disposition_params = getattr(disposition_header, "params", None) or {}
-        filename = disposition_params.get("filename") or type_params.get("name")
-        return cls(content_type, type_params.get("charset"), disposition, filename)
+        disposition_params: dict[str, _ParamValue] = {}
+        disposition_value = part.get("content-disposition")
+        if disposition_value is not None:
+            match = _DISPOSITION.match(disposition_value)
+            disposition = match.group(1).lower() if match else None
+            disposition_params = _params(part, "content-disposition", defects)
+        filename = _param_text(disposition_params.get("filename"), defects) or _param_text(
+            type_params.get("name"), defects
+        )
+        return cls(content_type, _param_text(type_params.get("charset"), defects), disposition, filename)
+
+
+def _params(part: Message, header: str, defects: list[str]) -> dict[str, _ParamValue]:
+    """The parameters of a header, RFC 2231 continuations joined; a name given twice keeps its first value."""
+    try:
+        params = part.get_params(header=header)
+    except (TypeError, ValueError) as error:  # RFC 2231 sections the stdlib cannot put in order
+        defects.append(f"{header}: unreadable parameters ({error!r})")
+        return {}
+    found: dict[str, _ParamValue] = {}
+    for name, value in (params or [])[1:]:  # the first is the value itself
+        found.setdefault(name, value)
+    return found
+
+
+def _param_text(value: _ParamValue | None, defects: list[str]) -> str | None:
+    """A parameter's text; an RFC 2231 value is decoded like a body, so an unknown charset is a defect."""
+    if not isinstance(value, tuple):
+        return value
+    charset, _, text = value
+    try:
+        octets = text.encode("latin-1")  # how the stdlib leaves the %-encoded octets
+    except UnicodeEncodeError:  # unencoded 8-bit text among them, already read as UTF-8
+        return text
+    return decode_bytes(octets, charset, "attachment name", defects)
 
 
 def _payload(part: Message) -> bytes:
@@ -249,11 +276,32 @@ def _payload(part: Message) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-def _embedded_size(part: Message) -> int:
+def _size(part: Message) -> int:
+    """The decoded size of a leaf's content; well-formed base64 is measured without decoding it."""
     payload = part.get_payload()
-    if isinstance(payload, list):
-        return sum(len(inner.as_bytes()) for inner in payload if isinstance(inner, Message))
+    if isinstance(payload, str) and str(part.get("content-transfer-encoding", "")).lower() == "base64":
+        size = _base64_size(payload.encode("ascii", "surrogateescape"))
+        if size is not None:
+            return size
+    # Anything else decodes as it always did, reporting the same defects (bad base64 among them).
     return len(_payload(part))
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _base64_size(encoded: bytes) -> int | None:
+    """How many bytes base64 text decodes to, or None unless decoding it would succeed without a defect:
+    line breaks aside, only the base64 alphabet, a multiple of four characters, padding only at the end.
+    """
+    rest = encoded.translate(None, _BASE64_ALPHABET)  # line breaks, padding and anything out of place
+    padding = rest.translate(None, b"\r\n")
+    if padding and (padding not in {b"=", b"=="} or not encoded.rstrip(b"\r\n").endswith(padding)):
+        return None
+    length = len(encoded) - len(rest) + len(padding)
+    if length % 4:
+        return None
+    return length // 4 * 3 - len(padding)
 
 
 def _filename(raw_name: str | None, defects: list[str]) -> str | None:
