@@ -13,10 +13,13 @@ import re
 from collections.abc import Sequence
 from email.utils import parseaddr
 from html.parser import HTMLParser
+from typing import Any
 
 from mailparser_reply import EmailMessage
 from mailparser_reply.constants import MAIL_LANGUAGES
 from mailparser_reply.parser import EmailReply
+
+from touchline.kit.linescan import LineStartPattern
 
 # Every language the library knows is enabled, since a customer may write in any of them.
 _LANGUAGES = tuple(MAIL_LANGUAGES)
@@ -25,6 +28,39 @@ _LANGUAGES = tuple(MAIL_LANGUAGES)
 _MAX_INPUT_CHARS = 100_000
 _QUOTED_LINE = re.compile(r"^[ \t]*>")
 _WHITESPACE = re.compile(r"\s+")
+
+
+# The library builds its patterns from every language's phrases for each message it reads; they only
+# depend on the options, so they are built once per process.
+_PATTERNS: dict[tuple[str, tuple[str, ...], bool, str], Any] = {}
+
+
+class _Message(EmailMessage):  # type: ignore[misc]  # the library ships no types
+    """The library's reader, with its patterns built once and its reply-header search tried only
+    where a header can start.
+
+    With every language enabled that search is the bulk of the cost; `LineStartPattern` finds
+    exactly the same headers (tests/kit/test_linescan.py compares).
+    """
+
+    def _built(self, name: str, build: Any) -> Any:
+        key = (name, tuple(self.languages), bool(self.keep_hyphen_lists), str(self.default_language))
+        found = _PATTERNS.get(key)
+        if found is None:
+            found = _PATTERNS[key] = build()
+        return found
+
+    @property
+    def HEADER_REGEX(self) -> Any:
+        return self._built("header", lambda: LineStartPattern(super(_Message, self).HEADER_REGEX))
+
+    @property
+    def SIGNATURE_REGEX(self) -> Any:
+        return self._built("signature", lambda: super(_Message, self).SIGNATURE_REGEX)
+
+    @property
+    def DISCLAIMERS_REGEX(self) -> Any:
+        return self._built("disclaimers", lambda: super(_Message, self).DISCLAIMERS_REGEX)
 
 
 def reply_text(text: str, sender: str | None = None) -> str:
@@ -38,7 +74,7 @@ def reply_text(text: str, sender: str | None = None) -> str:
         return ""
     body = text[:_MAX_INPUT_CHARS]
     # Hyphen lists stay text: by default the library takes a line starting "- " for a signature.
-    replies = EmailMessage(text=body, languages=list(_LANGUAGES), keep_hyphen_lists=True).read().replies
+    replies = _Message(text=body, languages=list(_LANGUAGES), keep_hyphen_lists=True).read().replies
     newest = ""
     for index, reply in enumerate(replies):
         newest = _without_quoted_lines(reply.body)

@@ -1,0 +1,93 @@
+"""`LineStartPattern.findall` must equal `Pattern.findall`, on any text, for any pattern."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mailparser_reply import EmailMessage
+
+from touchline.inbound.quotes import _LANGUAGES
+from touchline.kit.linescan import LineStartPattern, Start, match_starts
+
+REPLY_HEADERS = EmailMessage(text="x", languages=list(_LANGUAGES), keep_hyphen_lists=True).HEADER_REGEX
+
+# Pieces that make the reply-header patterns match, fail half-way, or overlap.
+PIECES = [
+    "\n",
+    "\n\n",
+    "> ",
+    ">",
+    " ",
+    "-",
+    "-----Original Message-----",
+    "-----Oprindelig meddelelse-----\n",
+    "On Mon, 3 Jun 2024 at 10:00, Kim <kim@acme.example> wrote:",
+    "Am 3. Juni 2024 um 10:00 schrieb Kim <kim@acme.example>:",
+    "Le lun. 3 juin 2024 à 10:00, Kim a écrit :",
+    "From: Kim",
+    "Sent: Monday",
+    "To: Sam",
+    "Subject: Renewal",
+    "Von: Kim",
+    "Fra: Kim",
+    "Til: Sam",
+    "2024年6月3日(月) 10:00 Kim <kim@acme.example>:",
+    "thanks",
+    "*",
+    "wrote:",
+    "é",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=8)), max_size=40))
+def test_reply_header_search_finds_what_findall_finds(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert LineStartPattern(REPLY_HEADERS).findall(text) == REPLY_HEADERS.findall(text)
+
+
+def test_the_reply_header_patterns_are_bounded_so_the_fast_search_is_used() -> None:
+    # Fails if a new release of the reply parser adds a pattern that can start anywhere: the search
+    # is still right then, but as slow as before.
+    assert LineStartPattern(REPLY_HEADERS).bounded
+
+
+PATTERNS = [
+    (r"^abc$", re.MULTILINE),
+    (r"^(a)(b)?$", re.MULTILINE),
+    (r"(?:^|\n)(x+)", 0),
+    (r"(?:^|\n)?-+(x)", 0),
+    (r"-{2,}", 0),
+    (r"(?!a)^b", re.MULTILINE),
+    (r"\bword", 0),  # bounded to "w"
+    (r"\w+b", 0),  # a repeat: the second character may be the first's kind again
+    (r".b", 0),  # starts anywhere: falls back
+    (r"^(?:ab)*c", re.MULTILINE),
+    (r"^(?i:k)elvin", re.MULTILINE),
+    (r"[Kk]", re.IGNORECASE),  # the Kelvin sign matches too
+    (r"x*", 0),  # may match nothing: falls back
+    (r"^", re.MULTILINE),  # empty matches: left to findall
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PATTERNS), st.text(alphabet="abxk-\n K\u212a", max_size=30))
+def test_any_pattern_finds_what_findall_finds(pattern: tuple[str, int], text: str) -> None:
+    compiled = re.compile(*pattern)
+    assert LineStartPattern(compiled).findall(text) == compiled.findall(text)
+
+
+def test_where_matches_can_start() -> None:
+    assert match_starts(re.compile(r".b")) is None
+    assert match_starts(re.compile(r"\w+b")) == frozenset({Start(r"[\w]", r"[\w]|[b]")})
+    assert match_starts(re.compile(r"\bword")) == frozenset({Start("[w]", "[o]")})
+    # Letters under IGNORECASE are looked for under it too, so the Kelvin sign still counts as a K.
+    assert match_starts(re.compile(r"[Kk]elvin", re.IGNORECASE)) == frozenset(
+        {Start("(?i:[Kk])", "(?i:[e])")}
+    )
+    assert match_starts(re.compile(r"x*")) is None
+    assert match_starts(re.compile(r"(?:^|\n)?-+x", re.MULTILINE)) == frozenset(
+        {Start("", r"[\-]"), Start("[" + re.escape("\n") + "]", r"[\-]"), Start(r"[\-]", r"[\-]|[x]")}
+    )
