@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.receive.conftest import CUSTOMER, LogWorld, message
 from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.inbound.parse import ParsedEmail
 from touchline.inbound.receive import service as receive_service
 from touchline.inbound.receive.smtp import InboundServer
+from touchline.inbound.store.service import Incoming
 from touchline.models import Contact, QuarantinedMessage
 from touchline.workspace import service
 
@@ -247,16 +247,14 @@ def test_bad_input_is_logged_with_defects_or_quarantined_and_the_server_goes_on(
     assert stored.defects  # what could not be read is recorded, and the message is kept
 
     # A message that fails while being stored is set aside with its reason; the next one is logged.
-    original = receive_service.store_email
+    original = receive_service.store_emails
 
-    def failing_store(
-        session: Session, workspace_id: uuid.UUID, parsed: ParsedEmail, *args: Any, **kwargs: Any
-    ) -> Any:
-        if parsed.subject == "Poison":
+    def failing_store(session: Session, workspace_id: uuid.UUID, batch: list[Incoming]) -> Any:
+        if any(incoming.parsed.subject == "Poison" for incoming in batch):
             raise RuntimeError("the storage layer choked")
-        return original(session, workspace_id, parsed, *args, **kwargs)
+        return original(session, workspace_id, batch)
 
-    monkeypatch.setattr(receive_service, "store_email", failing_store)
+    monkeypatch.setattr(receive_service, "store_emails", failing_store)
     code, reply = send(smtp_server, "member@team-a.example", [world.log_address], message("Poison"))
     assert (code, reply[:5]) == (554, b"5.6.0")
     code, _ = send(smtp_server, "member@team-a.example", [world.log_address], message("Fine"))

@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import touchline_environment
@@ -20,6 +21,7 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.timeline import email_records
 from touchline.kit.crypto import SecretBox
+from touchline.models import Email
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
 
@@ -68,6 +70,12 @@ def _snapshot(sessions: sessionmaker[Session], workspace_id: uuid.UUID) -> list[
     )
 
 
+def _stored(sessions: sessionmaker[Session], workspace_id: uuid.UUID) -> int:
+    with session_scope(sessions) as session:
+        count = select(func.count()).select_from(Email).where(Email.workspace_id == workspace_id)
+        return session.scalar(count) or 0
+
+
 def _workspace(world: SyncWorld, name: str, box: SecretBox) -> tuple[SyncWorld, uuid.UUID]:
     with session_scope(world.sessions) as session:
         workspace = service.create_workspace(
@@ -83,7 +91,7 @@ def _workspace(world: SyncWorld, name: str, box: SecretBox) -> tuple[SyncWorld, 
 def test_killed_syncs_then_a_rerun_store_what_one_clean_run_stores(
     world: SyncWorld, settings: Settings, box: SecretBox, dovecot: DovecotServer
 ) -> None:
-    mail = _mail(240)
+    mail = _mail(600)
     crashy, crashy_id = _workspace(world, "Crashy", box)
     clean, clean_id = _workspace(world, "Clean", box)
     users = {}
@@ -102,12 +110,17 @@ def test_killed_syncs_then_a_rerun_store_what_one_clean_run_stores(
     rng = random.Random(11)
     kills = 0
     for _ in range(4):
+        # Each run is killed a random moment after it has committed a batch, so it dies in the middle
+        # of the next one (fetching, storing or committing), however fast the machine is.
+        committed = _stored(world.sessions, crashy_id)
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.0, 3.0))  # the interpreter takes about a second to start syncing
+        while process.poll() is None and _stored(world.sessions, crashy_id) == committed:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
-        process.wait(timeout=30)
+        process.wait(timeout=60)
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr
     assert kills >= 1, "no run was interrupted; the test would prove nothing"

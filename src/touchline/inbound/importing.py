@@ -11,10 +11,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
-from touchline.inbound.match import match
-from touchline.inbound.parse import parse_message
 from touchline.inbound.store.directory import directories
-from touchline.inbound.store.service import Holding, quarantine, remember_new_contacts, store_email
+from touchline.inbound.store.service import Holding, RawIncoming, store_raw_messages
 
 BATCH = 200
 
@@ -79,31 +77,28 @@ def import_messages(
     def flush() -> None:
         with session_scope(sessions) as session:
             directory = directories.get(session, workspace_id)
-            for label, raw in pending:
-                try:
-                    with session.begin_nested():
-                        parsed = parse_message(raw)
-                        decision = match(parsed, directory)
-                        if not decision.kept:
-                            report.ignored += 1
-                            continue
-                        stored = store_email(
-                            session,
-                            workspace_id,
-                            parsed,
-                            decision,
-                            Holding(
-                                user_id=user_id,
-                                via="import",
-                                folder_name=label.rsplit("/", 2)[-2] if "/" in label else "",
-                            ),
-                        )
-                        remember_new_contacts(directory, decision, stored)
-                    report.kept += 1
-                    report.stored_new += int(stored.created)
-                except Exception as error:
-                    quarantine(session, workspace_id, source="import", reason=f"{label}: {error}", raw=raw)
-                    report.quarantined += 1
+            outcome = store_raw_messages(
+                session,
+                workspace_id,
+                directory,
+                [
+                    RawIncoming(
+                        raw,
+                        Holding(
+                            user_id=user_id,
+                            via="import",
+                            folder_name=label.rsplit("/", 2)[-2] if "/" in label else "",
+                        ),
+                        label=label,
+                    )
+                    for label, raw in pending
+                ],
+                source="import",
+            )
+        report.kept += outcome.kept
+        report.stored_new += outcome.stored_new
+        report.ignored += outcome.ignored
+        report.quarantined += outcome.quarantined
         if progress is not None:
             progress(len(pending))
         pending.clear()

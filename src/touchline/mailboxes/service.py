@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from touchline.kit.crypto import SecretBox
@@ -26,6 +26,7 @@ from touchline.models import (
     User,
     WorkspaceSettings,
 )
+from touchline.models.base import UTCDateTime
 from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission, parse_permissions
@@ -195,10 +196,9 @@ def extend_lookback(session: Session, actor: Actor, mailbox_id: uuid.UUID, days:
     return mailbox
 
 
-def lookback_days_of(session: Session, mailbox: Mailbox) -> int:
-    settings = session.get(WorkspaceSettings, mailbox.workspace_id)
-    workspace_days = settings.lookback_days if settings else 90
-    return max(workspace_days, mailbox.lookback_days or 0)
+def lookback_days(workspace_days: int | None, mailbox: Mailbox) -> int:
+    """The mailbox's look-back, given the workspace's (None when it has no settings row)."""
+    return max(workspace_days if workspace_days is not None else 90, mailbox.lookback_days or 0)
 
 
 def disconnect(session: Session, actor: Actor, mailbox_id: uuid.UUID) -> None:
@@ -269,25 +269,30 @@ def record_sync_result(
     retry_after_seconds: float | None = None,
     failed: bool = False,
 ) -> float | None:
-    """Store how a sync ended; returns the delay before the next attempt when one must wait."""
-    mailbox = session.get(Mailbox, mailbox_id)
-    if mailbox is None:
-        return None
+    """Store how a sync ended; returns the delay before the next attempt when one must wait.
+
+    One UPDATE, run after every sync, most of which find nothing new; only a failure reads the
+    mailbox first, for the count its backoff grows with.
+    """
     now = datetime.now(UTC)
-    mailbox.status = status
-    mailbox.last_error = error
+    values: dict[str, Any] = {"status": status, "last_error": error}
     wait: float | None = None
     if failed:
-        mailbox.failed_attempts += 1
-        wait = backoff_seconds(mailbox.failed_attempts)
+        attempts = session.scalar(select(Mailbox.failed_attempts).where(Mailbox.id == mailbox_id))
+        if attempts is None:
+            return None
+        values["failed_attempts"] = attempts + 1
+        wait = backoff_seconds(attempts + 1)
     elif status == STATUS_CONNECTED and retry_after_seconds is None:
-        mailbox.failed_attempts = 0
-        mailbox.last_synced_at = now
-        if mailbox.first_synced_at is None:
-            mailbox.first_synced_at = now
+        values["failed_attempts"] = 0
+        values["last_synced_at"] = now
+        values["first_synced_at"] = func.coalesce(Mailbox.first_synced_at, literal(now, UTCDateTime()))
     if retry_after_seconds is not None:
         wait = max(wait or 0.0, retry_after_seconds)
-    mailbox.sync_not_before = now + timedelta(seconds=wait) if wait else None
+    values["sync_not_before"] = now + timedelta(seconds=wait) if wait else None
+    result = session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(values))
+    if not cast("CursorResult[Any]", result).rowcount:
+        return None
     return wait
 
 

@@ -4,33 +4,38 @@ and checkpoint the folder's cursor in the same transaction as the batch it cover
 No database session is held across network I/O: each batch is fetched first, then stored in one short
 transaction with its checkpoint. A crash at any point leaves either a batch and its checkpoint or
 neither, so a rerun stores exactly what one clean run would.
+
+Most runs find nothing new. Where the provider can tell which folders hold nothing new without opening
+them (``ChangeCheck``), those folders are neither opened nor written to one by one: a run that finds
+nothing is one transaction to read the mailbox and one to record the result.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.match import match
-from touchline.inbound.parse import parse_headers, parse_message
+from touchline.inbound.parse import parse_headers
 from touchline.inbound.store.directory import directories
-from touchline.inbound.store.service import Holding, quarantine, remember_new_contacts, store_email
+from touchline.inbound.store.service import Holding, RawIncoming, quarantine, store_raw_messages
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import open_provider
 from touchline.mailboxes.oauth import OAuthConfigurationError
 from touchline.mailboxes.providers.base import (
     AuthError,
+    ChangeCheck,
     CursorExpired,
     FolderNotFound,
     InsecureConnectionError,
@@ -38,7 +43,7 @@ from touchline.mailboxes.providers.base import (
     RateLimited,
     TransientError,
 )
-from touchline.models import EmailHolder, Mailbox, MailboxFolder
+from touchline.models import EmailHolder, Mailbox, MailboxFolder, WorkspaceSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +78,33 @@ class _FolderPlan:
     restart: bool
 
 
-def _plan(session: Session, mailbox: Mailbox) -> list[_FolderPlan]:
-    lookback = mailboxes.lookback_days_of(session, mailbox)
+def _load(session: Session, mailbox_id: uuid.UUID) -> tuple[Mailbox, list[_FolderPlan]] | None:
+    """The mailbox and a plan for each selected folder, in one query (one round trip on PostgreSQL).
+
+    Neither the mailbox's user (and role) nor its unselected folders are loaded: a sync needs neither.
+    """
+    rows = session.execute(
+        select(Mailbox, WorkspaceSettings.lookback_days, MailboxFolder)
+        .outerjoin(WorkspaceSettings, WorkspaceSettings.workspace_id == Mailbox.workspace_id)
+        .outerjoin(
+            MailboxFolder, and_(MailboxFolder.mailbox_id == Mailbox.id, MailboxFolder.selected.is_(True))
+        )
+        .where(Mailbox.id == mailbox_id)
+        .order_by(MailboxFolder.name)
+        .options(lazyload(Mailbox.user), lazyload(Mailbox.folders))
+    ).all()
+    if not rows:
+        return None
+    mailbox, workspace_days, _ = rows[0]
+    folders = [folder for _, _, folder in rows if folder is not None]
+    return mailbox, _plan(mailbox, mailboxes.lookback_days(workspace_days, mailbox), folders)
+
+
+def _plan(mailbox: Mailbox, lookback: int, folders: Iterable[MailboxFolder]) -> list[_FolderPlan]:
     anchor = mailbox.first_synced_at or datetime.now(UTC)
     since = anchor - timedelta(days=lookback)
     plans = []
-    for folder in mailbox.folders:
-        if not folder.selected:
-            continue
+    for folder in folders:
         # A look-back extended past what this folder already covers means a back-fill from scratch;
         # already stored mail is recognised and not duplicated.
         restart = folder.synced_since is not None and since < folder.synced_since
@@ -111,21 +135,30 @@ def sync_mailbox(
         # Gmail and Graph mailboxes need the OAuth app's settings, and a way to store refreshed tokens.
         provider_factory = partial(open_provider, settings=settings, sessions=sessions)
     with session_scope(sessions) as session:
-        mailbox = session.get(Mailbox, mailbox_id)
-        if mailbox is None:
+        loaded = _load(session, mailbox_id)
+        if loaded is None:
             report.status, report.error = "gone", "the mailbox was disconnected"
             return report
+        mailbox, plans = loaded
         workspace_id, user_id = mailbox.workspace_id, mailbox.user_id
-        plans = _plan(session, mailbox)
         try:
             provider = provider_factory(mailbox, box)
         except (InsecureConnectionError, OAuthConfigurationError, ValueError, KeyError) as error:
             mailboxes.record_sync_result(session, mailbox_id, status=mailboxes.STATUS_ERROR, error=str(error))
             report.status, report.error = mailboxes.STATUS_ERROR, str(error)
             return report
+    unchanged: list[_FolderPlan] = []
+    checked_at = datetime.now(UTC)
     try:
+        unchanged = _unchanged(provider, plans)
+        skipped = {plan.folder_id for plan in unchanged}
         for plan in plans:
             report.folders += 1
+            if plan.folder_id in skipped:
+                report.per_folder.setdefault(plan.name, 0)
+                if progress is not None:
+                    progress(plan.name, 0)
+                continue
             _sync_folder(sessions, provider, plan, workspace_id, user_id, mailbox_id, report, progress)
     except AuthError as error:
         report.status, report.error = mailboxes.STATUS_NEEDS_RECONNECT, f"{error}; reconnect the mailbox"
@@ -138,6 +171,7 @@ def sync_mailbox(
         # Recorded for the user to see with the backoff it earned, then raised so the caller can retry
         # from the stored cursors.
         with session_scope(sessions) as session:
+            _mark_synced(session, unchanged, checked_at)
             report.retry_after_seconds = mailboxes.record_sync_result(
                 session,
                 mailbox_id,
@@ -149,6 +183,7 @@ def sync_mailbox(
     finally:
         provider.close()
     with session_scope(sessions) as session:
+        _mark_synced(session, unchanged, checked_at)
         mailboxes.record_sync_result(
             session,
             mailbox_id,
@@ -157,6 +192,43 @@ def sync_mailbox(
             retry_after_seconds=report.retry_after_seconds,
         )
     return report
+
+
+def _unchanged(provider: Any, plans: list[_FolderPlan]) -> list[_FolderPlan]:
+    """The planned folders the provider says hold nothing new since their stored cursor.
+
+    A folder without a cursor (new, or starting over) always syncs, as does one whose stored cursor
+    the provider cannot read: ``_sync_folder`` reports that.
+    """
+    if not isinstance(provider, ChangeCheck):
+        return []
+    cursors = _stored_cursors(provider, plans)
+    if not cursors:
+        return []
+    unchanged = provider.unchanged_folders(cursors) & cursors.keys()
+    return [plan for plan in plans if plan.provider_folder_id in unchanged]
+
+
+def _stored_cursors(provider: Any, plans: list[_FolderPlan]) -> dict[str, Any]:
+    cursors: dict[str, Any] = {}
+    for plan in plans:
+        if plan.cursor and not plan.restart:
+            try:
+                cursors[plan.provider_folder_id] = provider.cursor_from_json(plan.cursor)
+            except ValueError:
+                continue
+    return cursors
+
+
+def _mark_synced(session: Session, plans: list[_FolderPlan], synced_at: datetime) -> None:
+    """Folders found unchanged were in sync when checked; one statement says so for all of them."""
+    if plans:
+        session.execute(
+            update(MailboxFolder)
+            .where(MailboxFolder.id.in_([plan.folder_id for plan in plans]))
+            .values(last_synced_at=synced_at)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _sync_folder(
@@ -257,20 +329,17 @@ def _handle_batch(
                 reason=f"larger than {MAX_MESSAGE_BYTES // (1024 * 1024)} MB; not stored",
             )
             report.quarantined += 1
-        for raw in raw_messages:
+        if raw_messages:
             assert directory is not None  # bodies are fetched only for messages the directory kept
-            try:
-                with session.begin_nested():
-                    parsed = parse_message(raw.raw)
-                    # Decide again on the whole message: the provider's header block may have been partial.
-                    decision = match(parsed, directory)
-                    if not decision.kept:
-                        continue
-                    stored = store_email(
-                        session,
-                        workspace_id,
-                        parsed,
-                        decision,
+            # Each message is decided again on the whole message: the provider's header block may
+            # have been partial.
+            outcome = store_raw_messages(
+                session,
+                workspace_id,
+                directory,
+                [
+                    RawIncoming(
+                        raw.raw,
                         Holding(
                             user_id=user_id,
                             via="sync",
@@ -280,22 +349,16 @@ def _handle_batch(
                             provider_thread_id=threads.get(raw.provider_message_id),
                             provider=getattr(provider, "kind", "imap"),
                         ),
+                        label="",
                     )
-                    remember_new_contacts(directory, decision, stored)
-                report.kept += 1
-                report.stored_new += int(stored.created)
-            except Exception as error:
-                log.warning("quarantined %s: %s", raw.provider_message_id, error)
-                quarantine(
-                    session,
-                    workspace_id,
-                    source="sync",
-                    mailbox_id=mailbox_id,
-                    provider_message_id=raw.provider_message_id,
-                    reason=f"{type(error).__name__}: {error}",
-                    raw=raw.raw,
-                )
-                report.quarantined += 1
+                    for raw in raw_messages
+                ],
+                source="sync",
+                mailbox_id=mailbox_id,
+            )
+            report.kept += outcome.kept
+            report.stored_new += outcome.stored_new
+            report.quarantined += outcome.quarantined
         folder = session.get(MailboxFolder, plan.folder_id)
         if folder is not None:
             folder.cursor = batch.cursor.to_json()

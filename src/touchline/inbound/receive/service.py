@@ -19,8 +19,9 @@ secret (`authenticate_inbound`, `rotate_inbound_secret`). Nothing here commits.
 from __future__ import annotations
 
 import hmac
+import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -37,7 +38,15 @@ from touchline.inbound.parse import ParsedEmail, header_block, parse_message
 from touchline.inbound.receive.forwarded import Forwarded, find_forwarded
 from touchline.inbound.receive.signatures import NO_SIGNATURE, DkimResult, TxtLookup, verify_dkim
 from touchline.inbound.store.directory import directories
-from touchline.inbound.store.service import Holding, quarantine, store_email, touch_last
+from touchline.inbound.store.service import (
+    Holding,
+    Incoming,
+    Stored,
+    bump_directory_version,
+    quarantine,
+    store_emails,
+    touch_last,
+)
 from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
 from touchline.kit.crypto import SecretBox, new_token
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
@@ -47,13 +56,13 @@ from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 from touchline.workspace.service import record_audit
 
+log = logging.getLogger(__name__)
+
 Channel = Literal["smtp", "http"]
 Outcome = Literal["logged", "refused", "deferred", "quarantined"]
 
 MAX_REFUSALS_KEPT = 1000
 """Per workspace; the oldest go first, so a stranger hammering the address cannot fill the disk."""
-MAX_LOG_ENTRIES = 20
-"""How many log events (who logged it, when, how) one email's record keeps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +228,52 @@ def _prune_refusals(session: Session, workspace_id: uuid.UUID) -> None:
 # --- logging -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class LogJob:
+    workspace_id: uuid.UUID
+    prepared: Prepared
+    envelope: Envelope
+
+
 def log_prepared(
     session: Session, workspace_id: uuid.UUID, prepared: Prepared, envelope: Envelope
 ) -> LogResult:
     """Verify, link and store one prepared message for a workspace; records refusals. Never commits."""
+    return log_batch(session, [LogJob(workspace_id, prepared, envelope)])[0]
+
+
+def log_batch(session: Session, jobs: Sequence[LogJob]) -> list[LogResult]:
+    """`log_prepared` for many messages in one transaction: each is verified and decided, then each
+    workspace's messages are stored together. A message that fails is quarantined with why, and costs
+    only itself; a database that fails (OperationalError) fails the whole batch. Never commits."""
+    results: list[LogResult | None] = [None] * len(jobs)
+    to_store: dict[uuid.UUID, list[tuple[int, Incoming]]] = {}
+    directories_of: dict[uuid.UUID, Directory] = {}
+    for index, job in enumerate(jobs):
+        try:
+            with session.begin_nested():
+                decided = _decide(session, job, directories_of)
+        except OperationalError:
+            raise
+        except Exception as error:
+            results[index] = _quarantined_job(session, job, error)
+            continue
+        if isinstance(decided, LogResult):
+            results[index] = decided
+        else:
+            to_store.setdefault(job.workspace_id, []).append((index, decided))
+    for workspace_id, items in to_store.items():
+        for index, outcome in _store_logged(session, workspace_id, [(jobs[i], item) for i, item in items]):
+            results[items[index][0]] = outcome
+    assert all(result is not None for result in results)
+    return [result for result in results if result is not None]
+
+
+def _decide(
+    session: Session, job: LogJob, directories_of: dict[uuid.UUID, Directory]
+) -> LogResult | Incoming:
+    """The refusal for a message that may not be logged (recorded for admins), or what to store."""
+    workspace_id, prepared, envelope = job.workspace_id, job.prepared, job.envelope
     settings = session.get(WorkspaceSettings, workspace_id)
     if settings is None:
         return _refused("no-workspace", "this log address no longer exists")
@@ -232,37 +283,79 @@ def log_prepared(
             record_refusal(session, workspace_id, refusal, envelope, stage="data", prepared=prepared)
         return refusal
     parsed = prepared.parsed
-    directory = directories.get(session, workspace_id)
+    directory = directories_of.get(workspace_id)
+    if directory is None:
+        directory = directories_of[workspace_id] = directories.get(session, workspace_id)
     decision = match_logged(parsed, directory, settings.log_address)
     if decision.action == "refuse":
         refusal = _refused(decision.rule, decision.reason)
         record_refusal(session, workspace_id, refusal, envelope, stage="data", prepared=prepared)
         return refusal
+    # The batch's later messages see the contacts this one creates, as if stored one by one.
+    for new in decision.created_contacts:
+        directory.add_contact(new.email, new.company)
     forwarded = find_forwarded(prepared.raw) if decision.action == "unassigned" else Forwarded()
     suggestions = suggest_companies(forwarded.participants, directory)
-    stored = store_email(
-        session,
-        workspace_id,
+    return Incoming(
         parsed,
         decision,
         Holding(user_id=senders[parsed.from_[0].address], via="log"),
-        suggested_company_ids=suggestions,
+        suggested_company_ids=tuple(suggestions),
+        log_entry=_log_entry(prepared, envelope),
+        forwarded={
+            "styles": list(forwarded.styles),
+            "participants": list(forwarded.participants),
+            "suggested_company_ids": suggestions,
+        }
+        if forwarded.blocks
+        else None,
     )
-    email = session.get(Email, stored.email_id)
-    assert email is not None  # store_email just flushed it
-    _remember_log(email, prepared, envelope, forwarded, suggestions)
-    session.flush()
-    where = "unassigned, for a user to assign" if email.unassigned else "linked to its customers"
+
+
+def _store_logged(
+    session: Session, workspace_id: uuid.UUID, items: list[tuple[LogJob, Incoming]]
+) -> list[tuple[int, LogResult]]:
+    """Store one workspace's logged messages at once; should that fail, each alone."""
+    try:
+        stored = store_emails(session, workspace_id, [incoming for _, incoming in items])
+        return [
+            (index, _logged(one, incoming))
+            for index, (one, (_, incoming)) in enumerate(zip(stored, items, strict=True))
+        ]
+    except OperationalError:
+        raise
+    except Exception:
+        log.warning("storing %d logged messages one by one", len(items), exc_info=True)
+    # The directory was told about contacts that may now not be stored: have it read again.
+    bump_directory_version(session, workspace_id)
+    outcomes = []
+    for index, (job, incoming) in enumerate(items):
+        try:
+            outcomes.append((index, _logged(store_emails(session, workspace_id, [incoming])[0], incoming)))
+        except OperationalError:
+            raise
+        except Exception as error:
+            outcomes.append((index, _quarantined_job(session, job, error)))
+    return outcomes
+
+
+def _logged(stored: Stored, incoming: Incoming) -> LogResult:
+    where = "unassigned, for a user to assign" if stored.unassigned else "linked to its customers"
     return LogResult(
         outcome="logged",
         code=250,
         status="2.0.0",
-        text=f"logged as {email.id} ({where})",
-        email_id=email.id,
+        text=f"logged as {stored.email_id} ({where})",
+        email_id=stored.email_id,
         created=stored.created,
-        unassigned=email.unassigned,
-        suggested_company_ids=tuple(suggestions),
+        unassigned=stored.unassigned,
+        suggested_company_ids=incoming.suggested_company_ids,
     )
+
+
+def _quarantined_job(session: Session, job: LogJob, error: Exception) -> LogResult:
+    log.warning("logging a message for workspace %s failed; quarantined", job.workspace_id, exc_info=True)
+    return quarantined(session, job.workspace_id, job.prepared.raw, job.envelope, error)
 
 
 def _sender_refusal(
@@ -325,11 +418,9 @@ def suggest_companies(participants: tuple[str, ...], directory: Directory) -> li
     return found
 
 
-def _remember_log(
-    email: Email, prepared: Prepared, envelope: Envelope, forwarded: Forwarded, suggestions: list[str]
-) -> None:
-    """Who logged the email, how, and what its DKIM signatures said, on the email's decision record."""
-    entry: dict[str, Any] = {
+def _log_entry(prepared: Prepared, envelope: Envelope) -> dict[str, Any]:
+    """Who logged the email, how, and what its DKIM signatures said, for the email's decision record."""
+    return {
         "at": datetime.now(UTC).isoformat(),
         "from": prepared.parsed.sender,
         "channel": envelope.channel,
@@ -337,16 +428,6 @@ def _remember_log(
         "remote": envelope.remote,
         "dkim": prepared.dkim.record(),
     }
-    record = dict(email.decision or {})
-    record["log"] = [*list(record.get("log", []))[-(MAX_LOG_ENTRIES - 1) :], entry]
-    if forwarded.blocks:
-        record["forwarded"] = {
-            "styles": list(forwarded.styles),
-            "participants": list(forwarded.participants),
-            "suggested_company_ids": suggestions,
-        }
-    # A new dict, so the JSON column sees the change.
-    email.decision = record
 
 
 def quarantined(
@@ -448,7 +529,7 @@ def assign(
         session.add(EmailContact(email_id=email.id, contact_id=contact_id))
     now = datetime.now(UTC)
     moment = min(email.sent_at, now) if email.sent_at is not None else now
-    touch_last(session, linked_companies, list(contacts.values()), moment)
+    touch_last(session, linked_companies, [c.id for c in contacts.values()], moment)
     names = [c.name for c in companies.values()] + [c.email for c in contacts.values()]
     record = dict(email.decision or {})
     previous = {key: record.get(key) for key in ("action", "rule", "reason")}

@@ -3,7 +3,8 @@
 Replies mean what they say: 250 after DATA is sent only once the transaction that stored the
 message has committed. To keep that affordable under load, one writer thread stores every message
 that arrived while the previous transaction was committing in the next transaction (a group commit),
-each message inside its own savepoint so that one bad message costs only itself.
+decided one by one and stored together (`service.log_batch`), so that one bad message costs only
+itself.
 
 - RCPT: only log addresses are accepted (550 5.1.1 otherwise; nothing is relayed), and the envelope
   sender must be an active user of that workspace (550 5.7.1, recorded for admins).
@@ -113,7 +114,9 @@ class GroupCommitter:
     def _commit(self, batch: list[_Job]) -> None:
         try:
             with session_scope(self._sessions) as session:
-                results = [self._one(session, job) for job in batch]
+                results = service.log_batch(
+                    session, [service.LogJob(job.workspace_id, job.prepared, job.envelope) for job in batch]
+                )
         except Exception as error:
             if len(batch) > 1:
                 # Something failed the whole transaction (most likely its commit): try each message
@@ -126,17 +129,6 @@ class GroupCommitter:
         self.messages += len(batch)
         for job, result in zip(batch, results, strict=True):
             job.future.set_result(result)
-
-    @staticmethod
-    def _one(session: Session, job: _Job) -> LogResult:
-        try:
-            with session.begin_nested():
-                return service.log_prepared(session, job.workspace_id, job.prepared, job.envelope)
-        except OperationalError:
-            raise  # the database, not this message: the whole batch is retried or deferred
-        except Exception as error:
-            log.exception("logging a message for workspace %s failed; quarantined", job.workspace_id)
-            return service.quarantined(session, job.workspace_id, job.prepared.raw, job.envelope, error)
 
     def _alone_failed(self, job: _Job, error: Exception) -> LogResult:
         if isinstance(error, OperationalError):

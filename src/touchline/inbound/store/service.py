@@ -1,4 +1,8 @@
-"""Store a kept (or logged) email: once per workspace, with holders, links, conversation and Last Touch.
+"""Store kept (or logged) emails: once per workspace, with holders, links, conversation and Last Touch.
+
+A batch of emails is stored with a few statements per kind of row (one look-up of the emails, the
+contacts and the thread keys it needs, then multi-row inserts), not a dozen per email: sync, import
+and the log address all store through `store_emails`.
 
 Takes a session and never commits; the caller commits the batch together with its sync checkpoint,
 so a crash either stores a batch and its checkpoint or neither.
@@ -6,21 +10,23 @@ so a crash either stores a batch and its checkpoint or neither.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from touchline.inbound.directory import Directory
-from touchline.inbound.match import Decision
-from touchline.inbound.parse import ParsedEmail
+from touchline.inbound.match import Decision, match
+from touchline.inbound.parse import ParsedEmail, parse_message
 from touchline.inbound.quotes import html_to_text
 from touchline.inbound.quotes import snippet as make_snippet
-from touchline.inbound.store.conversations import assign_conversation
+from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, table_of
+from touchline.inbound.store.conversations import ThreadingContended, ToThread, assign_conversations
 from touchline.kit.html import sanitise_html
 from touchline.models import (
     Company,
@@ -30,9 +36,17 @@ from touchline.models import (
     EmailContact,
     EmailHolder,
     QuarantinedMessage,
+    Workspace,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_CHARS = 1_000_000
+MAX_LOG_ENTRIES = 20
+"""How many log events (who logged it, when, how) one email's record keeps."""
+# How often a batch is stored again when another worker stored the same email or threaded the same
+# conversation at the same moment; each attempt sees what the others committed.
+CONTENDED_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -49,18 +63,25 @@ class Holding:
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """One email to store: what it is, what the rules decided, and who holds it where."""
+
+    parsed: ParsedEmail
+    decision: Decision
+    holding: Holding
+    suggested_company_ids: tuple[str, ...] = ()
+    # The log address's copies: who logged it and how (kept on the email's decision record, the
+    # last MAX_LOG_ENTRIES of them), and the forwarded conversation found in it.
+    log_entry: Mapping[str, Any] | None = None
+    forwarded: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Stored:
     email_id: uuid.UUID
     created: bool
     created_contacts: tuple[str, ...]
-
-
-def remember_new_contacts(directory: Directory, decision: Decision, stored: Stored) -> None:
-    """Tell a cached directory about the contacts `store_email` just created, so the rest of the batch
-    matches them as contacts without reloading the directory."""
-    companies = {new.email: new.company for new in decision.created_contacts}
-    for address in stored.created_contacts:
-        directory.add_contact(address, companies.get(address))
+    unassigned: bool = False
 
 
 def _storable(text: str) -> str:
@@ -110,122 +131,50 @@ def _decision_record(decision: Decision) -> dict[str, object]:
     }
 
 
-def _existing_company_ids(session: Session, workspace_id: uuid.UUID, ids: Iterable[str]) -> set[uuid.UUID]:
-    wanted = {uuid.UUID(value) for value in ids}
-    if not wanted:
-        return set()
-    return set(
-        session.scalars(
-            select(Company.id).where(Company.workspace_id == workspace_id, Company.id.in_(wanted))
-        )
+def bump_directory_version(session: Session, workspace_id: uuid.UUID) -> None:
+    """Rows written without the ORM (bulk inserts) do not reach models/versioning.py's flush hook."""
+    session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace_id)
+        .values(directory_version=Workspace.directory_version + 1)
+        .execution_options(synchronize_session=False)
     )
-
-
-def _ensure_contacts(
-    session: Session, workspace_id: uuid.UUID, decision: Decision
-) -> tuple[list[Contact], list[str]]:
-    """The decision's contacts as rows, creating the new ones (rule 5); returns rows and created addresses."""
-    addresses = set(decision.contacts) | {new.email for new in decision.created_contacts}
-    rows = {
-        contact.email: contact
-        for contact in session.scalars(
-            select(Contact).where(Contact.workspace_id == workspace_id, Contact.email.in_(addresses))
-        )
-    }
-    created: list[str] = []
-    live_companies = _existing_company_ids(
-        session, workspace_id, [n.company for n in decision.created_contacts]
-    )
-    for new in decision.created_contacts:
-        if new.email in rows:
-            continue
-        company_id = uuid.UUID(new.company)
-        contact = Contact(
-            workspace_id=workspace_id,
-            email=new.email,
-            name=new.name,
-            company_id=company_id if company_id in live_companies else None,
-            custom_fields={},
-        )
-        try:
-            with session.begin_nested():
-                session.add(contact)
-        except IntegrityError:
-            # Another worker created the same contact a moment ago: use theirs.
-            contact = session.scalars(
-                select(Contact).where(Contact.workspace_id == workspace_id, Contact.email == new.email)
-            ).one()
-        else:
-            created.append(new.email)
-        rows[new.email] = contact
-    return list(rows.values()), created
-
-
-def _link(
-    session: Session,
-    email: Email,
-    company_ids: set[uuid.UUID],
-    contacts: list[Contact],
-    moment: datetime,
-    *,
-    new_email: bool,
-) -> None:
-    known_companies: set[uuid.UUID] = set()
-    known_contacts: set[uuid.UUID] = set()
-    if not new_email:
-        known_companies = set(
-            session.scalars(select(EmailCompany.company_id).where(EmailCompany.email_id == email.id))
-        )
-        known_contacts = set(
-            session.scalars(select(EmailContact.contact_id).where(EmailContact.email_id == email.id))
-        )
-    for company_id in company_ids - known_companies:
-        session.add(EmailCompany(email_id=email.id, company_id=company_id))
-    for contact in contacts:
-        if contact.id not in known_contacts:
-            session.add(EmailContact(email_id=email.id, contact_id=contact.id))
-    touch_last(session, company_ids, contacts, moment)
 
 
 def touch_last(
-    session: Session, company_ids: set[uuid.UUID], contacts: list[Contact], moment: datetime
+    session: Session, company_ids: Iterable[uuid.UUID], contact_ids: Iterable[uuid.UUID], moment: datetime
 ) -> None:
-    """Move Last Touch forward (never back) for the companies and contacts an email is linked to.
+    """Move Last Touch forward (never back) for the companies and contacts an email is linked to."""
+    _touch_last(session, dict.fromkeys(company_ids, moment), dict.fromkeys(contact_ids, moment))
 
-    One UPDATE per table, compared in the database: no rows are loaded, and two workers storing
-    mail of the same company at once cannot move it backwards.
-    """
-    contact_ids = {contact.id for contact in contacts}
-    for model, ids in ((Company, company_ids), (Contact, contact_ids)):
-        if ids:
-            session.execute(
-                update(model)
-                .where(model.id.in_(ids), or_(model.last_touch_at.is_(None), model.last_touch_at < moment))
-                .values(last_touch_at=moment)
-                .execution_options(synchronize_session=False)
+
+def _touch_last(
+    session: Session, companies: dict[uuid.UUID, datetime], contacts: dict[uuid.UUID, datetime]
+) -> None:
+    """One statement per table, compared in the database: no rows are loaded, and two workers storing
+    mail of the same company at once cannot move it backwards."""
+    for model, moments in ((Company, companies), (Contact, contacts)):
+        if not moments:
+            continue
+        table = table_of(model)
+        session.execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("row_id"),
+                or_(table.c.last_touch_at.is_(None), table.c.last_touch_at < bindparam("moment")),
             )
-
-
-def _add_holder(session: Session, email: Email, workspace_id: uuid.UUID, holding: Holding) -> None:
-    for holder in email.holders:
-        if (
-            holder.user_id == holding.user_id
-            and holder.folder_id == holding.folder_id
-            and holder.via == holding.via
-        ):
-            if holding.provider_message_id and holder.provider_message_id != holding.provider_message_id:
-                holder.provider_message_id = holding.provider_message_id
-            return
-    email.holders.append(
-        EmailHolder(
-            workspace_id=workspace_id,
-            user_id=holding.user_id,
-            via=holding.via,
-            folder_id=holding.folder_id,
-            folder_name=holding.folder_name,
-            provider_message_id=holding.provider_message_id,
+            .values(last_touch_at=bindparam("moment")),
+            [{"row_id": row_id, "moment": moment} for row_id, moment in moments.items()],
         )
-    )
+        _expire_loaded(session, model, set(moments), ["last_touch_at"])
+
+
+def _expire_loaded(session: Session, model: type[Any], ids: set[uuid.UUID], attributes: list[str]) -> None:
+    """Objects of `ids` this session already holds, which a statement written without the ORM leaves
+    stale, are read again on their next use."""
+    for instance in list(session.identity_map.values()):
+        if isinstance(instance, model) and instance.id in ids:
+            session.expire(instance, attributes)
 
 
 def store_email(
@@ -238,94 +187,529 @@ def store_email(
     suggested_company_ids: Iterable[str] = (),
 ) -> Stored:
     """Store `parsed` as `decision` says (keep, or unassigned for the log address) for `holding`."""
-    if decision.action not in {"keep", "unassigned"}:
-        raise ValueError(f"only kept or logged mail is stored, not {decision.action!r}")
-    # Nothing read here depends on this email's own pending rows, so one flush at the end replaces the
-    # dozen that autoflush would issue before each query.
-    with session.no_autoflush:
-        return _store(session, workspace_id, parsed, decision, holding, suggested_company_ids)
+    incoming = Incoming(parsed, decision, holding, tuple(suggested_company_ids))
+    return store_emails(session, workspace_id, [incoming])[0]
 
 
-def _store(
+def store_emails(session: Session, workspace_id: uuid.UUID, batch: Sequence[Incoming]) -> list[Stored]:
+    """Store a batch of kept or logged emails; returns what became of each, in order.
+
+    Each email is stored once per workspace (by dedup key, within the batch too); every other copy
+    adds its holder and links. Runs in a savepoint: when another worker stores the same email or
+    threads the same conversation at the same moment, the batch is stored again from what that
+    worker committed, so nothing is lost or doubled.
+    """
+    for incoming in batch:
+        if incoming.decision.action not in {"keep", "unassigned"}:
+            raise ValueError(f"only kept or logged mail is stored, not {incoming.decision.action!r}")
+    if not batch:
+        return []
+    for attempt in range(1, CONTENDED_ATTEMPTS + 1):
+        try:
+            with session.no_autoflush:
+                session.flush()  # the caller's pending rows go first, outside the savepoint
+                with session.begin_nested():
+                    return _BatchWriter(session, workspace_id, batch).write()
+        except (_EmailContended, ThreadingContended) as contended:
+            if attempt == CONTENDED_ATTEMPTS:
+                raise
+            log.info("storing the batch again: %s", contended)
+    raise AssertionError("unreachable")
+
+
+class _EmailContended(Exception):
+    """Another worker inserted one of this batch's emails between the look-up and the insert."""
+
+
+def _key(parsed: ParsedEmail) -> str:
+    return parsed.dedup_key[:998]
+
+
+@dataclass
+class _Email:
+    """One distinct email of the batch and every copy of it the batch holds."""
+
+    copies: list[int]
+    stored_id: uuid.UUID | None = None  # set when it was stored before this batch
+    unassigned: bool = False
+    logged: bool = False
+    new_id: uuid.UUID | None = None
+
+    @property
+    def id(self) -> uuid.UUID:
+        found = self.stored_id or self.new_id
+        assert found is not None
+        return found
+
+
+@dataclass
+class _Links:
+    companies: set[uuid.UUID] = field(default_factory=set)
+    contacts: set[uuid.UUID] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.companies or self.contacts)
+
+
+class _BatchWriter:
+    def __init__(self, session: Session, workspace_id: uuid.UUID, batch: Sequence[Incoming]) -> None:
+        self.session = session
+        self.workspace_id = workspace_id
+        self.batch = batch
+        self.emails: dict[str, _Email] = {}
+        for index, incoming in enumerate(batch):
+            self.emails.setdefault(_key(incoming.parsed), _Email([])).copies.append(index)
+
+    def write(self) -> list[Stored]:
+        self._find_stored()
+        contacts, created_contacts = self._contacts()
+        links = self._links(contacts)
+        self._insert_new(links)
+        self._update_stored(links)
+        self._add_holders()
+        self._add_links(links)
+        self._touch_last(links)
+
+        claimed: set[str] = set()
+        stored = []
+        for index, incoming in enumerate(self.batch):
+            email = self.emails[_key(incoming.parsed)]
+            mine = tuple(
+                new.email
+                for new in incoming.decision.created_contacts
+                if new.email in created_contacts and new.email not in claimed
+            )
+            claimed.update(mine)
+            created = email.new_id is not None and email.copies[0] == index
+            stored.append(Stored(email.id, created, mine, unassigned=email.unassigned))
+        return stored
+
+    # --- look-ups --------------------------------------------------------------------------------
+
+    def _stored_emails(self, keys: Iterable[str]) -> dict[str, tuple[uuid.UUID, bool, bool]]:
+        found: dict[str, tuple[uuid.UUID, bool, bool]] = {}
+        for part in chunks(sorted(keys)):
+            for email_id, key, unassigned, logged in self.session.execute(
+                select(Email.id, Email.dedup_key, Email.unassigned, Email.logged).where(
+                    Email.workspace_id == self.workspace_id, Email.dedup_key.in_(part)
+                )
+            ).all():
+                found[key] = (email_id, unassigned, logged)
+        return found
+
+    def _find_stored(self) -> None:
+        for key, (email_id, unassigned, logged) in self._stored_emails(self.emails).items():
+            email = self.emails[key]
+            email.stored_id, email.unassigned, email.logged = email_id, unassigned, logged
+
+    def _live_companies(self, ids: Iterable[str]) -> set[uuid.UUID]:
+        live: set[uuid.UUID] = set()
+        for part in chunks(sorted({uuid.UUID(value) for value in ids})):
+            live.update(
+                self.session.scalars(
+                    select(Company.id).where(Company.workspace_id == self.workspace_id, Company.id.in_(part))
+                )
+            )
+        return live
+
+    def _contact_rows(self, addresses: Iterable[str]) -> dict[str, tuple[uuid.UUID, uuid.UUID | None]]:
+        rows: dict[str, tuple[uuid.UUID, uuid.UUID | None]] = {}
+        for part in chunks(sorted(addresses)):
+            for contact_id, email, company_id in self.session.execute(
+                select(Contact.id, Contact.email, Contact.company_id).where(
+                    Contact.workspace_id == self.workspace_id, Contact.email.in_(part)
+                )
+            ).all():
+                rows[email] = (contact_id, company_id)
+        return rows
+
+    def _contacts(self) -> tuple[dict[str, tuple[uuid.UUID, uuid.UUID | None]], set[str]]:
+        """Every contact the batch links to, as (id, company id) by address, creating the new ones
+        (rule 5); and the addresses this batch created."""
+        addresses = {
+            address
+            for incoming in self.batch
+            for address in (
+                *incoming.decision.contacts,
+                *(new.email for new in incoming.decision.created_contacts),
+            )
+        }
+        rows = self._contact_rows(addresses)
+        new_contacts = {
+            new.email: new
+            for incoming in self.batch
+            for new in incoming.decision.created_contacts
+            if new.email not in rows
+        }
+        if not new_contacts:
+            return rows, set()
+        live = self._live_companies(new.company for new in new_contacts.values())
+        planned: dict[str, dict[str, Any]] = {
+            address: {
+                "id": uuid.uuid4(),
+                "workspace_id": self.workspace_id,
+                "email": address,
+                "name": _storable(new.name)[:200],
+                "company_id": company if (company := uuid.UUID(new.company)) in live else None,
+                "custom_fields": {},
+            }
+            for address, new in new_contacts.items()
+        }
+        # Another worker may create the same contact at the same moment: theirs is used then.
+        insert_ignoring_duplicates(self.session, Contact, list(planned.values()))
+        rows.update(self._contact_rows(planned))
+        created = {address for address, row in planned.items() if rows[address][0] == row["id"]}
+        if created:
+            bump_directory_version(self.session, self.workspace_id)
+        return rows, created
+
+    def _links(self, contacts: dict[str, tuple[uuid.UUID, uuid.UUID | None]]) -> list[_Links]:
+        """Each copy's companies and contacts; a contact's company counts as linked too."""
+        live = self._live_companies(
+            company for incoming in self.batch for company in incoming.decision.companies
+        )
+        links = []
+        for incoming in self.batch:
+            decision = incoming.decision
+            linked = _Links(companies={uuid.UUID(company) for company in decision.companies} & live)
+            for address in (*decision.contacts, *(new.email for new in decision.created_contacts)):
+                if address in contacts:
+                    contact_id, company_id = contacts[address]
+                    linked.contacts.add(contact_id)
+                    if company_id is not None:
+                        linked.companies.add(company_id)
+            links.append(linked)
+        return links
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def _insert_new(self, links: list[_Links]) -> None:
+        new = {key: email for key, email in self.emails.items() if email.stored_id is None}
+        if not new:
+            return
+        # Logged mail is "not shown in chains" (SPEC §4); synced and imported mail is threaded.
+        threaded = [email for email in new.values() if self.batch[email.copies[0]].holding.via != "log"]
+        placed = assign_conversations(
+            self.session,
+            self.workspace_id,
+            [
+                ToThread(
+                    self.batch[email.copies[0]].parsed,
+                    self.batch[email.copies[0]].holding.provider_thread_id,
+                    self.batch[email.copies[0]].holding.provider,
+                )
+                for email in threaded
+            ],
+        )
+        conversations = {
+            id(email): conversation for email, conversation in zip(threaded, placed, strict=True)
+        }
+        rows = []
+        for key, email in new.items():
+            first = self.batch[email.copies[0]]
+            email.new_id = uuid.uuid4()
+            # The first copy creates the email; the batch's other copies count as if they came after.
+            email.logged = any(self.batch[index].holding.via == "log" for index in email.copies)
+            email.unassigned = first.holding.via == "log" and not any(links[i] for i in email.copies)
+            copies = [self.batch[index] for index in email.copies]
+            rows.append(
+                _email_row(self.workspace_id, key, email, first, conversations.get(id(email)), copies)
+            )
+        insert_ignoring_duplicates(self.session, Email, rows)
+        stored = self._stored_emails(new)
+        if any(stored[key][0] != email.new_id for key, email in new.items()):
+            raise _EmailContended("another worker stored the same email at the same moment")
+
+    def _update_stored(self, links: list[_Links]) -> None:
+        """Copies of emails stored before: now logged, no longer unassigned once linked, and the log
+        events of this batch's copies added to their records."""
+        now_logged: set[uuid.UUID] = set()
+        now_assigned: set[uuid.UUID] = set()
+        logged_again: dict[uuid.UUID, list[Incoming]] = {}
+        for email in self.emails.values():
+            if email.stored_id is None:
+                continue
+            if not email.logged and any(self.batch[i].holding.via == "log" for i in email.copies):
+                now_logged.add(email.stored_id)
+            if email.unassigned and any(links[i] for i in email.copies):
+                now_assigned.add(email.stored_id)
+                email.unassigned = False
+            copies = [self.batch[i] for i in email.copies if self.batch[i].log_entry is not None]
+            if copies:
+                logged_again[email.stored_id] = copies
+        for ids, column, value in ((now_logged, "logged", True), (now_assigned, "unassigned", False)):
+            if ids:
+                self.session.execute(
+                    update(Email)
+                    .where(Email.workspace_id == self.workspace_id, Email.id.in_(ids))
+                    .values({column: value})
+                    .execution_options(synchronize_session=False)
+                )
+                _expire_loaded(self.session, Email, ids, [column])
+        if logged_again:
+            self._add_log_entries(logged_again)
+
+    def _add_log_entries(self, copies: dict[uuid.UUID, list[Incoming]]) -> None:
+        records: dict[uuid.UUID, dict[str, Any] | None] = dict(
+            self.session.execute(select(Email.id, Email.decision).where(Email.id.in_(copies))).all()
+        )
+        table = table_of(Email)
+        self.session.execute(
+            update(table).where(table.c.id == bindparam("email_id")).values(decision=bindparam("record")),
+            [
+                {"email_id": email_id, "record": _with_log(dict(records.get(email_id) or {}), incoming)}
+                for email_id, incoming in copies.items()
+            ],
+        )
+        _expire_loaded(self.session, Email, set(copies), ["decision"])
+
+    def _add_holders(self) -> None:
+        stored_ids = [email.stored_id for email in self.emails.values() if email.stored_id is not None]
+        held: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, str], tuple[uuid.UUID, str | None]] = {}
+        for part in chunks(stored_ids):
+            for holder_id, email_id, user_id, folder_id, via, provider_id in self.session.execute(
+                select(
+                    EmailHolder.id,
+                    EmailHolder.email_id,
+                    EmailHolder.user_id,
+                    EmailHolder.folder_id,
+                    EmailHolder.via,
+                    EmailHolder.provider_message_id,
+                ).where(EmailHolder.email_id.in_(part))
+            ).all():
+                held[(email_id, user_id, folder_id, via)] = (holder_id, provider_id)
+        rows: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID | None, str], dict[str, Any]] = {}
+        moved: dict[uuid.UUID, str] = {}
+        for incoming in self.batch:
+            holding = incoming.holding
+            email_id = self.emails[_key(incoming.parsed)].id
+            place = (email_id, holding.user_id, holding.folder_id, holding.via)
+            if place in held:
+                holder_id, provider_id = held[place]
+                if holding.provider_message_id and provider_id != holding.provider_message_id:
+                    moved[holder_id] = holding.provider_message_id
+                continue
+            if place in rows:
+                if holding.provider_message_id:
+                    rows[place]["provider_message_id"] = holding.provider_message_id
+                continue
+            rows[place] = {
+                "id": uuid.uuid4(),
+                "workspace_id": self.workspace_id,
+                "email_id": email_id,
+                "user_id": holding.user_id,
+                "via": holding.via,
+                "folder_id": holding.folder_id,
+                "folder_name": holding.folder_name,
+                "provider_message_id": holding.provider_message_id,
+            }
+        insert_ignoring_duplicates(self.session, EmailHolder, list(rows.values()))
+        if moved:
+            table = table_of(EmailHolder)
+            self.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("holder_id"))
+                .values(provider_message_id=bindparam("provider_id")),
+                [{"holder_id": holder, "provider_id": provider_id} for holder, provider_id in moved.items()],
+            )
+            _expire_loaded(self.session, EmailHolder, set(moved), ["provider_message_id"])
+        _expire_loaded(self.session, Email, set(stored_ids), ["holders"])
+
+    def _add_links(self, links: list[_Links]) -> None:
+        stored_ids = [email.stored_id for email in self.emails.values() if email.stored_id is not None]
+        known_companies: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        known_contacts: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for part in chunks(stored_ids):
+            known_companies.update(
+                self.session.execute(
+                    select(EmailCompany.email_id, EmailCompany.company_id).where(
+                        EmailCompany.email_id.in_(part)
+                    )
+                ).all()
+            )
+            known_contacts.update(
+                self.session.execute(
+                    select(EmailContact.email_id, EmailContact.contact_id).where(
+                        EmailContact.email_id.in_(part)
+                    )
+                ).all()
+            )
+        companies: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        contacts: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for incoming, linked in zip(self.batch, links, strict=True):
+            email_id = self.emails[_key(incoming.parsed)].id
+            companies.update((email_id, company) for company in linked.companies)
+            contacts.update((email_id, contact) for contact in linked.contacts)
+        insert_ignoring_duplicates(
+            self.session,
+            EmailCompany,
+            [{"email_id": e, "company_id": c} for e, c in sorted(companies - known_companies)],
+        )
+        insert_ignoring_duplicates(
+            self.session,
+            EmailContact,
+            [{"email_id": e, "contact_id": c} for e, c in sorted(contacts - known_contacts)],
+        )
+
+    def _touch_last(self, links: list[_Links]) -> None:
+        companies: dict[uuid.UUID, datetime] = {}
+        contacts: dict[uuid.UUID, datetime] = {}
+        for incoming, linked in zip(self.batch, links, strict=True):
+            moment = _timeline_moment(incoming.parsed)
+            for moments, ids in ((companies, linked.companies), (contacts, linked.contacts)):
+                for row_id in ids:
+                    if row_id not in moments or moments[row_id] < moment:
+                        moments[row_id] = moment
+        _touch_last(self.session, companies, contacts)
+
+
+def _with_log(record: dict[str, Any], copies: Sequence[Incoming]) -> dict[str, Any]:
+    """A decision record with the log events of `copies` added, and the forwarded conversation."""
+    entries = [dict(incoming.log_entry) for incoming in copies if incoming.log_entry is not None]
+    if entries:
+        record["log"] = [*list(record.get("log", [])), *entries][-MAX_LOG_ENTRIES:]
+    for incoming in copies:
+        if incoming.forwarded:
+            record["forwarded"] = dict(incoming.forwarded)
+    return record
+
+
+def _email_row(
+    workspace_id: uuid.UUID,
+    key: str,
+    email: _Email,
+    first: Incoming,
+    conversation_id: uuid.UUID | None,
+    logged_copies: Sequence[Incoming],
+) -> dict[str, Any]:
+    parsed = first.parsed
+    return {
+        "id": email.new_id,
+        "workspace_id": workspace_id,
+        "dedup_key": key,
+        "message_id": parsed.message_id[:998] if parsed.message_id else None,
+        "subject": _storable(parsed.subject),
+        "sent_at": parsed.date,
+        "from_address": parsed.sender,
+        "from_name": _storable(parsed.from_[0].name[:500]) if parsed.from_ else "",
+        "to_addresses": [a.address for a in parsed.to],
+        "cc_addresses": [a.address for a in parsed.cc],
+        "in_reply_to": list(parsed.in_reply_to),
+        "references": list(parsed.references),
+        "snippet": _snippet(parsed),
+        "text_body": _storable(parsed.text_body[:MAX_BODY_CHARS]) if parsed.text_body else None,
+        "html_body": _storable(sanitise_html(parsed.html_body[:MAX_BODY_CHARS]))
+        if parsed.html_body
+        else None,
+        "attachments": [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "inline": a.inline}
+            for a in parsed.attachments
+        ],
+        "defects": list(parsed.defects),
+        "conversation_id": conversation_id,
+        "provider_thread_id": first.holding.provider_thread_id,
+        "source": first.holding.via,
+        "logged": email.logged,
+        "unassigned": email.unassigned,
+        "suggested_company_ids": list(first.suggested_company_ids),
+        "decision": _with_log(_decision_record(first.decision), logged_copies),
+    }
+
+
+# --- raw messages in, stored or quarantined out -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawIncoming:
+    """A raw message with who holds it; `label`, if any, names it in a quarantine reason."""
+
+    raw: bytes
+    holding: Holding
+    label: str
+
+
+@dataclass
+class BatchOutcome:
+    kept: int = 0
+    stored_new: int = 0
+    ignored: int = 0
+    quarantined: int = 0
+
+
+def store_raw_messages(
     session: Session,
     workspace_id: uuid.UUID,
-    parsed: ParsedEmail,
-    decision: Decision,
-    holding: Holding,
-    suggested_company_ids: Iterable[str],
-) -> Stored:
-    logged = holding.via == "log"
-    moment = _timeline_moment(parsed)
-    existing = session.scalars(
-        select(Email).where(Email.workspace_id == workspace_id, Email.dedup_key == parsed.dedup_key)
-    ).one_or_none()
-    contacts, created = _ensure_contacts(session, workspace_id, decision)
-    company_ids = _existing_company_ids(session, workspace_id, decision.companies)
-    company_ids |= {contact.company_id for contact in contacts if contact.company_id is not None}
+    directory: Directory,
+    messages: Sequence[RawIncoming],
+    *,
+    source: str,
+    mailbox_id: uuid.UUID | None = None,
+) -> BatchOutcome:
+    """Parse, decide and store a batch of raw messages; what cannot be stored is quarantined with why.
 
-    if existing is None:
-        email = Email(
-            workspace_id=workspace_id,
-            dedup_key=parsed.dedup_key[:998],
-            message_id=parsed.message_id[:998] if parsed.message_id else None,
-            subject=_storable(parsed.subject),
-            sent_at=parsed.date,
-            from_address=parsed.sender,
-            from_name=_storable(parsed.from_[0].name[:500]) if parsed.from_ else "",
-            to_addresses=[a.address for a in parsed.to],
-            cc_addresses=[a.address for a in parsed.cc],
-            in_reply_to=list(parsed.in_reply_to),
-            references=list(parsed.references),
-            snippet=_snippet(parsed),
-            text_body=_storable(parsed.text_body[:MAX_BODY_CHARS]) if parsed.text_body else None,
-            html_body=_storable(sanitise_html(parsed.html_body[:MAX_BODY_CHARS]))
-            if parsed.html_body
-            else None,
-            attachments=[
-                {"filename": a.filename, "content_type": a.content_type, "size": a.size, "inline": a.inline}
-                for a in parsed.attachments
-            ],
-            defects=list(parsed.defects),
-            provider_thread_id=holding.provider_thread_id,
-            source=holding.via,
-            logged=logged,
-            unassigned=logged and not company_ids and not contacts,
-            suggested_company_ids=list(suggested_company_ids),
-            decision=_decision_record(decision),
-            holders=[],
-        )
+    Each message is decided on the whole message, with the contacts the earlier ones create already
+    known, as if they were stored one by one; then the batch is stored at once. Should that fail,
+    each message is stored alone, so one bad message costs only itself.
+    """
+    outcome = BatchOutcome()
+    pending: list[tuple[RawIncoming, Incoming]] = []
+    for message in messages:
         try:
-            with session.begin_nested():
-                session.add(email)
-        except IntegrityError:
-            # The same email was stored by another worker between our look-up and our insert.
-            existing = session.scalars(
-                select(Email).where(Email.workspace_id == workspace_id, Email.dedup_key == parsed.dedup_key)
-            ).one()
-        else:
-            # Logged mail is "not shown in chains" (SPEC §4); synced and imported mail is threaded.
-            if not logged:
-                email.conversation_id = assign_conversation(
-                    session,
-                    workspace_id,
-                    parsed,
-                    provider_thread_id=holding.provider_thread_id,
-                    provider=holding.provider,
-                    sent_at=parsed.date,
+            parsed = parse_message(message.raw)
+            decision = match(parsed, directory)
+        except Exception as error:
+            _quarantine_one(session, workspace_id, message, error, source=source, mailbox_id=mailbox_id)
+            outcome.quarantined += 1
+            continue
+        if not decision.kept:
+            outcome.ignored += 1
+            continue
+        for new in decision.created_contacts:
+            directory.add_contact(new.email, new.company)
+        pending.append((message, Incoming(parsed, decision, message.holding)))
+    if not pending:
+        return outcome
+    try:
+        results = store_emails(session, workspace_id, [incoming for _, incoming in pending])
+    except Exception as error:
+        log.warning("storing %d messages one by one: %s", len(pending), error)
+        # The directory was told about contacts that may now not be stored: have it read again.
+        bump_directory_version(session, workspace_id)
+        results = []
+        for message, incoming in pending:
+            try:
+                results.extend(store_emails(session, workspace_id, [incoming]))
+            except Exception as one_error:
+                _quarantine_one(
+                    session, workspace_id, message, one_error, source=source, mailbox_id=mailbox_id
                 )
-            _add_holder(session, email, workspace_id, holding)
-            _link(session, email, company_ids, contacts, moment, new_email=True)
-            session.flush()
-            return Stored(email.id, True, tuple(created))
+                outcome.quarantined += 1
+    outcome.kept += len(results)
+    outcome.stored_new += sum(result.created for result in results)
+    return outcome
 
-    if logged:
-        existing.logged = True
-    if existing.unassigned and (company_ids or contacts):
-        existing.unassigned = False
-    _add_holder(session, existing, workspace_id, holding)
-    _link(session, existing, company_ids, contacts, moment, new_email=False)
-    session.flush()
-    return Stored(existing.id, False, tuple(created))
+
+def _quarantine_one(
+    session: Session,
+    workspace_id: uuid.UUID,
+    message: RawIncoming,
+    error: Exception,
+    *,
+    source: str,
+    mailbox_id: uuid.UUID | None,
+) -> None:
+    log.warning("quarantined %s: %s", message.label, error)
+    quarantine(
+        session,
+        workspace_id,
+        source=source,
+        mailbox_id=mailbox_id,
+        provider_message_id=message.holding.provider_message_id,
+        reason=f"{message.label}: {type(error).__name__}: {error}"
+        if message.label
+        else f"{type(error).__name__}: {error}",
+        raw=message.raw,
+    )
 
 
 def quarantine(

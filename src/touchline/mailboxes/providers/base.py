@@ -40,6 +40,19 @@ Errors, and what the caller does:
 
 Providers that can be told about new mail (IMAP IDLE) also implement ``ChangeWaiter``; for the others
 the caller polls ``fetch_new_headers`` on a schedule, which is cheap when nothing changed.
+
+Providers that can tell in one cheap call which folders hold nothing new also implement
+``ChangeCheck``: ``unchanged_folders(cursors)`` takes folder ids with their stored cursors and returns
+the ids of the folders that certainly hold nothing new since their cursor: ``fetch_new_headers`` from
+that cursor would yield no message, and nothing else the cursor holds has moved (a pass could at most
+add what the cursor lacks, like a HIGHESTMODSEQ an IMAP cursor from a server without CONDSTORE does
+not have). The caller leaves those folders alone until its next run, without opening them.
+The answer errs one way only: a folder the provider could not ask about, or whose answer it cannot
+compare with the cursor (a renumbered folder, a cursor of an interrupted pass, a field the server
+left out), is not in the set. The check is optional (Gmail and Graph lack it; their incremental
+listing is one request per folder anyway), so callers look for it with ``isinstance(provider,
+ChangeCheck)``; it raises the errors listed above like the other calls.
+
 A provider object is not thread-safe: give each worker its own.
 """
 
@@ -209,6 +222,18 @@ class ChangeWaiter(Protocol[CursorT_contra]):
 
         Returns True when something arrived (or may have), False on timeout. Comparing against the
         cursor closes the gap between the last sync and the start of waiting.
+        """
+        ...
+
+
+@runtime_checkable
+class ChangeCheck(Protocol[CursorT_contra]):
+    """A provider that can tell, without opening them, which folders hold nothing new."""
+
+    def unchanged_folders(self, cursors: Mapping[str, CursorT_contra]) -> set[str]:
+        """The folder ids among ``cursors`` that certainly hold nothing new since their cursor.
+
+        The module docstring says what "nothing new" covers; when unsure, a folder counts as changed.
         """
         ...
 

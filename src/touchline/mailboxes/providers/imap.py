@@ -6,6 +6,10 @@ flag: mail the user has not read stays unread. New messages are those with a UID
 raised. HIGHESTMODSEQ (CONDSTORE, RFC 7162) is recorded with every complete pass so that flag and
 expunge tracking can later start from it; new mail alone is found from UIDNEXT.
 
+``unchanged_folders`` compares UIDVALIDITY, UIDNEXT and, when the cursor holds one, HIGHESTMODSEQ with
+the cursors without opening any folder: one ``LIST ... RETURN (STATUS ...)`` (RFC 5819) where the
+server offers LIST-STATUS, one STATUS per folder where it does not.
+
 Message ids are ``"<uidvalidity>:<uid>"``: a UID means nothing without its UIDVALIDITY, and an id from
 before a renumbering must not fetch a different message after it.
 
@@ -15,6 +19,7 @@ Inbox is the mailbox named INBOX (RFC 3501); the other special folders come from
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import ssl
 import time
@@ -27,6 +32,9 @@ from typing import Any, ClassVar
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.imap_utf7 import encode as encode_utf7
+from imapclient.response_parser import parse_response
 
 from touchline.mailboxes.providers.base import (
     DEFAULT_BATCH_SIZE,
@@ -71,6 +79,9 @@ _FALLBACK_NAMES = {
     SpecialUse.ARCHIVE: ("archive", "archives"),
 }
 _NOT_SELECTABLE = frozenset({b"\\noselect", b"\\nonexistent"})
+# Above this the folders are asked for with the pattern "*" rather than by name: servers bound the
+# length of a command line (Dovecot at 64 KiB), and a long name list gains little over listing all.
+_LIST_STATUS_MAX_PATTERN_BYTES = 4096
 
 
 class ConnectionSecurity(StrEnum):
@@ -145,6 +156,9 @@ class ImapProvider:
         self._account = account
         self._poll_interval_seconds = poll_interval_seconds
         self._client: IMAPClient | None = None
+        # Per connection: whether CONDSTORE still has to be enabled, and the folder EXAMINE opened.
+        self._condstore_pending = False
+        self._selected: str | None = None
 
     def __enter__(self) -> ImapProvider:
         return self
@@ -154,6 +168,7 @@ class ImapProvider:
 
     def close(self) -> None:
         client, self._client = self._client, None
+        self._selected = None
         if client is None:
             return
         try:
@@ -269,6 +284,33 @@ class ImapProvider:
                 )
         return raw_messages
 
+    def unchanged_folders(self, cursors: Mapping[str, ImapCursor]) -> set[str]:
+        """The folders whose UIDVALIDITY and UIDNEXT (and HIGHESTMODSEQ, when the cursor holds one)
+        are what their cursor says, asked for without opening any of them.
+
+        A folder the server says nothing about (deleted, renamed, not selectable) counts as changed, so
+        that opening it reports what happened to it. So does the folder this connection has open:
+        STATUS of the selected folder need not be current (RFC 3501, section 6.3.10).
+        """
+        if not cursors:
+            return set()
+        with self._translated_errors():
+            client = self._connection()
+            items = [b"UIDNEXT", b"UIDVALIDITY"]
+            if client.has_capability("CONDSTORE"):
+                items.append(b"HIGHESTMODSEQ")
+            if client.has_capability("LIST-STATUS"):
+                statuses = _list_status(client, list(cursors), items)
+            else:
+                statuses = _status_each(client, list(cursors), items)
+        return {
+            folder_id
+            for folder_id, cursor in cursors.items()
+            if folder_id != self._selected
+            and (status := statuses.get(folder_id)) is not None
+            and _nothing_new(cursor, status)
+        }
+
     def wait_for_changes(self, folder_id: str, cursor: ImapCursor | None, timeout_seconds: float) -> bool:
         """IDLE (RFC 2177) where the server offers it, otherwise NOOP every ``poll_interval_seconds``.
 
@@ -309,6 +351,9 @@ class ImapProvider:
     def _connection(self) -> IMAPClient:
         if self._client is None:
             self._client = self._open()
+            self._selected = None
+            # Deferred to the first EXAMINE: a sync that finds nothing new never needs it.
+            self._condstore_pending = True
         return self._client
 
     def _open(self) -> IMAPClient:
@@ -329,7 +374,7 @@ class ImapProvider:
         account = self._account
         context = None
         if account.security is not ConnectionSecurity.PLAIN:
-            context = account.ssl_context or ssl.create_default_context()
+            context = account.ssl_context or _default_ssl_context()
         with self._certificate_errors():
             try:
                 client = IMAPClient(
@@ -370,9 +415,6 @@ class ImapProvider:
             if "[UNAVAILABLE]" in message:  # RFC 5530: the server cannot check credentials right now
                 raise TransientError(f"{account.host} cannot log in now: {message}") from error
             raise AuthError(f"{account.host} refused the login for {account.username}: {message}") from error
-        # Must be enabled before a folder is selected for SELECT to report HIGHESTMODSEQ.
-        if client.has_capability("CONDSTORE") and client.has_capability("ENABLE"):
-            client.enable("CONDSTORE")
 
     @contextmanager
     def _certificate_errors(self) -> Iterator[None]:
@@ -384,12 +426,21 @@ class ImapProvider:
             ) from error
 
     def _examine(self, client: IMAPClient, folder_id: str) -> _FolderStatus:
+        if self._condstore_pending:
+            # Must be enabled before a folder is selected for SELECT to report HIGHESTMODSEQ, and
+            # ENABLE is refused once one is (RFC 5161).
+            self._condstore_pending = False
+            if client.has_capability("CONDSTORE") and client.has_capability("ENABLE"):
+                client.enable("CONDSTORE")
+        # Until EXAMINE answers, no folder is known to be open: a refused one closes the previous.
+        self._selected = None
         try:
             response = client.select_folder(folder_id, readonly=True)
         except IMAPClient.AbortError:
             raise
         except IMAPClient.Error as error:
             raise FolderNotFound(f"cannot open folder {folder_id!r}: {error}") from error
+        self._selected = folder_id
         if b"UIDVALIDITY" not in response:
             raise ProviderError(f"the server gave no UIDVALIDITY for {folder_id!r}")
         uid_next = response.get(b"UIDNEXT")
@@ -416,8 +467,115 @@ class ImapProvider:
 
     def _discard_connection(self) -> None:
         client, self._client = self._client, None
+        self._selected = None
         if client is not None:
             _shutdown_quietly(client)
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """One verifying context for every connection: loading the system's CA bundle takes tens of
+    milliseconds, more than a whole sync that finds nothing new. A context is safe to share."""
+    return ssl.create_default_context()
+
+
+def _nothing_new(cursor: ImapCursor, status: _FolderStatus) -> bool:
+    """True when a pass from ``cursor`` would find no message and end at this very cursor."""
+    if status.uidvalidity != cursor.uidvalidity or status.uid_next is None:
+        return False
+    # UIDNEXT only grows; one below the cursor's next UID is a server we do not understand.
+    if status.uid_next != cursor.last_uid + 1:
+        return False
+    return cursor.highest_modseq is None or status.highest_modseq == cursor.highest_modseq
+
+
+def _list_status(client: IMAPClient, folder_ids: list[str], items: list[bytes]) -> dict[str, _FolderStatus]:
+    """One ``LIST "" (names) RETURN (STATUS (items))`` (RFC 5819) for all the folders.
+
+    imapclient has no call for it, so the command goes through its imaplib connection, as imapclient's
+    own LIST does. A refused command or an answer that cannot be read leaves every folder unanswered.
+    """
+    imap: Any = client._imap
+    names = [_quoted_mailbox(folder_id, encode=client.folder_encode) for folder_id in folder_ids]
+    quoted = [name for name in names if name is not None]
+    if (
+        client.has_capability("LIST-EXTENDED")  # a list of names is LIST-EXTENDED syntax (RFC 5258)
+        and len(quoted) == len(names)
+        and sum(len(name) + 1 for name in quoted) <= _LIST_STATUS_MAX_PATTERN_BYTES
+    ):
+        patterns = b"(" + b" ".join(quoted) + b")"
+    else:
+        patterns = b'"*"'
+    # Neither an earlier command's answers nor this one's may be taken for another command's.
+    imap.untagged_responses.pop("STATUS", None)
+    try:
+        typ, _ = imap._simple_command(
+            "LIST", b'""', patterns, b"RETURN", b"(STATUS (" + b" ".join(items) + b"))"
+        )
+        answers = imap.untagged_responses.pop("STATUS", [])
+        return _statuses(client, answers) if typ == "OK" else {}
+    except IMAPClient.AbortError:
+        raise
+    except IMAPClient.Error:
+        return {}
+    finally:
+        imap.untagged_responses.pop("LIST", None)
+        imap.untagged_responses.pop("STATUS", None)
+
+
+def _status_each(client: IMAPClient, folder_ids: list[str], items: list[bytes]) -> dict[str, _FolderStatus]:
+    statuses: dict[str, _FolderStatus] = {}
+    for folder_id in folder_ids:
+        try:
+            response = client.folder_status(folder_id, items)
+        except IMAPClient.AbortError:
+            raise
+        except IMAPClient.Error:
+            continue  # gone or refused: opening it will tell what happened
+        status = _folder_status(response)
+        if status is not None:
+            statuses[folder_id] = status
+    return statuses
+
+
+def _statuses(client: IMAPClient, answers: list[Any]) -> dict[str, _FolderStatus]:
+    """Read ``* STATUS name (item value ...)`` answers; imaplib hands over a literal name as a tuple."""
+    parsed = parse_response([answer for answer in answers if answer not in (b"", None)])
+    if len(parsed) % 2:
+        return {}
+    statuses: dict[str, _FolderStatus] = {}
+    for name, values in zip(parsed[::2], parsed[1::2], strict=True):
+        if not isinstance(values, tuple) or len(values) % 2:
+            continue
+        if isinstance(name, int):
+            folder_id = str(name)  # a name that looks like a number, as imapclient's LIST does
+        elif isinstance(name, bytes):
+            folder_id = decode_utf7(name) if client.folder_encode else name.decode()
+        else:
+            continue
+        status = _folder_status(dict(zip(values[::2], values[1::2], strict=True)))
+        if status is not None:
+            statuses[folder_id] = status
+    return statuses
+
+
+def _folder_status(response: Mapping[Any, Any]) -> _FolderStatus | None:
+    values = {bytes(key).upper(): value for key, value in response.items() if isinstance(key, bytes)}
+    try:
+        uidvalidity = int(values[b"UIDVALIDITY"])
+        uid_next = int(values[b"UIDNEXT"])
+        modseq = values.get(b"HIGHESTMODSEQ")
+        return _FolderStatus(uidvalidity, uid_next, int(modseq) if modseq is not None else None)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _quoted_mailbox(folder_id: str, *, encode: bool) -> bytes | None:
+    """The folder's name as an IMAP quoted string, or None where only a literal could carry it."""
+    encoded = encode_utf7(folder_id) if encode else folder_id.encode()
+    if any(byte < 0x20 or byte > 0x7E for byte in encoded):
+        return None
+    return b'"' + encoded.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 def _shutdown_quietly(client: IMAPClient) -> None:

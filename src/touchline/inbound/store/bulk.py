@@ -1,0 +1,40 @@
+"""Statements that write many rows at once, the same way on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+# Far below SQLite's limit on bound parameters (32,766) and PostgreSQL's (65,535).
+IN_LIST_SIZE = 5000
+
+
+def chunks(values: Sequence[T], size: int = IN_LIST_SIZE) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's table, for statements that skip the ORM's per-object work."""
+    return cast(Table, model.__table__)
+
+
+def insert_ignoring_duplicates(session: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` in one multi-row statement; rows that would break a unique constraint (written by
+    another worker meanwhile) are left out instead of failing the transaction."""
+    if not rows:
+        return
+    table = table_of(model)
+    dialect = session.get_bind().dialect.name
+    statement = (
+        postgresql.insert(table).on_conflict_do_nothing()
+        if dialect == "postgresql"
+        else sqlite.insert(table).on_conflict_do_nothing()
+    )
+    session.execute(statement, list(rows))
