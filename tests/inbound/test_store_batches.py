@@ -1,0 +1,182 @@
+"""Storing a batch at once gives the store that storing its messages one by one gives, also when
+another worker stores the same mail at the same moment or one message of the batch cannot be stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.sync.conftest import CUSTOMER, message
+from touchline.db import session_scope
+from touchline.inbound.importing import import_messages
+from touchline.inbound.store import conversations
+from touchline.inbound.store import service as store
+from touchline.inbound.timeline import email_records
+from touchline.kit.crypto import SecretBox
+from touchline.models import Company, Contact, Conversation, Email, QuarantinedMessage
+from touchline.workspace import service
+from touchline.workspace.permissions import Actor
+
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def _mail() -> list[tuple[str, bytes]]:
+    """Threads with replies before their parents, a message joining two threads, repeats, new contacts."""
+    rng = random.Random(5)
+    mail = []
+    for number in range(60):
+        parent = rng.randrange(number) if number and rng.random() < 0.6 else None
+        second = rng.randrange(number) if number > 5 and rng.random() < 0.1 else None
+        references = " ".join(f"<m{n}@{CUSTOMER}>" for n in (second, parent) if n is not None)
+        raw = message(
+            f"Re: Topic {number % 7}" if parent is not None else f"Topic {number % 7}",
+            sender=f"Person {number % 9} <p{number % 9}@{CUSTOMER}>",
+            message_id=f"<m{number}@{CUSTOMER}>",
+            sent_at=START + dt.timedelta(hours=number),
+            body=f"Message {number}\n",
+        )
+        if references:
+            threading = f"References: {references}\nIn-Reply-To: <m{parent}@{CUSTOMER}>\n"
+            raw = raw.replace(b"Subject:", threading.encode() + b"Subject:", 1)
+        mail.append((f"mail/INBOX/{number}", raw))
+    rng.shuffle(mail)
+    return mail + mail[:5]  # the same messages again, later in the same batch
+
+
+def _workspace(sessions: sessionmaker[Session], box: SecretBox, name: str) -> tuple[uuid.UUID, uuid.UUID]:
+    with session_scope(sessions) as session:
+        team_domain = name.lower().replace(" ", "-") + ".example"
+        workspace = service.create_workspace(
+            session, box, name, internal_domains=[team_domain], inbound_domain="log.test.example"
+        )
+        operator = Actor.operator(workspace.id)
+        service.create_company(session, operator, "Customer", domains=[CUSTOMER])
+        user = service.add_user(session, operator, f"sam@{team_domain}", role="Member")
+        return workspace.id, user.id
+
+
+def _snapshot(sessions: sessionmaker[Session], workspace_id: uuid.UUID) -> dict[str, Any]:
+    with session_scope(sessions) as session:
+        records = email_records(session, workspace_id)
+        conversations_of: dict[object, int] = {}
+        for record in sorted(records, key=lambda r: str(r["message_id"])):
+            conversations_of.setdefault(record["conversation_id"], len(conversations_of))
+        latest = dict(
+            session.execute(
+                select(Conversation.id, Conversation.last_message_at).where(
+                    Conversation.workspace_id == workspace_id
+                )
+            ).all()
+        )
+        return {
+            "emails": sorted(
+                (
+                    str(r["message_id"]),
+                    len(r["companies"]),
+                    tuple(r["contacts"]),
+                    len(r["holders"]),
+                    conversations_of[r["conversation_id"]],
+                )
+                for r in records
+            ),
+            "conversations": len(latest),
+            "latest": sorted(str(moment) for moment in latest.values()),
+            "company_touch": session.scalar(
+                select(Company.last_touch_at).where(Company.workspace_id == workspace_id)
+            ),
+            "contacts": sorted(
+                session.execute(
+                    select(Contact.email, Contact.last_touch_at).where(Contact.workspace_id == workspace_id)
+                ).all()
+            ),
+        }
+
+
+def test_a_batch_stores_what_one_message_at_a_time_stores(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    mail = _mail()
+    batched, batched_user = _workspace(sessions, box, "Batched")
+    one_by_one, one_user = _workspace(sessions, box, "One by one")
+
+    report = import_messages(sessions, batched, batched_user, mail)
+    for label, raw in mail:
+        import_messages(sessions, one_by_one, one_user, [(label, raw)])
+
+    assert (report.read, report.kept, report.quarantined) == (65, 65, 0)
+    expected = _snapshot(sessions, one_by_one)
+    assert len(expected["emails"]) == 60
+    assert 1 < expected["conversations"] < 60
+    assert _snapshot(sessions, batched) == expected
+
+
+def test_an_email_another_worker_stored_meanwhile_is_joined_not_doubled(
+    sessions: sessionmaker[Session], box: SecretBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace_id, user_id = _workspace(sessions, box, "Racing")
+    parent = message("Renewal", message_id=f"<parent@{CUSTOMER}>")
+    reply = message("Re: Renewal", message_id=f"<reply@{CUSTOMER}>", in_reply_to=f"<parent@{CUSTOMER}>")
+    import_messages(sessions, workspace_id, user_id, [("first", parent)])
+
+    # The batch's look-ups miss what the other worker committed just before: its inserts meet the
+    # stored email and the stored thread key, and it is stored again from what is there now.
+    real_emails, real_links = store._BatchWriter._stored_emails, conversations._stored_links
+    misses = {"emails": 1, "links": 1}
+
+    def stale_emails(self: Any, keys: Any) -> Any:
+        if misses["emails"]:
+            misses["emails"] -= 1
+            return {}
+        return real_emails(self, keys)
+
+    def stale_links(session: Session, workspace: uuid.UUID, keys: Any) -> Any:
+        if misses["links"]:
+            misses["links"] -= 1
+            return {}
+        return real_links(session, workspace, keys)
+
+    monkeypatch.setattr(store._BatchWriter, "_stored_emails", stale_emails)
+    report = import_messages(sessions, workspace_id, user_id, [("again", parent)])
+    assert report.kept == 1
+    assert misses["emails"] == 0
+    monkeypatch.setattr(conversations, "_stored_links", stale_links)
+    report = import_messages(sessions, workspace_id, user_id, [("reply", reply)])
+    assert report.kept == 1
+    assert misses["links"] == 0
+
+    with session_scope(sessions) as session:
+        records = email_records(session, workspace_id)
+        assert session.scalar(select(func.count()).select_from(QuarantinedMessage)) == 0
+    assert sorted(r["message_id"] for r in records) == [f"parent@{CUSTOMER}", f"reply@{CUSTOMER}"]
+    assert len({r["conversation_id"] for r in records}) == 1
+
+
+def test_a_message_that_cannot_be_stored_costs_only_itself(
+    sessions: sessionmaker[Session], box: SecretBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace_id, user_id = _workspace(sessions, box, "Poisoned")
+    real_snippet = store._snippet
+
+    def choking_snippet(parsed: Any) -> str:
+        if parsed.subject == "Poison":
+            raise RuntimeError("the snippet choked")
+        return real_snippet(parsed)
+
+    monkeypatch.setattr(store, "_snippet", choking_snippet)
+    mail = [(name, message(name)) for name in ("Before", "Poison", "After")]
+    report = import_messages(sessions, workspace_id, user_id, mail)
+
+    assert (report.kept, report.quarantined) == (2, 1)
+    with session_scope(sessions) as session:
+        subjects = sorted(session.scalars(select(Email.subject).where(Email.workspace_id == workspace_id)))
+        reasons = list(session.scalars(select(QuarantinedMessage.reason)))
+    assert subjects == ["After", "Before"]
+    assert len(reasons) == 1
+    assert reasons[0].startswith("Poison: RuntimeError")
+    assert "the snippet choked" in reasons[0]
