@@ -346,6 +346,8 @@ SyncState *
 def run_mbsync(mbsync: Path, scratch: Path, server: Any, user: Any, label: str, expected: int) -> ProcessRun:
     target = scratch / f"mirror-{label}"
     config = mbsync_config(scratch, server, user, target)
+    # The previous mirror's gigabyte of writes must not still be draining to disk while this one runs.
+    os.sync()
     run = run_process([str(mbsync), "-c", str(config), "-a", "-q"])
     copied = sum(1 for path in target.rglob("*") if path.parent.name in {"cur", "new"} and path.is_file())
     if copied != expected:
@@ -365,6 +367,7 @@ def run_touchline(
     stages: bool,
 ) -> tuple[ProcessRun, dict[str, Any]]:
     command = [sys.executable, "-m", "bench.sync.measure", url, str(mailbox_id), "--runs", str(runs)]
+    os.sync()  # as for mbsync: no earlier writes still draining to disk
     if stages:
         command.append("--stages")
     if profile is not None:
