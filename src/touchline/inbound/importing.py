@@ -12,18 +12,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
 from touchline.inbound.store.directory import directories
-from touchline.inbound.store.service import Holding, RawIncoming, store_raw_messages
+from touchline.inbound.store.service import BatchOutcome, Holding, RawIncoming, store_raw_messages
 
 BATCH = 200
 
 
 @dataclass
-class ImportReport:
+class ImportReport(BatchOutcome):
     read: int = 0
-    kept: int = 0
-    stored_new: int = 0
-    ignored: int = 0
-    quarantined: int = 0
 
 
 def iter_messages(path: Path) -> Iterator[tuple[str, bytes]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,3 +39,23 @@ def insert_ignoring_duplicates(session: Session, model: Any, rows: Sequence[Mapp
         else sqlite.insert(table).on_conflict_do_nothing()
     )
     session.execute(statement, list(rows))
+
+
+def move_forward(session: Session, model: Any, column: str, moments: Mapping[Any, datetime]) -> None:
+    """Set `column` of each row (by id) to its moment, only where that is later than what is stored.
+
+    One statement for all rows, compared in the database: nothing is loaded, and two workers writing
+    the same row at once cannot move it backwards.
+    """
+    if not moments:
+        return
+    table = table_of(model)
+    session.execute(
+        update(table)
+        .where(
+            table.c.id == bindparam("row_id"),
+            or_(table.c[column].is_(None), table.c[column] < bindparam("moment")),
+        )
+        .values({column: bindparam("moment")}),
+        [{"row_id": row_id, "moment": moment} for row_id, moment in moments.items()],
+    )

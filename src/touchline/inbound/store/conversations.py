@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from touchline.inbound.parse import ParsedEmail
-from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, table_of
+from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, move_forward, table_of
 from touchline.inbound.thread import KnownThreads, ThreadMessage, lookup_for, place
 from touchline.models import Conversation, ConversationLink, Email
 
@@ -187,22 +187,12 @@ def _write(session: Session, workspace_id: uuid.UUID, batch: _Batch) -> None:
     # placing the batch again from the stored keys merges the two as any late parent would.
     if links and _stored_links(session, workspace_id, links) != links:
         raise ThreadingContended("another writer threaded the same conversation at the same moment")
-    stored_latest = [
-        {"conversation": conversation, "moment": moment}
-        for conversation, moment in latest.items()
-        if conversation not in batch.new_conversations
-    ]
-    if stored_latest:
-        table = table_of(Conversation)
-        session.execute(
-            update(table)
-            .where(
-                table.c.id == bindparam("conversation"),
-                or_(table.c.last_message_at.is_(None), table.c.last_message_at < bindparam("moment")),
-            )
-            .values(last_message_at=bindparam("moment")),
-            stored_latest,
-        )
+    move_forward(
+        session,
+        Conversation,
+        "last_message_at",
+        {c: moment for c, moment in latest.items() if c not in batch.new_conversations},
+    )
 
 
 def _last_messages(session: Session, conversations: set[uuid.UUID]) -> dict[uuid.UUID, datetime | None]:

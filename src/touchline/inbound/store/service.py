@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from touchline.inbound.directory import Directory
@@ -25,7 +25,7 @@ from touchline.inbound.match import Decision, match
 from touchline.inbound.parse import ParsedEmail, parse_message
 from touchline.inbound.quotes import html_to_text
 from touchline.inbound.quotes import snippet as make_snippet
-from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, table_of
+from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, move_forward, table_of
 from touchline.inbound.store.conversations import ThreadingContended, ToThread, assign_conversations
 from touchline.kit.html import sanitise_html
 from touchline.models import (
@@ -151,21 +151,8 @@ def touch_last(
 def _touch_last(
     session: Session, companies: dict[uuid.UUID, datetime], contacts: dict[uuid.UUID, datetime]
 ) -> None:
-    """One statement per table, compared in the database: no rows are loaded, and two workers storing
-    mail of the same company at once cannot move it backwards."""
     for model, moments in ((Company, companies), (Contact, contacts)):
-        if not moments:
-            continue
-        table = table_of(model)
-        session.execute(
-            update(table)
-            .where(
-                table.c.id == bindparam("row_id"),
-                or_(table.c.last_touch_at.is_(None), table.c.last_touch_at < bindparam("moment")),
-            )
-            .values(last_touch_at=bindparam("moment")),
-            [{"row_id": row_id, "moment": moment} for row_id, moment in moments.items()],
-        )
+        move_forward(session, model, "last_touch_at", moments)
         _expire_loaded(session, model, set(moments), ["last_touch_at"])
 
 
