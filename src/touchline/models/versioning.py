@@ -44,10 +44,16 @@ def _bump_directory_versions(session: Session, _context: UOWTransaction) -> None
             workspace_id: Any = getattr(instance, "workspace_id", None)
             if workspace_id is not None:
                 changed.add(workspace_id)
-    if changed:
+    bump_directory_versions(session, changed)
+
+
+def bump_directory_versions(session: Session, workspace_ids: set[uuid.UUID]) -> None:
+    """Tell every cached directory of these workspaces to reload; also for rows written in bulk,
+    which never reach the flush hook above."""
+    if workspace_ids:
         session.connection().execute(
             update(Workspace)
-            .where(Workspace.id.in_(changed))
+            .where(Workspace.id.in_(workspace_ids))
             .values(directory_version=Workspace.directory_version + 1)
             .execution_options(synchronize_session=False)
         )

@@ -42,7 +42,6 @@ from touchline.inbound.store.service import (
     Holding,
     Incoming,
     Stored,
-    bump_directory_version,
     quarantine,
     store_emails,
     touch_last,
@@ -52,6 +51,7 @@ from touchline.kit.crypto import SecretBox, new_token
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.models import Company, Contact, Email, EmailCompany, EmailContact, User, WorkspaceSettings
 from touchline.models.inbound import InboundRefusal
+from touchline.models.versioning import bump_directory_versions
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 from touchline.workspace.service import record_audit
@@ -327,7 +327,7 @@ def _store_logged(
     except Exception:
         log.warning("storing %d logged messages one by one", len(items), exc_info=True)
     # The directory was told about contacts that may now not be stored: have it read again.
-    bump_directory_version(session, workspace_id)
+    bump_directory_versions(session, {workspace_id})
     outcomes = []
     for index, (job, incoming) in enumerate(items):
         try:

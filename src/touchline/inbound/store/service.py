@@ -36,8 +36,8 @@ from touchline.models import (
     EmailContact,
     EmailHolder,
     QuarantinedMessage,
-    Workspace,
 )
+from touchline.models.versioning import bump_directory_versions
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +129,6 @@ def _decision_record(decision: Decision) -> dict[str, object]:
             for match in decision.matches
         ],
     }
-
-
-def bump_directory_version(session: Session, workspace_id: uuid.UUID) -> None:
-    """Rows written without the ORM (bulk inserts) do not reach models/versioning.py's flush hook."""
-    session.execute(
-        update(Workspace)
-        .where(Workspace.id == workspace_id)
-        .values(directory_version=Workspace.directory_version + 1)
-        .execution_options(synchronize_session=False)
-    )
 
 
 def touch_last(
@@ -249,8 +239,18 @@ class _BatchWriter:
 
     def write(self) -> list[Stored]:
         self._find_stored()
-        contacts, created_contacts = self._contacts()
-        links = self._links(contacts)
+        live = self._live_companies(
+            {
+                company
+                for incoming in self.batch
+                for company in (
+                    *incoming.decision.companies,
+                    *(new.company for new in incoming.decision.created_contacts),
+                )
+            }
+        )
+        contacts, created_contacts = self._contacts(live)
+        links = self._links(contacts, live)
         self._insert_new(links)
         self._update_stored(links)
         self._add_holders()
@@ -310,7 +310,9 @@ class _BatchWriter:
                 rows[email] = (contact_id, company_id)
         return rows
 
-    def _contacts(self) -> tuple[dict[str, tuple[uuid.UUID, uuid.UUID | None]], set[str]]:
+    def _contacts(
+        self, live: set[uuid.UUID]
+    ) -> tuple[dict[str, tuple[uuid.UUID, uuid.UUID | None]], set[str]]:
         """Every contact the batch links to, as (id, company id) by address, creating the new ones
         (rule 5); and the addresses this batch created."""
         addresses = {
@@ -330,7 +332,6 @@ class _BatchWriter:
         }
         if not new_contacts:
             return rows, set()
-        live = self._live_companies(new.company for new in new_contacts.values())
         planned: dict[str, dict[str, Any]] = {
             address: {
                 "id": uuid.uuid4(),
@@ -347,14 +348,13 @@ class _BatchWriter:
         rows.update(self._contact_rows(planned))
         created = {address for address, row in planned.items() if rows[address][0] == row["id"]}
         if created:
-            bump_directory_version(self.session, self.workspace_id)
+            bump_directory_versions(self.session, {self.workspace_id})
         return rows, created
 
-    def _links(self, contacts: dict[str, tuple[uuid.UUID, uuid.UUID | None]]) -> list[_Links]:
+    def _links(
+        self, contacts: dict[str, tuple[uuid.UUID, uuid.UUID | None]], live: set[uuid.UUID]
+    ) -> list[_Links]:
         """Each copy's companies and contacts; a contact's company counts as linked too."""
-        live = self._live_companies(
-            company for incoming in self.batch for company in incoming.decision.companies
-        )
         links = []
         for incoming in self.batch:
             decision = incoming.decision
@@ -661,7 +661,7 @@ def store_raw_messages(
     except Exception as error:
         log.warning("storing %d messages one by one: %s", len(pending), error)
         # The directory was told about contacts that may now not be stored: have it read again.
-        bump_directory_version(session, workspace_id)
+        bump_directory_versions(session, {workspace_id})
         results = []
         for message, incoming in pending:
             try:
