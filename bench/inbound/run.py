@@ -1,22 +1,28 @@
 """Log address throughput: touchline's SMTP server beside aiosmtpd's bare accepting sink, same run.
 
     .venv/bin/python -m bench.inbound.run [--clients 10] [--messages 3000] [--rounds 3]
-                                          [--connection-per-message] [--write-docs]
+                                          [--connection-per-message] [--with-worker] [--write-docs]
 
 One run:
 1. prepares touchline: a fresh SQLite database in a temporary data folder, migrated; a workspace
    whose user `sam@team.example` logs mail to customers of company Acme (domain acme.example, 50
    contacts that already exist, so the run measures logging rather than contact creation);
 2. starts each server in a process of its own on loopback: touchline's `run_inbound_server` (the
-   `touchline inbound` command: group-committing writer, every message parsed, verified, matched,
-   linked and committed before its 250), and aiosmtpd's `SMTP` with a handler that answers 250 and
-   does nothing else (the floor: the same protocol code, no work);
+   `touchline inbound` command: every message's From and envelope sender checked against the
+   workspace's users and the message committed to the spool by a group-committing writer before its
+   250), and aiosmtpd's `SMTP` with a handler that answers 250 and does nothing else (the floor: the
+   same protocol code, no work). By default the touchline process runs no worker, as when workers run
+   elsewhere; with `--with-worker` it runs its in-process worker, which logs what is spooled while the
+   load goes on (on this machine's cores, beside the clients and the sink);
 3. for each round, alternating sink, touchline, sink: `--clients` threads in this process, each with
    its own smtplib connection (or a new one per message), send their share of `--messages` distinct
    messages (about 3 KB, from the user to a customer, Bcc to the log address). Time runs from the
    first MAIL to the last 250. touchline's figure is compared with the mean of the two sink runs
    around it, which cancels drift from other load on the machine;
-4. checks that touchline stored exactly the messages it answered 250 for, each linked to Acme.
+4. logging: without `--with-worker`, one worker (`spool.log_spooled`, in this process, after the
+   servers stopped) logs everything spooled, timed: messages logged per second by one worker. With
+   it, the time from the last round's end until the spool is empty is reported;
+5. checks that touchline stored exactly the messages it answered 250 for, each linked to Acme.
 
 Goal: touchline / sink >= 0.5. With `--write-docs` the `## inbound` section of docs/benchmarks.md is
 replaced by this run's figures; other sections are left alone.
@@ -90,7 +96,7 @@ class World:
     workspace_id: uuid.UUID
 
 
-def prepare(data_dir: Path) -> World:
+def prepare(data_dir: Path, with_worker: bool) -> World:
     from cryptography.fernet import Fernet
 
     from touchline.config import Settings
@@ -105,7 +111,7 @@ def prepare(data_dir: Path) -> World:
         "TOUCHLINE_DATA_DIR": str(data_dir),
         "TOUCHLINE_SECRET_KEY": key,
         "TOUCHLINE_INBOUND_DOMAIN": "log.bench.example",
-        "TOUCHLINE_IN_PROCESS_WORKER": "false",
+        "TOUCHLINE_IN_PROCESS_WORKER": "true" if with_worker else "false",
     }
     settings = Settings(data_dir=data_dir, secret_key=key, inbound_domain="log.bench.example")
     upgrade(settings.resolved_database_url)
@@ -202,6 +208,44 @@ def load(port: int, recipient: str, clients: int, messages: int, run: str, per_m
     return messages / elapsed
 
 
+def spooled(world: World) -> int:
+    from touchline.db import make_engine, make_sessionmaker, session_scope
+    from touchline.inbound.receive.spool import spooled_count
+
+    engine = make_engine(world.database_url)
+    with session_scope(make_sessionmaker(engine)) as session:
+        count = spooled_count(session)
+    engine.dispose()
+    return count
+
+
+def wait_until_logged(world: World, seconds: float = 600) -> float:
+    """Seconds until the spool is empty (a worker in the server's process logs it)."""
+    began = time.perf_counter()
+    while spooled(world) and time.perf_counter() - began < seconds:
+        time.sleep(0.05)
+    if spooled(world):
+        sys.exit(f"the spool still holds {spooled(world)} messages after {seconds:.0f} s")
+    return time.perf_counter() - began
+
+
+def log_with_one_worker(world: World) -> tuple[int, float]:
+    """Log everything spooled with one worker in this process: (messages, seconds)."""
+    import touchline.jobs  # noqa: F401
+    from touchline.db import make_engine, make_sessionmaker
+    from touchline.inbound.receive.spool import log_spooled
+
+    engine = make_engine(world.database_url)
+    sessions = make_sessionmaker(engine)
+    began = time.perf_counter()
+    report = log_spooled(sessions)
+    elapsed = time.perf_counter() - began
+    engine.dispose()
+    if report.logged != report.claimed:
+        sys.exit(f"one worker logged {report.logged} of the {report.claimed} messages it claimed")
+    return report.logged, elapsed
+
+
 def stored(world: World, run: str) -> tuple[int, int]:
     """(emails of this run, of them linked to Acme) in touchline's database."""
     from sqlalchemy import func, select
@@ -252,7 +296,7 @@ def write_docs(section: str) -> None:
     DOCS.write_text(new)
 
 
-def report(args: argparse.Namespace, rounds: list[tuple[float, float]]) -> str:
+def report(args: argparse.Namespace, rounds: list[tuple[float, float]], logging: str) -> str:
     """Print the figures; returns the `## inbound` section for docs/benchmarks.md."""
     ratios = [rate / floor for rate, floor in rounds]
     median = statistics.median(ratios)
@@ -262,15 +306,18 @@ def report(args: argparse.Namespace, rounds: list[tuple[float, float]]) -> str:
     mode = "a new connection per message" if args.connection_per_message else "one connection per client"
     shown = " ".join(argument for argument in sys.argv[1:] if argument != "--write-docs")
     command = f"`.venv/bin/python -m bench.inbound.run{' ' + shown if shown else ''}`"
+    worker = "with its in-process worker logging meanwhile" if args.with_worker else "workers elsewhere"
     print(f"touchline {touchline_median:,.0f} msg/s, sink {sink_median:,.0f} msg/s, ratio {median:.2f}")
     print(verdict)
+    print(logging)
     return (
         f"{SECTION}\n\n"
         f"Latest run: {datetime.now(UTC).date()}, {command}; bench/inbound/run.py explains the method.\n\n"
         f"- Machine: {machine()}.\n"
         f"- Load: {args.clients} parallel smtplib clients ({mode}), {args.messages:,} messages of "
-        f"{len(message(0, 'x')):,} bytes per timed run, {args.rounds} rounds; SQLite; every message checked "
-        "stored and linked afterwards.\n\n"
+        f"{len(message(0, 'x')):,} bytes per timed run, {args.rounds} rounds; SQLite; touchline's process "
+        f"with {worker}; every message checked logged and linked afterwards.\n"
+        f"- Logging: {logging}\n\n"
         "| round | touchline (`touchline inbound`) | aiosmtpd bare sink (mean around it) "
         "| ratio (goal >= 0.5) |\n"
         "| --- | --- | --- | --- |\n"
@@ -290,6 +337,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3000, help="per timed run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connection-per-message", action="store_true")
+    parser.add_argument("--with-worker", action="store_true", help="log in touchline's process meanwhile")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--serve", choices=["sink", "touchline"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -302,7 +350,7 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="touchline-bench-inbound-") as folder:
-        world = prepare(Path(folder))
+        world = prepare(Path(folder), args.with_worker)
         sink, sink_port = start("sink", world.environment)
         touchline, touchline_port = start("touchline", world.environment)
         try:
@@ -349,16 +397,29 @@ def main() -> None:
                     f"ratio {rate / rounds[-1][1]:.2f}",
                     flush=True,
                 )
+            if args.with_worker:
+                backlog = spooled(world)
+                seconds = wait_until_logged(world)
+                logging = (
+                    f"the in-process worker logged as the load went on; {backlog:,} messages were still "
+                    f"spooled when the last round ended, logged {seconds:.1f} s later."
+                )
         finally:
             for process in (sink, touchline):
                 process.terminate()
                 process.wait(timeout=60)
+        if not args.with_worker:
+            logged, seconds = log_with_one_worker(world)
+            logging = (
+                f"afterwards one worker logged the {logged:,} spooled messages in {seconds:.1f} s: "
+                f"{logged / seconds:,.0f} msg/s (parse, DKIM, match, contacts, snippet, store)."
+            )
         for run in runs:
             total, linked = stored(world, run)
             if (total, linked) != (args.messages, args.messages):
                 sys.exit(f"run {run}: stored {total} and linked {linked} of {args.messages} answered 250")
 
-    section = report(args, rounds)
+    section = report(args, rounds, logging)
     if args.write_docs:
         write_docs(section)
         print(f"wrote the {SECTION} section of {DOCS.relative_to(REPO)}")

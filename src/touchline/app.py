@@ -16,11 +16,12 @@ from starlette.middleware.sessions import SessionMiddleware
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__
 from touchline.config import Settings
-from touchline.db import make_engine, make_sessionmaker
+from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound import endpoints as inbound_endpoints
 from touchline.inbound import pages as inbound_pages
 from touchline.inbound.receive import endpoints as receive_endpoints
 from touchline.inbound.receive import pages as receive_pages
+from touchline.inbound.receive.spool import backlog as log_spool_backlog
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import (
     ConflictError,
@@ -149,6 +150,8 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             database["ok"] = True
+            with session_scope(app.state.sessions) as session:
+                database["log_spool"] = log_spool_backlog(session)
         except Exception as error:
             database.update(ok=False, error=str(error))
         queue_status: dict[str, object] = {"backend": "redis" if settings.uses_redis_queue else "sqlite"}

@@ -1,6 +1,7 @@
 """Imports every module that declares jobs, so any process that runs or sends them knows them all."""
 
 import touchline.inbound.fetch.tasks
+import touchline.inbound.receive.tasks
 import touchline.mailboxes.tasks
 import touchline.worker.tasks  # noqa: F401
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -19,6 +19,7 @@ from tests.conftest import Team
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.receive.smtp import InboundServer
+from touchline.inbound.receive.spool import log_spooled
 from touchline.inbound.timeline import email_records
 from touchline.models import Company, Email, WorkspaceSettings
 from touchline.models.inbound import InboundRefusal
@@ -130,7 +131,25 @@ def dns() -> FakeDns:
     return FakeDns()
 
 
+def logging_before_replies(sessions: sessionmaker[Session], dns: FakeDns | None = None) -> Callable[[], None]:
+    """An `on_spooled` that logs what was spooled before the replies go out, so that a test reads
+    the outcome right after its 250. (Served for real, a worker logs it a moment later:
+    tests/receive/test_spool.py.)"""
+
+    def log_now() -> None:
+        log_spooled(sessions, dkim_lookup=dns)
+
+    return log_now
+
+
 @pytest.fixture
 def smtp_server(settings: Settings, sessions: sessionmaker[Session], dns: FakeDns) -> Iterator[InboundServer]:
-    with InboundServer(settings, host="127.0.0.1", port=0, sessions=sessions, dkim_lookup=dns) as server:
+    with InboundServer(
+        settings,
+        host="127.0.0.1",
+        port=0,
+        sessions=sessions,
+        dkim_lookup=dns,
+        on_spooled=logging_before_replies(sessions, dns),
+    ) as server:
         yield server

@@ -1,14 +1,16 @@
-"""Log one message sent to a workspace's log address (SPEC §4), whichever way it arrived.
+"""Log messages sent to a workspace's log address (SPEC §4), whichever way they arrived.
 
-The order is the same for SMTP and HTTP:
+Who may log is one pure decision (`refuse_message` over a workspace's `Loggers`): every header From
+address and the envelope sender must be active users, and a DKIM pass is required when the
+workspace says so. The SMTP server applies it before its 250 and spools the message (`spool`); the
+HTTP channel and the spool's workers then log in the same order:
 
 1. `prepare` (no database): parse the message and verify its DKIM signatures, which may query DNS.
-2. `log_prepared` (inside the caller's transaction): the header From addresses and the envelope
-   sender must be active users of the workspace, and a DKIM pass is required when the workspace says
-   so; then the keep-or-ignore engine links it (`match_logged`), forwarded content suggests companies
-   for what stays unassigned, and `store_email` stores it once (deduplicated with synced copies).
-   A refusal is recorded in `inbound_refusals` in the same transaction, so an admin sees every
-   reply the sender saw.
+2. `log_batch` (inside the caller's transaction): the decision again, against the users as they are
+   now; then the keep-or-ignore engine links each message (`match_logged`), forwarded content
+   suggests companies for what stays unassigned, and `store_emails` stores them once (deduplicated
+   with synced copies). A refusal is recorded in `inbound_refusals` in the same transaction, so an
+   admin sees every refusal, including those made after an SMTP sender's 250 (stage "spool").
 
 Each outcome carries the SMTP reply for it; the HTTP endpoint maps the same outcomes to statuses.
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -59,7 +61,7 @@ from touchline.workspace.service import record_audit
 log = logging.getLogger(__name__)
 
 Channel = Literal["smtp", "http"]
-Outcome = Literal["logged", "refused", "deferred", "quarantined"]
+Outcome = Literal["accepted", "logged", "refused", "deferred", "quarantined"]
 
 MAX_REFUSALS_KEPT = 1000
 """Per workspace; the oldest go first, so a stranger hammering the address cannot fill the disk."""
@@ -98,6 +100,8 @@ class LogResult:
     created: bool = False
     unassigned: bool = False
     suggested_company_ids: tuple[str, ...] = field(default=())
+    spool_id: uuid.UUID | None = None
+    """For "accepted": the spool row the message waits in until a worker logs it."""
 
     @property
     def smtp_reply(self) -> str:
@@ -129,35 +133,48 @@ def resolve_log_address(session: Session, address: str) -> uuid.UUID | None:
     )
 
 
-def active_users(session: Session, workspace_id: uuid.UUID, addresses: set[str]) -> dict[str, uuid.UUID]:
-    """Which of `addresses` (normalised) are active users of the workspace, with their ids.
+@dataclass(frozen=True, slots=True)
+class Loggers:
+    """What decides who may log into a workspace: its active users by address, and whether it
+    requires a DKIM pass. Read with `loggers`; the checks below are pure, so the SMTP server can
+    apply them to what it read lately and the worker to what it reads in its own transaction."""
 
-    The workspace's active users are read once per transaction: a group commit checks many messages
-    in one, and a workspace has few users. A change made by another transaction counts from the next.
-    """
-    if not addresses:
-        return {}
-    remembered: dict[uuid.UUID, dict[str, uuid.UUID]] = session.info.setdefault(_USERS_KEY, {})
-    users = remembered.get(workspace_id)
-    if users is None:
-        rows = session.execute(
+    users: Mapping[str, uuid.UUID]
+    require_dkim: bool = False
+
+
+def loggers(session: Session, workspace_id: uuid.UUID) -> Loggers | None:
+    """The workspace's `Loggers`, read once per transaction (a batch checks many messages in one);
+    None if the workspace no longer exists."""
+    remembered: dict[uuid.UUID, Loggers | None] = session.info.setdefault(_LOGGERS_KEY, {})
+    if workspace_id not in remembered:
+        settings = session.get(WorkspaceSettings, workspace_id)
+        users = session.execute(
             select(User.email, User.id).where(User.workspace_id == workspace_id, User.active.is_(True))
         )
-        users = remembered[workspace_id] = dict(rows.all())
-    return {address: users[address] for address in addresses if address in users}
+        remembered[workspace_id] = (
+            None if settings is None else Loggers(dict(users.all()), settings.require_dkim_for_logged_mail)
+        )
+    return remembered[workspace_id]
 
 
-_USERS_KEY = "touchline.inbound.active_users"
+_LOGGERS_KEY = "touchline.inbound.loggers"
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_users(session: Session, transaction: SessionTransaction) -> None:
+def _forget_loggers(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(_USERS_KEY, None)
+        session.info.pop(_LOGGERS_KEY, None)
 
 
 def envelope_refusal(session: Session, workspace_id: uuid.UUID, sender: str | None) -> LogResult | None:
     """The refusal for an envelope sender that may not log into this workspace; None if it may."""
+    who = loggers(session, workspace_id)
+    return NO_WORKSPACE if who is None else refuse_envelope(who, sender)
+
+
+def refuse_envelope(who: Loggers, sender: str | None) -> LogResult | None:
+    """The refusal for an envelope sender who is not one of `who`'s users; None if it may log."""
     if sender is None:
         return None
     text = sender.strip().strip("<>").strip()
@@ -170,11 +187,54 @@ def envelope_refusal(session: Session, workspace_id: uuid.UUID, sender: str | No
         normal = normalise_address(text)
     except InvalidAddressError:
         return _refused("envelope-not-user", f"envelope sender {_safe(text)} is not an email address")
-    if not active_users(session, workspace_id, {normal}):
+    if normal not in who.users:
         return _refused(
             "envelope-not-user",
             f"envelope sender <{normal}> is not a user of this workspace; only its users may log mail",
         )
+    return None
+
+
+def refuse_message(
+    who: Loggers, from_addresses: Sequence[str], envelope_sender: str | None, dkim: DkimResult | None
+) -> LogResult | None:
+    """Why a message with these From addresses may not be logged by `who`; None if it may.
+
+    `dkim` None means not verified yet: a DKIM requirement is then left to whoever verifies it.
+    """
+    if not from_addresses:
+        no_from = "the message has no readable From address; only users of this workspace may log mail"
+        return _refused("no-from", no_from)
+    strangers = sorted(set(from_addresses) - who.users.keys())
+    if strangers:
+        # Every From address must be a user: a second From (or one hidden in a list) is how a
+        # stranger would ride in on a colleague's name.
+        named = ", ".join(f"<{a}>" for a in strangers)
+        return _refused(
+            "sender-not-user", f"From {named} is not a user of this workspace; only its users may log mail"
+        )
+    refusal = refuse_envelope(who, envelope_sender)
+    if refusal is not None:
+        return refusal
+    if who.require_dkim and dkim is not None:
+        status = dkim.status
+        if status == "temperror":
+            return LogResult(
+                "deferred",
+                451,
+                "4.7.5",
+                "could not fetch the DKIM key of the signing domain; try again later",
+                reason_code="dkim-temperror",
+            )
+        if status != "pass":
+            return LogResult(
+                "refused",
+                550,
+                "5.7.20",
+                f"no valid DKIM signature of the From domain (result: {status}); "
+                "this workspace requires one for logged mail",
+                reason_code="dkim-required",
+            )
     return None
 
 
@@ -233,6 +293,9 @@ class LogJob:
     workspace_id: uuid.UUID
     prepared: Prepared
     envelope: Envelope
+    stage: str = "data"
+    """Where a refusal is recorded as made: "data" while the sender waits, "spool" after its 250."""
+    spool_id: uuid.UUID | None = None
 
 
 def log_prepared(
@@ -275,21 +338,23 @@ def _decide(
     """The refusal for a message that may not be logged (recorded for admins), or what to store."""
     workspace_id, prepared, envelope = job.workspace_id, job.prepared, job.envelope
     settings = session.get(WorkspaceSettings, workspace_id)
-    if settings is None:
-        return _refused("no-workspace", "this log address no longer exists")
-    refusal, senders = _sender_refusal(session, workspace_id, prepared, envelope, settings)
+    who = loggers(session, workspace_id)
+    if settings is None or who is None:
+        return NO_WORKSPACE
+    parsed = prepared.parsed
+    from_addresses = [address.address for address in parsed.from_]
+    refusal = refuse_message(who, from_addresses, envelope.sender, prepared.dkim)
     if refusal is not None:
         if refusal.outcome == "refused":
-            record_refusal(session, workspace_id, refusal, envelope, stage="data", prepared=prepared)
+            record_refusal(session, workspace_id, refusal, envelope, stage=job.stage, prepared=prepared)
         return refusal
-    parsed = prepared.parsed
     directory = directories_of.get(workspace_id)
     if directory is None:
         directory = directories_of[workspace_id] = directories.get(session, workspace_id)
     decision = match_logged(parsed, directory, settings.log_address)
     if decision.action == "refuse":
         refusal = _refused(decision.rule, decision.reason)
-        record_refusal(session, workspace_id, refusal, envelope, stage="data", prepared=prepared)
+        record_refusal(session, workspace_id, refusal, envelope, stage=job.stage, prepared=prepared)
         return refusal
     # The batch's later messages see the contacts this one creates, as if stored one by one.
     for new in decision.created_contacts:
@@ -299,9 +364,9 @@ def _decide(
     return Incoming(
         parsed,
         decision,
-        Holding(user_id=senders[parsed.from_[0].address], via="log"),
+        Holding(user_id=who.users[from_addresses[0]], via="log"),
         suggested_company_ids=tuple(suggestions),
-        log_entry=_log_entry(prepared, envelope),
+        log_entry=_log_entry(prepared, envelope, job.spool_id),
         forwarded={
             "styles": list(forwarded.styles),
             "participants": list(forwarded.participants),
@@ -358,53 +423,6 @@ def _quarantined_job(session: Session, job: LogJob, error: Exception) -> LogResu
     return quarantined(session, job.workspace_id, job.prepared.raw, job.envelope, error)
 
 
-def _sender_refusal(
-    session: Session,
-    workspace_id: uuid.UUID,
-    prepared: Prepared,
-    envelope: Envelope,
-    settings: WorkspaceSettings,
-) -> tuple[LogResult | None, dict[str, uuid.UUID]]:
-    """Why this message may not be logged (None if it may), and the users its From addresses name."""
-    parsed = prepared.parsed
-    if not parsed.from_:
-        no_from = "the message has no readable From address; only users of this workspace may log mail"
-        return _refused("no-from", no_from), {}
-    from_addresses = {a.address for a in parsed.from_}
-    users = active_users(session, workspace_id, from_addresses)
-    strangers = sorted(from_addresses - users.keys())
-    if strangers:
-        # Every From address must be a user: a second From (or one hidden in a list) is how a
-        # stranger would ride in on a colleague's name.
-        named = ", ".join(f"<{a}>" for a in strangers)
-        return _refused(
-            "sender-not-user", f"From {named} is not a user of this workspace; only its users may log mail"
-        ), users
-    refusal = envelope_refusal(session, workspace_id, envelope.sender)
-    if refusal is not None:
-        return refusal, users
-    if settings.require_dkim_for_logged_mail:
-        status = prepared.dkim.status
-        if status == "temperror":
-            return LogResult(
-                "deferred",
-                451,
-                "4.7.5",
-                "could not fetch the DKIM key of the signing domain; try again later",
-                reason_code="dkim-temperror",
-            ), users
-        if status != "pass":
-            return LogResult(
-                "refused",
-                550,
-                "5.7.20",
-                f"no valid DKIM signature of the From domain (result: {status}); "
-                "this workspace requires one for logged mail",
-                reason_code="dkim-required",
-            ), users
-    return None, users
-
-
 def suggest_companies(participants: tuple[str, ...], directory: Directory) -> list[str]:
     """Companies of the forwarded conversation's external participants, in the order found."""
     found: list[str] = []
@@ -418,9 +436,11 @@ def suggest_companies(participants: tuple[str, ...], directory: Directory) -> li
     return found
 
 
-def _log_entry(prepared: Prepared, envelope: Envelope) -> dict[str, Any]:
-    """Who logged the email, how, and what its DKIM signatures said, for the email's decision record."""
+def _log_entry(prepared: Prepared, envelope: Envelope, spool_id: uuid.UUID | None) -> dict[str, Any]:
+    """Who logged the email, how, and what its DKIM signatures said, for the email's decision record;
+    `accepted_as` is the id the SMTP reply named when the message was accepted."""
     return {
+        **({"accepted_as": str(spool_id)} if spool_id is not None else {}),
         "at": datetime.now(UTC).isoformat(),
         "from": prepared.parsed.sender,
         "channel": envelope.channel,
@@ -449,6 +469,9 @@ DATABASE_UNAVAILABLE = LogResult(
     "deferred", 451, "4.3.0", "the message could not be stored just now; try again later", "unavailable"
 )
 """The database could not be reached or was busy: nothing was stored, and the sender should retry."""
+
+
+NO_WORKSPACE = LogResult("refused", 550, "5.1.1", "this log address no longer exists", "no-workspace")
 
 
 def too_big(limit: int) -> LogResult:

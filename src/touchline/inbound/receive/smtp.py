@@ -1,15 +1,16 @@
-"""The log address's SMTP server: aiosmtpd in front, a group-committing writer behind.
+"""The log address's SMTP server: aiosmtpd, checks against the workspace's users, a spool.
 
-Replies mean what they say: 250 after DATA is sent only once the transaction that stored the
-message has committed. To keep that affordable under load, one writer thread stores every message
-that arrived while the previous transaction was committing in the next transaction (a group commit),
-decided one by one and stored together (`service.log_batch`), so that one bad message costs only
-itself.
+Replies mean what they say: 250 after DATA is sent only once the transaction that put the message
+in the spool has committed (`spool.accept_batch`); a worker logs it from there (`spool.log_spooled`,
+sent as a job after each commit by `SpoolNotifier`). Everything the reply depends on is decided
+before the 250: who may log, and DKIM where the workspace requires it. The messages whose DATA
+ended in the same round of the event loop are spooled in one transaction (`GroupCommitter`).
 
 - RCPT: only log addresses are accepted (550 5.1.1 otherwise; nothing is relayed), and the envelope
   sender must be an active user of that workspace (550 5.7.1, recorded for admins).
-- DATA: larger than `inbound_max_message_bytes` is 552 (aiosmtpd counts while reading); the
-  rest goes through `service.log_prepared` for each workspace addressed.
+- DATA: larger than `inbound_max_message_bytes` is 552 (aiosmtpd counts while reading); every From
+  address must be an active user of each workspace addressed (550 5.7.1, recorded), and the rest is
+  spooled for each of them.
 - STARTTLS is offered when `inbound_tls_cert` and `inbound_tls_key` are configured.
 
 `run_inbound_server` blocks until interrupted; `InboundServer` runs the same server on a thread of
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import signal
 import ssl
 import threading
@@ -40,19 +40,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
-from touchline.inbound.receive import service
+from touchline.inbound.parse import header_block, parse_headers
+from touchline.inbound.receive import service, spool
 from touchline.inbound.receive.service import Envelope as LogEnvelope
-from touchline.inbound.receive.service import LogResult, Prepared
-from touchline.inbound.receive.signatures import TxtLookup
+from touchline.inbound.receive.service import LogResult
+from touchline.inbound.receive.signatures import NO_SIGNATURE, TxtLookup, verify_dkim
+from touchline.kit.addresses import domain_of
 
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 20
 MAX_BATCH = 64
-"""Messages stored in one transaction at most; more would hold SQLite's write lock for long."""
+"""Messages spooled in one transaction at most; more would hold SQLite's write lock for long."""
 CACHE_SECONDS = 30.0
-"""How long RCPT-time answers are reused. DATA checks again inside the storing transaction, so a
-stale answer can only delay a refusal until DATA, never let a message through."""
+"""How long what was read of a workspace (its log address, its users, whether it requires DKIM) is
+reused to answer RCPT and DATA. The worker that logs a message checks again in its own transaction,
+so a stale answer can only move a refusal from the sender's reply to the admins' list (stage
+"spool"), never let a message into the workspace."""
+HEADERS_READ_INLINE = 64 * 1024
+"""Header blocks up to this size are read on the event loop; larger ones on a worker thread."""
+NOTIFY_INTERVAL = 0.05
 
 
 # --- the writer ----------------------------------------------------------------------------------
@@ -60,63 +67,55 @@ stale answer can only delay a refusal until DATA, never let a message through.""
 
 @dataclass
 class _Job:
-    workspace_id: uuid.UUID
-    prepared: Prepared
-    envelope: LogEnvelope
-    future: concurrent.futures.Future[LogResult]
+    offer: spool.Offered
+    future: asyncio.Future[LogResult]
 
 
 class GroupCommitter:
-    """Stores queued messages on one thread, as many per transaction as are waiting (up to MAX_BATCH)."""
+    """Spools the messages whose DATA ended in the same round of the event loop in one transaction
+    (up to MAX_BATCH), committed on the loop's own thread once that round's callbacks have run, and
+    calls `on_spooled` after each commit that spooled any.
 
-    def __init__(self, sessions: sessionmaker[Session], *, max_batch: int = MAX_BATCH) -> None:
+    Why on the loop's thread: the transaction is one multi-row INSERT and a commit, shorter than
+    handing the batch to a writer thread and back, where the two threads take turns on the GIL (the
+    thread version accepted about a third fewer messages a second under load). While it commits, no
+    other session is served; a database that waits on a lock delays every session as it would have
+    delayed every reply.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        on_spooled: Callable[[], None],
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self._sessions = sessions
+        self._on_spooled = on_spooled
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="touchline-inbound-writer", daemon=True)
+        self._pending: list[_Job] = []
         self.batches = 0
         self.messages = 0
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Finish what is queued, then end the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=60)
-
-    def submit(
-        self, workspace_id: uuid.UUID, prepared: Prepared, envelope: LogEnvelope
-    ) -> concurrent.futures.Future[LogResult]:
-        future: concurrent.futures.Future[LogResult] = concurrent.futures.Future()
-        self._queue.put(_Job(workspace_id, prepared, envelope, future))
+    def submit(self, offer: spool.Offered) -> asyncio.Future[LogResult]:
+        """Queue a message for this round's commit; the future gets its reply once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[LogResult] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(_Job(offer, future))
         return future
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                batch.append(job)
-            self._commit(batch)
+    def _flush(self) -> None:
+        batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._commit(batch)
 
     def _commit(self, batch: list[_Job]) -> None:
         try:
             with session_scope(self._sessions) as session:
-                results = service.log_batch(
-                    session, [service.LogJob(job.workspace_id, job.prepared, job.envelope) for job in batch]
-                )
+                results = spool.accept_batch(session, [job.offer for job in batch])
         except Exception as error:
             if len(batch) > 1:
                 # Something failed the whole transaction (most likely its commit): try each message
@@ -124,22 +123,81 @@ class GroupCommitter:
                 for job in batch:
                     self._commit([job])
                 return
-            results = [self._alone_failed(batch[0], error)]
+            results = [self._alone_failed(error)]
         self.batches += 1
         self.messages += len(batch)
+        if any(result.outcome == "accepted" for result in results):
+            try:
+                self._on_spooled()
+            except Exception:
+                # The message is safely spooled; the workers' every-minute run logs it regardless.
+                log.exception("could not ask a worker to log spooled messages")
         for job, result in zip(batch, results, strict=True):
-            job.future.set_result(result)
+            if not job.future.done():  # a session that ended meanwhile has its wait cancelled
+                job.future.set_result(result)
 
-    def _alone_failed(self, job: _Job, error: Exception) -> LogResult:
+    @staticmethod
+    def _alone_failed(error: Exception) -> LogResult:
+        # Nothing was written: the sender keeps the message and tries again.
         if isinstance(error, OperationalError):
-            log.warning("database unavailable while logging a message: %s", error)
-            return service.DATABASE_UNAVAILABLE
+            log.warning("database unavailable while spooling a message: %s", error)
+        else:
+            log.error("spooling a message failed", exc_info=error)
+        return service.DATABASE_UNAVAILABLE
+
+
+class SpoolNotifier:
+    """Sends the job that logs spooled messages after spool commits, at most once per `interval`.
+
+    A commit inside the interval is covered by a send at the interval's end, so every commit is
+    followed by a job sent after it, while a busy server sends a few jobs a second, not one a commit.
+    """
+
+    def __init__(self, send: Callable[[], None], interval: float = NOTIFY_INTERVAL) -> None:
+        self._send = send
+        self._interval = interval
+        self._last = float("-inf")
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                return  # a send is already due, later than this commit
+            wait = self._last + self._interval - time.monotonic()
+            if wait > 0:
+                self._timer = threading.Timer(wait, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            self._last = time.monotonic()
+        self._send_safely()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._last = time.monotonic()
+        self._send_safely()
+
+    def _send_safely(self) -> None:
         try:
-            with session_scope(self._sessions) as session:
-                return service.quarantined(session, job.workspace_id, job.prepared.raw, job.envelope, error)
+            self._send()
         except Exception:
-            log.exception("could not quarantine a message that failed to log")
-            return service.DATABASE_UNAVAILABLE
+            log.exception("could not send the logging job; workers pick spooled messages up within a minute")
+
+    def close(self) -> None:
+        """Send what is due now rather than leave it to a timer that may not outlive the process."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            self._send_safely()
+
+
+def send_log_spooled_job() -> None:
+    from touchline.worker import current_queue
+
+    current_queue().send(spool.LOG_SPOOLED_JOB)
 
 
 # --- the SMTP handler ----------------------------------------------------------------------------
@@ -169,7 +227,8 @@ class _Cache:
 
 
 class LogHandler:
-    """aiosmtpd hooks: check RCPT and the envelope sender, then hand DATA to the writer."""
+    """aiosmtpd hooks: RCPT and DATA are checked against the workspace's users as read lately (see
+    CACHE_SECONDS), refusals are recorded for admins, and accepted messages go to the writer."""
 
     def __init__(
         self,
@@ -186,7 +245,7 @@ class LogHandler:
         self._dkim_lookup = dkim_lookup
         self._dkim_timeout = dkim_timeout
         self._workspaces = _Cache(CACHE_SECONDS)
-        self._senders = _Cache(CACHE_SECONDS)
+        self._loggers = _Cache(CACHE_SECONDS)
         self._addressed: WeakKeyDictionary[Envelope, list[uuid.UUID]] = WeakKeyDictionary()
 
     async def handle_RCPT(
@@ -196,50 +255,71 @@ class LogHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return f"452 4.5.3 at most {MAX_RECIPIENTS} recipients per message"
         loop = asyncio.get_running_loop()
-        peer = _peer(session)
         try:
-            workspace_id, refusal = await loop.run_in_executor(
-                self._executor, self._check_recipient, address, envelope.mail_from, peer
+            known, workspace_id = self._workspaces.get(address.lower())
+            if not known:
+                workspace_id = await loop.run_in_executor(self._executor, self._resolve, address)
+            if workspace_id is None:
+                return f"550 5.1.1 <{_printable(address)}>: no such log address here"
+            who = await self._loggers_of([workspace_id])
+            whose = who[workspace_id]
+            refusal = (
+                service.NO_WORKSPACE if whose is None else service.refuse_envelope(whose, envelope.mail_from)
             )
+            if refusal is not None:
+                info = LogEnvelope("smtp", envelope.mail_from, _peer(session))
+                await loop.run_in_executor(
+                    self._executor, self._record, [(workspace_id, refusal)], info, "rcpt", None
+                )
+                return refusal.smtp_reply
         except OperationalError:
             return service.DATABASE_UNAVAILABLE.smtp_reply
         except Exception:
             log.exception("checking recipient %r failed", address)
             return _INTERNAL_ERROR
-        if workspace_id is None:
-            return f"550 5.1.1 <{_printable(address)}>: no such log address here"
-        if refusal is not None:
-            return refusal.smtp_reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         if workspace_id not in addressed:
             addressed.append(workspace_id)
         return "250 2.1.5 OK"
 
-    def _check_recipient(
-        self, address: str, sender: str | None, peer: str
-    ) -> tuple[uuid.UUID | None, LogResult | None]:
-        known, workspace_id = self._workspaces.get(address.lower())
-        if known and workspace_id is None:
-            return None, None
-        known_sender, _ = self._senders.get((workspace_id, sender)) if known else (False, None)
-        if known and known_sender:
-            return workspace_id, None
+    def _resolve(self, address: str) -> uuid.UUID | None:
         with session_scope(self._sessions) as session:
+            workspace_id = service.resolve_log_address(session, address)
+        self._workspaces.put(address.lower(), workspace_id)
+        return workspace_id
+
+    async def _loggers_of(self, workspaces: list[uuid.UUID]) -> dict[uuid.UUID, service.Loggers | None]:
+        """Who may log into each workspace, as read within CACHE_SECONDS; read now where not."""
+        found: dict[uuid.UUID, service.Loggers | None] = {}
+        for workspace_id in workspaces:
+            known, who = self._loggers.get(workspace_id)
             if not known:
-                workspace_id = service.resolve_log_address(session, address)
-                self._workspaces.put(address.lower(), workspace_id)
-                if workspace_id is None:
-                    return None, None
-            assert workspace_id is not None
-            refusal = service.envelope_refusal(session, workspace_id, sender)
-            if refusal is None:
-                self._senders.put((workspace_id, sender), True)
-                return workspace_id, None
-            service.record_refusal(
-                session, workspace_id, refusal, LogEnvelope("smtp", sender, peer), stage="rcpt"
-            )
-            return workspace_id, refusal
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._executor, self._read_loggers, workspaces)
+            found[workspace_id] = who
+        return found
+
+    def _read_loggers(self, workspaces: list[uuid.UUID]) -> dict[uuid.UUID, service.Loggers | None]:
+        with session_scope(self._sessions) as session:
+            found = {workspace_id: service.loggers(session, workspace_id) for workspace_id in workspaces}
+        for workspace_id, who in found.items():
+            self._loggers.put(workspace_id, who)
+        return found
+
+    def _record(
+        self,
+        refusals: list[tuple[uuid.UUID, LogResult]],
+        envelope: LogEnvelope,
+        stage: str,
+        prepared: service.Prepared | None,
+    ) -> None:
+        with session_scope(self._sessions) as session:
+            for workspace_id, refusal in refusals:
+                if refusal.outcome == "refused" and refusal is not service.NO_WORKSPACE:
+                    service.record_refusal(
+                        session, workspace_id, refusal, envelope, stage=stage, prepared=prepared
+                    )
 
     async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
         workspaces = self._addressed.pop(envelope, [])
@@ -247,6 +327,8 @@ class LogHandler:
             return "503 5.5.1 no valid recipients"
         try:
             return await self._log(session, envelope, workspaces)
+        except OperationalError:
+            return service.DATABASE_UNAVAILABLE.smtp_reply
         except Exception:
             # Whatever went wrong, the sender keeps the message and tries again later.
             log.exception("logging a message from %r failed", envelope.mail_from)
@@ -255,20 +337,46 @@ class LogHandler:
     async def _log(self, session: SmtpSession, envelope: Envelope, workspaces: list[uuid.UUID]) -> str:
         raw = envelope.original_content or b""
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(
-            self._executor,
-            lambda: service.prepare(raw, dkim_lookup=self._dkim_lookup, dkim_timeout=self._dkim_timeout),
-        )
-        sender = envelope.mail_from
-        envelope_info = LogEnvelope("smtp", sender, _peer(session))
-        futures = [
-            asyncio.wrap_future(self._committer.submit(workspace_id, prepared, envelope_info))
-            for workspace_id in workspaces
-        ]
-        results = await asyncio.gather(*futures)
-        logged = [result for result in results if result.outcome == "logged"]
+        head = header_block(raw)
+        if len(head) <= HEADERS_READ_INLINE:
+            headers = parse_headers(raw)
+        else:
+            headers = await loop.run_in_executor(self._executor, parse_headers, raw)
+        who = await self._loggers_of(workspaces)
+        dkim = None
+        if any(whose is not None and whose.require_dkim for whose in who.values()):
+            from_domain = domain_of(headers.sender) if headers.sender else None
+            dkim = await loop.run_in_executor(
+                self._executor,
+                lambda: verify_dkim(
+                    raw, head, from_domain, lookup=self._dkim_lookup, timeout=self._dkim_timeout
+                ),
+            )
+        info = LogEnvelope("smtp", envelope.mail_from, _peer(session))
+        from_addresses = [address.address for address in headers.from_]
+        refused: list[tuple[uuid.UUID, LogResult]] = []
+        accepted: list[uuid.UUID] = []
+        for workspace_id in workspaces:
+            whose = who[workspace_id]
+            refusal = (
+                service.NO_WORKSPACE
+                if whose is None
+                else service.refuse_message(whose, from_addresses, envelope.mail_from, dkim)
+            )
+            if refusal is None:
+                accepted.append(workspace_id)
+            else:
+                refused.append((workspace_id, refusal))
+        if refused:
+            prepared = service.Prepared(raw, head, headers, dkim or NO_SIGNATURE)
+            await loop.run_in_executor(self._executor, self._record, refused, info, "data", prepared)
+        results = [refusal for _, refusal in refused]
+        waits = [self._committer.submit(spool.Offered(workspace_id, raw, info)) for workspace_id in accepted]
+        for wait in waits:
+            results.append(await wait)
+        logged = [result for result in results if result.outcome == "accepted"]
         if logged and len(results) > 1:
-            return f"250 2.0.0 logged for {len(logged)} of {len(results)} log addresses"
+            return f"250 2.0.0 accepted for {len(logged)} of {len(results)} log addresses"
         return (logged[0] if logged else results[0]).smtp_reply
 
 
@@ -313,7 +421,10 @@ class InboundServer:
         port: int | None = None,
         sessions: sessionmaker[Session] | None = None,
         dkim_lookup: TxtLookup | None = None,
+        on_spooled: Callable[[], None] | None = None,
     ) -> None:
+        """`on_spooled` runs on the event loop's thread after each commit that spooled messages,
+        before their replies are sent; by default it sends the logging job through the queue."""
         self.settings = settings
         self.host = host if host is not None else settings.inbound_smtp_host
         self.port = port if port is not None else settings.inbound_smtp_port
@@ -322,7 +433,8 @@ class InboundServer:
             self._engine = make_engine(settings.resolved_database_url)
             sessions = make_sessionmaker(self._engine)
         self.sessions = sessions
-        self.committer = GroupCommitter(sessions)
+        self._notifier = SpoolNotifier(send_log_spooled_job) if on_spooled is None else None
+        self.committer = GroupCommitter(sessions, on_spooled or self._notifier or send_log_spooled_job)
         self._executor = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="touchline-inbound")
         self.handler = LogHandler(
             sessions,
@@ -354,7 +466,6 @@ class InboundServer:
             self.port = int(sockets[0].getsockname()[1])
 
     def start(self) -> None:
-        self.committer.start()
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -406,7 +517,8 @@ class InboundServer:
         self._shutdown_workers()
 
     def _shutdown_workers(self) -> None:
-        self.committer.stop()
+        if self._notifier is not None:
+            self._notifier.close()
         self._executor.shutdown(wait=True)
         if self._engine is not None:
             self._engine.dispose()
@@ -426,16 +538,29 @@ def run_inbound_server(
     *,
     on_ready: Callable[[InboundServer], None] | None = None,
 ) -> None:
-    """`touchline inbound`: serve the log address until SIGINT or SIGTERM; blocks."""
+    """`touchline inbound`: serve the log address until SIGINT or SIGTERM; blocks.
+
+    Accepted messages are logged by workers. With the embedded defaults (`in_process_worker`) this
+    process runs one for them; otherwise `touchline worker` processes (or `touchline serve`) do.
+    """
+    import touchline.jobs  # noqa: F401 -- the logging job must be known to send it
+    from touchline.worker import configure_queue
+
     stop = threading.Event()
     previous = {
         number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)
     }
+    queue = configure_queue(settings)
     try:
+        if settings.in_process_worker:
+            # Only the logging job's sends reach this consumer's notice first; the every-minute
+            # schedules are left to the workers that own them.
+            queue.start_in_process(settings.worker_threads, periodic=False)
         with InboundServer(settings, host=host, port=port) as server:
             if on_ready is not None:
                 on_ready(server)
             stop.wait()
     finally:
+        queue.close()
         for number, handler in previous.items():
             signal.signal(number, handler)

@@ -1,0 +1,235 @@
+"""The spool between the log address's 250 and the logged email: workers, crashes, notices."""
+
+from __future__ import annotations
+
+import itertools
+import smtplib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.receive.conftest import LogWorld, message
+from touchline.config import Settings
+from touchline.db import session_scope
+from touchline.inbound.receive import service as receive_service
+from touchline.inbound.receive import spool
+from touchline.inbound.receive.service import Envelope
+from touchline.inbound.receive.signatures import NO_SIGNATURE
+from touchline.inbound.receive.smtp import InboundServer, SpoolNotifier
+from touchline.models import Email, QuarantinedMessage, SpooledMessage
+from touchline.models.base import utcnow
+from touchline.worker import configure_queue
+from touchline.workspace import service
+
+SENDER = "member@team-a.example"
+
+
+def accept(world: LogWorld, raws: list[bytes]) -> list[receive_service.LogResult]:
+    envelope = Envelope("smtp", SENDER, "127.0.0.1")
+    with session_scope(world.sessions) as session:
+        return spool.accept_batch(
+            session, [spool.Offered(world.team.workspace_id, raw, envelope) for raw in raws]
+        )
+
+
+def spooled(world: LogWorld) -> list[SpooledMessage]:
+    with session_scope(world.sessions) as session:
+        rows = list(session.scalars(select(SpooledMessage).order_by(SpooledMessage.created_at)))
+        session.expunge_all()
+        return rows
+
+
+def subjects(world: LogWorld) -> list[str]:
+    return sorted(str(record["subject"]) for record in world.emails())
+
+
+def test_accepting_spools_without_logging_and_a_worker_logs_it(world: LogWorld) -> None:
+    results = accept(world, [message("First"), message("Second")])
+    assert [result.outcome for result in results] == ["accepted", "accepted"]
+    assert [row.id for row in spooled(world)] == [result.spool_id for result in results]
+    assert world.emails() == []  # nothing is logged before a worker runs
+    report = spool.log_spooled(world.sessions)
+    assert (report.claimed, report.logged, report.left) == (2, 2, 0)
+    assert subjects(world) == ["First", "Second"]
+    assert spooled(world) == []
+    assert spool.log_spooled(world.sessions).claimed == 0
+
+
+def test_who_may_log_is_one_pure_decision_for_the_server_and_the_worker() -> None:
+    def refusal(who: receive_service.Loggers, senders: list[str], envelope: str, dkim: object = None) -> str:
+        result = receive_service.refuse_message(who, senders, envelope, dkim)  # type: ignore[arg-type]
+        return "" if result is None else f"{result.code} {result.reason_code}"
+
+    who = receive_service.Loggers({SENDER: uuid.uuid4()}, require_dkim=False)
+    assert refusal(who, [SENDER], SENDER) == ""
+    assert refusal(who, ["mallory@stranger.example"], SENDER) == "550 sender-not-user"
+    # Every From address must be a user, and the envelope sender too.
+    assert refusal(who, [SENDER, "mallory@stranger.example"], SENDER) == "550 sender-not-user"
+    assert refusal(who, [SENDER], "mallory@stranger.example") == "550 envelope-not-user"
+    assert refusal(who, [SENDER], "<>") == "550 null-sender"
+    assert refusal(who, [], SENDER) == "550 no-from"
+    # A DKIM requirement is decided once the result is known, and left alone until then.
+    strict = receive_service.Loggers(who.users, require_dkim=True)
+    assert refusal(strict, [SENDER], SENDER) == ""
+    assert refusal(strict, [SENDER], SENDER, NO_SIGNATURE) == "550 dkim-required"
+
+
+def test_a_user_deactivated_after_acceptance_is_refused_by_the_worker_and_recorded(world: LogWorld) -> None:
+    accept(world, [message("Sent just before leaving")])
+    with session_scope(world.sessions) as session:
+        service.update_user(session, world.operator, world.team.member_id, active=False)
+    report = spool.log_spooled(world.sessions)
+    assert (report.refused, report.logged) == (1, 0)
+    assert world.emails() == []
+    assert spooled(world) == []
+    assert [(r.stage, r.code) for r in world.refusals()] == [("spool", "sender-not-user")]
+
+
+def test_a_claim_left_by_a_dead_worker_runs_out_and_the_message_is_logged(world: LogWorld) -> None:
+    accept(world, [message("Claimed by a worker that died")])
+    # A worker claimed it and died: the claim holds the row until it runs out.
+    with session_scope(world.sessions) as session:
+        session.execute(
+            update(SpooledMessage).values(claimed_until=utcnow() + timedelta(minutes=5), attempts=1)
+        )
+    assert spool.log_spooled(world.sessions).claimed == 0
+    with session_scope(world.sessions) as session:
+        session.execute(update(SpooledMessage).values(claimed_until=utcnow() - timedelta(seconds=1)))
+    report = spool.log_spooled(world.sessions)
+    assert (report.claimed, report.logged) == (1, 1)
+    assert subjects(world) == ["Claimed by a worker that died"]
+
+
+def test_a_message_that_keeps_killing_its_worker_is_quarantined_and_the_rest_go_on(world: LogWorld) -> None:
+    accept(world, [message("Kills workers"), message("Harmless")])
+    with session_scope(world.sessions) as session:
+        killer = session.scalar(select(SpooledMessage.id).order_by(SpooledMessage.created_at).limit(1))
+        session.execute(
+            update(SpooledMessage).where(SpooledMessage.id == killer).values(attempts=spool.MAX_ATTEMPTS)
+        )
+    report = spool.log_spooled(world.sessions)
+    assert (report.logged, report.quarantined) == (1, 1)
+    assert subjects(world) == ["Harmless"]
+    with session_scope(world.sessions) as session:
+        [reason] = session.scalars(select(QuarantinedMessage.reason)).all()
+    assert f"not logged after {spool.MAX_ATTEMPTS} attempts" in reason
+    assert spooled(world) == []
+
+
+def test_a_database_failure_while_logging_loses_nothing(
+    world: LogWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accept(world, [message("Survives an outage")])
+    original = receive_service.log_batch
+
+    def unavailable(session: Session, jobs: list[receive_service.LogJob]) -> object:
+        raise OperationalError("INSERT", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(receive_service, "log_batch", unavailable)
+    report = spool.log_spooled(world.sessions, lease=timedelta(0))
+    assert (report.claimed, report.left, report.logged) == (1, 1, 0)
+    assert len(spooled(world)) == 1
+    monkeypatch.setattr(receive_service, "log_batch", original)
+    assert spool.log_spooled(world.sessions).logged == 1
+    assert subjects(world) == ["Survives an outage"]
+
+
+def test_workers_running_at_once_log_each_message_exactly_once(world: LogWorld) -> None:
+    raws = [message(f"Busy day {n}", message_id=f"<busy-{n}@team-a.example>") for n in range(120)]
+    for start in range(0, len(raws), 30):
+        accept(world, raws[start : start + 30])
+    reports: list[spool.SpoolReport] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        report = spool.log_spooled(world.sessions, batch=8)
+        with lock:
+            reports.append(report)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(report.claimed for report in reports) == 120
+    assert sum(report.logged for report in reports) == 120
+    assert subjects(world) == sorted(f"Busy day {n}" for n in range(120))
+    with session_scope(world.sessions) as session:
+        logs = [len(email.decision["log"]) for email in world_emails(session, world)]
+    assert logs == [1] * 120  # logged once each, not once per worker that saw it
+    assert spooled(world) == []
+
+
+def world_emails(session: Session, world: LogWorld) -> list[Email]:
+    return list(session.scalars(select(Email).where(Email.workspace_id == world.team.workspace_id)))
+
+
+@pytest.fixture
+def served(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[InboundServer]:
+    """The server as `touchline serve` runs it: the logging job goes through the queue to a worker."""
+    import touchline.jobs  # noqa: F401 -- the worker must know the logging job
+
+    queue = configure_queue(settings)
+    queue.start_in_process(2, periodic=False)
+    try:
+        with InboundServer(settings, host="127.0.0.1", port=0, sessions=sessions) as server:
+            yield server
+    finally:
+        queue.close()
+
+
+def test_served_for_real_a_worker_logs_accepted_mail_within_seconds(
+    world: LogWorld, served: InboundServer
+) -> None:
+    with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as client:
+        for n in range(5):
+            client.sendmail(SENDER, [world.log_address], message(f"Through the queue {n}"))
+    deadline = time.monotonic() + 20
+    while len(world.emails()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert subjects(world) == [f"Through the queue {n}" for n in range(5)]
+    assert spooled(world) == []
+
+
+def test_the_notifier_follows_every_commit_with_a_send_and_coalesces_bursts() -> None:
+    sends: list[float] = []
+    notifier = SpoolNotifier(lambda: sends.append(time.monotonic()), interval=0.05)
+    commits = []
+    for _ in range(40):
+        commits.append(time.monotonic())
+        notifier()
+        time.sleep(0.005)
+    time.sleep(0.15)
+    assert 2 <= len(sends) <= 10  # a burst of 40 commits over ~0.2 s: a few sends, not 40
+    for commit in commits:
+        assert any(send >= commit for send in sends)
+    assert all(later - earlier >= 0.045 for earlier, later in itertools.pairwise(sends))
+    notifier()
+    notifier()
+    notifier.close()  # what is due is sent now, not left to a timer
+    assert sends[-1] >= commits[-1]
+    assert len(sends) >= 3
+
+
+def test_the_operators_health_check_shows_what_waits_in_the_spool(
+    world: LogWorld, settings: Settings
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from touchline.app import create_app
+    from touchline.worker import Queue
+
+    accept(world, [message("Waiting")])
+    with TestClient(create_app(settings, queue=Queue(settings))) as client:
+        waiting = client.get("/health").json()["database"]["log_spool"]
+        assert waiting["waiting"] == 1
+        assert waiting["oldest_seconds"] >= 0
+        spool.log_spooled(world.sessions)
+        assert client.get("/health").json()["database"]["log_spool"] == {"waiting": 0, "oldest_seconds": 0.0}
