@@ -3,7 +3,9 @@ and checkpoint the folder's cursor in the same transaction as the batch it cover
 
 No database session is held across network I/O: each batch is fetched first, then stored in one short
 transaction with its checkpoint. A crash at any point leaves either a batch and its checkpoint or
-neither, so a rerun stores exactly what one clean run would.
+neither, so a rerun stores exactly what one clean run would. The next batch is fetched (and triaged)
+on a thread of its own while this one is stored (`kit.ahead.run_ahead`), so the provider's server and
+the database are busy at the same time; checkpoints still move in order, from the storing thread.
 
 Most runs find nothing new. Where the provider can tell which folders hold nothing new without opening
 them (``ChangeCheck``), those folders are neither opened nor written to one by one: a run that finds
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -25,10 +27,12 @@ from sqlalchemy.orm import Session, lazyload, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import session_scope
+from touchline.inbound.directory import Directory
 from touchline.inbound.match import match
 from touchline.inbound.parse import parse_headers
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import Holding, RawIncoming, quarantine, store_raw_messages
+from touchline.kit.ahead import run_ahead
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import open_provider
@@ -48,6 +52,8 @@ from touchline.models import EmailHolder, Mailbox, MailboxFolder, WorkspaceSetti
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
+FETCH_AHEAD = 1
+"""Batches fetched ahead of the one being stored: one keeps the server and the database busy at once."""
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
 
@@ -245,13 +251,13 @@ def _sync_folder(
     restarted = False
     while True:
         try:
-            for batch in provider.fetch_new_headers(
-                plan.provider_folder_id, cursor, since=plan.since, batch_size=BATCH_SIZE
-            ):
-                _handle_batch(sessions, provider, plan, batch, workspace_id, user_id, mailbox_id, report)
-                cursor = batch.cursor
+            # The next batch travels while this one is stored; only the fetching thread uses the provider.
+            fetching = partial(_fetch_batches, sessions, provider, plan, workspace_id, cursor)
+            for fetched in run_ahead(fetching, depth=FETCH_AHEAD, name="touchline-sync-fetch"):
+                _store_batch(sessions, provider, plan, fetched, workspace_id, user_id, mailbox_id, report)
+                cursor = fetched.batch.cursor
                 if progress is not None:
-                    progress(plan.name, len(batch.messages))
+                    progress(plan.name, len(fetched.batch.messages))
             return
         except CursorExpired:
             if restarted:
@@ -268,6 +274,61 @@ def _sync_folder(
             return
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """One batch of new headers, triaged, with the bodies of the messages it keeps."""
+
+    batch: Any
+    raw_messages: list[Any]
+    too_big: set[str]
+    directory: Directory | None
+
+
+def _fetch_batches(
+    sessions: sessionmaker[Session],
+    provider: Any,
+    plan: _FolderPlan,
+    workspace_id: uuid.UUID,
+    cursor: Any,
+) -> Iterator[_Fetched]:
+    """Network and triage: header batches from the provider, decided, and the kept bodies fetched.
+
+    Triage may read the directory before the batch being stored has added its new contacts. That
+    changes no decision: contacts are only created for addresses that already match by domain
+    (SPEC 2.5), and storing decides every message again on the whole message.
+    """
+    for batch in provider.fetch_new_headers(
+        plan.provider_folder_id, cursor, since=plan.since, batch_size=BATCH_SIZE
+    ):
+        messages: tuple[MessageHeaders, ...] = batch.messages
+        wanted: list[MessageHeaders] = []
+        directory = None
+        if messages:  # an empty batch only moves the checkpoint: no directory, no look-ups
+            with session_scope(sessions) as session:
+                directory = directories.get(session, workspace_id)
+                held = _already_held(session, plan.folder_id, [m.provider_message_id for m in messages])
+            wanted = [
+                message
+                for message in messages
+                if message.provider_message_id not in held
+                and match(parse_headers(message.raw_headers), directory).kept
+            ]
+        too_big = {
+            m.provider_message_id
+            for m in wanted
+            if m.size_bytes is not None and m.size_bytes > MAX_MESSAGE_BYTES
+        }
+        raw_messages = (
+            provider.fetch_raw_messages(
+                plan.provider_folder_id,
+                [m.provider_message_id for m in wanted if m.provider_message_id not in too_big],
+            )
+            if wanted
+            else []
+        )
+        yield _Fetched(batch, list(raw_messages), too_big, directory)
+
+
 def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str]) -> set[str]:
     if not provider_ids:
         return set()
@@ -282,41 +343,25 @@ def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str
     }
 
 
-def _handle_batch(
+def _store_batch(
     sessions: sessionmaker[Session],
     provider: Any,
     plan: _FolderPlan,
-    batch: Any,
+    fetched: _Fetched,
     workspace_id: uuid.UUID,
     user_id: uuid.UUID,
     mailbox_id: uuid.UUID,
     report: SyncReport,
 ) -> None:
+    """Store a fetched batch and move the folder's checkpoint past it, in one transaction."""
+    batch, raw_messages, too_big, directory = (
+        fetched.batch,
+        fetched.raw_messages,
+        fetched.too_big,
+        fetched.directory,
+    )
     messages: tuple[MessageHeaders, ...] = batch.messages
     report.seen += len(messages)
-    wanted: list[MessageHeaders] = []
-    directory = None
-    if messages:  # an empty batch only moves the checkpoint: no directory, no look-ups
-        with session_scope(sessions) as session:
-            directory = directories.get(session, workspace_id)
-            held = _already_held(session, plan.folder_id, [m.provider_message_id for m in messages])
-        wanted = [
-            message
-            for message in messages
-            if message.provider_message_id not in held
-            and match(parse_headers(message.raw_headers), directory).kept
-        ]
-    too_big = {
-        m.provider_message_id for m in wanted if m.size_bytes is not None and m.size_bytes > MAX_MESSAGE_BYTES
-    }
-    raw_messages = (
-        provider.fetch_raw_messages(
-            plan.provider_folder_id,
-            [m.provider_message_id for m in wanted if m.provider_message_id not in too_big],
-        )
-        if wanted
-        else []
-    )
     threads = {m.provider_message_id: m.provider_thread_id for m in messages}
     with session_scope(sessions) as session:
         for provider_id in too_big:
