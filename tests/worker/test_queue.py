@@ -17,6 +17,7 @@ from tests.services import REDIS_URL, unavailable
 from touchline.app import create_app
 from touchline.config import Settings
 from touchline.db import session_scope
+from touchline.schema import upgrade
 from touchline.worker import Queue, configure_queue, enqueue
 
 
@@ -75,7 +76,11 @@ def test_without_a_worker_nothing_answers(settings: Settings) -> None:
 
 @pytest.mark.redis
 def test_separate_workers_take_jobs_from_redis(settings: Settings, redis_url: str, tmp_path: Path) -> None:
-    settings = settings.model_copy(update={"queue_url": redis_url})
+    # A database of its own: the workers' every-minute jobs must not find the mailboxes that other
+    # tests left connected and keep both single-thread workers busy past the pings' timeout.
+    database_url = f"sqlite:///{tmp_path / 'workers.db'}"
+    upgrade(database_url)
+    settings = settings.model_copy(update={"queue_url": redis_url, "database_url": database_url})
     env = touchline_environment(settings)
     workers = [
         subprocess.Popen(
