@@ -7,13 +7,13 @@ One run:
 1. prepares touchline: a fresh SQLite database in a temporary data folder, migrated; a workspace
    whose user `sam@team.example` logs mail to customers of company Acme (domain acme.example, 50
    contacts that already exist, so the run measures logging rather than contact creation);
-2. starts each server in a process of its own on loopback: touchline's `run_inbound_server` (the
-   `touchline inbound` command: every message's From and envelope sender checked against the
-   workspace's users and the message committed to the spool by a group-committing writer before its
-   250), and aiosmtpd's `SMTP` with a handler that answers 250 and does nothing else (the floor: the
-   same protocol code, no work). By default the touchline process runs no worker, as when workers run
-   elsewhere; with `--with-worker` it runs its in-process worker, which logs what is spooled while the
-   load goes on (on this machine's cores, beside the clients and the sink);
+2. starts each server in a process of its own on loopback: touchline's SMTP server as the
+   `touchline inbound` command runs it (every message's From and envelope sender checked against
+   the workspace's users, and the message committed to the spool, in group commits, before its
+   250), and aiosmtpd's `SMTP` with a handler that answers 250 and does nothing else (the floor:
+   the same protocol code, no work). By default the touchline process runs no worker, as when
+   workers run elsewhere; with `--with-worker` it runs its in-process worker, which logs what is
+   spooled while the load goes on (on this machine's cores, beside the clients and the sink);
 3. for each round, alternating sink, touchline, sink: `--clients` threads in this process, each with
    its own smtplib connection (or a new one per message), send their share of `--messages` distinct
    messages (about 3 KB, from the user to a customer, Bcc to the log address). Time runs from the
@@ -79,10 +79,9 @@ def serve_sink(port: int) -> None:
 
 
 def serve_touchline(port: int) -> None:
-    from touchline.config import Settings
-    from touchline.inbound.receive.smtp import run_inbound_server
+    from touchline.cli import inbound
 
-    run_inbound_server(Settings(), "127.0.0.1", port)
+    inbound(host="127.0.0.1", port=port)
 
 
 # --- set-up and load -----------------------------------------------------------------------------

@@ -124,10 +124,24 @@ def inbound(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: the settings')")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: the settings')")] = None,
 ) -> None:
-    """Run only the log address's SMTP server (serve starts it too)."""
-    from touchline.inbound.receive.smtp import run_inbound_server
+    """Run only the log address's SMTP server (serve starts it too).
 
-    run_inbound_server(_settings(), host, port)
+    Accepted mail is logged by workers: by one in this process with the embedded defaults
+    (TOUCHLINE_IN_PROCESS_WORKER), otherwise by `touchline worker` processes.
+    """
+    import touchline.jobs  # noqa: F401 -- this process sends the logging job, and may run any job
+    from touchline.inbound.receive.smtp import run_inbound_server
+    from touchline.worker import configure_queue
+
+    settings = _settings()
+    queue = configure_queue(settings)
+    try:
+        if settings.in_process_worker:
+            # The every-minute schedules are the other workers' (or serve's) to run.
+            queue.start_in_process(settings.worker_threads, periodic=False)
+        run_inbound_server(settings, host, port)
+    finally:
+        queue.close()
 
 
 @app.command()

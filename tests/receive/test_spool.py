@@ -233,3 +233,42 @@ def test_the_operators_health_check_shows_what_waits_in_the_spool(
         assert waiting["oldest_seconds"] >= 0
         spool.log_spooled(world.sessions)
         assert client.get("/health").json()["database"]["log_spool"] == {"waiting": 0, "oldest_seconds": 0.0}
+
+
+def test_touchline_inbound_with_the_embedded_defaults_logs_what_it_accepts(
+    world: LogWorld, settings: Settings
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import touchline_environment
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    environment = {**touchline_environment(settings), "TOUCHLINE_IN_PROCESS_WORKER": "true"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "touchline.cli", "inbound", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+                assert time.monotonic() < deadline, "touchline inbound did not start listening"
+                time.sleep(0.1)
+        with client:
+            client.sendmail(SENDER, [world.log_address], message("Through touchline inbound"))
+        while not world.emails() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert subjects(world) == ["Through touchline inbound"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

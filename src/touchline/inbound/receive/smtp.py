@@ -538,29 +538,17 @@ def run_inbound_server(
     *,
     on_ready: Callable[[InboundServer], None] | None = None,
 ) -> None:
-    """`touchline inbound`: serve the log address until SIGINT or SIGTERM; blocks.
-
-    Accepted messages are logged by workers. With the embedded defaults (`in_process_worker`) this
-    process runs one for them; otherwise `touchline worker` processes (or `touchline serve`) do.
-    """
-    import touchline.jobs  # noqa: F401 -- the logging job must be known to send it
-    from touchline.worker import configure_queue
-
+    """`touchline inbound`: serve the log address until SIGINT or SIGTERM; blocks. The caller
+    configures the job queue the logging job is sent through (and any worker of this process)."""
     stop = threading.Event()
     previous = {
         number: signal.signal(number, lambda *_: stop.set()) for number in (signal.SIGINT, signal.SIGTERM)
     }
-    queue = configure_queue(settings)
     try:
-        if settings.in_process_worker:
-            # Only the logging job's sends reach this consumer's notice first; the every-minute
-            # schedules are left to the workers that own them.
-            queue.start_in_process(settings.worker_threads, periodic=False)
         with InboundServer(settings, host=host, port=port) as server:
             if on_ready is not None:
                 on_ready(server)
             stop.wait()
     finally:
-        queue.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
