@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mailparser_reply import EmailMessage
 
 from tests.corpus import REPOSITORY, corpus_folder
-from touchline.inbound.quotes import html_to_text, reply_text, snippet
+from touchline.inbound import quotes
+from touchline.inbound.quotes import _LANGUAGES, _Message, html_to_text, reply_text, snippet
 
 GMAIL_REPLY = """Sounds good, see you Tuesday.
 
@@ -118,3 +123,127 @@ def test_agreement_with_each_reply_fixture_set_stays_above_its_floor(
     assert len(cases) == size
     misses = [case.name for case in cases if not case.agrees]  # type: ignore[attr-defined]
     assert 1 - len(misses) / len(cases) >= floor, misses
+
+
+# The reader's fast paths (patterns searched through gates, the normalisation's last step skipped
+# where it changes nothing) must read every text exactly as the library's own reader does.
+
+MAIL_PIECES = [
+    "\n",
+    "\n\n",
+    "\r\n",
+    "  ",
+    "> ",
+    ">",
+    "-",
+    "--\n",
+    "_" * 32,
+    "\n\n" + "-" * 40,
+    "x" + "_" * 33,
+    "-----Original Message-----",
+    "On Mon, 3 Jun 2024 at 10:00, Kim <kim@acme.example> wrote:",
+    "Am 3. Juni 2024 um 10:00 schrieb Kim <kim@acme.example>:",
+    "From: Kim",
+    "Sent: Monday",
+    "To: Sam",
+    "Subject: Renewal",
+    "Fra: Kim",
+    "Best regards,",
+    "Thanks,",
+    "Grüße",
+    "Sent from my iPhone",
+    "CAUTION: this e-mail is private",
+    "Disclaimer",
+    "Thanks. BT",
+    "Kim",
+    "-Kim Theriot",
+    "- an item",
+    "12:30",
+    "@",
+    "é",
+    "\xa0",
+    "\u212a",
+]
+mail_texts = st.lists(st.one_of(st.sampled_from(MAIL_PIECES), st.text(max_size=5)), max_size=30).map("".join)
+
+
+def _replies(message: EmailMessage) -> list[tuple[object, ...]]:
+    return [(r.content, r.headers, r.signatures, r.disclaimers) for r in message.read().replies]
+
+
+@settings(max_examples=200, deadline=None)
+@given(mail_texts)
+def test_the_fast_reader_reads_as_the_library_does(text: str) -> None:
+    options = {"languages": list(_LANGUAGES), "keep_hyphen_lists": True}
+    fast, library = _Message(text=text, **options), EmailMessage(text=text, **options)
+    assert fast.text == library.text
+    assert _replies(fast) == _replies(library)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mail_texts, st.sampled_from([None, "kim.theriot@acme.example", '"Tycholiz, Barry" <bt@acme.example>']))
+def test_the_cuts_equal_their_plain_forms(text: str, sender: str | None) -> None:
+    assert quotes._cut_at_reply_header(text) == plain_cut_at_reply_header(text)
+    assert quotes._cut_at_marker_line(text) == plain_cut_at_marker_line(text)
+    assert quotes._without_quoted_lines(text) == plain_without_quoted_lines(text)
+    if sender:
+        assert quotes._cut_sign_off(text, sender) == plain_cut_sign_off(text, sender)
+
+
+def test_whitespace_is_what_str_split_splits_on() -> None:
+    # snippet() collapses whitespace with str.split(), standing for re's \s+.
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    assert re.findall(r"\s", everything) == [c for c in everything if c.isspace()]
+
+
+# The cuts as first written, line by line: the fast forms must agree with them.
+
+
+def plain_cut_at_reply_header(text: str) -> str:
+    lines = text.splitlines()
+    for index in range(1, len(lines)):
+        line = lines[index].strip()
+        if quotes._SEPARATOR_HEADER.match(line):
+            return "\n".join(lines[:index]).strip()
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        for candidate in (line, f"{line} {following}" if following.endswith(":") else ""):
+            if (
+                candidate.endswith(":")
+                and len(candidate) < 240
+                and quotes._ATTRIBUTION_HINT.search(candidate)
+            ):
+                return "\n".join(lines[:index]).strip()
+    return text
+
+
+def plain_cut_at_marker_line(text: str) -> str:
+    lines = text.splitlines()
+    for index in range(1, len(lines)):
+        line = lines[index].strip()
+        if quotes._LONG_RULE.match(line) or (quotes._DASH_SIGN_OFF.match(line) and index >= len(lines) - 6):
+            return "\n".join(lines[:index]).strip()
+    return text
+
+
+def plain_without_quoted_lines(body: str) -> str:
+    kept = [line for line in body.splitlines() if not quotes._QUOTED_LINE.match(line)]
+    return "\n".join(kept).strip()
+
+
+def plain_cut_sign_off(text: str, sender: str) -> str:
+    names, initials = quotes._sender_marks(sender)
+    if not names and not initials:
+        return text
+    lines = text.splitlines()
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    for index in filled[-4:]:
+        if index == filled[0] or any(len(line.strip()) > 60 for line in lines[index:]):
+            continue
+        words = [word for word in re.split(r"[^\w]+", lines[index]) if word]
+        if not words:
+            continue
+        opens_with_name = words[0].casefold() in names
+        short_with_mark = len(words) <= 3 and any(w.casefold() in names or w in initials for w in words)
+        if opens_with_name or short_with_mark:
+            return "\n".join(lines[:index]).strip()
+    return text

@@ -12,6 +12,9 @@ from touchline.inbound.quotes import _LANGUAGES
 from touchline.kit.linescan import LineStartPattern, Start, match_starts
 
 REPLY_HEADERS = EmailMessage(text="x", languages=list(_LANGUAGES), keep_hyphen_lists=True).HEADER_REGEX
+FAST_REPLY_HEADERS = LineStartPattern(REPLY_HEADERS)
+# Without a gate the starts worked out from the pattern are where it is asked.
+UNGATED_REPLY_HEADERS = LineStartPattern(REPLY_HEADERS, gated=False)
 
 # Pieces that make the reply-header patterns match, fail half-way, or overlap.
 PIECES = [
@@ -45,13 +48,16 @@ PIECES = [
 @given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=8)), max_size=40))
 def test_reply_header_search_finds_what_findall_finds(pieces: list[str]) -> None:
     text = "".join(pieces)
-    assert LineStartPattern(REPLY_HEADERS).findall(text) == REPLY_HEADERS.findall(text)
+    expected = REPLY_HEADERS.findall(text)
+    assert FAST_REPLY_HEADERS.findall(text) == expected
+    assert UNGATED_REPLY_HEADERS.findall(text) == expected
 
 
 def test_the_reply_header_patterns_are_bounded_so_the_fast_search_is_used() -> None:
     # Fails if a new release of the reply parser adds a pattern that can start anywhere: the search
     # is still right then, but as slow as before.
-    assert LineStartPattern(REPLY_HEADERS).bounded
+    assert FAST_REPLY_HEADERS.gate is not None
+    assert UNGATED_REPLY_HEADERS.bounded
 
 
 PATTERNS = [
@@ -77,6 +83,7 @@ PATTERNS = [
 def test_any_pattern_finds_what_findall_finds(pattern: tuple[str, int], text: str) -> None:
     compiled = re.compile(*pattern)
     assert LineStartPattern(compiled).findall(text) == compiled.findall(text)
+    assert LineStartPattern(compiled, gated=False).findall(text) == compiled.findall(text)
 
 
 def test_where_matches_can_start() -> None:

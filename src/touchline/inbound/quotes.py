@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email.utils import parseaddr
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any
 
 from mailparser_reply import EmailMessage
-from mailparser_reply.constants import MAIL_LANGUAGES
+from mailparser_reply.constants import MAIL_LANGUAGES, OUTLOOK_MAIL_SEPARATOR
 from mailparser_reply.parser import EmailReply
 
 from touchline.kit.linescan import LineStartPattern
+from touchline.kit.regexgate import Gate
 
 # Every language the library knows is enabled, since a customer may write in any of them.
 _LANGUAGES = tuple(MAIL_LANGUAGES)
@@ -30,21 +32,35 @@ _QUOTED_LINE = re.compile(r"^[ \t]*>")
 _WHITESPACE = re.compile(r"\s+")
 
 
+# The pattern the library's normalisation splits glued Outlook separators with, compiled from the
+# same pieces.
+_GLUED_SEPARATOR_GATE = Gate.of(re.compile(f"([^\n]){OUTLOOK_MAIL_SEPARATOR}"))
+
 # The library builds its patterns from every language's phrases for each message it reads; they only
 # depend on the options, so they are built once per process.
 _PATTERNS: dict[tuple[str, tuple[str, ...], bool, str], Any] = {}
 
 
 class _Message(EmailMessage):  # type: ignore[misc]  # the library ships no types
-    """The library's reader, with its patterns built once and its reply-header search tried only
-    where a header can start.
+    """The library's reader, with its patterns built once and searched only where they may match.
 
-    With every language enabled that search is the bulk of the cost; `LineStartPattern` finds
-    exactly the same headers (tests/kit/test_linescan.py compares).
+    With every language enabled the reply-header, signature and disclaimer patterns are large
+    alternations tried at every character, which is nearly all of the cost. `LineStartPattern`
+    asks them only where their gates (kit/regexgate.py) let a match start, and finds exactly what
+    they find; tests/inbound/test_quotes.py compares whole readings with the library's.
     """
 
+    text: str  # the library's field, declared for the type checker
+
     def _built(self, name: str, build: Any) -> Any:
-        key = (name, tuple(self.languages), bool(self.keep_hyphen_lists), str(self.default_language))
+        options = self.__dict__.get("_options")
+        if options is None:  # the options are set when the message is made, and read for each reply
+            options = self.__dict__["_options"] = (
+                tuple(self.languages),
+                bool(self.keep_hyphen_lists),
+                str(self.default_language),
+            )
+        key = (name, *options)
         found = _PATTERNS.get(key)
         if found is None:
             found = _PATTERNS[key] = build()
@@ -56,11 +72,21 @@ class _Message(EmailMessage):  # type: ignore[misc]  # the library ships no type
 
     @property
     def SIGNATURE_REGEX(self) -> Any:
-        return self._built("signature", lambda: super(_Message, self).SIGNATURE_REGEX)
+        return self._built("signature", lambda: LineStartPattern(super(_Message, self).SIGNATURE_REGEX))
 
     @property
     def DISCLAIMERS_REGEX(self) -> Any:
-        return self._built("disclaimers", lambda: super(_Message, self).DISCLAIMERS_REGEX)
+        return self._built("disclaimers", lambda: LineStartPattern(super(_Message, self).DISCLAIMERS_REGEX))
+
+    def _normalize_text(self) -> None:
+        # The library's last step splits Outlook separators glued to a line with a pattern tried at
+        # every character; where its gate finds no such separator that step changes nothing, and
+        # only the first two (line endings, stripped lines) are needed.
+        text = "\n".join([line.strip() for line in self.text.replace("\r\n", "\n").split("\n")])
+        if _GLUED_SEPARATOR_GATE is None or _GLUED_SEPARATOR_GATE.may_match(text):
+            super()._normalize_text()
+        else:
+            self.text = text
 
 
 def reply_text(text: str, sender: str | None = None) -> str:
@@ -93,7 +119,9 @@ def reply_text(text: str, sender: str | None = None) -> str:
 
 def snippet(text: str, max_chars: int = 200, sender: str | None = None) -> str:
     """One line of at most `max_chars` characters from the newest part of a body, cut at a word."""
-    newest = _WHITESPACE.sub(" ", reply_text(text, sender)).strip()
+    # str.split() splits on exactly the characters `\s` matches, so this is `\s+` collapsed to one
+    # space and stripped, at a fraction of the cost.
+    newest = " ".join(reply_text(text, sender).split())
     if len(newest) <= max_chars:
         return newest
     cut = newest[: max(max_chars - 1, 0)]
@@ -118,14 +146,18 @@ def html_to_text(html: str) -> str:
 
 def _without_quoted_lines(body: str) -> str:
     """Drop `>`-quoted lines that the reply-header heuristics left behind (quotes with no header)."""
-    kept = [line for line in body.splitlines() if not _QUOTED_LINE.match(line)]
-    return "\n".join(kept).strip()
+    lines = body.splitlines()
+    if ">" in body:  # without one, no line is quoted
+        lines = [line for line in lines if not _QUOTED_LINE.match(line)]
+    return "\n".join(lines).strip()
 
 
 def _inline_answers(later_replies: Sequence[EmailReply]) -> list[str]:
     """Text written below quoted lines of an earlier message (bottom-posting, inline answers)."""
     answers = []
     for reply in later_replies:
+        if ">" not in reply.body:
+            break  # no quoted line: as below
         lines = reply.body.splitlines()
         first_quoted = next((i for i, line in enumerate(lines) if _QUOTED_LINE.match(line)), None)
         if first_quoted is None:
@@ -140,12 +172,24 @@ def _cut_at_reply_header(text: str) -> str:
     """Cut at a reply header the library does not know: an attribution line ending in a colon with an
     address or a date (`Op 12 dec. 2016 schreef X <x@y>:`, in any language, possibly wrapped once),
     or a separator such as `-------- Oprindelig besked --------`."""
+    if ":" not in text and not any(mark in text for mark in _SEPARATOR_STARTS):
+        return text  # no line can end in a colon or start like a separator
     lines = text.splitlines()
-    for index in range(1, len(lines)):
-        line = lines[index].strip()
+    stripped = list(map(str.strip, lines))
+    # Only a line that starts like a separator, or with it or the next one ending in a colon, can
+    # be a header; the others are passed over without building candidates.
+    marked = [
+        index
+        for index, line in enumerate(stripped)
+        if line.endswith(":") or line.startswith(_SEPARATOR_STARTS)
+    ]
+    for index in sorted({*marked, *(index - 1 for index in marked)}):
+        if index < 1:
+            continue
+        line = stripped[index]
         if _SEPARATOR_HEADER.match(line):
             return "\n".join(lines[:index]).strip()
-        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        following = stripped[index + 1] if index + 1 < len(lines) else ""
         for candidate in (line, f"{line} {following}" if following.endswith(":") else ""):
             if candidate.endswith(":") and len(candidate) < 240 and _ATTRIBUTION_HINT.search(candidate):
                 return "\n".join(lines[:index]).strip()
@@ -158,9 +202,13 @@ def _cut_at_marker_line(text: str) -> str:
     Hyphen lists ("- item") are text, so the library's looser signature rule is off; a dash glued to
     a capitalised name on a line of its own is the sign-off it was meant to catch.
     """
+    if "-" not in text and "_" not in text and "=" not in text:
+        return text  # both marks start with one of these
     lines = text.splitlines()
     for index in range(1, len(lines)):
         line = lines[index].strip()
+        if line[:1] not in _MARKER_STARTS:
+            continue
         if _LONG_RULE.match(line) or (_DASH_SIGN_OFF.match(line) and index >= len(lines) - 6):
             return "\n".join(lines[:index]).strip()
     return text
@@ -172,11 +220,23 @@ def _cut_sign_off(text: str, sender: str) -> str:
     if not names and not initials:
         return text
     lines = text.splitlines()
-    filled = [index for index, line in enumerate(lines) if line.strip()]
-    for index in filled[-4:]:
-        if index == filled[0] or any(len(line.strip()) > 60 for line in lines[index:]):
+    # Only the last four lines with text can start the block, and only if no line from there on is
+    # long; found from the end, without going through the whole text.
+    last: list[int] = []
+    long_from = -1  # the last line longer than 60 characters, among those looked at
+    for index in range(len(lines) - 1, -1, -1):
+        stripped = lines[index].strip()
+        if long_from < 0 and len(stripped) > 60:
+            long_from = index
+        if stripped:
+            last.append(index)
+            if len(last) == 4:
+                break
+    first_filled = next((index for index, line in enumerate(lines) if line.strip()), -1)
+    for index in reversed(last):
+        if index == first_filled or long_from >= index:
             continue
-        words = [word for word in re.split(r"[^\w]+", lines[index]) if word]
+        words = [word for word in _NON_WORD.split(lines[index]) if word]
         if not words:
             continue
         opens_with_name = words[0].casefold() in names
@@ -186,9 +246,11 @@ def _cut_sign_off(text: str, sender: str) -> str:
     return text
 
 
-def _sender_marks(sender: str) -> tuple[set[str], set[str]]:
+@lru_cache(maxsize=4096)
+def _sender_marks(sender: str) -> tuple[frozenset[str], frozenset[str]]:
+    # Cached: a mailbox's mail comes from few senders, and parsing the address is the dear part.
     display, address = parseaddr(sender)
-    words = [word for word in re.split(r"[^\w]+", display) if len(word) > 1 and not word.isdigit()]
+    words = [word for word in _NON_WORD.split(display) if len(word) > 1 and not word.isdigit()]
     local = address.partition("@")[0]
     parts = [part for part in re.split(r"[._\-+]+", local) if len(part) > 1 and part.isalpha()]
     names = {word.casefold() for word in (*words, *parts)}
@@ -199,7 +261,7 @@ def _sender_marks(sender: str) -> tuple[set[str], set[str]]:
         if len(sequence) >= 2:
             first_letters = "".join(word[0] for word in sequence[:3]).upper()
             initials.update({first_letters, first_letters[::-1]})
-    return names, initials
+    return frozenset(names), frozenset(initials)
 
 
 def _strip_trailing_rules(text: str) -> str:
@@ -214,6 +276,9 @@ def _unquote(body: str) -> str:
 
 
 _SEPARATOR_HEADER = re.compile(r"^[-_=*]{2,}\s*\S.{0,60}?\s*[-_=*]{2,}$")
+_SEPARATOR_STARTS = ("-", "_", "=", "*")
+_MARKER_STARTS = ("-", "_", "=")
+_NON_WORD = re.compile(r"[^\w]+")
 _ATTRIBUTION_HINT = re.compile(r"@|\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b")
 _LONG_RULE = re.compile(r"^[-_=]{20,}$")
 _DASH_SIGN_OFF = re.compile(r"^-[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}$")

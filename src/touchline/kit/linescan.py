@@ -1,21 +1,32 @@
-"""`findall` for a regular expression that can only start matching at a few places: tried only there.
+"""`findall` and `search` for a regular expression that can only start matching at a few places:
+tried only there.
 
 Python's `re` tries a pattern at every position of a text. A large alternation of line-anchored
 patterns (the reply-header patterns of a dozen languages, each `^...$`, starting with a newline, or
 with a dash rule) then costs its full width at every character, although a match can only begin at
-a line start or at one of a few characters. `LineStartPattern` works out, once, from the parsed
-pattern, where any match can start (`^` and `\\A`, and caseless literal first characters, looking
-through optional items and groups); its `findall` then asks the pattern only at those positions and
-returns exactly what `Pattern.findall` would. When that cannot be bounded (or the stdlib parser's
-private API changes), it is `Pattern.findall` itself.
+a line start or at one of a few characters. `LineStartPattern` asks the pattern only where a match
+may begin, and returns exactly what `Pattern.findall` and `Pattern.search` would:
+
+- where a `Gate` (kit/regexgate.py) can be derived, at the positions its hits give: the gate
+  looks ahead for the words a match needs, so most lines are never tried;
+- otherwise at the places worked out, once, from the parsed pattern (`^` and `\\A`, and caseless
+  literal first characters, looking through optional items and groups);
+- when neither can be bounded (or the stdlib parser's private API changes), it is the pattern's
+  own `findall` and `search`.
+
+At a position, each top-level alternative that may begin with the characters found there is tried
+on its own, in order.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from touchline.kit.regexgate import Gate, character_class
 
 try:  # the stdlib's own pattern parser; private, hence the fallback
     _parser: Any = importlib.import_module("re._parser")
@@ -29,18 +40,6 @@ _REPEATS = (
     else ()
 )
 _LINE_ANCHORS = (_c.AT_BEGINNING, _c.AT_BEGINNING_LINE, _c.AT_BEGINNING_STRING) if _c else ()
-_CATEGORIES = (
-    {
-        _c.CATEGORY_DIGIT: r"\d",
-        _c.CATEGORY_NOT_DIGIT: r"\D",
-        _c.CATEGORY_SPACE: r"\s",
-        _c.CATEGORY_NOT_SPACE: r"\S",
-        _c.CATEGORY_WORD: r"\w",
-        _c.CATEGORY_NOT_WORD: r"\W",
-    }
-    if _c
-    else {}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,34 +117,11 @@ def _group_starts(
                 return None
             found |= starts
         return frozenset(found)
-    character = _character_class(op, argument)
+    character = character_class(op, argument)
     if character is None:
         return None
     first = f"(?i:{character})" if ignore_case else character
     return frozenset({Start(first, "" if shallow else _follow(rest))})
-
-
-def _character_class(op: Any, argument: Any) -> str | None:
-    """The one character an item consumes first, as a character class; None for any character."""
-    if op is _c.LITERAL:
-        return "[" + re.escape(chr(argument)) + "]"
-    if op is _c.NOT_LITERAL:
-        return "[^" + re.escape(chr(argument)) + "]"
-    if op is not _c.IN:
-        return None
-    parts: list[str] = []
-    for kind, value in argument:
-        if kind is _c.NEGATE:
-            parts.insert(0, "^")
-        elif kind is _c.LITERAL:
-            parts.append(re.escape(chr(value)))
-        elif kind is _c.RANGE:
-            parts.append(f"{re.escape(chr(value[0]))}-{re.escape(chr(value[1]))}")
-        elif kind is _c.CATEGORY and value in _CATEGORIES:
-            parts.append(_CATEGORIES[value])
-        else:
-            return None
-    return "[" + "".join(parts) + "]"
 
 
 def match_starts(pattern: re.Pattern[str]) -> Conditions | None:
@@ -224,7 +200,8 @@ def _holds(start: Start, at_line: bool, character: str, following: str) -> bool:
 
 
 class LineStartPattern:
-    """Wraps a compiled pattern; `findall` equals the pattern's own, and is faster when it may be.
+    """Wraps a compiled pattern; `findall` and `search` equal the pattern's own, and are faster
+    when they may be.
 
     Each top-level alternative is tried on its own, and only where it can start: at a line start it
     may follow, or at a character it may begin with, followed by one that may come next. Which
@@ -232,9 +209,10 @@ class LineStartPattern:
     remembered.
     """
 
-    def __init__(self, pattern: re.Pattern[str]) -> None:
+    def __init__(self, pattern: re.Pattern[str], *, gated: bool = True) -> None:
         self.pattern = pattern
         self.starts = match_starts(pattern)
+        self.gate = Gate.of(pattern) if gated else None
         self._finder: re.Pattern[str] | None = None
         self._alternatives = _split(pattern) or []
         self._by_place: dict[tuple[bool, str, str], tuple[_Alternative, ...]] = {}
@@ -247,7 +225,8 @@ class LineStartPattern:
 
     @property
     def bounded(self) -> bool:
-        return self._finder is not None
+        """Whether matches are looked for only where they may start (by a gate or by the starts)."""
+        return self.gate is not None or self._finder is not None
 
     def _candidates(self, at_line: bool, character: str, following: str) -> tuple[_Alternative, ...]:
         key = (at_line, character, following)
@@ -281,6 +260,9 @@ class LineStartPattern:
         return None
 
     def findall(self, text: str) -> list[Any]:
+        ranges = None if self.gate is None else self.gate.ranges(text)
+        if ranges is not None:
+            return self._findall_gated(text, ranges)
         if self._finder is None:
             return self.pattern.findall(text)
         found: list[Any] = []
@@ -299,6 +281,41 @@ class LineStartPattern:
             found.append(item)
             position = match.end()
         return found
+
+    def _findall_gated(self, text: str, ranges: Iterable[tuple[int, int]]) -> list[Any]:
+        found: list[Any] = []
+        position = 0
+        tried = -1
+        for low, high in ranges:
+            for start in range(max(low, tried + 1, position), high + 1):
+                tried = start
+                if start < position:
+                    continue  # inside the match just found
+                matched = self._match(text, start)
+                if matched is None:
+                    continue
+                match, item = matched
+                if match.end() == match.start():
+                    return self.pattern.findall(text)  # as above
+                found.append(item)
+                position = match.end()
+        return found
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """`Pattern.search`: the leftmost match, tried only where the gate allows one."""
+        ranges = None if self.gate is None else self.gate.ranges(text)
+        if ranges is None:
+            return self.pattern.search(text)
+        tried = -1
+        for low, high in ranges:
+            for start in range(max(low, tried + 1), high + 1):
+                tried = start
+                # No match starts before `start` (the ranges cover them all), so search would try
+                # exactly this at `start`.
+                match = self.pattern.match(text, start)
+                if match is not None:
+                    return match
+        return None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.pattern, name)
