@@ -180,3 +180,81 @@ def test_a_message_that_cannot_be_stored_costs_only_itself(
     assert len(reasons) == 1
     assert reasons[0].startswith("Poison: RuntimeError")
     assert "the snippet choked" in reasons[0]
+
+
+def _store_raw(
+    sessions: sessionmaker[Session], workspace_id: uuid.UUID, user_id: uuid.UUID, raws: list[bytes]
+) -> None:
+    from touchline.inbound.store.directory import directories
+
+    with session_scope(sessions) as session:
+        directory = directories.get(session, workspace_id)
+        store.store_raw_messages(
+            session,
+            workspace_id,
+            directory,
+            [store.RawIncoming(raw, store.Holding(user_id=user_id, via="sync"), label="") for raw in raws],
+            source="sync",
+        )
+
+
+def test_a_directory_told_of_the_contacts_a_batch_creates_stays_current_without_a_reload(
+    sessions: sessionmaker[Session], box: SecretBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from touchline.inbound.store import directory as cache
+
+    workspace_id, user_id = _workspace(sessions, box, "Told Co")
+    loads: list[uuid.UUID] = []
+    original = cache.load_directory
+
+    def counted(session: Session, wanted: uuid.UUID) -> Any:
+        loads.append(wanted)
+        return original(session, wanted)
+
+    monkeypatch.setattr(cache, "load_directory", counted)
+
+    def first_batch(number: int) -> list[bytes]:
+        return [
+            message(f"New person {number}-{n}", sender=f"New {n} <new{number}.{n}@{CUSTOMER}>")
+            for n in range(3)
+        ]
+
+    _store_raw(sessions, workspace_id, user_id, first_batch(1))
+    _store_raw(sessions, workspace_id, user_id, first_batch(2))
+    assert len(loads) == 1  # the second batch found the directory current, contacts and all
+    with session_scope(sessions) as session:
+        current = cache.directories.get(session, workspace_id)
+        fresh = original(session, workspace_id)
+        contacts = set(session.scalars(select(Contact.email).where(Contact.workspace_id == workspace_id)))
+    assert len(loads) == 1
+    assert len(contacts) == 6
+    for address in contacts:
+        assert current.standing(address) == fresh.standing(address)
+
+    # A change by hand is read once; the batch after it keeps that directory current.
+    with session_scope(sessions) as session:
+        service.create_contact(session, Actor.operator(workspace_id), f"by.hand@{CUSTOMER}")
+    _store_raw(sessions, workspace_id, user_id, first_batch(3))
+    assert len(loads) == 2
+
+    # A change committed while a batch is being stored: the directory the batch was told about
+    # lacks it, so it is read again instead of being advanced past it.
+    with session_scope(sessions) as session:
+        told = cache.directories.get(session, workspace_id)
+        with session_scope(sessions) as other:
+            service.create_contact(other, Actor.operator(workspace_id), f"meanwhile@{CUSTOMER}")
+        store.store_raw_messages(
+            session,
+            workspace_id,
+            told,
+            [
+                store.RawIncoming(raw, store.Holding(user_id=user_id, via="sync"), label="")
+                for raw in first_batch(4)
+            ],
+            source="sync",
+        )
+    with session_scope(sessions) as session:
+        current = cache.directories.get(session, workspace_id)
+    assert len(loads) == 3
+    assert current.standing(f"meanwhile@{CUSTOMER}").is_contact
+    assert current.standing(f"new4.0@{CUSTOMER}").is_contact

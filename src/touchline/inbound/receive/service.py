@@ -326,7 +326,8 @@ def log_batch(session: Session, jobs: Sequence[LogJob]) -> list[LogResult]:
         else:
             to_store.setdefault(job.workspace_id, []).append((index, decided))
     for workspace_id, items in to_store.items():
-        for index, outcome in _store_logged(session, workspace_id, [(jobs[i], item) for i, item in items]):
+        pairs = [(jobs[i], item) for i, item in items]
+        for index, outcome in _store_logged(session, workspace_id, pairs, directories_of.get(workspace_id)):
             results[items[index][0]] = outcome
     assert all(result is not None for result in results)
     return [result for result in results if result is not None]
@@ -378,11 +379,14 @@ def _decide(
 
 
 def _store_logged(
-    session: Session, workspace_id: uuid.UUID, items: list[tuple[LogJob, Incoming]]
+    session: Session,
+    workspace_id: uuid.UUID,
+    items: list[tuple[LogJob, Incoming]],
+    directory: Directory | None,
 ) -> list[tuple[int, LogResult]]:
     """Store one workspace's logged messages at once; should that fail, each alone."""
     try:
-        stored = store_emails(session, workspace_id, [incoming for _, incoming in items])
+        stored = store_emails(session, workspace_id, [incoming for _, incoming in items], told=directory)
         return [
             (index, _logged(one, incoming))
             for index, (one, (_, incoming)) in enumerate(zip(stored, items, strict=True))

@@ -55,5 +55,15 @@ class DirectoryCache:
             self._entries[workspace_id] = (version, directory)
         return directory
 
+    def advanced(self, workspace_id: uuid.UUID, version: int, directory: Directory) -> None:
+        """A committed transaction moved the workspace's version to `version` by creating contacts
+        that `directory` was already told about: when that is the cached directory, one version
+        behind, it is current again and need not be read anew. Anything else (another change in
+        between, another directory) leaves the cache to reload as usual."""
+        with self._lock:
+            cached = self._entries.get(workspace_id)
+            if cached is not None and cached[0] == version - 1 and cached[1] is directory:
+                self._entries[workspace_id] = (version, directory)
+
 
 directories = DirectoryCache()

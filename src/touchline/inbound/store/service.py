@@ -15,11 +15,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from touchline.db import after_commit
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import Decision, match
 from touchline.inbound.parse import ParsedEmail, parse_message
@@ -27,6 +29,7 @@ from touchline.inbound.quotes import html_to_text
 from touchline.inbound.quotes import snippet as make_snippet
 from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, move_forward, table_of
 from touchline.inbound.store.conversations import ThreadingContended, ToThread, assign_conversations
+from touchline.inbound.store.directory import directories
 from touchline.kit.html import sanitise_html
 from touchline.models import (
     Company,
@@ -36,6 +39,7 @@ from touchline.models import (
     EmailContact,
     EmailHolder,
     QuarantinedMessage,
+    Workspace,
 )
 from touchline.models.versioning import bump_directory_versions
 
@@ -168,8 +172,13 @@ def store_email(
     return store_emails(session, workspace_id, [incoming])[0]
 
 
-def store_emails(session: Session, workspace_id: uuid.UUID, batch: Sequence[Incoming]) -> list[Stored]:
+def store_emails(
+    session: Session, workspace_id: uuid.UUID, batch: Sequence[Incoming], *, told: Directory | None = None
+) -> list[Stored]:
     """Store a batch of kept or logged emails; returns what became of each, in order.
+
+    `told` is the cached directory the batch was decided with, once told about the contacts the
+    batch creates: after the commit it stays current instead of being read again.
 
     Each email is stored once per workspace (by dedup key, within the batch too); every other copy
     adds its holder and links. Runs in a savepoint: when another worker stores the same email or
@@ -186,7 +195,7 @@ def store_emails(session: Session, workspace_id: uuid.UUID, batch: Sequence[Inco
             with session.no_autoflush:
                 session.flush()  # the caller's pending rows go first, outside the savepoint
                 with session.begin_nested():
-                    return _BatchWriter(session, workspace_id, batch).write()
+                    return _BatchWriter(session, workspace_id, batch, told).write()
         except (_EmailContended, ThreadingContended) as contended:
             if attempt == CONTENDED_ATTEMPTS:
                 raise
@@ -229,10 +238,17 @@ class _Links:
 
 
 class _BatchWriter:
-    def __init__(self, session: Session, workspace_id: uuid.UUID, batch: Sequence[Incoming]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        workspace_id: uuid.UUID,
+        batch: Sequence[Incoming],
+        told: Directory | None = None,
+    ) -> None:
         self.session = session
         self.workspace_id = workspace_id
         self.batch = batch
+        self.told = told
         self.emails: dict[str, _Email] = {}
         for index, incoming in enumerate(batch):
             self.emails.setdefault(_key(incoming.parsed), _Email([])).copies.append(index)
@@ -349,6 +365,14 @@ class _BatchWriter:
         created = {address for address, row in planned.items() if rows[address][0] == row["id"]}
         if created:
             bump_directory_versions(self.session, {self.workspace_id})
+            if self.told is not None:
+                version = self.session.scalar(
+                    select(Workspace.directory_version).where(Workspace.id == self.workspace_id)
+                )
+                if version is not None:
+                    after_commit(
+                        self.session, partial(directories.advanced, self.workspace_id, version, self.told)
+                    )
         return rows, created
 
     def _links(
@@ -657,7 +681,7 @@ def store_raw_messages(
     if not pending:
         return outcome
     try:
-        results = store_emails(session, workspace_id, [incoming for _, incoming in pending])
+        results = store_emails(session, workspace_id, [incoming for _, incoming in pending], told=directory)
     except Exception as error:
         log.warning("storing %d messages one by one: %s", len(pending), error)
         # The directory was told about contacts that may now not be stored: have it read again.
