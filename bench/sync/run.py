@@ -627,13 +627,13 @@ def docs_section(outcome: Outcome, mbsync: Path, command: str) -> str:
             f" peak RSS {max(run.peak_rss_mb for run in runs):.0f} MB.",
             f"- Load: the 1-minute load average was {outcome.load[0]:.1f} before the timed runs and"
             f" {outcome.load[1]:.1f} after them (2 cores, shared with other work). mbsync's short runs vary"
-            " with it; the table counts the fastest run at each point. CPU time, which varies less:"
-            + "".join(
-                f" touchline on {kind} {figures['initial_cpu_seconds']:.0f} s,"
+            " with it; the table counts the fastest run at each point. CPU time, which varies less: "
+            + "; ".join(
+                f"touchline on {kind} {figures['initial_cpu_seconds']:.0f} s,"
                 f" {cpu_ratio(outcome, figures):.1f}x mbsync's mean"
                 for kind, (_, figures, _) in outcome.touchline.items()
             )
-            + f" ({statistics.mean(r.cpu_seconds for r in runs):.1f} s; each tool's own process only).",
+            + f" of {statistics.mean(r.cpu_seconds for r in runs):.1f} s (each tool's own process only).",
             "",
             "| database | touchline initial sync | mbsync (around it) | ratio (goal <= 1.5)"
             " | no-change sync, 10 folders (goal < 50 ms) | touchline peak RSS |",
