@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mailparser_reply import EmailMessage
 
+from tests.kit.mail_pieces import MAIL_PIECES
 from touchline.inbound.quotes import _LANGUAGES
 from touchline.kit.linescan import LineStartPattern, Start, match_starts
 
@@ -16,32 +17,7 @@ FAST_REPLY_HEADERS = LineStartPattern(REPLY_HEADERS)
 # Without a gate the starts worked out from the pattern are where it is asked.
 UNGATED_REPLY_HEADERS = LineStartPattern(REPLY_HEADERS, gated=False)
 
-# Pieces that make the reply-header patterns match, fail half-way, or overlap.
-PIECES = [
-    "\n",
-    "\n\n",
-    "> ",
-    ">",
-    " ",
-    "-",
-    "-----Original Message-----",
-    "-----Oprindelig meddelelse-----\n",
-    "On Mon, 3 Jun 2024 at 10:00, Kim <kim@acme.example> wrote:",
-    "Am 3. Juni 2024 um 10:00 schrieb Kim <kim@acme.example>:",
-    "Le lun. 3 juin 2024 à 10:00, Kim a écrit :",
-    "From: Kim",
-    "Sent: Monday",
-    "To: Sam",
-    "Subject: Renewal",
-    "Von: Kim",
-    "Fra: Kim",
-    "Til: Sam",
-    "2024年6月3日(月) 10:00 Kim <kim@acme.example>:",
-    "thanks",
-    "*",
-    "wrote:",
-    "é",
-]
+PIECES = MAIL_PIECES
 
 
 @settings(max_examples=400, deadline=None)

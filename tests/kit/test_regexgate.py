@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mailparser_reply import EmailMessage
 from mailparser_reply.constants import OUTLOOK_MAIL_SEPARATOR
 
+from tests.kit.mail_pieces import MAIL_PIECES
 from touchline.inbound.quotes import _LANGUAGES
 from touchline.kit import regexgate
 from touchline.kit.linescan import LineStartPattern
@@ -142,41 +143,7 @@ def test_the_reply_parsers_patterns_have_gates(name: str) -> None:
     assert Gate.of(LIBRARY_PATTERNS[name]) is not None
 
 
-# Pieces that make the reply parser's patterns match, fail half-way, or overlap.
-PIECES = [
-    "\n",
-    "\n\n",
-    "> ",
-    ">",
-    " ",
-    "-",
-    "--\n",
-    "_" * 32,
-    "-----Original Message-----",
-    "-----Oprindelig meddelelse-----\n",
-    "On Mon, 3 Jun 2024 at 10:00, Kim <kim@acme.example> wrote:",
-    "Am 3. Juni 2024 um 10:00 schrieb Kim <kim@acme.example>:",
-    "Le lun. 3 juin 2024 à 10:00, Kim a écrit :",
-    "From: Kim",
-    "Sent: Monday",
-    "To: Sam",
-    "Subject: Renewal",
-    "Von: Kim",
-    "Fra: Kim",
-    "2024年6月3日(月) 10:00 Kim <kim@acme.example>:",
-    "Best regards,",
-    "Thanks,",
-    "Mit freundlichen Grüßen",
-    "Sent from my iPhone",
-    "CAUTION: this e-mail",
-    "Disclaimer",
-    "mail",
-    ". ",
-    "wrote:",
-    "é",
-    "\u212a",
-    "\xa0",
-]
+PIECES = MAIL_PIECES
 
 
 GATED = {name: LineStartPattern(pattern) for name, pattern in LIBRARY_PATTERNS.items()}
