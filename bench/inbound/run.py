@@ -233,7 +233,9 @@ def log_with_one_worker(world: World) -> tuple[int, float]:
     import touchline.jobs  # noqa: F401
     from touchline.db import make_engine, make_sessionmaker
     from touchline.inbound.receive.spool import log_spooled
+    from touchline.kit.runtime import tune_garbage_collector
 
+    tune_garbage_collector()  # as `touchline worker` sets up its process
     engine = make_engine(world.database_url)
     sessions = make_sessionmaker(engine)
     began = time.perf_counter()

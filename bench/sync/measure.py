@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.kit.crypto import SecretBox
+from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Contact, Conversation, Email, EmailHolder, QuarantinedMessage
 
 
@@ -200,6 +201,8 @@ def main() -> None:
     clock = StageClock() if args.stages else None
     if clock is not None:
         clock.install(engine)
+    # Set up as the commands that sync (`touchline worker`, `serve`, `sync`) set up their process.
+    tune_garbage_collector()
     rss_before = memory_mb("VmRSS")
     cpu_before = time.process_time()
     profiler = cProfile.Profile() if args.profile else None

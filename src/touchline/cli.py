@@ -20,6 +20,7 @@ from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError, TouchlineError
+from touchline.kit.runtime import tune_garbage_collector
 from touchline.workspace import importing, service
 from touchline.workspace.permissions import Actor
 
@@ -91,6 +92,7 @@ def serve(
     worker: Annotated[bool, typer.Option(help="Run jobs in this process too")] = True,
 ) -> None:
     """Run the API, pages and (by default) an in-process worker."""
+    tune_garbage_collector()
     import uvicorn
 
     from touchline.app import create_app
@@ -129,6 +131,7 @@ def inbound(
     Accepted mail is logged by workers: by one in this process with the embedded defaults
     (TOUCHLINE_IN_PROCESS_WORKER), otherwise by `touchline worker` processes.
     """
+    tune_garbage_collector()
     import touchline.jobs  # noqa: F401 -- this process sends the logging job, and may run any job
     from touchline.inbound.receive.smtp import run_inbound_server
     from touchline.worker import configure_queue
@@ -147,6 +150,7 @@ def inbound(
 @app.command()
 def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this process")] = 2) -> None:
     """Run a separate worker that takes jobs from the queue."""
+    tune_garbage_collector()
     import touchline.app  # noqa: F401 -- importing the app declares every feature's jobs
     from touchline.worker import configure_queue
 
@@ -336,6 +340,7 @@ def triage(
     directory: Annotated[Path, typer.Option("--directory", help="Directory JSON: domains, users, contacts")],
 ) -> None:
     """Decide keep / ignore for each message against a directory, one JSON line per message."""
+    tune_garbage_collector()
     from touchline.inbound.triage import run_triage
 
     raise typer.Exit(run_triage(directory, paths, sys.stdout))
@@ -436,6 +441,7 @@ def sync(
     once: Annotated[bool, typer.Option("--once", help="Sync once and exit instead of every minute")] = False,
 ) -> None:
     """Sync connected mailboxes in the foreground, with progress."""
+    tune_garbage_collector()
     import time
 
     from sqlalchemy import select
@@ -523,6 +529,7 @@ def import_mail(
     user: Annotated[str, typer.Option("--user", help="The user the mail belongs to")],
 ) -> None:
     """Import mail through the same keep-or-ignore pipeline as sync."""
+    tune_garbage_collector()
     from sqlalchemy import select
 
     from touchline.inbound.importing import count_messages
