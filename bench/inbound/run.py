@@ -209,11 +209,11 @@ def load(port: int, recipient: str, clients: int, messages: int, run: str, per_m
 
 def spooled(world: World) -> int:
     from touchline.db import make_engine, make_sessionmaker, session_scope
-    from touchline.inbound.receive.spool import spooled_count
+    from touchline.inbound.receive.spool import backlog
 
     engine = make_engine(world.database_url)
     with session_scope(make_sessionmaker(engine)) as session:
-        count = spooled_count(session)
+        count = int(backlog(session)["waiting"])
     engine.dispose()
     return count
 

@@ -167,12 +167,6 @@ def _forget_loggers(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(_LOGGERS_KEY, None)
 
 
-def envelope_refusal(session: Session, workspace_id: uuid.UUID, sender: str | None) -> LogResult | None:
-    """The refusal for an envelope sender that may not log into this workspace; None if it may."""
-    who = loggers(session, workspace_id)
-    return NO_WORKSPACE if who is None else refuse_envelope(who, sender)
-
-
 def refuse_envelope(who: Loggers, sender: str | None) -> LogResult | None:
     """The refusal for an envelope sender who is not one of `who`'s users; None if it may log."""
     if sender is None:

@@ -124,14 +124,14 @@ class GroupCommitter:
                     self._commit([job])
                 return
             results = [self._alone_failed(error)]
-        self.batches += 1
-        self.messages += len(batch)
-        if any(result.outcome == "accepted" for result in results):
+        else:
             try:
                 self._on_spooled()
             except Exception:
-                # The message is safely spooled; the workers' every-minute run logs it regardless.
+                # The messages are safely spooled; the workers' every-minute run logs them regardless.
                 log.exception("could not ask a worker to log spooled messages")
+        self.batches += 1
+        self.messages += len(batch)
         for job, result in zip(batch, results, strict=True):
             if not job.future.done():  # a session that ended meanwhile has its wait cancelled
                 job.future.set_result(result)

@@ -241,11 +241,6 @@ def _quarantine_alone(sessions: sessionmaker[Session], one: _Claimed, error: Exc
     return result.outcome
 
 
-def spooled_count(session: Session) -> int:
-    """Messages accepted and not yet logged, across workspaces."""
-    return int(session.scalar(select(func.count()).select_from(SpooledMessage)) or 0)
-
-
 def backlog(session: Session) -> dict[str, float | int]:
     """For the operator's health check: how many accepted messages wait, and the oldest's age in
     seconds (0 when none); a growing age means no worker is logging them."""
