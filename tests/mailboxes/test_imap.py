@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import email
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
 
 import pytest
+from imapclient.imapclient import IMAPlibLoggerAdapter
 
 from tests.fakes.gmail import FakeGmail
 from tests.mailboxes.messages import email_bytes
@@ -200,6 +202,33 @@ def test_reading_headers_and_bodies_changes_no_flags(dovecot: DovecotServer, ima
     assert raw[0].provider_message_id == ids[0]
     assert b"\\Seen" not in dovecot.flags(imap_user, "INBOX", unread_uid)
     assert set(dovecot.flags(imap_user, "INBOX", flagged_uid)) - {b"\\Recent"} == {b"\\Flagged"}
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["not-logged", "logged"])
+def test_imaplib_traces_bodies_only_when_its_logger_writes_them(
+    dovecot: DovecotServer,
+    imap_user: ImapUser,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    traced: bool,
+) -> None:
+    deliver(dovecot, imap_user, "a body worth tracing")
+    trace: list[str] = []
+    original = IMAPlibLoggerAdapter.debug
+
+    def counting(self: IMAPlibLoggerAdapter, message: object, *args: object, **kwargs: object) -> None:
+        trace.append(str(message))
+        original(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(IMAPlibLoggerAdapter, "debug", counting)
+    caplog.set_level(logging.DEBUG if traced else logging.WARNING, logger="imapclient.imaplib")
+    with ImapProvider(plain_account(dovecot, imap_user)) as provider:
+        batches = list(provider.fetch_new_headers("INBOX", None, since=LOOK_BACK))
+        ids = [message.provider_message_id for batch in batches for message in batch.messages]
+        assert len(provider.fetch_raw_messages("INBOX", ids)) == 1
+
+    body_lines = [line for line in trace if "a body worth tracing" in line]
+    assert bool(body_lines) is traced
 
 
 def test_connection_dropped_mid_fetch_is_transient_and_resuming_loses_nothing(
