@@ -29,17 +29,23 @@ from typing import Any
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
+from touchline.inbound.readers import configure_readers
 from touchline.kit.crypto import SecretBox
 from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Contact, Conversation, Email, EmailHolder, QuarantinedMessage
 
 
-def memory_mb(field: str) -> float:
-    """VmRSS (now) or VmHWM (peak) of this process. Not ru_maxrss: Linux carries the RSS of the parent
-    this process was forked from into it."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def memory_mb(field: str, process: str = "self") -> float:
+    """VmRSS (now) or VmHWM (peak) of this process (or of the pid `process`). Not ru_maxrss: Linux
+    carries the RSS of the parent this process was forked from into it."""
+    try:
+        lines = Path(f"/proc/{process}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -99,7 +105,9 @@ class StageClock:
         setattr(target, attribute, wrap(name, original))
 
     def install(self, engine: Any) -> None:
+        from touchline.inbound import reading
         from touchline.inbound.fetch import service as fetch
+        from touchline.inbound.readers import Reading
         from touchline.inbound.store import directory
         from touchline.inbound.store import service as store
         from touchline.mailboxes.providers.imap import ImapProvider
@@ -114,13 +122,15 @@ class StageClock:
         self.patch(fetch, "_already_held", "triage: already-held query")
         self.patch(fetch, "parse_headers", "triage: parse_headers")
         self.patch(fetch, "match", "triage: match")
-        self.patch(store, "parse_message", "store: parse_message (full MIME)")
-        self.patch(store, "match", "  store: match on the full message")
+        # With reader processes, reading runs there and only the wait for it shows here.
+        self.patch(Reading, "result", "store: waiting for the batch's reading (reader processes)")
+        self.patch(reading, "parse_message", "  reading here: parse_message (full MIME)")
+        self.patch(reading, "make_snippet", "  reading here: snippet")
+        self.patch(reading, "sanitise_html", "  reading here: sanitise_html")
+        self.patch(store, "match", "store: match on the full message")
         self.patch(store, "store_emails", "store: store_emails (all of it, per batch)")
         self.patch(store._BatchWriter, "_contacts", "  store_emails: contacts")
         self.patch(store._BatchWriter, "_links", "  store_emails: company id look-ups")
-        self.patch(store, "make_snippet", "  store_emails: snippet (mail-parser-reply)")
-        self.patch(store, "sanitise_html", "  store_emails: sanitise_html")
         self.patch(store, "assign_conversations", "  store_emails: assign_conversations")
         self.patch(store._BatchWriter, "_add_holders", "  store_emails: holders")
         self.patch(store._BatchWriter, "_add_links", "  store_emails: links")
@@ -172,6 +182,20 @@ def stored_counts(sessions: Any) -> dict[str, int]:
         }
 
 
+def helper_cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of the reader processes so far, from /proc (they are not our children
+    to wait for: the fork server starts them)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime and stime, fields 14 and 15
+    return total
+
+
 def timed_sync(
     sessions: Any, box: SecretBox, mailbox_id: uuid.UUID, profiler: cProfile.Profile | None
 ) -> tuple[SyncReport, float]:
@@ -184,7 +208,7 @@ def timed_sync(
     return report, time.perf_counter() - started
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     options = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     options.add_argument("database_url")
     options.add_argument("mailbox_id", type=uuid.UUID)
@@ -192,7 +216,17 @@ def main() -> None:
     options.add_argument("--profile", type=Path, help="write cProfile statistics of the initial sync here")
     options.add_argument("--profile-incremental", type=Path, help="and of the incremental syncs here")
     options.add_argument("--stages", action="store_true", help="time the initial sync's stages")
-    args = options.parse_args()
+    options.add_argument(
+        "--readers",
+        type=int,
+        default=Settings().sync_reader_processes,
+        help="reader processes, as TOUCHLINE_SYNC_READER_PROCESSES (default: its default)",
+    )
+    return options.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     logging.basicConfig(level=logging.WARNING)
 
     engine = make_engine(args.database_url)
@@ -201,13 +235,21 @@ def main() -> None:
     clock = StageClock() if args.stages else None
     if clock is not None:
         clock.install(engine)
-    # Set up as the commands that sync (`touchline worker`, `serve`, `sync`) set up their process.
+    # Set up as `touchline worker` sets up its process: the collector's settings, and its reader
+    # processes started (and their patterns built) before it takes a job.
     tune_garbage_collector()
+    pool = configure_readers(args.readers)
+    pool.start()
+    helpers = pool.process_ids()
     rss_before = memory_mb("VmRSS")
     cpu_before = time.process_time()
+    helpers_before = helper_cpu_seconds(helpers)
     profiler = cProfile.Profile() if args.profile else None
     initial, initial_seconds = timed_sync(sessions, box, args.mailbox_id, profiler)
     initial_cpu = time.process_time() - cpu_before
+    readers_cpu = helper_cpu_seconds(helpers) - helpers_before
+    if pool.process_ids() != helpers:
+        raise SystemExit(f"reader processes changed during the sync: {helpers} -> {pool.process_ids()}")
     stages = clock.table() if clock is not None else None
     if profiler is not None:
         profiler.dump_stats(str(args.profile))
@@ -229,12 +271,16 @@ def main() -> None:
     if profiler is not None:
         profiler.dump_stats(str(args.profile_incremental))
     stored = stored_counts(sessions)
+    readers_peak = sum(memory_mb("VmHWM", str(pid)) for pid in helpers)
+    pool.close()
     engine.dispose()
     print(
         json.dumps(
             {
                 "initial_seconds": initial_seconds,
-                "initial_cpu_seconds": initial_cpu,
+                "initial_cpu_seconds": initial_cpu + readers_cpu,
+                "initial_cpu_seconds_readers": readers_cpu,
+                "readers": args.readers,
                 "initial": report_fields(initial),
                 "incremental_ms": incremental_ms,
                 "incremental_median_ms": statistics.median(incremental_ms) if incremental_ms else None,
@@ -243,6 +289,7 @@ def main() -> None:
                 "rss_before_mb": rss_before,
                 "peak_rss_after_initial_mb": peak_after_initial,
                 "peak_rss_mb": memory_mb("VmHWM"),
+                "peak_rss_readers_mb": readers_peak,
                 "stored": stored,
                 "profiled": bool(args.profile or args.profile_incremental or args.stages),
                 "stages": stages,

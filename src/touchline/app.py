@@ -19,6 +19,7 @@ from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound import endpoints as inbound_endpoints
 from touchline.inbound import pages as inbound_pages
+from touchline.inbound.readers import configure_readers
 from touchline.inbound.receive import endpoints as receive_endpoints
 from touchline.inbound.receive import pages as receive_pages
 from touchline.inbound.receive.spool import backlog as log_spool_backlog
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.in_process_worker:
+            configure_readers(settings.sync_reader_processes)
             queue.start_in_process(settings.worker_threads)
         try:
             yield

@@ -152,12 +152,15 @@ def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this p
     """Run a separate worker that takes jobs from the queue."""
     tune_garbage_collector()
     import touchline.app  # noqa: F401 -- importing the app declares every feature's jobs
+    from touchline.inbound.readers import configure_readers
     from touchline.worker import configure_queue
 
     settings = _settings()
     console.print(
-        f"worker: {threads} thread(s) on the {'Redis' if settings.uses_redis_queue else 'SQLite'} queue"
+        f"worker: {threads} thread(s) on the {'Redis' if settings.uses_redis_queue else 'SQLite'} queue,"
+        f" {settings.sync_reader_processes} mail reader process(es)"
     )
+    configure_readers(settings.sync_reader_processes).start()
     configure_queue(settings).run_worker(threads)
 
 
@@ -447,10 +450,12 @@ def sync(
     from sqlalchemy import select
 
     from touchline.inbound.fetch.service import sync_mailbox
+    from touchline.inbound.readers import configure_readers
     from touchline.mailboxes.providers.base import TransientError
     from touchline.models import Mailbox, User
 
     settings = _settings()
+    configure_readers(settings.sync_reader_processes)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     box = SecretBox(settings.secret_keys)

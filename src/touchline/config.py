@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     inbound_dkim_dns_timeout: float = Field(default=5.0, description="Seconds per DKIM key lookup")
     in_process_worker: bool = True
     worker_threads: int = 2
+    sync_reader_processes: int = Field(
+        default=1,
+        ge=0,
+        description="Helper processes per worker that parse synced mail beside the storing; "
+        "0 parses in the worker itself",
+    )
     session_max_age_seconds: int = 14 * 24 * 3600
 
     # Gmail and Microsoft 365 mailboxes connect through OAuth apps the operator registers with

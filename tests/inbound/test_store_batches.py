@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.sync.conftest import CUSTOMER, message
 from touchline.db import session_scope
+from touchline.inbound import reading
 from touchline.inbound.importing import import_messages
 from touchline.inbound.store import conversations
 from touchline.inbound.store import service as store
@@ -157,29 +158,56 @@ def test_an_email_another_worker_stored_meanwhile_is_joined_not_doubled(
     assert len({r["conversation_id"] for r in records}) == 1
 
 
-def test_a_message_that_cannot_be_stored_costs_only_itself(
-    sessions: sessionmaker[Session], box: SecretBox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    workspace_id, user_id = _workspace(sessions, box, "Poisoned")
-    real_snippet = store._snippet
+def _choke_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = reading.shown_of
 
-    def choking_snippet(parsed: Any) -> str:
+    def choking(parsed: Any) -> Any:
         if parsed.subject == "Poison":
-            raise RuntimeError("the snippet choked")
-        return real_snippet(parsed)
+            raise RuntimeError("the reading choked")
+        return real(parsed)
 
-    monkeypatch.setattr(store, "_snippet", choking_snippet)
+    monkeypatch.setattr(reading, "shown_of", choking)
+
+
+def _choke_storing(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store._email_row
+
+    def choking(*args: Any) -> Any:
+        if args[3].parsed.subject == "Poison":  # the email's first copy
+            raise RuntimeError("the storing choked")
+        return real(*args)
+
+    monkeypatch.setattr(store, "_email_row", choking)
+
+
+@pytest.mark.parametrize(
+    ("stage", "choke"),
+    [("reading", _choke_reading), ("storing", _choke_storing)],
+    ids=["cannot-be-read", "cannot-be-stored"],
+)
+def test_a_message_that_fails_costs_only_itself(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+    choke: Any,
+) -> None:
+    """Whether reading it fails (parsing, snippet, sanitising) or storing its batch does."""
+    workspace_id, user_id = _workspace(sessions, box, f"Poisoned {stage}")
+    choke(monkeypatch)
     mail = [(name, message(name)) for name in ("Before", "Poison", "After")]
     report = import_messages(sessions, workspace_id, user_id, mail)
 
     assert (report.kept, report.quarantined) == (2, 1)
     with session_scope(sessions) as session:
         subjects = sorted(session.scalars(select(Email.subject).where(Email.workspace_id == workspace_id)))
-        reasons = list(session.scalars(select(QuarantinedMessage.reason)))
+        reasons = list(
+            session.scalars(
+                select(QuarantinedMessage.reason).where(QuarantinedMessage.workspace_id == workspace_id)
+            )
+        )
     assert subjects == ["After", "Before"]
-    assert len(reasons) == 1
-    assert reasons[0].startswith("Poison: RuntimeError")
-    assert "the snippet choked" in reasons[0]
+    assert reasons == [f"Poison: RuntimeError: the {stage} choked"]
 
 
 def _store_raw(

@@ -6,6 +6,8 @@ transaction with its checkpoint. A crash at any point leaves either a batch and 
 neither, so a rerun stores exactly what one clean run would. The next batch is fetched (and triaged)
 on a thread of its own while this one is stored (`kit.ahead.run_ahead`), so the provider's server and
 the database are busy at the same time; checkpoints still move in order, from the storing thread.
+Each batch's bodies are read (parsed, snippet, safe HTML) by a helper process (`inbound.readers`)
+meanwhile, so that reading and storing use two cores.
 
 Most runs find nothing new. Where the provider can tell which folders hold nothing new without opening
 them (``ChangeCheck``), those folders are neither opened nor written to one by one: a run that finds
@@ -30,6 +32,7 @@ from touchline.db import session_scope
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import match
 from touchline.inbound.parse import parse_headers
+from touchline.inbound.readers import Reading, readers
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import Holding, RawIncoming, quarantine, store_raw_messages
 from touchline.kit.ahead import run_ahead
@@ -280,6 +283,7 @@ class _Fetched:
 
     batch: Any
     raw_messages: list[Any]
+    reading: Reading
     too_big: set[str]
     directory: Directory | None
 
@@ -326,7 +330,10 @@ def _fetch_batches(
             if wanted
             else []
         )
-        yield _Fetched(batch, list(raw_messages), too_big, directory)
+        raw_messages = list(raw_messages)
+        # Read (parsed, snippet, safe HTML) by a helper process while the batch before is stored.
+        reading = readers().submit([raw.raw for raw in raw_messages])
+        yield _Fetched(batch, raw_messages, reading, too_big, directory)
 
 
 def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str]) -> set[str]:
@@ -360,6 +367,7 @@ def _store_batch(
         fetched.too_big,
         fetched.directory,
     )
+    read = fetched.reading.result()
     messages: tuple[MessageHeaders, ...] = batch.messages
     report.seen += len(messages)
     threads = {m.provider_message_id: m.provider_thread_id for m in messages}
@@ -395,8 +403,9 @@ def _store_batch(
                             provider=getattr(provider, "kind", "imap"),
                         ),
                         label="",
+                        read=read_one,
                     )
-                    for raw in raw_messages
+                    for raw, read_one in zip(raw_messages, read, strict=True)
                 ],
                 source="sync",
                 mailbox_id=mailbox_id,

@@ -24,13 +24,19 @@ from sqlalchemy.orm import Session
 from touchline.db import after_commit
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import Decision, match
-from touchline.inbound.parse import ParsedEmail, parse_message
-from touchline.inbound.quotes import html_to_text
-from touchline.inbound.quotes import snippet as make_snippet
+from touchline.inbound.parse import ParsedEmail
+from touchline.inbound.reading import (
+    MAX_BODY_CHARS,
+    ReadMessage,
+    Shown,
+    Unreadable,
+    read_message,
+    shown_of,
+    storable,
+)
 from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, move_forward, table_of
 from touchline.inbound.store.conversations import ThreadingContended, ToThread, assign_conversations
 from touchline.inbound.store.directory import directories
-from touchline.kit.html import sanitise_html
 from touchline.models import (
     Company,
     Contact,
@@ -45,7 +51,6 @@ from touchline.models.versioning import bump_directory_versions
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_CHARS = 1_000_000
 MAX_LOG_ENTRIES = 20
 """How many log events (who logged it, when, how) one email's record keeps."""
 # How often a batch is stored again when another worker stored the same email or threaded the same
@@ -78,6 +83,8 @@ class Incoming:
     # last MAX_LOG_ENTRIES of them), and the forwarded conversation found in it.
     log_entry: Mapping[str, Any] | None = None
     forwarded: Mapping[str, Any] | None = None
+    # What the timeline shows of it, when it was made already (by a reader process during sync).
+    shown: Shown | None = None
 
 
 @dataclass(frozen=True)
@@ -86,26 +93,6 @@ class Stored:
     created: bool
     created_contacts: tuple[str, ...]
     unassigned: bool = False
-
-
-def _storable(text: str) -> str:
-    """PostgreSQL text cannot hold NUL characters; mail sometimes carries them, meaning nothing."""
-    return text.replace("\x00", "")
-
-
-# A snippet shows the start of the newest reply; reading further only feeds the quote heuristics'
-# regular expressions text whose result is cut away.
-SNIPPET_SOURCE_CHARS = 4000
-
-
-def _snippet(parsed: ParsedEmail) -> str:
-    sender = parsed.from_[0].address if parsed.from_ else None
-    if parsed.text_body:
-        return _storable(make_snippet(parsed.text_body[:SNIPPET_SOURCE_CHARS], sender=sender))
-    if parsed.html_body:
-        text = html_to_text(parsed.html_body[: SNIPPET_SOURCE_CHARS * 4])
-        return _storable(make_snippet(text[:SNIPPET_SOURCE_CHARS], sender=sender))
-    return ""
 
 
 def _timeline_moment(parsed: ParsedEmail) -> datetime:
@@ -353,7 +340,7 @@ class _BatchWriter:
                 "id": uuid.uuid4(),
                 "workspace_id": self.workspace_id,
                 "email": address,
-                "name": _storable(new.name)[:200],
+                "name": storable(new.name)[:200],
                 "company_id": company if (company := uuid.UUID(new.company)) in live else None,
                 "custom_fields": {},
             }
@@ -594,24 +581,23 @@ def _email_row(
     logged_copies: Sequence[Incoming],
 ) -> dict[str, Any]:
     parsed = first.parsed
+    shown = first.shown or shown_of(parsed)
     return {
         "id": email.new_id,
         "workspace_id": workspace_id,
         "dedup_key": key,
         "message_id": parsed.message_id[:998] if parsed.message_id else None,
-        "subject": _storable(parsed.subject),
+        "subject": storable(parsed.subject),
         "sent_at": parsed.date,
         "from_address": parsed.sender,
-        "from_name": _storable(parsed.from_[0].name[:500]) if parsed.from_ else "",
+        "from_name": storable(parsed.from_[0].name[:500]) if parsed.from_ else "",
         "to_addresses": [a.address for a in parsed.to],
         "cc_addresses": [a.address for a in parsed.cc],
         "in_reply_to": list(parsed.in_reply_to),
         "references": list(parsed.references),
-        "snippet": _snippet(parsed),
-        "text_body": _storable(parsed.text_body[:MAX_BODY_CHARS]) if parsed.text_body else None,
-        "html_body": _storable(sanitise_html(parsed.html_body[:MAX_BODY_CHARS]))
-        if parsed.html_body
-        else None,
+        "snippet": shown.snippet,
+        "text_body": storable(parsed.text_body[:MAX_BODY_CHARS]) if parsed.text_body else None,
+        "html_body": shown.html_body,
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size, "inline": a.inline}
             for a in parsed.attachments
@@ -637,6 +623,8 @@ class RawIncoming:
     raw: bytes
     holding: Holding
     label: str
+    # The raw message already read (by a reader process during sync); read here when None.
+    read: ReadMessage | Unreadable | None = None
 
 
 @dataclass
@@ -665,9 +653,11 @@ def store_raw_messages(
     outcome = BatchOutcome()
     pending: list[tuple[RawIncoming, Incoming]] = []
     for message in messages:
+        read = message.read if message.read is not None else read_message(message.raw)
         try:
-            parsed = parse_message(message.raw)
-            decision = match(parsed, directory)
+            if isinstance(read, Unreadable):
+                raise _Unreadable(read.reason)
+            decision = match(read.parsed, directory)
         except Exception as error:
             _quarantine_one(session, workspace_id, message, error, source=source, mailbox_id=mailbox_id)
             outcome.quarantined += 1
@@ -677,7 +667,7 @@ def store_raw_messages(
             continue
         for new in decision.created_contacts:
             directory.add_contact(new.email, new.company)
-        pending.append((message, Incoming(parsed, decision, message.holding)))
+        pending.append((message, Incoming(read.parsed, decision, message.holding, shown=read.shown)))
     if not pending:
         return outcome
     try:
@@ -710,17 +700,21 @@ def _quarantine_one(
     mailbox_id: uuid.UUID | None,
 ) -> None:
     log.warning("quarantined %s: %s", message.label, error)
+    # An unreadable message's reason already names the error the reader met.
+    why = str(error) if isinstance(error, _Unreadable) else f"{type(error).__name__}: {error}"
     quarantine(
         session,
         workspace_id,
         source=source,
         mailbox_id=mailbox_id,
         provider_message_id=message.holding.provider_message_id,
-        reason=f"{message.label}: {type(error).__name__}: {error}"
-        if message.label
-        else f"{type(error).__name__}: {error}",
+        reason=f"{message.label}: {why}" if message.label else why,
         raw=message.raw,
     )
+
+
+class _Unreadable(Exception):
+    """A raw message that could not be read; its reason is the reader's."""
 
 
 def quarantine(
