@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from touchline.inbound.parse import parse_message
 from touchline.inbound.reading import ReadMessage, Unreadable, read_messages, shown_of
+from touchline.kit.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def _warm_up() -> None:
 
 
 def _start_helper() -> None:
-    """Leave with the worker, however it ends.
+    """Leave with the worker, however it ends; build the patterns; collect garbage as the worker does.
 
     A helper holds its own task queue's writing end, so it would never see that queue close: killed
     workers (SIGKILL, the OOM killer) would leave their helpers, and the fork server they keep alive,
@@ -67,6 +68,7 @@ def _start_helper() -> None:
 
         threading.Thread(target=leave_with_requester, name="touchline-reader-watch", daemon=True).start()
     _warm_up()
+    tune_garbage_collector()  # after the warm-up, so that the built patterns are left out too
 
 
 class Reading:

@@ -5,7 +5,8 @@ No database session is held across network I/O: each batch is fetched first, the
 transaction with its checkpoint. A crash at any point leaves either a batch and its checkpoint or
 neither, so a rerun stores exactly what one clean run would. The next batch is fetched (and triaged)
 on a thread of its own while this one is stored (`kit.ahead.run_ahead`), so the provider's server and
-the database are busy at the same time; checkpoints still move in order, from the storing thread.
+the database are busy at the same time, from one folder into the next; checkpoints still move in
+order, from the storing thread.
 Each batch's bodies are read (parsed, snippet, safe HTML) by a helper process (`inbound.readers`)
 meanwhile, so that reading and storing use two cores.
 
@@ -160,15 +161,14 @@ def sync_mailbox(
     checked_at = datetime.now(UTC)
     try:
         unchanged = _unchanged(provider, plans)
+        report.folders = len(plans)
+        for plan in unchanged:
+            report.per_folder.setdefault(plan.name, 0)
+            if progress is not None:
+                progress(plan.name, 0)
         skipped = {plan.folder_id for plan in unchanged}
-        for plan in plans:
-            report.folders += 1
-            if plan.folder_id in skipped:
-                report.per_folder.setdefault(plan.name, 0)
-                if progress is not None:
-                    progress(plan.name, 0)
-                continue
-            _sync_folder(sessions, provider, plan, workspace_id, user_id, mailbox_id, report, progress)
+        changed = [plan for plan in plans if plan.folder_id not in skipped]
+        _sync_folders(sessions, provider, changed, workspace_id, user_id, mailbox_id, report, progress)
     except AuthError as error:
         report.status, report.error = mailboxes.STATUS_NEEDS_RECONNECT, f"{error}; reconnect the mailbox"
     except RateLimited as error:
@@ -207,7 +207,7 @@ def _unchanged(provider: Any, plans: list[_FolderPlan]) -> list[_FolderPlan]:
     """The planned folders the provider says hold nothing new since their stored cursor.
 
     A folder without a cursor (new, or starting over) always syncs, as does one whose stored cursor
-    the provider cannot read: ``_sync_folder`` reports that.
+    the provider cannot read: ``_fetch_folders`` reports that.
     """
     if not isinstance(provider, ChangeCheck):
         return []
@@ -240,47 +240,73 @@ def _mark_synced(session: Session, plans: list[_FolderPlan], synced_at: datetime
         )
 
 
-def _sync_folder(
+def _sync_folders(
     sessions: sessionmaker[Session],
     provider: Any,
-    plan: _FolderPlan,
+    plans: list[_FolderPlan],
     workspace_id: uuid.UUID,
     user_id: uuid.UUID,
     mailbox_id: uuid.UUID,
     report: SyncReport,
     progress: ProgressCallback | None,
 ) -> None:
-    cursor = provider.cursor_from_json(plan.cursor) if plan.cursor else None
-    restarted = False
-    while True:
-        try:
-            # The next batch travels while this one is stored; only the fetching thread uses the provider.
-            fetching = partial(_fetch_batches, sessions, provider, plan, workspace_id, cursor)
-            for fetched in run_ahead(fetching, depth=FETCH_AHEAD, name="touchline-sync-fetch"):
-                _store_batch(sessions, provider, plan, fetched, workspace_id, user_id, mailbox_id, report)
-                cursor = fetched.batch.cursor
-                if progress is not None:
-                    progress(plan.name, len(fetched.batch.messages))
-            return
-        except CursorExpired:
-            if restarted:
-                raise
-            # The server forgot where we were (UIDVALIDITY changed, history expired): re-map the folder
-            # from scratch. Stored mail is recognised by its dedup key, so nothing doubles or is lost.
-            restarted, cursor = True, None
-        except FolderNotFound as error:
-            with session_scope(sessions) as session:
-                folder = session.get(MailboxFolder, plan.folder_id)
-                if folder is not None:
-                    folder.selected = False
-            report.error = f"{plan.name}: {error}; it was deselected, pick it again if it was renamed"
-            return
+    """Fetch on one thread, store on this one, with one pipeline for all the folders: the next
+    folder's first batch is fetched and read while this folder's last one is stored."""
+    fetching = partial(_fetch_folders, sessions, provider, plans, workspace_id)
+    for fetched in run_ahead(fetching, depth=FETCH_AHEAD, name="touchline-sync-fetch"):
+        if isinstance(fetched, _FolderGone):
+            _deselect(sessions, fetched, report)
+            continue
+        _store_batch(sessions, provider, fetched, workspace_id, user_id, mailbox_id, report)
+        if progress is not None:
+            progress(fetched.plan.name, len(fetched.batch.messages))
+
+
+def _fetch_folders(
+    sessions: sessionmaker[Session],
+    provider: Any,
+    plans: list[_FolderPlan],
+    workspace_id: uuid.UUID,
+) -> Iterator[_Fetched | _FolderGone]:
+    """Each folder's batches in turn, from its stored cursor; runs on the fetching thread."""
+    for plan in plans:
+        cursor = provider.cursor_from_json(plan.cursor) if plan.cursor else None
+        restarted = False
+        while True:
+            try:
+                yield from _fetch_batches(sessions, provider, plan, workspace_id, cursor)
+                break
+            except CursorExpired:
+                if restarted:
+                    raise
+                # The server forgot where we were (UIDVALIDITY changed, history expired): re-map the
+                # folder from scratch. Stored mail is recognised by its dedup key, so nothing doubles
+                # or is lost; the checkpoints of batches already yielded are overtaken by the rerun's.
+                restarted, cursor = True, None
+            except FolderNotFound as error:
+                yield _FolderGone(plan, error)
+                break
+
+
+@dataclass(frozen=True)
+class _FolderGone:
+    plan: _FolderPlan
+    error: FolderNotFound
+
+
+def _deselect(sessions: sessionmaker[Session], gone: _FolderGone, report: SyncReport) -> None:
+    with session_scope(sessions) as session:
+        folder = session.get(MailboxFolder, gone.plan.folder_id)
+        if folder is not None:
+            folder.selected = False
+    report.error = f"{gone.plan.name}: {gone.error}; it was deselected, pick it again if it was renamed"
 
 
 @dataclass(frozen=True)
 class _Fetched:
     """One batch of new headers, triaged, with the bodies of the messages it keeps."""
 
+    plan: _FolderPlan
     batch: Any
     raw_messages: list[Any]
     reading: Reading
@@ -333,7 +359,7 @@ def _fetch_batches(
         raw_messages = list(raw_messages)
         # Read (parsed, snippet, safe HTML) by a helper process while the batch before is stored.
         reading = readers().submit([raw.raw for raw in raw_messages])
-        yield _Fetched(batch, raw_messages, reading, too_big, directory)
+        yield _Fetched(plan, batch, raw_messages, reading, too_big, directory)
 
 
 def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str]) -> set[str]:
@@ -353,7 +379,6 @@ def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str
 def _store_batch(
     sessions: sessionmaker[Session],
     provider: Any,
-    plan: _FolderPlan,
     fetched: _Fetched,
     workspace_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -361,7 +386,8 @@ def _store_batch(
     report: SyncReport,
 ) -> None:
     """Store a fetched batch and move the folder's checkpoint past it, in one transaction."""
-    batch, raw_messages, too_big, directory = (
+    plan, batch, raw_messages, too_big, directory = (
+        fetched.plan,
         fetched.batch,
         fetched.raw_messages,
         fetched.too_big,
