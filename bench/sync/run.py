@@ -661,8 +661,8 @@ def docs_section(outcome: Outcome, mbsync: Path, command: str) -> str:
             f" writing {outcome.mailbox_bytes / 1e9:.1f} GB of maildir into the page cache) is"
             f" {spread(run.system_seconds for run in runs)} s and decides its wall time.",
             f"- Load: the 1-minute load average was {outcome.load[0]:.1f} before the timed runs and"
-            f" {outcome.load[1]:.1f} after them (2 cores, shared with other work). mbsync's short runs vary"
-            " with it; the table counts the fastest run at each point. CPU time, which varies less: "
+            f" {outcome.load[1]:.1f} after them (2 cores, shared with other work). The table counts mbsync's"
+            " fastest run at each point. CPU time: "
             + "; ".join(
                 f"touchline on {kind} {figures['initial_cpu_seconds']:.0f} s,"
                 f" {cpu_ratio(outcome, figures):.1f}x mbsync's mean"
