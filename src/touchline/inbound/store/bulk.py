@@ -29,16 +29,26 @@ def table_of(model: Any) -> Table:
 def insert_ignoring_duplicates(session: Session, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` in one multi-row statement; rows that would break a unique constraint (written by
     another worker meanwhile) are left out instead of failing the transaction."""
+    if rows:
+        session.execute(_insert_ignoring_duplicates(session, model), list(rows))
+
+
+def insert_returning_inserted(
+    session: Session, model: Any, rows: Sequence[Mapping[str, Any]], column: str
+) -> set[Any]:
+    """As `insert_ignoring_duplicates`, and `column` of the rows it inserted: a row left out was
+    written by another worker meanwhile, which the caller learns without reading anything back."""
     if not rows:
-        return
+        return set()
+    statement = _insert_ignoring_duplicates(session, model)
+    return set(session.scalars(statement.returning(table_of(model).c[column]), list(rows)))
+
+
+def _insert_ignoring_duplicates(session: Session, model: Any) -> Any:
     table = table_of(model)
-    dialect = session.get_bind().dialect.name
-    statement = (
-        postgresql.insert(table).on_conflict_do_nothing()
-        if dialect == "postgresql"
-        else sqlite.insert(table).on_conflict_do_nothing()
-    )
-    session.execute(statement, list(rows))
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def move_forward(session: Session, model: Any, column: str, moments: Mapping[Any, datetime]) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from touchline.inbound.parse import ParsedEmail
-from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, move_forward, table_of
+from touchline.inbound.store.bulk import chunks, insert_returning_inserted, move_forward, table_of
 from touchline.inbound.thread import KnownThreads, ThreadMessage, lookup_for, place
 from touchline.models import Conversation, ConversationLink, Email
 
@@ -175,17 +175,18 @@ def _write(session: Session, workspace_id: uuid.UUID, batch: _Batch) -> None:
     for other in folded:
         _fold_stored(session, workspace_id, other=other, into=batch.resolve(other))
     links = {key: batch.resolve(conversation) for key, conversation in batch.new_links.items()}
-    insert_ignoring_duplicates(
+    inserted = insert_returning_inserted(
         session,
         ConversationLink,
         [
             {"workspace_id": workspace_id, "key": key, "conversation_id": conversation}
             for key, conversation in links.items()
         ],
+        "key",
     )
     # A key that another writer recorded between the look-up and the insert keeps its conversation;
     # placing the batch again from the stored keys merges the two as any late parent would.
-    if links and _stored_links(session, workspace_id, links) != links:
+    if len(inserted) != len(links):
         raise ThreadingContended("another writer threaded the same conversation at the same moment")
     move_forward(
         session,

@@ -34,7 +34,13 @@ from touchline.inbound.reading import (
     shown_of,
     storable,
 )
-from touchline.inbound.store.bulk import chunks, insert_ignoring_duplicates, move_forward, table_of
+from touchline.inbound.store.bulk import (
+    chunks,
+    insert_ignoring_duplicates,
+    insert_returning_inserted,
+    move_forward,
+    table_of,
+)
 from touchline.inbound.store.conversations import ThreadingContended, ToThread, assign_conversations
 from touchline.inbound.store.directory import directories
 from touchline.models import (
@@ -347,9 +353,13 @@ class _BatchWriter:
             for address, new in new_contacts.items()
         }
         # Another worker may create the same contact at the same moment: theirs is used then.
-        insert_ignoring_duplicates(self.session, Contact, list(planned.values()))
-        rows.update(self._contact_rows(planned))
-        created = {address for address, row in planned.items() if rows[address][0] == row["id"]}
+        created = insert_returning_inserted(self.session, Contact, list(planned.values()), "email")
+        rows.update(
+            (address, (row["id"], row["company_id"]))
+            for address, row in planned.items()
+            if address in created
+        )
+        rows.update(self._contact_rows([address for address in planned if address not in created]))
         if created:
             bump_directory_versions(self.session, {self.workspace_id})
             if self.told is not None:
@@ -413,9 +423,8 @@ class _BatchWriter:
             rows.append(
                 _email_row(self.workspace_id, key, email, first, conversations.get(id(email)), copies)
             )
-        insert_ignoring_duplicates(self.session, Email, rows)
-        stored = self._stored_emails(new)
-        if any(stored[key][0] != email.new_id for key, email in new.items()):
+        inserted = insert_returning_inserted(self.session, Email, rows, "id")
+        if len(inserted) != len(rows):
             raise _EmailContended("another worker stored the same email at the same moment")
 
     def _update_stored(self, links: list[_Links]) -> None:
