@@ -63,3 +63,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def open_transaction(session: Session) -> None:
+    """Make sure the database transaction is open before a savepoint is taken.
+
+    Python 3.11's SQLite driver begins a transaction only before a write. A SAVEPOINT taken before any
+    write is then a transaction of its own, and releasing it commits: what was written inside would
+    be committed apart from the rest of the caller's transaction, and stay when that rolls back.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        if driver is not None and not driver.in_transaction:
+            connection.exec_driver_sql("BEGIN")

@@ -286,3 +286,37 @@ def test_a_directory_told_of_the_contacts_a_batch_creates_stays_current_without_
     assert len(loads) == 3
     assert current.standing(f"meanwhile@{CUSTOMER}").is_contact
     assert current.standing(f"new4.0@{CUSTOMER}").is_contact
+
+
+def test_a_batch_is_stored_with_its_callers_transaction_or_not_at_all(
+    sessions: sessionmaker[Session], box: SecretBox
+) -> None:
+    """Sync commits a batch together with its folder's checkpoint: when that fails, neither stays."""
+    from touchline.inbound.store.directory import directories
+
+    workspace_id, user_id = _workspace(sessions, box, "Rolled back")
+    raws = [message(f"Topic {number}", message_id=f"<rb{number}@{CUSTOMER}>") for number in range(3)]
+    stored: list[int] = []
+    holding = store.Holding(user_id=user_id, via="sync")
+
+    def store_then_fail_the_checkpoint() -> None:
+        with session_scope(sessions) as session:
+            directory = directories.get(session, workspace_id)
+            outcome = store.store_raw_messages(
+                session,
+                workspace_id,
+                directory,
+                [store.RawIncoming(raw, holding, label="") for raw in raws],
+                source="sync",
+            )
+            stored.append(outcome.stored_new)
+            raise RuntimeError("the checkpoint could not be written")
+
+    with pytest.raises(RuntimeError, match="checkpoint"):
+        store_then_fail_the_checkpoint()
+    assert stored == [3]
+
+    with session_scope(sessions) as session:
+        assert email_records(session, workspace_id) == []
+        contacts = select(func.count()).select_from(Contact).where(Contact.workspace_id == workspace_id)
+        assert session.scalar(contacts) == 0

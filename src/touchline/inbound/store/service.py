@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from touchline.db import after_commit
+from touchline.db import after_commit, open_transaction
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import Decision, match
 from touchline.inbound.parse import ParsedEmail
@@ -187,6 +187,7 @@ def store_emails(
         try:
             with session.no_autoflush:
                 session.flush()  # the caller's pending rows go first, outside the savepoint
+                open_transaction(session)  # so that the batch commits with the caller's transaction
                 with session.begin_nested():
                     return _BatchWriter(session, workspace_id, batch, told).write()
         except (_EmailContended, ThreadingContended) as contended:
