@@ -77,6 +77,25 @@ def test_a_reader_that_dies_costs_only_time(pool: Readers, caplog: pytest.LogCap
     assert replacement != helper
 
 
+def test_a_dead_helper_leaves_the_helpers_started_after_it_alone(pool: Readers) -> None:
+    raws = _raws()
+    pool.start()
+    (helper,) = pool.process_ids()
+    in_flight = pool.submit(raws * 40)  # long enough to be read when its helper is killed
+    os.kill(helper, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pool.process_ids() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    refused = pool.submit(raws[:2])  # the broken pool refuses it: read by the caller
+    later = pool.submit(raws[2:5])  # a new pool takes it
+
+    assert in_flight.result() == read_messages(raws * 40)  # the dead helper's batch, read here
+    assert refused.result() == read_messages(raws[:2])
+    assert later.result() == read_messages(raws[2:5])
+    (replacement,) = pool.process_ids()
+    assert replacement != helper
+
+
 def test_without_reader_processes_the_caller_reads() -> None:
     inline = Readers(0)
     inline.start()

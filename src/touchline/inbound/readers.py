@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from touchline.inbound.parse import parse_message
@@ -74,17 +74,26 @@ def _start_helper() -> None:
 class Reading:
     """One batch being read: by a helper, or here when there is none or it died."""
 
-    def __init__(self, raws: Sequence[bytes], future: Future[list[Read]] | None, readers: Readers) -> None:
+    def __init__(
+        self,
+        raws: Sequence[bytes],
+        readers: Readers,
+        pool: ProcessPoolExecutor | None = None,
+        future: Future[list[Read]] | None = None,
+    ) -> None:
         self._raws = raws
-        self._future = future
         self._readers = readers
+        self._pool = pool
+        self._future = future
 
     def result(self) -> list[Read]:
-        if self._future is not None:
+        if self._pool is not None and self._future is not None:
             try:
                 return self._future.result()
             except BrokenProcessPool as error:
-                self._readers.broken(error)
+                self._readers.broken(self._pool, error)
+            except CancelledError:
+                pass  # its helpers were closed (the worker is reconfiguring or leaving): read it here
         return read_messages(list(self._raws))
 
 
@@ -108,12 +117,12 @@ class Readers:
     def submit(self, raws: Sequence[bytes]) -> Reading:
         pool = self._running() if raws else None
         if pool is None:
-            return Reading(raws, None, self)
+            return Reading(raws, self)
         try:
-            return Reading(raws, pool.submit(read_messages, list(raws)), self)
-        except BrokenProcessPool as error:
-            self.broken(error)
-            return Reading(raws, None, self)
+            return Reading(raws, self, pool, pool.submit(read_messages, list(raws)))
+        except (BrokenProcessPool, RuntimeError) as error:  # RuntimeError: shut down meanwhile
+            self.broken(pool, error)
+            return Reading(raws, self)
 
     def process_ids(self) -> list[int]:
         """The helpers alive now (for measuring their CPU time)."""
@@ -121,12 +130,16 @@ class Readers:
         processes = getattr(pool, "_processes", None) or {}
         return sorted(pid for pid, process in processes.items() if process.is_alive())
 
-    def broken(self, error: BaseException) -> None:
+    def broken(self, pool: ProcessPoolExecutor, error: BaseException) -> None:
+        """`pool` failed: its batches are read by the caller, and the next batch starts new helpers.
+
+        Only that pool is let go: a newer one, started meanwhile for later batches, stays.
+        """
         log.warning("a mail reader process died (%s); reading its batch here, starting new ones", error)
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:
