@@ -22,12 +22,10 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from touchline.inbound.parse import parse_message
-from touchline.inbound.reading import ReadMessage, Unreadable, read_messages, shown_of
+from touchline.inbound.reading import Read, read_messages, shown_of
 from touchline.kit.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
-
-Read = ReadMessage | Unreadable
 
 # Plain ASCII, and text beyond it: the reply heuristics' patterns are built for each on first use.
 _WARM_UP = [
@@ -108,10 +106,10 @@ class Readers:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Start the helpers and wait until each has built its patterns."""
+        """Start the helpers and wait for them: each builds its patterns as it starts."""
         pool = self._running()
         if pool is not None:
-            for waiting in [pool.submit(_warm_up) for _ in range(self.processes)]:
+            for waiting in [pool.submit(os.getpid) for _ in range(self.processes)]:
                 waiting.result()
 
     def submit(self, raws: Sequence[bytes]) -> Reading:

@@ -41,6 +41,14 @@ class Unreadable:
     reason: str
 
 
+Read = ReadMessage | Unreadable
+
+
+def reason_of(error: Exception) -> str:
+    """An error as the quarantine records it."""
+    return f"{type(error).__name__}: {error}"
+
+
 def storable(text: str) -> str:
     """PostgreSQL text cannot hold NUL characters; mail sometimes carries them, meaning nothing."""
     return text.replace("\x00", "")
@@ -64,14 +72,14 @@ def shown_of(parsed: ParsedEmail) -> Shown:
     )
 
 
-def read_message(raw: bytes) -> ReadMessage | Unreadable:
+def read_message(raw: bytes) -> Read:
     """Parse `raw` and make what is shown of it; never raises, so one message costs only itself."""
     try:
         parsed = parse_message(raw)
         return ReadMessage(parsed, shown_of(parsed))
     except Exception as error:
-        return Unreadable(f"{type(error).__name__}: {error}")
+        return Unreadable(reason_of(error))
 
 
-def read_messages(raws: list[bytes]) -> list[ReadMessage | Unreadable]:
+def read_messages(raws: list[bytes]) -> list[Read]:
     return [read_message(raw) for raw in raws]

@@ -27,10 +27,11 @@ from touchline.inbound.match import Decision, match
 from touchline.inbound.parse import ParsedEmail
 from touchline.inbound.reading import (
     MAX_BODY_CHARS,
-    ReadMessage,
+    Read,
     Shown,
     Unreadable,
     read_message,
+    reason_of,
     shown_of,
     storable,
 )
@@ -634,7 +635,7 @@ class RawIncoming:
     holding: Holding
     label: str
     # The raw message already read (by a reader process during sync); read here when None.
-    read: ReadMessage | Unreadable | None = None
+    read: Read | None = None
 
 
 @dataclass
@@ -664,12 +665,16 @@ def store_raw_messages(
     pending: list[tuple[RawIncoming, Incoming]] = []
     for message in messages:
         read = message.read if message.read is not None else read_message(message.raw)
+        if isinstance(read, Unreadable):
+            _quarantine_one(session, workspace_id, message, read.reason, source=source, mailbox_id=mailbox_id)
+            outcome.quarantined += 1
+            continue
         try:
-            if isinstance(read, Unreadable):
-                raise _Unreadable(read.reason)
             decision = match(read.parsed, directory)
         except Exception as error:
-            _quarantine_one(session, workspace_id, message, error, source=source, mailbox_id=mailbox_id)
+            _quarantine_one(
+                session, workspace_id, message, reason_of(error), source=source, mailbox_id=mailbox_id
+            )
             outcome.quarantined += 1
             continue
         if not decision.kept:
@@ -692,7 +697,7 @@ def store_raw_messages(
                 results.extend(store_emails(session, workspace_id, [incoming]))
             except Exception as one_error:
                 _quarantine_one(
-                    session, workspace_id, message, one_error, source=source, mailbox_id=mailbox_id
+                    session, workspace_id, message, reason_of(one_error), source=source, mailbox_id=mailbox_id
                 )
                 outcome.quarantined += 1
     outcome.kept += len(results)
@@ -704,27 +709,21 @@ def _quarantine_one(
     session: Session,
     workspace_id: uuid.UUID,
     message: RawIncoming,
-    error: Exception,
+    reason: str,
     *,
     source: str,
     mailbox_id: uuid.UUID | None,
 ) -> None:
-    log.warning("quarantined %s: %s", message.label, error)
-    # An unreadable message's reason already names the error the reader met.
-    why = str(error) if isinstance(error, _Unreadable) else f"{type(error).__name__}: {error}"
+    log.warning("quarantined %s: %s", message.label, reason)
     quarantine(
         session,
         workspace_id,
         source=source,
         mailbox_id=mailbox_id,
         provider_message_id=message.holding.provider_message_id,
-        reason=f"{message.label}: {why}" if message.label else why,
+        reason=f"{message.label}: {reason}" if message.label else reason,
         raw=message.raw,
     )
-
-
-class _Unreadable(Exception):
-    """A raw message that could not be read; its reason is the reader's."""
 
 
 def quarantine(
