@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.sync.procfs import cpu_seconds, status_mb
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
@@ -36,20 +37,6 @@ from touchline.inbound.readers import configure_readers
 from touchline.kit.crypto import SecretBox
 from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Contact, Conversation, Email, EmailHolder, QuarantinedMessage
-
-
-def memory_mb(field: str, process: str = "self") -> float:
-    """VmRSS (now) or VmHWM (peak) of this process (or of the pid `process`). Not ru_maxrss: Linux
-    carries the RSS of the parent this process was forked from into it."""
-    try:
-        lines = Path(f"/proc/{process}/status").read_text().splitlines()
-    except OSError:
-        return 0.0
-    for line in lines:
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
 
 _EXECUTE = "database: driver execute (every statement)"
 
@@ -182,20 +169,6 @@ def stored_counts(sessions: Any) -> dict[str, int]:
         }
 
 
-def helper_cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time of the reader processes so far, from /proc (they are not our children
-    to wait for: the fork server starts them)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime and stime, fields 14 and 15
-    return total
-
-
 def timed_sync(
     sessions: Any, box: SecretBox, mailbox_id: uuid.UUID, profiler: cProfile.Profile | None
 ) -> tuple[SyncReport, float]:
@@ -241,19 +214,19 @@ def main() -> None:
     pool = configure_readers(args.readers)
     pool.start()
     helpers = pool.process_ids()
-    rss_before = memory_mb("VmRSS")
+    rss_before = status_mb("VmRSS")
     cpu_before = time.process_time()
-    helpers_before = helper_cpu_seconds(helpers)
+    helpers_before = sum(map(cpu_seconds, helpers))
     profiler = cProfile.Profile() if args.profile else None
     initial, initial_seconds = timed_sync(sessions, box, args.mailbox_id, profiler)
     initial_cpu = time.process_time() - cpu_before
-    readers_cpu = helper_cpu_seconds(helpers) - helpers_before
+    readers_cpu = sum(map(cpu_seconds, helpers)) - helpers_before
     if pool.process_ids() != helpers:
         raise SystemExit(f"reader processes changed during the sync: {helpers} -> {pool.process_ids()}")
     stages = clock.table() if clock is not None else None
     if profiler is not None:
         profiler.dump_stats(str(args.profile))
-    peak_after_initial = memory_mb("VmHWM")
+    peak_after_initial = status_mb("VmHWM")
 
     if clock is not None:
         clock.seconds.clear()
@@ -271,7 +244,7 @@ def main() -> None:
     if profiler is not None:
         profiler.dump_stats(str(args.profile_incremental))
     stored = stored_counts(sessions)
-    readers_peak = sum(memory_mb("VmHWM", str(pid)) for pid in helpers)
+    readers_peak = sum(status_mb("VmHWM", pid) for pid in helpers)
     pool.close()
     engine.dispose()
     print(
@@ -288,7 +261,7 @@ def main() -> None:
                 "folders_synced": report.folders,
                 "rss_before_mb": rss_before,
                 "peak_rss_after_initial_mb": peak_after_initial,
-                "peak_rss_mb": memory_mb("VmHWM"),
+                "peak_rss_mb": status_mb("VmHWM"),
                 "peak_rss_readers_mb": readers_peak,
                 "stored": stored,
                 "profiled": bool(args.profile or args.profile_incremental or args.stages),

@@ -53,6 +53,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bench.sync.procfs import status_mb
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "benchmarks.md"
 INITIAL_GOAL = 1.5
@@ -281,16 +283,6 @@ class ProcessRun:
         return self.user_seconds + self.system_seconds
 
 
-def _high_water_mb(pid: int) -> float:
-    """VmHWM, the peak RSS of the process's current image. (ru_maxrss is no use for a child: Linux
-    carries the RSS of the parent it was forked from into it.)"""
-    with suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def run_process(command: list[str], *, env: dict[str, str] | None = None) -> ProcessRun:
     """Run to the end: wall time, CPU time (os.wait4) and peak RSS, sampled every 10 ms."""
     started = time.perf_counter()
@@ -301,7 +293,7 @@ def run_process(command: list[str], *, env: dict[str, str] | None = None) -> Pro
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            peak = max(peak, _high_water_mb(child.pid))
+            peak = max(peak, status_mb("VmHWM", child.pid))
             time.sleep(0.01)
         child.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - started
