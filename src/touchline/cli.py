@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -170,7 +171,9 @@ def demo(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
     """Create (or refresh) a demo workspace, print how to log in, and serve."""
-    from touchline.demo import ensure_demo_workspace, import_demo_mail
+    from touchline.demo import DEMO_TRUSTED_NETWORKS, ensure_demo_workspace, import_demo_mail
+
+    os.environ["TOUCHLINE_INBOUND_TRUSTED_NETWORKS"] = DEMO_TRUSTED_NETWORKS
 
     settings = _settings()
     _upgrade(settings)
@@ -185,6 +188,10 @@ def demo(
     console.rule("touchline demo")
     console.print(f"Open  [bold]http://{host}:{port}/login[/]")
     console.print(f"Email [bold]{email}[/]   Password [bold]{password}[/]")
+    console.print(
+        f"The log address takes mail sent from this machine as authenticated "
+        f"(TOUCHLINE_INBOUND_TRUSTED_NETWORKS={DEMO_TRUSTED_NETWORKS}); other senders need DKIM or SPF"
+    )
     console.rule()
     serve(host=host, port=port, migrate=False, worker=True)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Annotated
 
 import platformdirs
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 -- a file name, not a secret
 
@@ -38,7 +40,19 @@ class Settings(BaseSettings):
     )
     inbound_tls_cert: Path | None = Field(default=None, description="PEM certificate chain; enables STARTTLS")
     inbound_tls_key: Path | None = Field(default=None, description="PEM private key of inbound_tls_cert")
-    inbound_dkim_dns_timeout: float = Field(default=5.0, description="Seconds per DKIM key lookup")
+    inbound_dkim_dns_timeout: float = Field(
+        default=5.0, description="Seconds per DNS lookup of a DKIM or ARC key or an SPF record"
+    )
+    inbound_trusted_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs of the operator's own mail relays: mail they hand to the log "
+        "address's SMTP server counts as authenticated for its From domain",
+    )
+    inbound_trusted_arc_sealers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated domains of forwarders whose ARC seal is believed: their recorded "
+        "DKIM, SPF or DMARC pass for the From domain counts as authenticated",
+    )
     in_process_worker: bool = True
     worker_threads: int = 2
     sync_reader_processes: int = Field(
@@ -67,6 +81,20 @@ class Settings(BaseSettings):
     gmail_api_base_url: str = "https://gmail.googleapis.com/gmail/v1/users/me/"
     microsoft_login_base_url: str = "https://login.microsoftonline.com"
     graph_api_base_url: str = "https://graph.microsoft.com/v1.0/"
+
+    @field_validator("inbound_trusted_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("inbound_trusted_arc_sealers", mode="before")
+    @classmethod
+    def _sealers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Team
-from tests.receive.conftest import CUSTOMER, LogWorld, message
+from tests.receive.conftest import CUSTOMER, FakeDns, LogWorld, Signer, message, team_signer
 from touchline.config import Settings
+from touchline.inbound.receive.endpoints import sender_checks
 
 
 def credentials(client: TestClient, team: Team) -> dict[str, str]:
@@ -18,10 +20,22 @@ def credentials(client: TestClient, team: Team) -> dict[str, str]:
     return dict(response.json())
 
 
+@pytest.fixture(autouse=True)
+def dkim_signed_by_the_team(client: TestClient, dns: FakeDns, signer: Signer) -> Iterator[None]:
+    """The team's mail server signs its mail with DKIM, and the app looks its key up in `dns`."""
+    signer.publish(dns, "team-a.example")
+    overrides = client.app.dependency_overrides  # type: ignore[attr-defined]
+    checks = dns.checks()
+    overrides[sender_checks] = lambda: checks
+    yield
+    overrides.pop(sender_checks, None)
+
+
 def post(client: TestClient, world: LogWorld, raw: bytes, **headers: str) -> tuple[int, dict[str, object]]:
+    """Post `raw` as the provider would, DKIM-signed by team-a.example's server."""
     response = client.post(
         f"/api/v1/inbound/{world.log_address}/messages",
-        content=raw,
+        content=team_signer().sign(raw, "team-a.example"),
         headers={"Content-Type": "message/rfc822", **headers},
     )
     return response.status_code, response.json()
@@ -105,8 +119,8 @@ def test_refusals_and_sizes(client: TestClient, world: LogWorld, settings: Setti
     )
     assert response.status_code == 422
     too_big = b"x" * (settings.inbound_max_message_bytes + 1)
-    code, _ = post(client, world, too_big, **auth)
-    assert code == 413
+    response = client.post(f"/api/v1/inbound/{world.log_address}/messages", content=too_big, headers=auth)
+    assert response.status_code == 413
     assert world.emails() == []
     refused = client.get("/api/v1/inbound/refusals", headers=world.team.headers("admin")).json()
     assert [item["code"] for item in refused["items"]] == [

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.receive.conftest import CUSTOMER, LogWorld, logging_before_replies, message
+from tests.receive.conftest import CUSTOMER, LOCAL_RELAY, LogWorld, logging_before_replies, message
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
@@ -212,7 +212,12 @@ def test_an_oversize_message_gets_552(
 ) -> None:
     small = settings.model_copy(update={"inbound_max_message_bytes": 20_000})
     with InboundServer(
-        small, host="127.0.0.1", port=0, sessions=sessions, on_spooled=logging_before_replies(sessions)
+        small,
+        host="127.0.0.1",
+        port=0,
+        sessions=sessions,
+        checks=LOCAL_RELAY,
+        on_spooled=logging_before_replies(sessions, LOCAL_RELAY),
     ) as server:
         big = message("Big attachment", body="x" * 30_000)
         code, reply = send(server, "member@team-a.example", [world.log_address], big)
@@ -320,7 +325,12 @@ def test_starttls_is_offered_when_a_certificate_is_configured(
     cert, key = self_signed_certificate(tmp_path)
     secured = settings.model_copy(update={"inbound_tls_cert": cert, "inbound_tls_key": key})
     with InboundServer(
-        secured, host="127.0.0.1", port=0, sessions=sessions, on_spooled=logging_before_replies(sessions)
+        secured,
+        host="127.0.0.1",
+        port=0,
+        sessions=sessions,
+        checks=LOCAL_RELAY,
+        on_spooled=logging_before_replies(sessions, LOCAL_RELAY),
     ) as server:
         with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
             client.ehlo("client.test")

@@ -9,19 +9,20 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from ipaddress import ip_network
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.receive.conftest import LogWorld, message
+from tests.receive.conftest import LOCAL_RELAY, LOOPBACK, LogWorld, message
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
 from touchline.inbound.receive import spool
+from touchline.inbound.receive.authentication import NO_EVIDENCE, Evidence
 from touchline.inbound.receive.service import Envelope
-from touchline.inbound.receive.signatures import NO_SIGNATURE
 from touchline.inbound.receive.smtp import InboundServer, SpoolNotifier
 from touchline.models import Email, QuarantinedMessage, SpooledMessage
 from touchline.models.base import utcnow
@@ -55,37 +56,46 @@ def test_accepting_spools_without_logging_and_a_worker_logs_it(world: LogWorld) 
     assert [result.outcome for result in results] == ["accepted", "accepted"]
     assert [row.id for row in spooled(world)] == [result.spool_id for result in results]
     assert world.emails() == []  # nothing is logged before a worker runs
-    report = spool.log_spooled(world.sessions)
+    report = spool.log_spooled(world.sessions, checks=LOCAL_RELAY)
     assert (report.claimed, report.logged, report.left) == (2, 2, 0)
     assert subjects(world) == ["First", "Second"]
     assert spooled(world) == []
-    assert spool.log_spooled(world.sessions).claimed == 0
+    assert spool.log_spooled(world.sessions, checks=LOCAL_RELAY).claimed == 0
 
 
 def test_who_may_log_is_one_pure_decision_for_the_server_and_the_worker() -> None:
-    def refusal(who: receive_service.Loggers, senders: list[str], envelope: str, dkim: object = None) -> str:
-        result = receive_service.refuse_message(who, senders, envelope, dkim)  # type: ignore[arg-type]
+    relayed = Envelope("smtp", SENDER, "127.0.0.1")
+
+    def refusal(
+        who: receive_service.Loggers,
+        senders: list[str],
+        envelope: Envelope = relayed,
+        evidence: Evidence | None = NO_EVIDENCE,
+    ) -> str:
+        result = receive_service.refuse_message(who, senders, envelope, evidence, LOCAL_RELAY)
         return "" if result is None else f"{result.code} {result.reason_code}"
 
-    who = receive_service.Loggers({SENDER: uuid.uuid4()}, require_dkim=False)
-    assert refusal(who, [SENDER], SENDER) == ""
-    assert refusal(who, ["mallory@stranger.example"], SENDER) == "550 sender-not-user"
+    who = receive_service.Loggers({SENDER: uuid.uuid4()})
+    assert refusal(who, [SENDER]) == ""
+    assert refusal(who, ["mallory@stranger.example"]) == "550 sender-not-user"
     # Every From address must be a user, and the envelope sender too.
-    assert refusal(who, [SENDER, "mallory@stranger.example"], SENDER) == "550 sender-not-user"
-    assert refusal(who, [SENDER], "mallory@stranger.example") == "550 envelope-not-user"
-    assert refusal(who, [SENDER], "<>") == "550 null-sender"
-    assert refusal(who, [], SENDER) == "550 no-from"
-    # A DKIM requirement is decided once the result is known, and left alone until then.
-    strict = receive_service.Loggers(who.users, require_dkim=True)
-    assert refusal(strict, [SENDER], SENDER) == ""
-    assert refusal(strict, [SENDER], SENDER, NO_SIGNATURE) == "550 dkim-required"
+    assert refusal(who, [SENDER, "mallory@stranger.example"]) == "550 sender-not-user"
+    assert refusal(who, [SENDER], Envelope("smtp", "mallory@stranger.example", "127.0.0.1")) == (
+        "550 envelope-not-user"
+    )
+    assert refusal(who, [SENDER], Envelope("smtp", "<>", "127.0.0.1")) == "550 null-sender"
+    assert refusal(who, []) == "550 no-from"
+    # Authentication is decided once what DNS says is known, and left alone until then.
+    outsider = Envelope("smtp", SENDER, "203.0.113.5")
+    assert refusal(who, [SENDER], outsider, None) == ""
+    assert refusal(who, [SENDER], outsider) == "550 not-authenticated"
 
 
 def test_a_user_deactivated_after_acceptance_is_refused_by_the_worker_and_recorded(world: LogWorld) -> None:
     accept(world, [message("Sent just before leaving")])
     with session_scope(world.sessions) as session:
         service.update_user(session, world.operator, world.team.member_id, active=False)
-    report = spool.log_spooled(world.sessions)
+    report = spool.log_spooled(world.sessions, checks=LOCAL_RELAY)
     assert (report.refused, report.logged) == (1, 0)
     assert world.emails() == []
     assert spooled(world) == []
@@ -99,10 +109,10 @@ def test_a_claim_left_by_a_dead_worker_runs_out_and_the_message_is_logged(world:
         session.execute(
             update(SpooledMessage).values(claimed_until=utcnow() + timedelta(minutes=5), attempts=1)
         )
-    assert spool.log_spooled(world.sessions).claimed == 0
+    assert spool.log_spooled(world.sessions, checks=LOCAL_RELAY).claimed == 0
     with session_scope(world.sessions) as session:
         session.execute(update(SpooledMessage).values(claimed_until=utcnow() - timedelta(seconds=1)))
-    report = spool.log_spooled(world.sessions)
+    report = spool.log_spooled(world.sessions, checks=LOCAL_RELAY)
     assert (report.claimed, report.logged) == (1, 1)
     assert subjects(world) == ["Claimed by a worker that died"]
 
@@ -114,7 +124,7 @@ def test_a_message_that_keeps_killing_its_worker_is_quarantined_and_the_rest_go_
         session.execute(
             update(SpooledMessage).where(SpooledMessage.id == killer).values(attempts=spool.MAX_ATTEMPTS)
         )
-    report = spool.log_spooled(world.sessions)
+    report = spool.log_spooled(world.sessions, checks=LOCAL_RELAY)
     assert (report.logged, report.quarantined) == (1, 1)
     assert subjects(world) == ["Harmless"]
     with session_scope(world.sessions) as session:
@@ -133,11 +143,11 @@ def test_a_database_failure_while_logging_loses_nothing(
         raise OperationalError("INSERT", {}, Exception("the database went away"))
 
     monkeypatch.setattr(receive_service, "log_batch", unavailable)
-    report = spool.log_spooled(world.sessions, lease=timedelta(0))
+    report = spool.log_spooled(world.sessions, checks=LOCAL_RELAY, lease=timedelta(0))
     assert (report.claimed, report.left, report.logged) == (1, 1, 0)
     assert len(spooled(world)) == 1
     monkeypatch.setattr(receive_service, "log_batch", original)
-    assert spool.log_spooled(world.sessions).logged == 1
+    assert spool.log_spooled(world.sessions, checks=LOCAL_RELAY).logged == 1
     assert subjects(world) == ["Survives an outage"]
 
 
@@ -149,7 +159,7 @@ def test_workers_running_at_once_log_each_message_exactly_once(world: LogWorld) 
     lock = threading.Lock()
 
     def work() -> None:
-        report = spool.log_spooled(world.sessions, batch=8)
+        report = spool.log_spooled(world.sessions, checks=LOCAL_RELAY, batch=8)
         with lock:
             reports.append(report)
 
@@ -176,10 +186,12 @@ def served(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Inbo
     """The server as `touchline serve` runs it: the logging job goes through the queue to a worker."""
     import touchline.jobs  # noqa: F401 -- the worker must know the logging job
 
-    queue = configure_queue(settings)
+    # The operator's own relay (this machine) hands the mail over: the worker trusts it too.
+    relayed = settings.model_copy(update={"inbound_trusted_networks": [ip_network(one) for one in LOOPBACK]})
+    queue = configure_queue(relayed)
     queue.start_in_process(2, periodic=False)
     try:
-        with InboundServer(settings, host="127.0.0.1", port=0, sessions=sessions) as server:
+        with InboundServer(relayed, host="127.0.0.1", port=0, sessions=sessions) as server:
             yield server
     finally:
         queue.close()
@@ -231,7 +243,7 @@ def test_the_operators_health_check_shows_what_waits_in_the_spool(
         waiting = client.get("/health").json()["database"]["log_spool"]
         assert waiting["waiting"] == 1
         assert waiting["oldest_seconds"] >= 0
-        spool.log_spooled(world.sessions)
+        spool.log_spooled(world.sessions, checks=LOCAL_RELAY)
         assert client.get("/health").json()["database"]["log_spool"] == {"waiting": 0, "oldest_seconds": 0.0}
 
 
@@ -247,7 +259,11 @@ def test_touchline_inbound_with_the_embedded_defaults_logs_what_it_accepts(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
-    environment = {**touchline_environment(settings), "TOUCHLINE_IN_PROCESS_WORKER": "true"}
+    environment = {
+        **touchline_environment(settings),
+        "TOUCHLINE_IN_PROCESS_WORKER": "true",
+        "TOUCHLINE_INBOUND_TRUSTED_NETWORKS": ",".join(LOOPBACK),
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "touchline.cli", "inbound", "--host", "127.0.0.1", "--port", str(port)],
         env=environment,

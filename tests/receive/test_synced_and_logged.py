@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.receive.conftest import logging_before_replies
+from tests.receive.conftest import LOCAL_RELAY, logging_before_replies
 from tests.services.dovecot import DovecotServer
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, dovecot, message
 from touchline.config import Settings
@@ -45,7 +45,12 @@ def sync_world(
 @pytest.fixture
 def server(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[InboundServer]:
     with InboundServer(
-        settings, host="127.0.0.1", port=0, sessions=sessions, on_spooled=logging_before_replies(sessions)
+        settings,
+        host="127.0.0.1",
+        port=0,
+        sessions=sessions,
+        checks=LOCAL_RELAY,
+        on_spooled=logging_before_replies(sessions, LOCAL_RELAY),
     ) as running:
         yield running
 

@@ -8,7 +8,7 @@ import uuid
 from fastapi.testclient import TestClient
 
 from tests.conftest import Team
-from tests.receive.conftest import LogWorld, message
+from tests.receive.conftest import LOCAL_RELAY, LogWorld, message
 from touchline.db import session_scope
 from touchline.inbound.match import match
 from touchline.inbound.parse import parse_message
@@ -25,8 +25,9 @@ def log(world: LogWorld, raw: bytes, sender: str = "member@team-a.example") -> u
         world.sessions,
         world.team.workspace_id,
         raw,
-        service.Envelope("smtp", sender),
+        service.Envelope("smtp", sender, "127.0.0.1"),
         max_bytes=10_000_000,
+        checks=LOCAL_RELAY,
     )
     assert result.outcome == "logged", result
     assert result.email_id is not None

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
 from tests.pages.test_companies_pages import log_in
-from tests.receive.conftest import LogWorld, message
+from tests.receive.conftest import LOCAL_RELAY, LogWorld, message
 from tests.receive.test_unassigned_api import log
 from touchline.inbound.receive import service
 
@@ -85,6 +85,7 @@ def test_refused_messages_page_is_for_admins(client: TestClient, world: LogWorld
         message("Spam", sender="mallory@stranger.example"),
         service.Envelope("smtp", "mallory@stranger.example", "203.0.113.9"),
         max_bytes=1_000_000,
+        checks=LOCAL_RELAY,
     )
     assert result.outcome == "refused"
     _login(client, "admin@team-a.example", "admin-password-123")

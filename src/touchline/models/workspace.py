@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
@@ -36,9 +35,8 @@ class WorkspaceSettings(Base):
     default_sync_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     log_address: Mapped[str] = mapped_column(String(320), unique=True)
     inbound_secret_encrypted: Mapped[str] = mapped_column(Text)
-    require_dkim_for_logged_mail: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=sa_false()
-    )
+    # From domains whose mail the log address takes without authentication (an admin's choice).
+    unauthenticated_sender_domains: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
     workspace: Mapped[Workspace] = relationship(back_populates="settings")
 

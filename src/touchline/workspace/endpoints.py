@@ -10,9 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from touchline.db import session_scope
 from touchline.kit.pagination import PageRequest
-from touchline.models import ApiToken
+from touchline.models import ApiToken, WorkspaceSettings
 from touchline.workspace import importing, repository, service
 from touchline.workspace.auth import ApiActor, Sessions
+from touchline.workspace.permissions import Actor
 from touchline.workspace.schemas import (
     AuditOut,
     CompanyCreate,
@@ -58,14 +59,22 @@ def read_workspace(actor: ApiActor, sessions: Sessions) -> WorkspaceOut:
 @router.get("/workspace/settings", tags=["workspace"], summary="Workspace settings")
 def read_settings(actor: ApiActor, sessions: Sessions) -> SettingsOut:
     with session_scope(sessions) as session:
-        return SettingsOut.of(service.get_settings(session, actor))
+        return _settings_out(actor, service.get_settings(session, actor))
 
 
 @router.patch("/workspace/settings", tags=["workspace"], summary="Change workspace settings (admins)")
 def patch_settings(body: SettingsPatch, actor: ApiActor, sessions: Sessions) -> SettingsOut:
     with session_scope(sessions) as session:
         change = service.SettingsChange(**body.model_dump(exclude_unset=True))
-        return SettingsOut.of(service.update_settings(session, actor, change))
+        return _settings_out(actor, service.update_settings(session, actor, change))
+
+
+def _settings_out(actor: Actor, row: WorkspaceSettings) -> SettingsOut:
+    return SettingsOut.of(
+        row,
+        log_address=service.visible_log_address(actor, row),
+        warning=service.unauthenticated_senders_warning(row),
+    )
 
 
 @router.get("/audit-log", tags=["workspace"], summary="Recent admin actions (admins)")

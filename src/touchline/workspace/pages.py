@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from touchline.db import session_scope
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.kit.pagination import PageRequest
+from touchline.models import WorkspaceSettings
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace import importing, repository, service
 from touchline.workspace.auth import SESSION_USER_KEY, PageActor, Sessions
@@ -376,7 +377,16 @@ def settings_page(request: Request, actor: PageActor, sessions: Sessions) -> HTM
     with session_scope(sessions) as session:
         settings = service.get_settings(session, actor)
         audit = service.list_audit(session, actor, 20)
-        return render(request, "settings.html", actor, {"settings": settings, "audit": audit, "error": None})
+        return render(request, "settings.html", actor, _settings_context(settings, audit, None))
+
+
+def _settings_context(settings: WorkspaceSettings, audit: object, error: str | None) -> dict[str, object]:
+    return {
+        "settings": settings,
+        "audit": audit,
+        "error": error,
+        "unauthenticated_senders_warning": service.unauthenticated_senders_warning(settings),
+    }
 
 
 @router.post("/settings", response_class=HTMLResponse)
@@ -401,7 +411,7 @@ async def save_settings(request: Request, actor: PageActor, sessions: Sessions) 
         create_contacts_automatically=form.get("create_contacts_automatically") == "on",
         default_sync_inbox=form.get("default_sync_inbox") == "on",
         default_sync_sent=form.get("default_sync_sent") == "on",
-        require_dkim_for_logged_mail=form.get("require_dkim_for_logged_mail") == "on",
+        unauthenticated_sender_domains=lines("unauthenticated_sender_domains"),
     )
     try:
         with session_scope(sessions) as session:
@@ -414,7 +424,7 @@ async def save_settings(request: Request, actor: PageActor, sessions: Sessions) 
                 request,
                 "settings.html",
                 actor,
-                {"settings": settings, "audit": audit, "error": str(error)},
+                _settings_context(settings, audit, str(error)),
                 400,
             )
     flash(request, "Settings saved.")

@@ -33,11 +33,18 @@ class SettingsOut(BaseModel):
     create_contacts_automatically: bool
     default_sync_inbox: bool
     default_sync_sent: bool
-    require_dkim_for_logged_mail: bool
-    log_address: str
+    unauthenticated_sender_domains: list[str] = Field(
+        description="From domains whose mail the log address takes without authentication"
+    )
+    unauthenticated_senders_warning: str | None = Field(
+        description="Set while unauthenticated_sender_domains is not empty: anyone can forge their mail"
+    )
+    log_address: str | None = Field(
+        description="Where to BCC mail to log it; null for roles that may not edit customers"
+    )
 
     @classmethod
-    def of(cls, row: WorkspaceSettings) -> SettingsOut:
+    def of(cls, row: WorkspaceSettings, *, log_address: str | None, warning: str | None) -> SettingsOut:
         return cls(
             internal_domains=list(row.internal_domains),
             blocklist=list(row.blocklist),
@@ -45,8 +52,9 @@ class SettingsOut(BaseModel):
             create_contacts_automatically=row.create_contacts_automatically,
             default_sync_inbox=row.default_sync_inbox,
             default_sync_sent=row.default_sync_sent,
-            require_dkim_for_logged_mail=row.require_dkim_for_logged_mail,
-            log_address=row.log_address,
+            unauthenticated_sender_domains=list(row.unauthenticated_sender_domains),
+            unauthenticated_senders_warning=warning,
+            log_address=log_address,
         )
 
 
@@ -61,8 +69,10 @@ class SettingsPatch(BaseModel):
     create_contacts_automatically: bool | None = None
     default_sync_inbox: bool | None = None
     default_sync_sent: bool | None = None
-    require_dkim_for_logged_mail: bool | None = Field(
-        None, description="Log only mail whose DKIM signature from the sender's domain verifies"
+    unauthenticated_sender_domains: list[str] | None = Field(
+        None,
+        description="From domains whose mail the log address takes without DKIM, SPF or ARC "
+        "authentication; anyone can then forge mail from them (each change is audited)",
     )
 
 

@@ -148,7 +148,7 @@ def workspace_summary(session: Session, workspace: Workspace) -> dict[str, Any]:
         "lookback_days": settings.lookback_days,
         "create_contacts_automatically": settings.create_contacts_automatically,
         "default_synced_labels": {"inbox": settings.default_sync_inbox, "sent": settings.default_sync_sent},
-        "require_dkim_for_logged_mail": settings.require_dkim_for_logged_mail,
+        "unauthenticated_sender_domains": list(settings.unauthenticated_sender_domains),
         "roles": [{"name": role.name, "permissions": list(role.permissions)} for role in roles],
         "users": count(User),
         "companies": count(Company),
@@ -170,6 +170,24 @@ def get_settings(session: Session, actor: Actor) -> WorkspaceSettings:
     return settings
 
 
+def visible_log_address(actor: Actor, settings: WorkspaceSettings) -> str | None:
+    """The log address, for those whose logged mail is linked in full (their role may edit
+    customers); a Viewer's would only ever be linked to companies, so Viewers are not shown it."""
+    return settings.log_address if actor.can(Permission.EDIT_CUSTOMERS) else None
+
+
+def unauthenticated_senders_warning(settings: WorkspaceSettings) -> str | None:
+    """What admins must read while any From domain is let in without authentication."""
+    domains = list(settings.unauthenticated_sender_domains)
+    if not domains:
+        return None
+    return (
+        f"Anyone can forge mail from {', '.join(domains)}: the log address logs mail claiming to come "
+        "from these domains without checking that it does, so an outsider can put emails on your "
+        "customers' timelines in your users' names."
+    )
+
+
 @dataclass(frozen=True)
 class SettingsChange:
     internal_domains: list[str] | None = None
@@ -178,7 +196,7 @@ class SettingsChange:
     create_contacts_automatically: bool | None = None
     default_sync_inbox: bool | None = None
     default_sync_sent: bool | None = None
-    require_dkim_for_logged_mail: bool | None = None
+    unauthenticated_sender_domains: list[str] | None = None
 
 
 def update_settings(session: Session, actor: Actor, change: SettingsChange) -> WorkspaceSettings:
@@ -196,11 +214,15 @@ def update_settings(session: Session, actor: Actor, change: SettingsChange) -> W
             raise InvalidInputError(f"look-back days must be between 1 and {MAX_LOOKBACK_DAYS}")
         settings.lookback_days = change.lookback_days
         changed["lookback_days"] = change.lookback_days
+    if change.unauthenticated_sender_domains is not None:
+        domains = _normalise_domains(change.unauthenticated_sender_domains, "unauthenticated sender domain")
+        if domains != list(settings.unauthenticated_sender_domains):
+            settings.unauthenticated_sender_domains = domains
+            changed["unauthenticated_sender_domains"] = domains
     for field in (
         "create_contacts_automatically",
         "default_sync_inbox",
         "default_sync_sent",
-        "require_dkim_for_logged_mail",
     ):
         value = getattr(change, field)
         if value is not None:

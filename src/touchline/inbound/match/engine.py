@@ -32,10 +32,18 @@ def match(email: ParsedEmail, directory: Directory) -> Decision:
     return run_rules(SYNCED_RULES, email, directory, apply_blocklist=True)
 
 
-def match_logged(email: ParsedEmail, directory: Directory, log_address: str | None = None) -> Decision:
+def match_logged(
+    email: ParsedEmail,
+    directory: Directory,
+    log_address: str | None = None,
+    *,
+    contacts_blocked_by: str | None = None,
+) -> Decision:
     """Link a message sent to the log address (SPEC §4): keep, "unassigned", or "refuse" a non-user.
 
     The log address itself is no participant: it is where the message was sent, not who it concerns.
+    `contacts_blocked_by` says why this message may create no contacts (its sender may not edit
+    customers); it is then linked to the companies whose domains match.
     """
     excluded: frozenset[str] = frozenset()
     if log_address:
@@ -43,7 +51,14 @@ def match_logged(email: ParsedEmail, directory: Directory, log_address: str | No
             excluded = frozenset({normalise_address(log_address)})
         except InvalidAddressError:
             excluded = frozenset()
-    return run_rules(LOGGED_RULES, email, directory, apply_blocklist=False, excluded=excluded)
+    return run_rules(
+        LOGGED_RULES,
+        email,
+        directory,
+        apply_blocklist=False,
+        excluded=excluded,
+        contacts_blocked_by=contacts_blocked_by,
+    )
 
 
 def run_rules(
@@ -53,6 +68,7 @@ def run_rules(
     *,
     apply_blocklist: bool,
     excluded: frozenset[str] = frozenset(),
+    contacts_blocked_by: str | None = None,
 ) -> Decision:
     """The first rule of `rules` that hits decides; a chain should end with a rule that always hits."""
     participants = _assessed_participants(email, directory, apply_blocklist, excluded)
@@ -71,7 +87,7 @@ def run_rules(
         participants=participants,
         considered=tuple(considered),
         matched=tuple(matched),
-        contact_creation_blocked_by=_creation_blocked_by(email, directory),
+        contact_creation_blocked_by=_creation_blocked_by(email, directory) or contacts_blocked_by,
     )
     for rule in rules:
         reason = rule.test(context)

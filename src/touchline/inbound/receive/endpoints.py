@@ -8,7 +8,7 @@ import binascii
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -16,6 +16,7 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound import repository as emails
 from touchline.inbound.receive import repository, service
+from touchline.inbound.receive.authentication import SenderChecks
 from touchline.inbound.receive.schemas import (
     AssignmentIn,
     InboundCredentialsOut,
@@ -64,6 +65,12 @@ def _basic_password(authorization: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def sender_checks(request: Request) -> SenderChecks:
+    """How senders are authenticated (a dependency, so that tests can give it their own DNS)."""
+    settings: Settings = request.app.state.settings
+    return SenderChecks.of(settings)
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -86,7 +93,10 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         200: {"description": "Already stored (a synced copy, or logged before): recorded as logged"},
         401: {"description": _UNAUTHORISED},
         413: {"description": "Larger than the configured inbound_max_message_bytes"},
-        422: {"description": "Refused (sender not a user, DKIM required, ...) or quarantined; do not retry"},
+        422: {
+            "description": "Refused (sender not a user, not authenticated for its From domain, ...) "
+            "or quarantined; do not retry"
+        },
         503: {"description": "Not stored just now; retry later"},
     },
 )
@@ -94,15 +104,26 @@ async def receive_message(
     log_address: str,
     request: Request,
     sessions: Sessions,
+    checks: Annotated[SenderChecks, Depends(sender_checks)],
     envelope_from: Annotated[
         str | None, Query(description="The SMTP envelope sender (MAIL FROM), when the provider tells it")
+    ] = None,
+    client_ip: Annotated[
+        str | None,
+        Query(
+            description="The address of the SMTP client that handed the message to the provider; with "
+            "envelope_from, SPF is checked for it"
+        ),
     ] = None,
     inbound_secret: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Authenticated by the workspace's inbound secret, in the `X-Touchline-Inbound-Secret` header or as
     the password of HTTP Basic authentication (user: the log address). The sender rules are those of
-    SMTP: the From addresses and `envelope_from` must be users of the workspace."""
+    SMTP: the From addresses and `envelope_from` must be users of the workspace, and the message must
+    be authenticated for its From domain: an aligned DKIM signature or a trusted forwarder's ARC seal
+    in the message, or SPF when the provider tells `client_ip` and `envelope_from` (or a domain the
+    workspace relaxed). The provider's own address counts for nothing: it relays anyone's mail."""
     basic = _basic_password(authorization)
     secret = inbound_secret or (basic[1] if basic else "")
     settings: Settings = request.app.state.settings
@@ -122,9 +143,9 @@ async def receive_message(
         sessions,
         workspace_id,
         raw,
-        service.Envelope("http", envelope_from, client),
+        service.Envelope("http", envelope_from, client, client_ip),
         max_bytes=settings.inbound_max_message_bytes,
-        dkim_timeout=settings.inbound_dkim_dns_timeout,
+        checks=checks,
     )
     body = LoggedOut.of(result).model_dump(mode="json")
     if result.outcome == "logged":

@@ -38,7 +38,9 @@ def unassigned_page(
             session, actor, [value for email in result.items for value in email.suggested_company_ids]
         )
         rows = [(email, repository.suggestions_of(email, companies)) for email in result.items]
-        log_address = workspace_service.get_settings(session, actor).log_address
+        log_address = workspace_service.visible_log_address(
+            actor, workspace_service.get_settings(session, actor)
+        )
         return render(
             request,
             "unassigned.html",

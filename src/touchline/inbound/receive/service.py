@@ -1,11 +1,13 @@
 """Log messages sent to a workspace's log address (SPEC §4), whichever way they arrived.
 
 Who may log is one pure decision (`refuse_message` over a workspace's `Loggers`): every header From
-address and the envelope sender must be active users, and a DKIM pass is required when the
-workspace says so. The SMTP server applies it before its 250 and spools the message (`spool`); the
+address and the envelope sender must be active users, and the message must be authenticated for
+its From domain (`authentication.judge`: DKIM, SPF, a trusted ARC seal or relay, or a domain the
+workspace relaxed). The SMTP server applies it before its 250 and spools the message (`spool`); the
 HTTP channel and the spool's workers then log in the same order:
 
-1. `prepare` (no database): parse the message and verify its DKIM signatures, which may query DNS.
+1. `prepare` (no database): parse the message and look up what authenticates it, which may query
+   DNS.
 2. `log_batch` (inside the caller's transaction): the decision again, against the users as they are
    now; then the keep-or-ignore engine links each message (`match_logged`), forwarded content
    suggests companies for what stays unassigned, and `store_emails` stores them once (deduplicated
@@ -37,8 +39,9 @@ from touchline.inbound import repository as emails
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import match_logged
 from touchline.inbound.parse import ParsedEmail, header_block, parse_message
+from touchline.inbound.receive.authentication import NO_EVIDENCE, Evidence, SenderChecks, collect, judge
 from touchline.inbound.receive.forwarded import Forwarded, find_forwarded
-from touchline.inbound.receive.signatures import NO_SIGNATURE, DkimResult, TxtLookup, verify_dkim
+from touchline.inbound.receive.signatures import DkimResult
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import (
     Holding,
@@ -51,7 +54,16 @@ from touchline.inbound.store.service import (
 from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
 from touchline.kit.crypto import SecretBox, new_token
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
-from touchline.models import Company, Contact, Email, EmailCompany, EmailContact, User, WorkspaceSettings
+from touchline.models import (
+    Company,
+    Contact,
+    Email,
+    EmailCompany,
+    EmailContact,
+    Role,
+    User,
+    WorkspaceSettings,
+)
 from touchline.models.inbound import InboundRefusal
 from touchline.models.versioning import bump_directory_versions
 from touchline.workspace import service as workspace_service
@@ -70,21 +82,37 @@ MAX_REFUSALS_KEPT = 1000
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """How a message reached the log address: the channel, MAIL FROM (None when the channel does
-    not say) and the client's network address."""
+    not say) and the client's network address; over HTTP, `client` is the SMTP client's address as
+    the posting relay tells it (for SPF), while `remote` is the relay's own."""
 
     channel: Channel
     sender: str | None = None
     remote: str = ""
+    client: str | None = None
+
+    @property
+    def peer(self) -> str | None:
+        """The address that handed the message to our SMTP server, which trusted networks are about."""
+        return self.remote if self.channel == "smtp" else None
+
+    @property
+    def spf_client(self) -> str:
+        return self.remote if self.channel == "smtp" else (self.client or "")
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A received message after the work that needs no database: parsed, DKIM verified."""
+    """A received message after the work that needs no database: parsed, its authentication
+    looked up."""
 
     raw: bytes
     head: bytes
     parsed: ParsedEmail
-    dkim: DkimResult = NO_SIGNATURE
+    evidence: Evidence = NO_EVIDENCE
+
+    @property
+    def dkim(self) -> DkimResult:
+        return self.evidence.dkim
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +138,31 @@ class LogResult:
         return f"{self.code} {self.status} {text}"[:510]
 
 
-def prepare(raw: bytes, *, dkim_lookup: TxtLookup | None = None, dkim_timeout: float = 5.0) -> Prepared:
-    """Parse and DKIM-verify a raw message; never raises. Run it before opening a transaction."""
+def prepare(raw: bytes, envelope: Envelope, checks: SenderChecks) -> Prepared:
+    """Parse a raw message and look up what authenticates it; never raises. Run it before opening
+    a transaction."""
     head = header_block(raw)
     parsed = parse_message(raw)
-    from_domain = domain_of(parsed.sender) if parsed.sender else None
-    dkim_result = verify_dkim(raw, head, from_domain, lookup=dkim_lookup, timeout=dkim_timeout)
-    return Prepared(raw=raw, head=head, parsed=parsed, dkim=dkim_result)
+    return Prepared(raw, head, parsed, authenticate(raw, head, parsed, envelope, checks))
+
+
+def authenticate(
+    raw: bytes, head: bytes, headers: ParsedEmail, envelope: Envelope, checks: SenderChecks
+) -> Evidence:
+    """What DNS says about the message's From domains (`authentication.collect`); may wait on DNS."""
+    return collect(
+        raw,
+        head,
+        from_domains([address.address for address in headers.from_]),
+        peer=envelope.peer,
+        spf_client=envelope.spf_client,
+        mail_from=envelope.sender,
+        checks=checks,
+    )
+
+
+def from_domains(addresses: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(domain_of(address) for address in addresses))
 
 
 # --- who may log ---------------------------------------------------------------------------------
@@ -135,12 +181,15 @@ def resolve_log_address(session: Session, address: str) -> uuid.UUID | None:
 
 @dataclass(frozen=True, slots=True)
 class Loggers:
-    """What decides who may log into a workspace: its active users by address, and whether it
-    requires a DKIM pass. Read with `loggers`; the checks below are pure, so the SMTP server can
-    apply them to what it read lately and the worker to what it reads in its own transaction."""
+    """What decides who may log into a workspace: its active users by address, the From domains its
+    admins let in unauthenticated, and which users' roles may create contacts. Read with `loggers`;
+    the checks below are pure, so the SMTP server can apply them to what it read lately and the
+    worker to what it reads in its own transaction."""
 
     users: Mapping[str, uuid.UUID]
-    require_dkim: bool = False
+    relaxed_domains: frozenset[str] = frozenset()
+    editors: frozenset[uuid.UUID] = frozenset()
+    """Users whose role has `edit_customers`: only their logged mail creates contacts."""
 
 
 def loggers(session: Session, workspace_id: uuid.UUID) -> Loggers | None:
@@ -150,10 +199,21 @@ def loggers(session: Session, workspace_id: uuid.UUID) -> Loggers | None:
     if workspace_id not in remembered:
         settings = session.get(WorkspaceSettings, workspace_id)
         users = session.execute(
-            select(User.email, User.id).where(User.workspace_id == workspace_id, User.active.is_(True))
+            select(User.email, User.id, Role.permissions)
+            .join(Role, Role.id == User.role_id)
+            .where(User.workspace_id == workspace_id, User.active.is_(True))
+        ).all()
+        editors = frozenset(
+            user_id for _, user_id, permissions in users if Permission.EDIT_CUSTOMERS.value in permissions
         )
         remembered[workspace_id] = (
-            None if settings is None else Loggers(dict(users.all()), settings.require_dkim_for_logged_mail)
+            None
+            if settings is None
+            else Loggers(
+                {email: user_id for email, user_id, _ in users},
+                frozenset(settings.unauthenticated_sender_domains),
+                editors,
+            )
         )
     return remembered[workspace_id]
 
@@ -190,11 +250,15 @@ def refuse_envelope(who: Loggers, sender: str | None) -> LogResult | None:
 
 
 def refuse_message(
-    who: Loggers, from_addresses: Sequence[str], envelope_sender: str | None, dkim: DkimResult | None
+    who: Loggers,
+    from_addresses: Sequence[str],
+    envelope: Envelope,
+    evidence: Evidence | None,
+    checks: SenderChecks,
 ) -> LogResult | None:
     """Why a message with these From addresses may not be logged by `who`; None if it may.
 
-    `dkim` None means not verified yet: a DKIM requirement is then left to whoever verifies it.
+    `evidence` None means not looked up yet: authentication is then left to whoever looks it up.
     """
     if not from_addresses:
         no_from = "the message has no readable From address; only users of this workspace may log mail"
@@ -207,29 +271,33 @@ def refuse_message(
         return _refused(
             "sender-not-user", f"From {named} is not a user of this workspace; only its users may log mail"
         )
-    refusal = refuse_envelope(who, envelope_sender)
-    if refusal is not None:
+    refusal = refuse_envelope(who, envelope.sender)
+    if refusal is not None or evidence is None:
         return refusal
-    if who.require_dkim and dkim is not None:
-        status = dkim.status
-        if status == "temperror":
-            return LogResult(
-                "deferred",
-                451,
-                "4.7.5",
-                "could not fetch the DKIM key of the signing domain; try again later",
-                reason_code="dkim-temperror",
-            )
-        if status != "pass":
-            return LogResult(
-                "refused",
-                550,
-                "5.7.20",
-                f"no valid DKIM signature of the From domain (result: {status}); "
-                "this workspace requires one for logged mail",
-                reason_code="dkim-required",
-            )
-    return None
+    return _refuse_unauthenticated(who, from_addresses, envelope, evidence, checks)
+
+
+def _refuse_unauthenticated(
+    who: Loggers, from_addresses: Sequence[str], envelope: Envelope, evidence: Evidence, checks: SenderChecks
+) -> LogResult | None:
+    verdict = judge(from_domains(from_addresses), envelope.peer, evidence, checks, who.relaxed_domains)
+    if verdict.authenticated:
+        return None
+    if verdict.retry:
+        return LogResult(
+            "deferred",
+            451,
+            "4.7.5",
+            f"could not look up what authenticates the sender just now; try again later ({verdict.reason})",
+            reason_code="auth-temperror",
+        )
+    return LogResult(
+        "refused",
+        550,
+        "5.7.26",
+        f"{verdict.reason}; only mail authenticated for its From domain is logged",
+        reason_code="not-authenticated",
+    )
 
 
 def record_refusal(
@@ -287,16 +355,17 @@ class LogJob:
     workspace_id: uuid.UUID
     prepared: Prepared
     envelope: Envelope
+    checks: SenderChecks
     stage: str = "data"
     """Where a refusal is recorded as made: "data" while the sender waits, "spool" after its 250."""
     spool_id: uuid.UUID | None = None
 
 
 def log_prepared(
-    session: Session, workspace_id: uuid.UUID, prepared: Prepared, envelope: Envelope
+    session: Session, workspace_id: uuid.UUID, prepared: Prepared, envelope: Envelope, checks: SenderChecks
 ) -> LogResult:
     """Verify, link and store one prepared message for a workspace; records refusals. Never commits."""
-    return log_batch(session, [LogJob(workspace_id, prepared, envelope)])[0]
+    return log_batch(session, [LogJob(workspace_id, prepared, envelope, checks)])[0]
 
 
 def log_batch(session: Session, jobs: Sequence[LogJob]) -> list[LogResult]:
@@ -338,7 +407,7 @@ def _decide(
         return NO_WORKSPACE
     parsed = prepared.parsed
     from_addresses = [address.address for address in parsed.from_]
-    refusal = refuse_message(who, from_addresses, envelope.sender, prepared.dkim)
+    refusal = refuse_message(who, from_addresses, envelope, prepared.evidence, job.checks)
     if refusal is not None:
         if refusal.outcome == "refused":
             record_refusal(session, workspace_id, refusal, envelope, stage=job.stage, prepared=prepared)
@@ -346,7 +415,13 @@ def _decide(
     directory = directories_of.get(workspace_id)
     if directory is None:
         directory = directories_of[workspace_id] = directories.get(session, workspace_id)
-    decision = match_logged(parsed, directory, settings.log_address)
+    logger = who.users[from_addresses[0]]
+    decision = match_logged(
+        parsed,
+        directory,
+        settings.log_address,
+        contacts_blocked_by=None if logger in who.editors else "the sender's role may not edit customers",
+    )
     if decision.action == "refuse":
         refusal = _refused(decision.rule, decision.reason)
         record_refusal(session, workspace_id, refusal, envelope, stage=job.stage, prepared=prepared)
@@ -359,7 +434,7 @@ def _decide(
     return Incoming(
         parsed,
         decision,
-        Holding(user_id=who.users[from_addresses[0]], via="log"),
+        Holding(user_id=logger, via="log"),
         suggested_company_ids=tuple(suggestions),
         log_entry=_log_entry(prepared, envelope, job.spool_id),
         forwarded={
@@ -444,7 +519,8 @@ def _log_entry(prepared: Prepared, envelope: Envelope, spool_id: uuid.UUID | Non
         "channel": envelope.channel,
         "envelope_sender": envelope.sender,
         "remote": envelope.remote,
-        "dkim": prepared.dkim.record(),
+        **({"client": envelope.client} if envelope.client else {}),
+        **prepared.evidence.record(),
     }
 
 
@@ -485,16 +561,15 @@ def log_message(
     envelope: Envelope,
     *,
     max_bytes: int,
-    dkim_lookup: TxtLookup | None = None,
-    dkim_timeout: float = 5.0,
+    checks: SenderChecks,
 ) -> LogResult:
     """Prepare, then log in a transaction of its own; a failure while storing is quarantined."""
     if len(raw) > max_bytes:
         return too_big(max_bytes)
-    prepared = prepare(raw, dkim_lookup=dkim_lookup, dkim_timeout=dkim_timeout)
+    prepared = prepare(raw, envelope, checks)
     try:
         with session_scope(sessions) as session:
-            return log_prepared(session, workspace_id, prepared, envelope)
+            return log_prepared(session, workspace_id, prepared, envelope, checks)
     except OperationalError:
         return DATABASE_UNAVAILABLE
     except Exception as error:

@@ -1,23 +1,32 @@
-"""DKIM signatures of a received message: each one verified, and whether one vouches for the From domain.
+"""What DNS says of a received message: its DKIM signatures, its ARC chain, and SPF for its client.
 
 A valid signature proves only that its signing domain (`d=`) saw the message. It vouches for the
 sender when that domain is aligned with the From domain the way DMARC's relaxed mode defines it:
 the same registrable domain (`mail.acme.com` signs for `acme.com`). Anything else is recorded but
-does not count as a pass.
+does not count as a pass. SPF says whether the connecting address may send for the envelope
+sender's domain; an ARC chain says what a forwarder found before it changed the message. What
+counts as authenticated is decided in `authentication`, from these results.
 
-Verifying looks keys up in DNS, so it runs before any database transaction is opened.
+Each of these looks records up in DNS (through an injectable lookup, with a timeout), so they run
+before any database transaction is opened.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import authres  # type: ignore[import-untyped]  # authres ships no type information
 import dkim  # type: ignore[import-untyped]  # dkimpy ships no type information
+import dns.exception
+import dns.resolver
+import spf  # type: ignore[import-untyped]  # pyspf ships no type information
 from dkim.dnsplug import get_txt  # type: ignore[import-untyped]
 
+from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
 from touchline.kit.domains import InvalidDomainError, domain_covers, normalise_domain, registrable_domain
 
 TxtLookup = Callable[..., bytes | None]
@@ -157,6 +166,179 @@ def _status(results: list[SignatureResult]) -> DkimStatus:
     if any(r.result == "pass" for r in results):
         return "unaligned"
     return "fail"
+
+
+# --- ARC ------------------------------------------------------------------------------------------
+
+ArcStatus = Literal["none", "pass", "fail", "temperror"]
+
+_SEAL_HEADER = re.compile(rb"^arc-seal\s*:", re.IGNORECASE | re.MULTILINE)
+_INSTANCE_TAG = re.compile(r"^\s*i\s*=\s*\d+\s*;", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ArcResult:
+    """The message's ARC chain: `pass` when every set validates; then `sealer` (the latest seal's
+    `d=`) vouches that it found `passes` (method, domain) before forwarding: DKIM's signing domain,
+    SPF's envelope domain, DMARC's From domain."""
+
+    status: ArcStatus
+    sealer: str = ""
+    passes: tuple[tuple[str, str], ...] = ()
+    detail: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "sealer": self.sealer,
+            "passes": [list(one) for one in self.passes],
+            "detail": self.detail,
+        }
+
+
+NO_ARC = ArcResult("none")
+
+
+def verify_arc(
+    raw: bytes, head: bytes, *, lookup: TxtLookup | None = None, timeout: float = 5.0
+) -> ArcResult:
+    """Verify the ARC chain of `raw` (its seals' keys come from DNS); never raises."""
+    if _SEAL_HEADER.search(head) is None:
+        return NO_ARC
+    dns = _Lookup(lookup or get_txt)
+    try:
+        verdict, sets, reason = dkim.ARC(raw, minkey=1024, timeout=timeout).verify(dnsfunc=dns)
+    except Exception as error:  # dkimpy on hostile input: a broken chain, nothing more
+        verdict, sets, reason = dkim.CV_Fail, [], f"{type(error).__name__}: {error}"
+    detail = str(reason)[:300]
+    if dns.failed is not None:
+        return ArcResult("temperror", detail=dns.failed)
+    if verdict != dkim.CV_Pass or not sets:
+        return ArcResult("fail", _text(sets[0].get("as-domain")) if sets else "", detail=detail)
+    latest = sets[0]
+    return ArcResult("pass", _text(latest.get("as-domain")).lower(), _recorded_passes(latest), detail)
+
+
+def _recorded_passes(arc_set: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The passes an ARC-Authentication-Results header records, as (method, domain)."""
+    value = arc_set.get("aar-value", b"")
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    try:
+        header = authres.AuthenticationResultsHeader.parse(
+            "Authentication-Results: " + _INSTANCE_TAG.sub("", text, count=1)
+        )
+    except Exception:
+        return ()
+    found: list[tuple[str, str]] = []
+    for result in header.results:
+        if str(result.result).lower() != "pass":
+            continue
+        method = str(result.method).lower()
+        properties = {(str(p.type).lower(), str(p.name).lower()): str(p.value) for p in result.properties}
+        wanted = {
+            "dkim": (properties.get(("header", "d")) or properties.get(("header", "i"), "")).lstrip("@"),
+            "spf": properties.get(("smtp", "mailfrom"), ""),
+            "dmarc": properties.get(("header", "from"), ""),
+        }.get(method, "")
+        domain = wanted.rpartition("@")[2].strip().lower()
+        if domain:
+            found.append((method, domain))
+    return tuple(found)
+
+
+# --- SPF ------------------------------------------------------------------------------------------
+
+SpfLookup = Callable[[str, str, bool, float], Sequence[tuple[tuple[str, str], Any]]]
+"""pyspf's DNS function: `lookup(name, qtype, strict, timeout)` -> `[((name, qtype), value), ...]`,
+where a TXT value is a list of byte strings, A/AAAA an address, MX (preference, host), PTR a name."""
+
+SpfStatus = Literal["none", "pass", "fail", "softfail", "neutral", "temperror", "permerror"]
+
+MAX_SPF_SECONDS_PER_LOOKUP_TIMEOUT = 4
+"""An SPF check may take up to ten lookups; all of them together get this many lookup timeouts."""
+
+
+def resolve_for_spf(
+    name: str, qtype: str, strict: bool = True, timeout: float = 5.0
+) -> list[tuple[Any, Any]]:
+    """The real resolver (dnspython) in pyspf's shape; pyspf's own calls a function dnspython deprecated."""
+    try:
+        answer = dns.resolver.resolve(name, qtype, lifetime=timeout, search=False)
+    except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+        return []
+    except dns.exception.DNSException as error:
+        raise spf.TempError(f"DNS {error}") from error
+    values: dict[str, Callable[[Any], Any]] = {
+        "A": lambda rdata: rdata.address,
+        "AAAA": lambda rdata: rdata.address,
+        "MX": lambda rdata: (rdata.preference, rdata.exchange),
+        "PTR": lambda rdata: rdata.target.to_text(True),
+        "TXT": lambda rdata: rdata.strings,
+    }
+    value = values.get(qtype, lambda rdata: rdata.to_text())
+    return [((name, qtype), value(rdata)) for rdata in answer]
+
+
+_SPF_DNS: ContextVar[SpfLookup] = ContextVar("touchline_spf_dns", default=resolve_for_spf)
+
+
+def _spf_dns(name: str, qtype: str, strict: bool = True, timeout: float = 30) -> Any:
+    return _SPF_DNS.get()(name, qtype, strict, timeout)
+
+
+# pyspf looks DNS up through its module's `DNSLookup` (its own tests replace it); this one asks the
+# lookup of the check running in the calling thread or task, so checks can each have their own.
+spf.DNSLookup = _spf_dns
+
+
+@dataclass(frozen=True, slots=True)
+class SpfResult:
+    """SPF's answer for the client address and the envelope sender's domain (`none` also when
+    there was nothing to check)."""
+
+    status: SpfStatus
+    client: str = ""
+    domain: str = ""
+    detail: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return {"status": self.status, "client": self.client, "domain": self.domain, "detail": self.detail}
+
+
+NO_SPF = SpfResult("none", detail="no client address and envelope sender to check")
+
+
+def verify_spf(
+    client: str, mail_from: str | None, *, lookup: SpfLookup | None = None, timeout: float = 5.0
+) -> SpfResult:
+    """SPF for `client` sending as `mail_from` (RFC 7208, with pyspf); never raises."""
+    if not client or not mail_from:
+        return NO_SPF
+    try:
+        sender = normalise_address(mail_from.strip().strip("<>"))
+        domain = domain_of(sender)
+    except (InvalidAddressError, InvalidDomainError, ValueError):
+        return SpfResult("none", client, "", f"envelope sender {mail_from[:200]!r} has no domain")
+    token = _SPF_DNS.set(lookup or resolve_for_spf)
+    try:
+        status, explanation = spf.check2(
+            i=client,
+            s=sender,
+            h=domain,
+            timeout=timeout,
+            querytime=timeout * MAX_SPF_SECONDS_PER_LOOKUP_TIMEOUT,
+        )
+    except Exception as error:
+        status, explanation = "permerror", f"{type(error).__name__}: {error}"
+    finally:
+        _SPF_DNS.reset(token)
+    outcome = _SPF_STATUSES.get(str(status).lower(), "permerror")
+    return SpfResult(outcome, client, domain, str(explanation)[:300])
+
+
+_SPF_STATUSES: dict[str, SpfStatus] = {
+    status: status for status in ("pass", "fail", "softfail", "neutral", "temperror", "permerror", "none")
+}
 
 
 def _text(value: object) -> str:

@@ -3,13 +3,16 @@
 Replies mean what they say: 250 after DATA is sent only once the transaction that put the message
 in the spool has committed (`spool.accept_batch`); a worker logs it from there (`spool.log_spooled`,
 sent as a job after each commit by `SpoolNotifier`). Everything the reply depends on is decided
-before the 250: who may log, and DKIM where the workspace requires it. The messages whose DATA
-ended in the same round of the event loop are spooled in one transaction (`GroupCommitter`).
+before the 250: who may log, and whether the message is authenticated for its From domain. The
+messages whose DATA ended in the same round of the event loop are spooled in one transaction
+(`GroupCommitter`).
 
 - RCPT: only log addresses are accepted (550 5.1.1 otherwise; nothing is relayed), and the envelope
   sender must be an active user of that workspace (550 5.7.1, recorded for admins).
 - DATA: larger than `inbound_max_message_bytes` is 552 (aiosmtpd counts while reading); every From
-  address must be an active user of each workspace addressed (550 5.7.1, recorded), and the rest is
+  address must be an active user of each workspace addressed (550 5.7.1, recorded), the message
+  must be authenticated for its From domain (DKIM, SPF, a trusted ARC seal or relay, or a domain
+  the workspace relaxed: 550 5.7.26, recorded; 451 4.7.5 when DNS failed for now), and the rest is
   spooled for each of them.
 - STARTTLS is offered when `inbound_tls_cert` and `inbound_tls_key` are configured.
 
@@ -42,10 +45,9 @@ from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound.parse import header_block, parse_headers
 from touchline.inbound.receive import service, spool
+from touchline.inbound.receive.authentication import NO_EVIDENCE, SenderChecks
 from touchline.inbound.receive.service import Envelope as LogEnvelope
 from touchline.inbound.receive.service import LogResult
-from touchline.inbound.receive.signatures import NO_SIGNATURE, TxtLookup, verify_dkim
-from touchline.kit.addresses import domain_of
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +238,12 @@ class LogHandler:
         committer: GroupCommitter,
         executor: concurrent.futures.Executor,
         *,
-        dkim_lookup: TxtLookup | None = None,
-        dkim_timeout: float = 5.0,
+        checks: SenderChecks,
     ) -> None:
         self._sessions = sessions
         self._committer = committer
         self._executor = executor
-        self._dkim_lookup = dkim_lookup
-        self._dkim_timeout = dkim_timeout
+        self._checks = checks
         self._workspaces = _Cache(CACHE_SECONDS)
         self._loggers = _Cache(CACHE_SECONDS)
         self._addressed: WeakKeyDictionary[Envelope, list[uuid.UUID]] = WeakKeyDictionary()
@@ -343,17 +343,16 @@ class LogHandler:
         else:
             headers = await loop.run_in_executor(self._executor, parse_headers, raw)
         who = await self._loggers_of(workspaces)
-        dkim = None
-        if any(whose is not None and whose.require_dkim for whose in who.values()):
-            from_domain = domain_of(headers.sender) if headers.sender else None
-            dkim = await loop.run_in_executor(
-                self._executor,
-                lambda: verify_dkim(
-                    raw, head, from_domain, lookup=self._dkim_lookup, timeout=self._dkim_timeout
-                ),
-            )
         info = LogEnvelope("smtp", envelope.mail_from, _peer(session))
         from_addresses = [address.address for address in headers.from_]
+        evidence = None
+        if from_addresses and any(
+            whose is not None and not set(service.from_domains(from_addresses)) <= whose.relaxed_domains
+            for whose in who.values()
+        ):
+            evidence = await loop.run_in_executor(
+                self._executor, service.authenticate, raw, head, headers, info, self._checks
+            )
         refused: list[tuple[uuid.UUID, LogResult]] = []
         accepted: list[uuid.UUID] = []
         for workspace_id in workspaces:
@@ -361,14 +360,16 @@ class LogHandler:
             refusal = (
                 service.NO_WORKSPACE
                 if whose is None
-                else service.refuse_message(whose, from_addresses, envelope.mail_from, dkim)
+                else service.refuse_message(
+                    whose, from_addresses, info, evidence or NO_EVIDENCE, self._checks
+                )
             )
             if refusal is None:
                 accepted.append(workspace_id)
             else:
                 refused.append((workspace_id, refusal))
         if refused:
-            prepared = service.Prepared(raw, head, headers, dkim or NO_SIGNATURE)
+            prepared = service.Prepared(raw, head, headers, evidence or NO_EVIDENCE)
             await loop.run_in_executor(self._executor, self._record, refused, info, "data", prepared)
         results = [refusal for _, refusal in refused]
         waits = [self._committer.submit(spool.Offered(workspace_id, raw, info)) for workspace_id in accepted]
@@ -420,7 +421,7 @@ class InboundServer:
         host: str | None = None,
         port: int | None = None,
         sessions: sessionmaker[Session] | None = None,
-        dkim_lookup: TxtLookup | None = None,
+        checks: SenderChecks | None = None,
         on_spooled: Callable[[], None] | None = None,
     ) -> None:
         """`on_spooled` runs on the event loop's thread after each commit that spooled messages,
@@ -440,8 +441,7 @@ class InboundServer:
             sessions,
             self.committer,
             self._executor,
-            dkim_lookup=dkim_lookup,
-            dkim_timeout=settings.inbound_dkim_dns_timeout,
+            checks=checks or SenderChecks.of(settings),
         )
         self._tls = tls_context(settings)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -2,10 +2,10 @@
 
 Accepting is what the sender waits for, so it does only what decides the reply (the SMTP server
 checks that the From addresses and the envelope sender are active users of the workspace, and that
-a DKIM pass is present where the workspace requires one: `service.refuse_message`), then commits
-the raw message to `inbound_spool` (`accept_batch`) and the 250 says so. Logging it (parsing, DKIM
-for the record, the same checks again, the keep-or-ignore engine, contacts, storage) is the work of
-`log_spooled`, run by any worker:
+the message is authenticated for its From domain: `service.refuse_message`), then commits the raw
+message to `inbound_spool` (`accept_batch`) and the 250 says so. Logging it (parsing, the
+authentication again and for the record, the same checks again, the keep-or-ignore engine,
+contacts, storage) is the work of `log_spooled`, run by any worker:
 
 - a worker claims up to `CLAIM_BATCH` rows with one UPDATE (PostgreSQL skips rows another worker
   holds), reads them, logs them with `service.log_batch` and deletes them in that same transaction,
@@ -33,8 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
 from touchline.inbound.receive import service
+from touchline.inbound.receive.authentication import SenderChecks
 from touchline.inbound.receive.service import Envelope, LogJob, LogResult
-from touchline.inbound.receive.signatures import TxtLookup
 from touchline.inbound.store.bulk import table_of
 from touchline.models import SpooledMessage
 from touchline.models.base import utcnow
@@ -117,8 +117,7 @@ class _Claimed:
 def log_spooled(
     sessions: sessionmaker[Session],
     *,
-    dkim_lookup: TxtLookup | None = None,
-    dkim_timeout: float = 5.0,
+    checks: SenderChecks,
     batch: int = CLAIM_BATCH,
     lease: timedelta = CLAIM_LEASE,
     max_attempts: int = MAX_ATTEMPTS,
@@ -131,7 +130,7 @@ def log_spooled(
             return report
         report.claimed += len(claimed)
         try:
-            outcomes = _log_claimed(sessions, claimed, dkim_lookup, dkim_timeout, max_attempts)
+            outcomes = _log_claimed(sessions, claimed, checks, max_attempts)
         except OperationalError as error:
             log.warning("the database failed while logging %d spooled messages: %s", len(claimed), error)
             report.left += len(claimed)
@@ -176,20 +175,20 @@ def _claim(sessions: sessionmaker[Session], limit: int, lease: timedelta) -> lis
 def _log_claimed(
     sessions: sessionmaker[Session],
     claimed: list[_Claimed],
-    dkim_lookup: TxtLookup | None,
-    dkim_timeout: float,
+    checks: SenderChecks,
     max_attempts: int,
 ) -> list[str]:
     """Log a claimed batch in one transaction that also removes it from the spool; should that
     transaction fail for anything but the database, each message alone, so one costs only itself."""
     worn_out = [one for one in claimed if one.attempts > max_attempts]
     fresh = [one for one in claimed if one.attempts <= max_attempts]
-    # Parsing and DKIM (which may wait on DNS) happen before any transaction is opened.
+    # Parsing and authentication (which may wait on DNS) happen before any transaction is opened.
     jobs = [
         LogJob(
             one.workspace_id,
-            service.prepare(one.raw, dkim_lookup=dkim_lookup, dkim_timeout=dkim_timeout),
+            service.prepare(one.raw, one.envelope, checks),
             one.envelope,
+            checks,
             stage="spool",
             spool_id=one.id,
         )

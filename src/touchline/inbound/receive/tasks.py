@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from touchline.inbound.receive import spool
+from touchline.inbound.receive.authentication import SenderChecks
 from touchline.worker import JobContext, job
 
 log = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 @job(spool.LOG_SPOOLED_JOB, retries=0, every_minutes=1)
 def log_spooled_job(context: JobContext) -> None:
     # Workers running this at once each claim their own rows, so there is nothing to lock.
-    report = spool.log_spooled(context.sessions, dkim_timeout=context.settings.inbound_dkim_dns_timeout)
+    report = spool.log_spooled(context.sessions, checks=SenderChecks.of(context.settings))
     if report.claimed:
         log.info(
             "logged spooled mail: %s logged, %s refused, %s quarantined, %s left for later",
