@@ -345,10 +345,16 @@ class LogHandler:
         who = await self._loggers_of(workspaces)
         info = LogEnvelope("smtp", envelope.mail_from, _peer(session))
         from_addresses = [address.address for address in headers.from_]
-        evidence = None
-        if from_addresses and any(
-            whose is not None and not set(service.from_domains(from_addresses)) <= whose.relaxed_domains
-            for whose in who.values()
+        evidence = NO_EVIDENCE
+        # DNS is asked only when something depends on it: not for the operator's own relays, nor
+        # when every workspace addressed lets the From domains in unauthenticated.
+        if (
+            from_addresses
+            and not self._checks.trusts_client(info.peer)
+            and any(
+                whose is not None and not set(service.from_domains(from_addresses)) <= whose.relaxed_domains
+                for whose in who.values()
+            )
         ):
             evidence = await loop.run_in_executor(
                 self._executor, service.authenticate, raw, head, headers, info, self._checks
@@ -360,16 +366,14 @@ class LogHandler:
             refusal = (
                 service.NO_WORKSPACE
                 if whose is None
-                else service.refuse_message(
-                    whose, from_addresses, info, evidence or NO_EVIDENCE, self._checks
-                )
+                else service.refuse_message(whose, from_addresses, info, evidence, self._checks)
             )
             if refusal is None:
                 accepted.append(workspace_id)
             else:
                 refused.append((workspace_id, refusal))
         if refused:
-            prepared = service.Prepared(raw, head, headers, evidence or NO_EVIDENCE)
+            prepared = service.Prepared(raw, head, headers, evidence)
             await loop.run_in_executor(self._executor, self._record, refused, info, "data", prepared)
         results = [refusal for _, refusal in refused]
         waits = [self._committer.submit(spool.Offered(workspace_id, raw, info)) for workspace_id in accepted]
