@@ -13,6 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import assume, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -345,3 +348,35 @@ def _page(client: TestClient, email: str, password: str, path: str) -> str:
     page = client.get(path)
     assert page.status_code == 200
     return re.sub(r"\s+", " ", page.text)
+
+
+_LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+_DOMAIN = st.builds(lambda a, b: f"{a}.{b}.example", _LABEL, _LABEL)
+
+
+@given(
+    from_domain=_DOMAIN,
+    other=_DOMAIN,
+    dkim_result=st.sampled_from(["pass", "fail", "temperror", "permerror"]),
+    spf_status=st.sampled_from(["pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"]),
+    arc_status=st.sampled_from(["pass", "fail", "none", "temperror"]),
+    method=st.sampled_from(["dkim", "spf", "dmarc"]),
+)
+@hypothesis_settings(max_examples=200, deadline=None)
+def test_nothing_of_another_registrable_domain_authenticates(
+    from_domain: str, other: str, dkim_result: str, spf_status: str, arc_status: str, method: str
+) -> None:
+    # Whatever another domain's signatures, SPF and forwarder say, they vouch for nobody else.
+    assume(from_domain.split(".")[1] != other.split(".")[1])
+    evidence = Evidence(
+        dkim=DkimResult("fail", (SignatureResult(other, "s1", dkim_result, False),)),  # type: ignore[arg-type]
+        spf=SpfResult(spf_status, "203.0.113.5", other),  # type: ignore[arg-type]
+        arc=ArcResult(arc_status, other, ((method, other),)),  # type: ignore[arg-type]
+    )
+    checks = SenderChecks(trusted_sealers=frozenset({other}))
+    verdict = judge([from_domain], "203.0.113.5", evidence, checks)
+    assert not verdict.authenticated
+    assert verdict.reason.startswith(f"not authenticated: no DKIM signature aligned with {from_domain}")
+    # The same evidence from the From domain itself, passing, does.
+    own = Evidence(spf=SpfResult("pass", "203.0.113.5", from_domain))
+    assert judge([from_domain], "203.0.113.5", own, checks).by == "spf"
