@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, literal, select, update
+from sqlalchemy import CursorResult, Select, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from touchline.kit.crypto import SecretBox
@@ -356,12 +356,22 @@ def apply_default_labels_to_user(
     return "changed" if changed else "unchanged"
 
 
-def get_task(session: Session, actor: Actor, task_id: uuid.UUID) -> BackgroundTask:
-    task = session.scalar(
-        select(BackgroundTask).where(
-            BackgroundTask.id == task_id, BackgroundTask.workspace_id == actor.workspace_id
-        )
+# Tasks over the whole workspace: only admins see them, whoever started them.
+ADMIN_TASK_KINDS = frozenset({"apply_default_labels"})
+
+
+def _visible_tasks(actor: Actor) -> Select[BackgroundTask]:
+    """The actor's own tasks, or every task of the workspace for an admin."""
+    statement = select(BackgroundTask).where(BackgroundTask.workspace_id == actor.workspace_id)
+    if actor.can(Permission.ADMIN_ACCESS):
+        return statement
+    return statement.where(
+        BackgroundTask.created_by == actor.user_id, BackgroundTask.kind.not_in(ADMIN_TASK_KINDS)
     )
+
+
+def get_task(session: Session, actor: Actor, task_id: uuid.UUID) -> BackgroundTask:
+    task = session.scalar(_visible_tasks(actor).where(BackgroundTask.id == task_id))
     if task is None:
         raise NotFoundError("task not found")
     return task
@@ -370,8 +380,8 @@ def get_task(session: Session, actor: Actor, task_id: uuid.UUID) -> BackgroundTa
 def latest_tasks(session: Session, actor: Actor, kind: str, limit: int = 5) -> list[BackgroundTask]:
     return list(
         session.scalars(
-            select(BackgroundTask)
-            .where(BackgroundTask.workspace_id == actor.workspace_id, BackgroundTask.kind == kind)
+            _visible_tasks(actor)
+            .where(BackgroundTask.kind == kind)
             .order_by(BackgroundTask.created_at.desc())
             .limit(limit)
         )
