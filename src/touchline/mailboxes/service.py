@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Select, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from touchline.config import Settings
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from touchline.mailboxes.providers.base import Folder, SpecialUse
@@ -29,6 +30,7 @@ from touchline.models import (
 from touchline.models.base import UTCDateTime
 from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
+from touchline.workspace import throttle
 from touchline.workspace.permissions import Actor, Permission, parse_permissions
 
 SYNC_JOB = "inbound.sync_mailbox"
@@ -294,6 +296,17 @@ def record_sync_result(
     if not cast("CursorResult[Any]", result).rowcount:
         return None
     return wait
+
+
+def count_connect_attempt(session: Session, actor: Actor, settings: Settings, now: datetime) -> None:
+    """Connecting makes the server reach a host the user typed, so each user may try only so often."""
+    throttle.refuse_when_waiting(
+        session,
+        f"connect:user:{actor.user_id}",
+        throttle.connect_policy(settings),
+        now,
+        "mailbox connection attempts",
+    )
 
 
 # --- the admin's default synced labels -----------------------------------------------------------
