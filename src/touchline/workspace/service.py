@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from touchline.config import Settings
 from touchline.kit.addresses import InvalidAddressError, normalise_address
-from touchline.kit.backoff import AttemptRun
+from touchline.kit.backoff import AttemptRun, wait_left
 from touchline.kit.crypto import SecretBox, hash_password, new_token, token_digest, verify_password
 from touchline.kit.domains import InvalidDomainError, domain_covers, is_free_mail_domain, normalise_domain
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
@@ -509,15 +509,15 @@ def sign_in(
     if user is not None:
         throttle.clear(session, keys["account"][0])
         return SignIn(login=user_sessions.start(session, user, user_sessions.SessionLimits.of(settings), now))
-    blocks = {}
+    blocks: dict[str, tuple[AttemptRun, timedelta]] = {}
     for scope, (key, policy) in keys.items():
         run = throttle.count(session, key, policy, now)
-        if run.blocked_until is not None and run.blocked_until > now:
-            blocks[scope] = run
+        if (left := wait_left(run, now)) is not None:
+            blocks[scope] = (run, left)
     if not blocks:
         return SignIn()
-    _record_lockout(session, email, address, blocks)
-    return SignIn(wait=max(run.blocked_until for run in blocks.values() if run.blocked_until) - now)
+    _record_lockout(session, email, address, {scope: run for scope, (run, _) in blocks.items()})
+    return SignIn(wait=max(left for _, left in blocks.values()))
 
 
 def _login_name(email: str) -> str:
