@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,3 +99,16 @@ def refuse_when_waiting(session: Session, key: str, policy: BackoffPolicy, now: 
         f"Too many {what}; try again in {in_words(left)}.",
         retry_after_seconds=math.ceil(left.total_seconds()),
     )
+
+
+def forget_over(session: Session, window: timedelta, now: datetime) -> int:
+    """Deletes runs whose window has passed with neither an attempt nor a block: the next attempt would
+    start afresh anyway (touchline.kit.backoff), so a missing row answers the same."""
+    quiet_since = now - window
+    result = session.execute(
+        delete(Throttle).where(
+            Throttle.last_attempt_at <= quiet_since,
+            or_(Throttle.blocked_until.is_(None), Throttle.blocked_until <= quiet_since),
+        )
+    )
+    return cast("CursorResult[Any]", result).rowcount

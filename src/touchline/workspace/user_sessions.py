@@ -10,8 +10,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from touchline.config import Settings
@@ -93,3 +94,19 @@ def end_all(session: Session, user_id: uuid.UUID, now: datetime, *, keep: str | 
     if keep is not None:
         statement = statement.where(UserSession.id_digest != token_digest(keep))
     session.execute(statement)
+
+
+def forget_ended(session: Session, limits: SessionLimits, now: datetime) -> int:
+    """Deletes the logins that can no longer be resumed: a missing row answers the same."""
+    result = session.execute(
+        delete(UserSession)
+        .where(
+            or_(
+                UserSession.revoked_at.is_not(None),
+                UserSession.expires_at <= now,
+                UserSession.last_seen_at <= now - limits.idle,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return cast("CursorResult[Any]", result).rowcount
