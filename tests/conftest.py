@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -14,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -177,3 +180,39 @@ def team(sessions: sessionmaker[Session], box: SecretBox) -> Team:
 @pytest.fixture
 def other_team(sessions: sessionmaker[Session], box: SecretBox) -> Team:
     return make_team(sessions, box, "Team B", "team-b.example")
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+def sign_in_form(client: TestClient, email: str, password: str, next_path: str = "/companies") -> Response:
+    """Signs in through the login form as a browser does: the form (and its token) first."""
+    token = csrf_of(client.get("/login").text)
+    return client.post(
+        "/login",
+        data={"csrf_token": token, "email": email, "password": password, "next": next_path},
+        follow_redirects=False,
+    )
+
+
+class FakeClock:
+    """The app's clock in tests: moved forward by hand, so expiry and backoff need no waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def app_clock(app: FastAPI) -> FakeClock:
+    app.state.clock = clock = FakeClock()
+    return clock

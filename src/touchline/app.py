@@ -29,11 +29,13 @@ from touchline.kit.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    TooManyAttemptsError,
     TouchlineError,
 )
 from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
+from touchline.models.base import utcnow
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import endpoints as workspace_endpoints
@@ -47,6 +49,7 @@ _STATUS_BY_ERROR: dict[type[TouchlineError], int] = {
     PermissionDeniedError: status.HTTP_403_FORBIDDEN,
     ConflictError: status.HTTP_409_CONFLICT,
     InvalidInputError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    TooManyAttemptsError: status.HTTP_429_TOO_MANY_REQUESTS,
 }
 
 API_DESCRIPTION = """
@@ -105,6 +108,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     app.state.sessions = make_sessionmaker(engine)
     app.state.secret_box = box
     app.state.queue = queue
+    app.state.clock = utcnow
 
     app.add_middleware(
         SessionMiddleware,
@@ -121,14 +125,20 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
             (code for kind, code in _STATUS_BY_ERROR.items() if isinstance(error, kind)),
             status.HTTP_400_BAD_REQUEST,
         )
+        headers = (
+            {"Retry-After": str(error.retry_after_seconds)}
+            if isinstance(error, TooManyAttemptsError)
+            else None
+        )
         if _wants_html(request):
             return templates.TemplateResponse(
                 request,
                 "error.html",
                 {"actor": None, "status": code, "message": str(error)},
                 status_code=code,
+                headers=headers,
             )
-        return JSONResponse({"detail": str(error)}, status_code=code)
+        return JSONResponse({"detail": str(error)}, status_code=code, headers=headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:

@@ -61,7 +61,17 @@ class Settings(BaseSettings):
         description="Helper processes per worker that parse synced mail beside the storing; "
         "0 parses in the worker itself",
     )
-    session_max_age_seconds: int = 14 * 24 * 3600
+    session_max_age_seconds: int = Field(
+        default=14 * 24 * 3600, description="A page login ends this long after it began, whatever happens"
+    )
+    session_idle_seconds: int = Field(default=12 * 3600, description="A page login unused this long ends")
+    # Failed sign-ins and mailbox connects: past these counts within throttle_window_seconds, further
+    # attempts wait one minute, then twice as long after each further attempt, up to the maximum.
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=30, ge=1)
+    mailbox_connects_per_user: int = Field(default=10, ge=1)
+    throttle_window_seconds: int = Field(default=15 * 60, ge=1)
+    throttle_max_backoff_seconds: int = Field(default=3600, ge=60)
 
     # Gmail and Microsoft 365 mailboxes connect through OAuth apps the operator registers with
     # Google and Microsoft; with no client id, the Email tab offers only IMAP for that provider.

@@ -3,6 +3,7 @@
 import touchline.inbound.fetch.tasks
 import touchline.inbound.receive.tasks
 import touchline.mailboxes.tasks
-import touchline.worker.tasks  # noqa: F401
+import touchline.worker.tasks
+import touchline.workspace.tasks  # noqa: F401
 
 __all__: list[str] = []

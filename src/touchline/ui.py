@@ -5,10 +5,13 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+
+from touchline.config import Settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -28,9 +31,31 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, submitted: str) -> None:
+    """Every form that changes something calls this: the token from the page, and where it came from."""
+    _check_origin(request)
     expected = request.session.get(_CSRF_KEY)
     if not expected or not secrets.compare_digest(str(expected), submitted):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page and try again")
+
+
+def _check_origin(request: Request) -> None:
+    # Browsers name the site a form was sent from (Origin, or at least Referer); a form on another site
+    # is refused even if it carries a token. Clients that send neither still need the token.
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return
+    sent_from = urlsplit(source)
+    settings: Settings = request.app.state.settings
+    configured = urlsplit(settings.base_url)
+    own_host = request.headers.get("host", "")
+    if sent_from.netloc and (
+        (sent_from.scheme, sent_from.netloc) == (configured.scheme, configured.netloc)
+        or sent_from.netloc == own_host
+    ):
+        return
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN, "this form was sent from another site; nothing was changed"
+    )
 
 
 def flash(request: Request, message: str, kind: str = "info") -> None:

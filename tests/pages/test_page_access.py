@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 
-from tests.conftest import Team
+from tests.conftest import Team, csrf_of, sign_in_form
 
 
 def _login(client: TestClient, email: str, password: str) -> str:
-    response = client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
+    response = sign_in_form(client, email, password)
     assert response.status_code == 303, response.text
-    page = client.get("/companies")
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert match
-    return match.group(1)
+    return csrf_of(client.get("/companies").text)
 
 
 def test_pages_of_another_workspace_are_not_found(client: TestClient, team: Team, other_team: Team) -> None:
@@ -54,9 +49,5 @@ def test_forms_without_the_csrf_token_are_refused(client: TestClient, team: Team
 
 
 def test_login_redirects_only_within_the_site(client: TestClient, team: Team) -> None:
-    response = client.post(
-        "/login",
-        data={"email": "admin@team-a.example", "password": "admin-password-123", "next": "//evil.example/"},
-        follow_redirects=False,
-    )
+    response = sign_in_form(client, "admin@team-a.example", "admin-password-123", next_path="//evil.example/")
     assert response.headers["location"] == "/companies"

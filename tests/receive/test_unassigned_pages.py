@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from tests.conftest import csrf_of, sign_in_form
 from tests.pages.test_companies_pages import log_in
 from tests.receive.conftest import LOCAL_RELAY, LogWorld, message
 from tests.receive.test_unassigned_api import log
@@ -43,11 +42,9 @@ def test_assign_a_forward_and_see_it_on_the_company_timeline(
 
 
 def _login(client: TestClient, email: str, password: str) -> str:
-    response = client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
+    response = sign_in_form(client, email, password)
     assert response.status_code == 303, response.text
-    match = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/unassigned").text)
-    assert match
-    return match.group(1)
+    return csrf_of(client.get("/unassigned").text)
 
 
 def test_typed_names_errors_and_dismissal(client: TestClient, world: LogWorld) -> None:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Team
+from tests.conftest import Team, sign_in_form
 from tests.fakes.gmail import FakeGmail, rate_limit_body
 from tests.fakes.graph import FakeGraph, throttled_body
 from tests.fakes.server import serve
@@ -330,9 +330,7 @@ def test_a_failed_revocation_does_not_block_disconnecting(world: OAuthWorld) -> 
 @pytest.fixture
 def pages(app: FastAPI, client: TestClient, team: Team) -> TestClient:
     """A browser signed in as the team's admin (who has email_sync), with the OAuth pages served."""
-    response = client.post(
-        "/login", data={"email": ADMIN, "password": "admin-password-123"}, follow_redirects=False
-    )
+    response = sign_in_form(client, ADMIN, "admin-password-123")
     assert response.status_code == 303, response.text
     return client
 
@@ -532,5 +530,5 @@ def test_users_without_email_sync_cannot_start(client: TestClient, app: FastAPI,
     client.patch(
         f"/api/v1/users/{team.viewer_id}", json={"password": "viewer-password-1"}, headers=team.headers()
     )
-    client.post("/login", data={"email": "viewer@team-a.example", "password": "viewer-password-1"})
+    sign_in_form(client, "viewer@team-a.example", "viewer-password-1")
     assert client.get("/profile/email/oauth/google/start", follow_redirects=False).status_code == 403

@@ -21,3 +21,11 @@ class ConflictError(TouchlineError):
 
 class InvalidInputError(TouchlineError):
     """The input cannot be used as given; the message says how to fix it."""
+
+
+class TooManyAttemptsError(TouchlineError):
+    """Too many attempts in a short time; the message says how long to wait."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -21,7 +21,7 @@ from touchline.mailboxes.schemas import (
     RemovalOut,
     TaskOut,
 )
-from touchline.workspace.auth import ApiActor, Sessions
+from touchline.workspace.auth import ApiActor, AppSettings, Now, Sessions
 
 router = APIRouter(prefix="/api/v1", tags=["mailboxes"])
 
@@ -52,7 +52,11 @@ def read_my_mailbox(actor: ApiActor, sessions: Sessions) -> MailboxOut:
 
 
 @router.post("/mailboxes/imap", status_code=status.HTTP_201_CREATED, summary="Connect an IMAP mailbox")
-def connect_imap(body: ImapConnect, request: Request, actor: ApiActor, sessions: Sessions) -> MailboxOut:
+def connect_imap(
+    body: ImapConnect, request: Request, actor: ApiActor, sessions: Sessions, settings: AppSettings, now: Now
+) -> MailboxOut:
+    with session_scope(sessions) as session:
+        service.count_connect_attempt(session, actor, settings, now)
     user_id = body.user_id or actor.user_id
     assert user_id is not None
     with session_scope(sessions) as session:

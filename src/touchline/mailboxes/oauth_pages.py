@@ -18,11 +18,12 @@ from fastapi.responses import RedirectResponse, Response
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
-from touchline.kit.errors import ConflictError, InvalidInputError
+from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemptsError
 from touchline.mailboxes import oauth_connect
+from touchline.mailboxes import service as mailbox_service
 from touchline.mailboxes.providers.base import ProviderError
 from touchline.ui import flash, redirect
-from touchline.workspace.auth import PageActor, Sessions
+from touchline.workspace.auth import Now, PageActor, Sessions
 from touchline.workspace.permissions import Permission
 
 router = APIRouter(include_in_schema=False)
@@ -45,11 +46,16 @@ def _back_with_error(request: Request, message: str) -> Response:
 
 
 @router.get("/profile/email/oauth/{provider}/start")
-def start_oauth(provider: str, request: Request, actor: PageActor, sessions: Sessions) -> Response:
+def start_oauth(provider: str, request: Request, actor: PageActor, sessions: Sessions, now: Now) -> Response:
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
     settings = _settings(request)
     kind = oauth_connect.account_kind(settings, provider)
+    try:
+        with session_scope(sessions) as session:
+            mailbox_service.count_connect_attempt(session, actor, settings, now)
+    except TooManyAttemptsError as error:
+        return _back_with_error(request, str(error))
     try:
         with session_scope(sessions) as session:
             login_hint = oauth_connect.connection_target(session, actor, actor.user_id, kind)

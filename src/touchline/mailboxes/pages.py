@@ -10,11 +10,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
-from touchline.kit.errors import ConflictError, InvalidInputError
+from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemptsError
 from touchline.mailboxes import oauth_connect, service
 from touchline.mailboxes.endpoints import list_imap_folders
 from touchline.ui import check_csrf, flash, redirect, render
-from touchline.workspace.auth import PageActor, Sessions
+from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
 
 router = APIRouter(include_in_schema=False)
@@ -51,12 +51,19 @@ def connect_imap(
     host: Annotated[str, Form()],
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
+    settings: AppSettings,
+    now: Now,
     security: Annotated[str, Form()] = "tls",
     port: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
+    try:
+        with session_scope(sessions) as session:
+            service.count_connect_attempt(session, actor, settings, now)
+    except TooManyAttemptsError as error:
+        return _email_tab(request, actor, sessions, str(error), 429)
     connection: dict[str, object] = {
         "host": host.strip(),
         "port": int(port) if port.strip().isdigit() else None,

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, literal, select, update
+from sqlalchemy import CursorResult, Select, delete, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from touchline.config import Settings
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
 from touchline.mailboxes.providers.base import Folder, SpecialUse
@@ -29,6 +30,7 @@ from touchline.models import (
 from touchline.models.base import UTCDateTime
 from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
+from touchline.workspace import throttle
 from touchline.workspace.permissions import Actor, Permission, parse_permissions
 
 SYNC_JOB = "inbound.sync_mailbox"
@@ -296,6 +298,17 @@ def record_sync_result(
     return wait
 
 
+def count_connect_attempt(session: Session, actor: Actor, settings: Settings, now: datetime) -> None:
+    """Connecting makes the server reach a host the user typed, so each user may try only so often."""
+    throttle.refuse_when_waiting(
+        session,
+        f"connect:user:{actor.user_id}",
+        throttle.connect_policy(settings),
+        now,
+        "mailbox connection attempts",
+    )
+
+
 # --- the admin's default synced labels -----------------------------------------------------------
 
 
@@ -356,12 +369,22 @@ def apply_default_labels_to_user(
     return "changed" if changed else "unchanged"
 
 
-def get_task(session: Session, actor: Actor, task_id: uuid.UUID) -> BackgroundTask:
-    task = session.scalar(
-        select(BackgroundTask).where(
-            BackgroundTask.id == task_id, BackgroundTask.workspace_id == actor.workspace_id
-        )
+# Tasks over the whole workspace: only admins see them, whoever started them.
+ADMIN_TASK_KINDS = frozenset({"apply_default_labels"})
+
+
+def _visible_tasks(actor: Actor) -> Select[BackgroundTask]:
+    """The actor's own tasks, or every task of the workspace for an admin."""
+    statement = select(BackgroundTask).where(BackgroundTask.workspace_id == actor.workspace_id)
+    if actor.can(Permission.ADMIN_ACCESS):
+        return statement
+    return statement.where(
+        BackgroundTask.created_by == actor.user_id, BackgroundTask.kind.not_in(ADMIN_TASK_KINDS)
     )
+
+
+def get_task(session: Session, actor: Actor, task_id: uuid.UUID) -> BackgroundTask:
+    task = session.scalar(_visible_tasks(actor).where(BackgroundTask.id == task_id))
     if task is None:
         raise NotFoundError("task not found")
     return task
@@ -370,8 +393,8 @@ def get_task(session: Session, actor: Actor, task_id: uuid.UUID) -> BackgroundTa
 def latest_tasks(session: Session, actor: Actor, kind: str, limit: int = 5) -> list[BackgroundTask]:
     return list(
         session.scalars(
-            select(BackgroundTask)
-            .where(BackgroundTask.workspace_id == actor.workspace_id, BackgroundTask.kind == kind)
+            _visible_tasks(actor)
+            .where(BackgroundTask.kind == kind)
             .order_by(BackgroundTask.created_at.desc())
             .limit(limit)
         )

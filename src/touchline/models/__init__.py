@@ -16,7 +16,16 @@ from touchline.models.mail import (
     MailboxFolder,
     QuarantinedMessage,
 )
-from touchline.models.workspace import ApiToken, AuditEntry, Role, User, Workspace, WorkspaceSettings
+from touchline.models.workspace import (
+    ApiToken,
+    AuditEntry,
+    Role,
+    Throttle,
+    User,
+    UserSession,
+    Workspace,
+    WorkspaceSettings,
+)
 
 __all__ = [
     "ApiToken",
@@ -38,7 +47,9 @@ __all__ = [
     "QuarantinedMessage",
     "Role",
     "SpooledMessage",
+    "Throttle",
     "User",
+    "UserSession",
     "Workspace",
     "WorkspaceSettings",
 ]

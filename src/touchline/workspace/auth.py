@@ -1,20 +1,22 @@
-"""Who is calling: API tokens for the JSON API, a signed session cookie for pages, CSRF for forms."""
+"""Who is calling: API tokens for the JSON API; for pages, a signed cookie carrying the id of a login
+recorded in the database (touchline.workspace.user_sessions)."""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.models import User
-from touchline.workspace import service
+from touchline.workspace import service, user_sessions
 from touchline.workspace.permissions import Actor
 
-SESSION_USER_KEY = "user_id"
+SESSION_LOGIN_KEY = "login"
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `touchline token create` or the Users page")
 
@@ -25,6 +27,29 @@ def sessions(request: Request) -> sessionmaker[Session]:
 
 
 Sessions = Annotated[sessionmaker[Session], Depends(sessions)]
+
+
+def current_time(request: Request) -> datetime:
+    """The app's clock: expiry and throttling read it, and tests move it instead of waiting."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+Now = Annotated[datetime, Depends(current_time)]
+
+
+def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
+
+
+def client_address(request: Request) -> str:
+    # Behind a proxy this is the proxy's address unless uvicorn trusts it (FORWARDED_ALLOW_IPS) and
+    # takes the client's from X-Forwarded-For.
+    return request.client.host if request.client else "unknown"
 
 
 def api_actor(
@@ -58,16 +83,18 @@ class LoginRequiredError(Exception):
         self.next_path = next_path
 
 
-def page_actor(request: Request, factory: Sessions) -> Actor:
-    raw_id = request.session.get(SESSION_USER_KEY)
-    user: User | None = None
-    if raw_id:
+def current_login(request: Request) -> str | None:
+    """The login id in the request's cookie; only its database record says whether it still stands."""
+    login = request.session.get(SESSION_LOGIN_KEY)
+    return login if isinstance(login, str) and login else None
+
+
+def page_actor(request: Request, factory: Sessions, settings: AppSettings, now: Now) -> Actor:
+    login = current_login(request)
+    if login is not None:
         with session_scope(factory) as session:
-            try:
-                user = session.get(User, uuid.UUID(raw_id))
-            except ValueError:
-                user = None
-            actor = service.actor_for(user) if user is not None and user.active else None
+            found = user_sessions.resume(session, login, user_sessions.SessionLimits.of(settings), now)
+            actor = service.actor_for(found[1]) if found is not None else None
         if actor is not None:
             return actor
     request.session.clear()

@@ -10,12 +10,21 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from touchline.db import session_scope
+from touchline.kit.backoff import in_words
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.kit.pagination import PageRequest
 from touchline.models import WorkspaceSettings
 from touchline.ui import check_csrf, flash, redirect, render
-from touchline.workspace import importing, repository, service
-from touchline.workspace.auth import SESSION_USER_KEY, PageActor, Sessions
+from touchline.workspace import importing, repository, service, user_sessions
+from touchline.workspace.auth import (
+    SESSION_LOGIN_KEY,
+    AppSettings,
+    Now,
+    PageActor,
+    Sessions,
+    client_address,
+    current_login,
+)
 from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
 
 router = APIRouter(include_in_schema=False)
@@ -47,31 +56,65 @@ def login_form(request: Request, next: str | None = None) -> HTMLResponse:
 def login(
     request: Request,
     sessions: Sessions,
+    settings: AppSettings,
+    now: Now,
+    csrf: Csrf,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/companies",
 ) -> Response:
+    # The form's own token: a page elsewhere cannot sign a browser in to an account of its choosing.
+    check_csrf(request, csrf)
     with session_scope(sessions) as session:
-        user = service.authenticate(session, email, password)
-        user_id = str(user.id) if user else None
-    if user_id is None:
-        return render(
-            request,
-            "login.html",
-            None,
-            {"next": _safe_next(next), "error": "That email and password do not match an active user."},
-            status_code=401,
+        outcome = service.sign_in(
+            session, settings, email, password, address=client_address(request), now=now
         )
+    if outcome.login is None:
+        if outcome.wait is not None:
+            error, status_code = f"Too many failed sign-ins; try again in {in_words(outcome.wait)}.", 429
+        else:
+            error, status_code = "That email and password do not match an active user.", 401
+        return render(request, "login.html", None, {"next": _safe_next(next), "error": error}, status_code)
     request.session.clear()
-    request.session[SESSION_USER_KEY] = user_id
+    request.session[SESSION_LOGIN_KEY] = outcome.login
     return redirect(_safe_next(next))
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Csrf) -> RedirectResponse:
+def logout(request: Request, sessions: Sessions, now: Now, csrf: Csrf) -> RedirectResponse:
     check_csrf(request, csrf)
+    login = current_login(request)
+    if login is not None:
+        with session_scope(sessions) as session:
+            user_sessions.end(session, login, now)
     request.session.clear()
     return redirect("/login")
+
+
+@router.get("/profile/password", response_class=HTMLResponse)
+def password_form(request: Request, actor: PageActor) -> HTMLResponse:
+    return render(request, "password.html", actor, {"error": None})
+
+
+@router.post("/profile/password", response_class=HTMLResponse)
+def change_password(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    current_password: Annotated[str, Form()],
+    new_password: Annotated[str, Form()],
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            service.change_own_password(
+                session, actor, current_password, new_password, keep_login=current_login(request)
+            )
+    except FORM_ERRORS as error:
+        return render(request, "password.html", actor, {"error": str(error)}, 400)
+    flash(request, "Password changed. Your other logins have ended.")
+    return redirect("/profile/password")
 
 
 # --- companies -----------------------------------------------------------------------------------

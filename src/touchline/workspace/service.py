@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from touchline.config import Settings
 from touchline.kit.addresses import InvalidAddressError, normalise_address
+from touchline.kit.backoff import AttemptRun, wait_left
 from touchline.kit.crypto import SecretBox, hash_password, new_token, token_digest, verify_password
 from touchline.kit.domains import InvalidDomainError, domain_covers, is_free_mail_domain, normalise_domain
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
@@ -28,7 +31,10 @@ from touchline.models import (
     Workspace,
     WorkspaceSettings,
 )
+from touchline.workspace import throttle, user_sessions
 from touchline.workspace.permissions import DEFAULT_ROLES, Actor, Permission, parse_permissions
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 10
 MAX_LOOKBACK_DAYS = 3650
@@ -447,11 +453,14 @@ def update_user(
     if active is not None and active != user.active:
         if not active:
             _ensure_other_admin_remains(session, actor, excluding_user=user.id)
+            user_sessions.end_all(session, user.id, datetime.now(UTC))
         user.active = active
         details["active"] = active
     if password is not None:
         _check_password(password)
         user.password_hash = hash_password(password)
+        # A reset is often made because someone else may know the old password: log out everywhere.
+        user_sessions.end_all(session, user.id, datetime.now(UTC))
         details["password_changed"] = True
     if details:
         record_audit(session, actor, "user.update", "user", user.id, details)
@@ -478,6 +487,81 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         hash_password(password)  # same cost either way, so timing does not reveal which addresses exist
         return None
     return user if verify_password(user.password_hash, password) else None
+
+
+def change_own_password(
+    session: Session, actor: Actor, current_password: str, new_password: str, *, keep_login: str | None
+) -> None:
+    """The acting user's new password; every other login of theirs ends, the one at `keep_login` stays."""
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or not user.active:
+        raise NotFoundError("only a signed-in user changes their own password")
+    if not user.password_hash or not verify_password(user.password_hash, current_password):
+        raise InvalidInputError("the current password is not right")
+    _check_password(new_password)
+    user.password_hash = hash_password(new_password)
+    user_sessions.end_all(session, user.id, datetime.now(UTC), keep=keep_login)
+    record_audit(session, actor, "user.password_change", "user", user.id)
+    session.flush()
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """What a sign-in attempt came to: a login id for the cookie, or how long to wait, or neither."""
+
+    login: str | None = None
+    wait: timedelta | None = None
+
+
+def sign_in(
+    session: Session, settings: Settings, email: str, password: str, *, address: str, now: datetime
+) -> SignIn:
+    """Checks the password unless the account or the client address must wait after failures.
+
+    Unknown and known addresses are counted and answered alike, so the answers reveal no accounts.
+    """
+    keys = {
+        "account": (f"login:account:{_login_name(email)}", throttle.login_account_policy(settings)),
+        "address": (f"login:address:{address}", throttle.login_address_policy(settings)),
+    }
+    waits = [left for key, _ in keys.values() if (left := throttle.wait(session, key, now)) is not None]
+    if waits:
+        return SignIn(wait=max(waits))
+    user = authenticate(session, email, password)
+    if user is not None:
+        throttle.clear(session, keys["account"][0])
+        return SignIn(login=user_sessions.start(session, user, user_sessions.SessionLimits.of(settings), now))
+    blocks: dict[str, tuple[AttemptRun, timedelta]] = {}
+    for scope, (key, policy) in keys.items():
+        run = throttle.count(session, key, policy, now)
+        if (left := wait_left(run, now)) is not None:
+            blocks[scope] = (run, left)
+    if not blocks:
+        return SignIn()
+    _record_lockout(session, email, address, {scope: run for scope, (run, _) in blocks.items()})
+    return SignIn(wait=max(left for _, left in blocks.values()))
+
+
+def _login_name(email: str) -> str:
+    try:
+        return normalise_address(email)
+    except InvalidAddressError:
+        return email.strip().lower()[:320]
+
+
+def _record_lockout(session: Session, email: str, address: str, blocks: dict[str, AttemptRun]) -> None:
+    details = {
+        scope: {
+            "failures": run.attempts,
+            "until": run.blocked_until.isoformat() if run.blocked_until else None,
+        }
+        for scope, run in blocks.items()
+    }
+    log.warning("sign-ins locked for %s from %s: %s", _login_name(email), address, details)
+    user = session.scalar(select(User).where(User.email == _login_name(email)))
+    if user is not None:
+        sign_in_actor = Actor(user.workspace_id, None, f"sign-in from {address}", frozenset())
+        record_audit(session, sign_in_actor, "user.sign_in_locked", "user", user.id, details)
 
 
 def actor_for(user: User) -> Actor:

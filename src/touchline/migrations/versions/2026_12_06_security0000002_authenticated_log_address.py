@@ -1,7 +1,7 @@
 """log address: mail must be authenticated for its From domain; admins may relax it per domain
 
 Revision ID: security0000002
-Revises: inbound0000002
+Revises: security0000001
 Create Date: 2026-12-06 01:45:00.000000
 
 Every workspace now requires authentication (the old opt-in DKIM switch is dropped); nothing is
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "security0000002"
-down_revision: str | None = "inbound0000002"
+down_revision: str | None = "security0000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
