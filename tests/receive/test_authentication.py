@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import sign_in_form
 from tests.receive.conftest import CUSTOMER, FakeDns, LogWorld, Signer, message, serve
 from touchline.config import Settings
 from touchline.db import session_scope
@@ -343,7 +344,7 @@ def test_the_decision_reads_every_from_domain() -> None:
 
 
 def _page(client: TestClient, email: str, password: str, path: str) -> str:
-    response = client.post("/login", data={"email": email, "password": password}, follow_redirects=False)
+    response = sign_in_form(client, email, password)
     assert response.status_code == 303, response.text
     page = client.get(path)
     assert page.status_code == 200
