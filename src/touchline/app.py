@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
-from touchline import __version__
+from touchline import __version__, api_docs
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound import endpoints as inbound_endpoints
@@ -58,6 +58,7 @@ caller's workspace; ids from another workspace answer 404.
 
 # Pages of the unassigned list come before the generic inbound pages, whose paths are broader.
 ROUTERS = (
+    api_docs.router,
     workspace_endpoints.router,
     mailbox_endpoints.router,
     inbound_endpoints.router,
@@ -97,7 +98,8 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api_docs serves /docs from the vendored Swagger UI, offline and CSP-clean
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
