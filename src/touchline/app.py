@@ -34,6 +34,7 @@ from touchline.kit.errors import (
 from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
+from touchline.security_headers import SecurityHeadersMiddleware
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import endpoints as workspace_endpoints
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: its headers reach every response
 
     @app.exception_handler(TouchlineError)
     async def touchline_error(request: Request, error: TouchlineError) -> Response:
