@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,8 +41,9 @@ ADMIN_EMAIL = "admin@team-a.example"
 ADMIN_PASSWORD = "admin-password-123"
 CUSTOMER_DOMAIN = "acme.example"
 
-# Each breaks out of one context: a JavaScript string in an inline handler, a quoted or unquoted attribute,
-# a <script> element, a URL. `{n}` becomes the number of the field, so a failure names the field.
+# Each breaks out of one context: a JavaScript string in an inline handler (inside an expression, such as
+# `return confirm('…')`, or as a statement), a double- or single-quoted attribute, a <script> element, a
+# URL. `{n}` becomes the number of the field, so that a failure names the field.
 PAYLOADS = (
     "'-(window.__xss={n})-'",
     '"-(window.__xss={n})-"',
@@ -146,27 +146,32 @@ def _mail(
     return message.as_bytes(policy=SMTP)
 
 
-def plant_company_names(world: World, values: list[str]) -> None:
-    """Imported by a Member, as an attacker inside the team would: the first also gets the customer's
-    domain, so that mail and contacts attach to it."""
+def import_companies(world: World, names: list[str]) -> None:
+    """Companies imported from a CSV by a Member, as an attacker inside the team would; the first gets
+    the customer's domain, so that mail and contacts attach to it."""
     rows = io.StringIO()
     writer = csv.writer(rows)
     writer.writerow(["name", "domains"])
-    for index, value in enumerate(values):
-        writer.writerow([value, CUSTOMER_DOMAIN if index == 0 else ""])
+    for index, name in enumerate(names):
+        writer.writerow([name, CUSTOMER_DOMAIN if index == 0 else ""])
     with session_scope(world.sessions) as session:
         member = world.member(session)
         report = importing.import_companies(session, member, rows.getvalue().encode())
         assert report.errors == [], report.errors
         world.company_ids.extend(
             company.id
-            for value in values
-            if (company := workspace_service.find_company(session, member, value)) is not None
+            for name in names
+            if (company := workspace_service.find_company(session, member, name)) is not None
         )
-    assert len(world.company_ids) == len(values)
+    assert len(world.company_ids) == len(names)
 
 
-def plant_contact_names(world: World, values: list[str]) -> None:
+def plant_company_names(world: World, n: int) -> None:
+    import_companies(world, payloads(n))
+
+
+def plant_contact_names(world: World, n: int) -> None:
+    values = payloads(n)
     with session_scope(world.sessions) as session:
         member = world.member(session)
         for index, value in enumerate(values):
@@ -180,27 +185,31 @@ def plant_contact_names(world: World, values: list[str]) -> None:
             world.contact_ids.append(contact.id)
 
 
-def plant_user_names(world: World, values: list[str]) -> None:
+def plant_user_names(world: World, n: int) -> None:
+    values = payloads(n)
     with session_scope(world.sessions) as session:
         for index, value in enumerate(values):
             workspace_service.add_user(session, world.operator, f"user{index}@team-a.example", name=value)
 
 
-def plant_role_names(world: World, values: list[str]) -> None:
+def plant_role_names(world: World, n: int) -> None:
+    values = payloads(n)
     with session_scope(world.sessions) as session:
         for value in values:
             workspace_service.create_role(session, world.operator, value, ["view_customers"])
 
 
-def plant_workspace_name(world: World, values: list[str]) -> None:
+def plant_workspace_name(world: World, n: int) -> None:
+    values = payloads(n)
     with session_scope(world.sessions) as session:
         workspace = session.get(Workspace, world.team.workspace_id)
         assert workspace is not None
         workspace.name = " ".join(values)[:200]
 
 
-def plant_customer_mail(world: World, values: list[str]) -> None:
+def plant_customer_mail(world: World, n: int) -> None:
     """Mail a user logged with the customer: subject, sender's display name, body and attachment name."""
+    values = payloads(n)
     for value in values:
         raw = _mail(
             value,
@@ -212,25 +221,24 @@ def plant_customer_mail(world: World, values: list[str]) -> None:
         world.email_ids.append(world.logged(raw))
 
 
-def plant_hostile_mail_html(world: World, values: list[str]) -> None:
-    n = int(re.search(r"__xss=(\d+)", values[0])[1])  # type: ignore[index]  # the field's number
-    raw = _mail(
-        "Quote",
-        Address(display_name="Jane", addr_spec=ADMIN_EMAIL),
-        f"jane@{CUSTOMER_DOMAIN}",
-        html=HOSTILE_MAIL_HTML.format(n=n),
-    )
-    world.email_ids.append(world.logged(raw))
+def plant_hostile_mail_html(world: World, n: int) -> None:
+    """One to the customer (the email page), one to nobody known (the unassigned email page)."""
+    sender = Address(display_name="Jane", addr_spec=ADMIN_EMAIL)
+    html = HOSTILE_MAIL_HTML.format(n=n)
+    world.email_ids.append(world.logged(_mail("Quote", sender, f"jane@{CUSTOMER_DOMAIN}", html=html)))
+    world.unassigned_ids.append(world.logged(_mail("Quote", sender, "someone@unknown.example", html=html)))
 
 
-def plant_unassigned_mail(world: World, values: list[str]) -> None:
+def plant_unassigned_mail(world: World, n: int) -> None:
+    values = payloads(n)
     for value in values[:2]:
         raw = _mail(value, Address(display_name=value, addr_spec=ADMIN_EMAIL), "someone@unknown.example")
         world.unassigned_ids.append(world.logged(raw))
 
 
-def plant_refusals(world: World, values: list[str]) -> None:
+def plant_refusals(world: World, n: int) -> None:
     """Mail from someone who is not a user is refused and listed with its From and subject."""
+    values = payloads(n)
     stranger = "stranger@elsewhere.example"
     for value in values:
         raw = _mail(value, Address(display_name=value, addr_spec=stranger), world.log_address())
@@ -239,8 +247,9 @@ def plant_refusals(world: World, values: list[str]) -> None:
         assert session.scalars(select(InboundRefusal)).first() is not None
 
 
-def plant_mailbox(world: World, values: list[str]) -> None:
+def plant_mailbox(world: World, n: int) -> None:
     """The admin's mailbox: folder names and the last error come from the mail server."""
+    values = payloads(n)
     with session_scope(world.sessions) as session:
         mailbox = Mailbox(
             workspace_id=world.team.workspace_id,
@@ -272,7 +281,7 @@ class Planted:
     it today; planted anyway, so that a page showing it later is covered). A new field is one more row."""
 
     field: str
-    plant: Callable[[World, list[str]], None]
+    plant: Callable[[World, int], None]  # plants the payloads of field number n
     shown_at: Callable[[World], str] | None
     shows: Callable[[list[str]], list[str]] = list  # texts of which one proves it is shown
 
@@ -290,7 +299,9 @@ FIELDS = (
         lambda world: f"/emails/{world.email_ids[-1]}",
         lambda values: ["Quote attached."],
     ),
-    Planted("unassigned mail", plant_unassigned_mail, lambda world: f"/unassigned/{world.unassigned_ids[1]}"),
+    Planted(
+        "unassigned mail", plant_unassigned_mail, lambda world: f"/unassigned/{world.unassigned_ids[-1]}"
+    ),
     Planted("refused mail", plant_refusals, lambda world: "/unassigned/refused"),
     Planted("IMAP folder name, mailbox error", plant_mailbox, lambda world: "/profile/email"),
 )
@@ -326,7 +337,7 @@ TYPED = (
 def build_world(sessions: sessionmaker[Session], team: Team) -> World:
     world = World(sessions, team)
     for n, planted in enumerate(FIELDS):
-        planted.plant(world, payloads(n))
+        planted.plant(world, n)
     return world
 
 
@@ -485,6 +496,8 @@ def test_no_planted_text_runs_on_any_page_or_click(
     assert clicks > 30
     assert watch.ran == []
     assert watch.dialogs == []
+    # Deleting the company, removing synced mail and disconnecting asked first, in their own words.
+    assert [question.split(" ", 1)[0] for question in watch.confirmed] == ["Remove", "Disconnect", "Delete"]
 
 
 def test_a_company_name_cannot_script_the_delete_confirmation(
@@ -493,7 +506,7 @@ def test_a_company_name_cannot_script_the_delete_confirmation(
     """A Member names a company so that the admin's confirmation runs it; the admin clicks Delete."""
     world = World(sessions, team)
     name = "Acme'-(window.__xss=0)-'"
-    plant_company_names(world, [name])
+    import_companies(world, [name])
     page, watch = unguarded
     log_in(page, live_server, ADMIN_EMAIL, ADMIN_PASSWORD)
     page.goto(f"{live_server}/companies/{world.company_ids[0]}")
