@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
-from touchline import __version__
+from touchline import __version__, api_docs
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound import endpoints as inbound_endpoints
@@ -36,6 +36,7 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.security_headers import SecurityHeadersMiddleware
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import endpoints as workspace_endpoints
@@ -61,6 +62,7 @@ caller's workspace; ids from another workspace answer 404.
 
 # Pages of the unassigned list come before the generic inbound pages, whose paths are broader.
 ROUTERS = (
+    api_docs.router,
     workspace_endpoints.router,
     mailbox_endpoints.router,
     inbound_endpoints.router,
@@ -100,7 +102,8 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # api_docs serves /docs from the vendored Swagger UI, offline and CSP-clean
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: its headers reach every response
 
     @app.exception_handler(TouchlineError)
     async def touchline_error(request: Request, error: TouchlineError) -> Response:

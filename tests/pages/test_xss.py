@@ -1,0 +1,518 @@
+"""No text a user, a customer or a mail server can choose runs as script on any page, by escaping alone.
+
+Payloads go into every field that people or mail can fill and that pages show; then Chromium, with the
+Content-Security-Policy switched off (so that the policy cannot hide a mistake), visits every page and
+clicks every button and link that stays on the site, accepting confirmations. A payload that runs sets
+`window.__xss` to the number of its field, which an init script reports at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from urllib.parse import quote, urlsplit
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import Team
+from tests.pages.test_companies_pages import log_in
+from touchline.db import session_scope
+from touchline.inbound.receive import service as receive_service
+from touchline.models import Mailbox, MailboxFolder, User, Workspace
+from touchline.models.inbound import InboundRefusal
+from touchline.workspace import importing
+from touchline.workspace import service as workspace_service
+from touchline.workspace.permissions import Actor
+
+pytestmark = pytest.mark.browser
+
+ADMIN_EMAIL = "admin@team-a.example"
+ADMIN_PASSWORD = "admin-password-123"
+CUSTOMER_DOMAIN = "acme.example"
+
+# Each breaks out of one context: a JavaScript string in an inline handler (inside an expression, such as
+# `return confirm('…')`, or as a statement), a double- or single-quoted attribute, a <script> element, a
+# URL. `{n}` becomes the number of the field, so that a failure names the field.
+PAYLOADS = (
+    "'-(window.__xss={n})-'",
+    '"-(window.__xss={n})-"',
+    "');window.__xss={n};//",
+    '"><img src=x onerror="window.__xss={n}">',
+    "' autofocus onfocus='window.__xss={n}' x='",
+    "</script><script>window.__xss={n}</script>",
+    "javascript:window.__xss={n}",
+)
+
+# Markup a customer could send in an HTML mail; the sanitiser must leave none of it active.
+HOSTILE_MAIL_HTML = """<p>Quote attached.</p>
+<script>window.__xss={n}</script><img src=x onerror="window.__xss={n}"><svg onload="window.__xss={n}"></svg>
+<a href="javascript:window.__xss={n}">details</a><a href="/companies">our page</a>
+<iframe srcdoc="&lt;script&gt;parent.__xss={n}&lt;/script&gt;"></iframe>
+<form action="javascript:window.__xss={n}"><button>Open</button></form>
+<style>body {{ background: url(javascript:window.__xss={n}) }}</style>
+<div style="background:url(javascript:window.__xss={n})" onclick="window.__xss={n}">click</div>"""
+
+
+def payloads(n: int) -> list[str]:
+    return [payload.format(n=n) for payload in PAYLOADS]
+
+
+@dataclass
+class World:
+    """Team A, with the ids of what the payloads were planted in: the pages to visit are built from them."""
+
+    sessions: sessionmaker[Session]
+    team: Team
+    company_ids: list[uuid.UUID] = field(default_factory=list)
+    contact_ids: list[uuid.UUID] = field(default_factory=list)
+    email_ids: list[uuid.UUID] = field(default_factory=list)
+    unassigned_ids: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def operator(self) -> Actor:
+        return Actor.operator(self.team.workspace_id)
+
+    def member(self, session: Session) -> Actor:
+        user = session.get(User, self.team.member_id)
+        assert user is not None
+        return workspace_service.actor_for(user)
+
+    def log_address(self) -> str:
+        with session_scope(self.sessions) as session:
+            return workspace_service.get_settings(session, self.operator).log_address
+
+    def log(self, raw: bytes, sender: str = ADMIN_EMAIL) -> receive_service.LogResult:
+        """Mail sent to the log address, as the SMTP server hands it over."""
+        return receive_service.log_message(
+            self.sessions,
+            self.team.workspace_id,
+            raw,
+            receive_service.Envelope("smtp", sender),
+            max_bytes=10_000_000,
+        )
+
+    def logged(self, raw: bytes) -> uuid.UUID:
+        result = self.log(raw)
+        assert result.email_id is not None, result
+        return result.email_id
+
+    def pages(self) -> list[str]:
+        """Every page that shows something planted; the company's own page last, since deleting the
+        company is among the buttons clicked."""
+        search = quote(PAYLOADS[1].format(n=0))
+        return [
+            "/companies",
+            f"/companies?q={search}",
+            "/contacts",
+            f"/contacts?q={search}",
+            *(f"/contacts/{contact_id}" for contact_id in self.contact_ids[:1]),
+            *(f"/emails/{email_id}" for email_id in self.email_ids),
+            "/unassigned",
+            *(f"/unassigned/{email_id}" for email_id in self.unassigned_ids),
+            "/unassigned/refused",
+            "/users",
+            "/settings",
+            "/profile/email",
+            f"/login?next={search}",
+            *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
+        ]
+
+
+def _mail(
+    subject: str, sender: Address, to: str, *, html: str | None = None, attachment_name: str | None = None
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@team-a.example>"
+    message.set_content(f"{subject}\n")
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    if attachment_name is not None:
+        message.add_attachment(b"%PDF-1.4\n", maintype="application", subtype="pdf", filename=attachment_name)
+    return message.as_bytes(policy=SMTP)
+
+
+def import_companies(world: World, names: list[str]) -> None:
+    """Companies imported from a CSV by a Member, as an attacker inside the team would; the first gets
+    the customer's domain, so that mail and contacts attach to it."""
+    rows = io.StringIO()
+    writer = csv.writer(rows)
+    writer.writerow(["name", "domains"])
+    for index, name in enumerate(names):
+        writer.writerow([name, CUSTOMER_DOMAIN if index == 0 else ""])
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        report = importing.import_companies(session, member, rows.getvalue().encode())
+        assert report.errors == [], report.errors
+        world.company_ids.extend(
+            company.id
+            for name in names
+            if (company := workspace_service.find_company(session, member, name)) is not None
+        )
+    assert len(world.company_ids) == len(names)
+
+
+def plant_company_names(world: World, n: int) -> None:
+    import_companies(world, payloads(n))
+
+
+def plant_contact_names(world: World, n: int) -> None:
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        for index, value in enumerate(values):
+            contact = workspace_service.create_contact(
+                session,
+                member,
+                f"contact{index}@{CUSTOMER_DOMAIN}",
+                name=value,
+                company_id=world.company_ids[0] if world.company_ids else None,
+            )
+            world.contact_ids.append(contact.id)
+
+
+def plant_user_names(world: World, n: int) -> None:
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        for index, value in enumerate(values):
+            workspace_service.add_user(session, world.operator, f"user{index}@team-a.example", name=value)
+
+
+def plant_role_names(world: World, n: int) -> None:
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        for value in values:
+            workspace_service.create_role(session, world.operator, value, ["view_customers"])
+
+
+def plant_workspace_name(world: World, n: int) -> None:
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        workspace = session.get(Workspace, world.team.workspace_id)
+        assert workspace is not None
+        workspace.name = " ".join(values)[:200]
+
+
+def plant_customer_mail(world: World, n: int) -> None:
+    """Mail a user logged with the customer: subject, sender's display name, body and attachment name."""
+    values = payloads(n)
+    for value in values:
+        raw = _mail(
+            value,
+            Address(display_name=value, addr_spec=ADMIN_EMAIL),
+            f"Jane <jane@{CUSTOMER_DOMAIN}>",
+            html=f"<p>{value}</p>",
+            attachment_name=value,
+        )
+        world.email_ids.append(world.logged(raw))
+
+
+def plant_hostile_mail_html(world: World, n: int) -> None:
+    """One to the customer (the email page), one to nobody known (the unassigned email page)."""
+    sender = Address(display_name="Jane", addr_spec=ADMIN_EMAIL)
+    html = HOSTILE_MAIL_HTML.format(n=n)
+    world.email_ids.append(world.logged(_mail("Quote", sender, f"jane@{CUSTOMER_DOMAIN}", html=html)))
+    world.unassigned_ids.append(world.logged(_mail("Quote", sender, "someone@unknown.example", html=html)))
+
+
+def plant_unassigned_mail(world: World, n: int) -> None:
+    values = payloads(n)
+    for value in values[:2]:
+        raw = _mail(value, Address(display_name=value, addr_spec=ADMIN_EMAIL), "someone@unknown.example")
+        world.unassigned_ids.append(world.logged(raw))
+
+
+def plant_refusals(world: World, n: int) -> None:
+    """Mail from someone who is not a user is refused and listed with its From and subject."""
+    values = payloads(n)
+    stranger = "stranger@elsewhere.example"
+    for value in values:
+        raw = _mail(value, Address(display_name=value, addr_spec=stranger), world.log_address())
+        assert world.log(raw, stranger).email_id is None
+    with session_scope(world.sessions) as session:
+        assert session.scalars(select(InboundRefusal)).first() is not None
+
+
+def plant_mailbox(world: World, n: int) -> None:
+    """The admin's mailbox: folder names and the last error come from the mail server."""
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        mailbox = Mailbox(
+            workspace_id=world.team.workspace_id,
+            user_id=world.team.admin_id,
+            provider="imap",
+            address=ADMIN_EMAIL,
+            connection={"host": "imap.team-a.example", "port": 993, "security": "tls", "username": "admin"},
+            credentials_encrypted="not used: nothing syncs in this test",
+            status="error",
+            last_error=" ".join(values),
+        )
+        session.add(mailbox)
+        session.flush()
+        for index, value in enumerate(values):
+            session.add(
+                MailboxFolder(
+                    workspace_id=world.team.workspace_id,
+                    mailbox_id=mailbox.id,
+                    provider_folder_id=f"folder-{index}",
+                    name=value,
+                    selected=index % 2 == 0,
+                )
+            )
+
+
+@dataclass(frozen=True)
+class Planted:
+    """One field people or mail can fill: how to fill it, and a page that shows it (None: no page shows
+    it today; planted anyway, so that a page showing it later is covered). A new field is one more row."""
+
+    field: str
+    plant: Callable[[World, int], None]  # plants the payloads of field number n
+    shown_at: Callable[[World], str] | None
+    shows: Callable[[list[str]], list[str]] = list  # texts of which one proves it is shown
+
+
+FIELDS = (
+    Planted("company name", plant_company_names, lambda world: f"/companies/{world.company_ids[0]}"),
+    Planted("contact name", plant_contact_names, lambda world: "/contacts"),
+    Planted("user name", plant_user_names, lambda world: "/users"),
+    Planted("role name", plant_role_names, lambda world: "/users"),
+    Planted("workspace name", plant_workspace_name, None),
+    Planted("mail subject, sender, body", plant_customer_mail, lambda world: f"/emails/{world.email_ids[0]}"),
+    Planted(
+        "mail HTML",
+        plant_hostile_mail_html,
+        lambda world: f"/emails/{world.email_ids[-1]}",
+        lambda values: ["Quote attached."],
+    ),
+    Planted(
+        "unassigned mail", plant_unassigned_mail, lambda world: f"/unassigned/{world.unassigned_ids[-1]}"
+    ),
+    Planted("refused mail", plant_refusals, lambda world: "/unassigned/refused"),
+    Planted("IMAP folder name, mailbox error", plant_mailbox, lambda world: "/profile/email"),
+)
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A form field whose refusal shows what was typed: the page that answers must keep it text."""
+
+    field: str
+    page: Callable[[World], str]
+    form: str
+    label: str
+    also: tuple[tuple[str, str], ...] = ()  # other fields the form requires, by label
+    separator: str = " "
+
+
+TYPED = (
+    Typed(
+        "company domain", lambda world: f"/companies/{world.company_ids[0]}", "#add-domain", "Add a domain"
+    ),
+    Typed(
+        "new company's domains", lambda world: "/companies", "#new-company", "Domains", (("Name", "Typed"),)
+    ),
+    Typed("internal domains", lambda world: "/settings", "#settings", "Internal domains", separator="\n"),
+    Typed("blocklist", lambda world: "/settings", "#settings", "Blocklist", separator="\n"),
+    Typed(
+        "assigned companies", lambda world: f"/unassigned/{world.unassigned_ids[0]}", "#assign", "Companies"
+    ),
+)
+
+
+def build_world(sessions: sessionmaker[Session], team: Team) -> World:
+    world = World(sessions, team)
+    for n, planted in enumerate(FIELDS):
+        planted.plant(world, n)
+    return world
+
+
+@pytest.fixture
+def world(sessions: sessionmaker[Session], team: Team) -> World:
+    return build_world(sessions, team)
+
+
+@dataclass
+class Watch:
+    """What ran in the browser: payloads (by field number and page) and dialogs."""
+
+    ran: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    expected_confirm: str | None = None
+
+    def on_dialog(self, dialog: Dialog) -> None:
+        if dialog.type == "confirm" and dialog.message == self.expected_confirm:
+            self.confirmed.append(dialog.message)
+        else:
+            self.dialogs.append(f"{dialog.type}: {dialog.message!r}")
+        dialog.accept()
+
+    def on_xss(self, value: str, url: str) -> None:
+        names = [planted.field for planted in FIELDS] + [typed.field for typed in TYPED]
+        name = names[int(value)] if value.isdigit() and int(value) < len(names) else value
+        self.ran.append(f"{name} on {url}")
+
+
+# Reports a payload the moment it assigns window.__xss, wherever and whenever that happens.
+REPORT_XSS = """Object.defineProperty(window, "__xss", {
+  set(value) { window.reportXss(String(value)); }, get() { return undefined; }, configurable: false
+});"""
+
+
+@pytest.fixture
+def unguarded(browser: Browser) -> Iterator[tuple[Page, Watch]]:
+    """A page with the Content-Security-Policy switched off, so that escaping alone must hold."""
+    context: BrowserContext = browser.new_context(bypass_csp=True)
+    watch = Watch()
+    context.expose_binding("reportXss", lambda source, value: watch.on_xss(value, source["frame"].url))
+    context.add_init_script(REPORT_XSS)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.on("dialog", watch.on_dialog)
+    yield page, watch
+    context.close()
+
+
+def _shows(page: Page, values: list[str]) -> bool:
+    """Whether any of the values is on the page as text: in the page's text, a form value or an attribute."""
+    return bool(
+        page.evaluate(
+            """(values) => {
+              const seen = [document.title, document.body.innerText];
+              for (const element of document.querySelectorAll("*")) {
+                if ("value" in element && typeof element.value === "string") seen.push(element.value);
+                for (const attribute of element.attributes) seen.push(attribute.value);
+              }
+              return values.some((value) => seen.some((text) => text.includes(value)));
+            }""",
+            values,
+        )
+    )
+
+
+CLICKABLE = "a[href], button, input[type=submit]"
+# The key of each clickable element: what it is and where it leads, to find it again after a reload.
+# A link is known by where it leads: one click per target is enough.
+CLICKABLE_KEYS = """(selector) => Array.from(document.querySelectorAll(selector), (element) => {
+  if (element.tagName === "A") return ["A", "", element.href].join(" | ");
+  const form = element.form || element.closest("form");
+  const target = form ? form.method + " " + form.action : "";
+  return [element.tagName, (element.textContent || element.value || "").trim(), target].join(" | ");
+})"""
+DESTRUCTIVE = ("/delete", "/dismiss", "/disconnect", "/remove-synced")
+
+
+def _leaves_site(key: str, base: str) -> bool:
+    target = key.rsplit(" | ", 1)[1]
+    url = target.split(" ", 1)[1] if target.startswith(("get ", "post ")) else target
+    if not url or url.startswith("javascript:"):
+        return False  # a javascript: link is clicked: that is the attack
+    return urlsplit(url).netloc != urlsplit(base).netloc or urlsplit(url).scheme not in ("http", "https")
+
+
+def _click(page: Page, watch: Watch, path: str, key: str) -> bool:
+    """Click the element with this key on the page (opened again unless the browser is on it); False if
+    the page no longer has it."""
+    if page.url != path:
+        page.goto(path)
+    keys: list[str] = page.evaluate(CLICKABLE_KEYS, CLICKABLE)
+    if key not in keys:
+        page.goto(path)
+        keys = page.evaluate(CLICKABLE_KEYS, CLICKABLE)
+        if key not in keys:
+            return False
+    element = page.locator(CLICKABLE).nth(keys.index(key))
+    if not element.is_visible():
+        return False
+    form_confirm = element.evaluate("(e) => (e.form || e.closest('form'))?.dataset.confirm ?? null")
+    watch.expected_confirm = form_confirm
+    element.click()
+    page.wait_for_load_state()
+    watch.expected_confirm = None
+    return True
+
+
+def crawl(page: Page, watch: Watch, base: str, paths: list[str]) -> int:
+    """Click every button and on-site link of every page once; the destructive ones (delete, dismiss,
+    disconnect) after all others, page by page. Returns the number of clicks."""
+    clicked: set[str] = set()
+    destructive: list[tuple[str, str]] = []
+    clicks = 0
+    for path in paths:
+        page.goto(f"{base}{path}")
+        keys: list[str] = page.evaluate(CLICKABLE_KEYS, CLICKABLE)
+        for key in keys:
+            if key in clicked or _leaves_site(key, base) or key.endswith("/logout"):
+                continue
+            clicked.add(key)
+            if any(key.endswith(suffix) for suffix in DESTRUCTIVE):
+                destructive.append((f"{base}{path}", key))
+                continue
+            clicks += _click(page, watch, f"{base}{path}", key)
+    for path, key in destructive:
+        clicks += _click(page, watch, path, key)
+    return clicks
+
+
+# Escaping does not depend on the database, and the crawl is the slowest page test: SQLite only.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_no_planted_text_runs_on_any_page_or_click(
+    unguarded: tuple[Page, Watch], live_server: str, world: World
+) -> None:
+    page, watch = unguarded
+    log_in(page, live_server, ADMIN_EMAIL, ADMIN_PASSWORD)
+    for n, planted in enumerate(FIELDS):
+        if planted.shown_at is not None:
+            page.goto(f"{live_server}{planted.shown_at(world)}")
+            assert _shows(page, planted.shows(payloads(n))), (
+                f"the {planted.field} is not on {planted.shown_at(world)}"
+            )
+    offset = len(FIELDS)
+    for n, typed in enumerate(TYPED, start=offset):
+        page.goto(f"{live_server}{typed.page(world)}")
+        form = page.locator(typed.form)
+        for label, value in typed.also:
+            form.get_by_label(label, exact=True).fill(value)
+        form.get_by_label(typed.label).fill(typed.separator.join(payloads(n)))
+        form.locator("button[type=submit], button:not([type])").first.click()
+        page.wait_for_load_state()
+        assert page.locator("[role=alert]").count() > 0, f"the {typed.field} was not refused"
+    clicks = crawl(page, watch, live_server, world.pages())
+    assert clicks > 30
+    assert watch.ran == []
+    assert watch.dialogs == []
+    # Deleting the company, removing synced mail and disconnecting asked first, in their own words.
+    assert [question.split(" ", 1)[0] for question in watch.confirmed] == ["Remove", "Disconnect", "Delete"]
+
+
+def test_a_company_name_cannot_script_the_delete_confirmation(
+    unguarded: tuple[Page, Watch], live_server: str, team: Team, sessions: sessionmaker[Session]
+) -> None:
+    """A Member names a company so that the admin's confirmation runs it; the admin clicks Delete."""
+    world = World(sessions, team)
+    name = "Acme'-(window.__xss=0)-'"
+    import_companies(world, [name])
+    page, watch = unguarded
+    log_in(page, live_server, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page.goto(f"{live_server}/companies/{world.company_ids[0]}")
+    watch.expected_confirm = f"Delete {name}? Its contacts stay, without a company."
+    page.get_by_role("button", name="Delete company").click()
+    expect(page).to_have_url(f"{live_server}/companies")
+    assert watch.ran == []
+    assert watch.dialogs == []
+    assert watch.confirmed == [watch.expected_confirm]
