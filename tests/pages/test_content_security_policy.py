@@ -21,7 +21,7 @@ from playwright.sync_api import ConsoleMessage, Frame, Page, Route, expect
 from sqlalchemy.orm import Session, sessionmaker
 
 import touchline
-from tests.conftest import Team
+from tests.conftest import Team, sign_in_form
 from tests.pages.test_companies_pages import log_in
 from tests.pages.test_xss import ADMIN_EMAIL, ADMIN_PASSWORD, World, build_world
 from touchline.app import ROUTERS
@@ -93,8 +93,8 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
 @pytest.fixture
 def site(app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team: Team) -> Site:
     world = build_world(sessions, team)
-    response = client.post("/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-    assert response.status_code == 200, response.text
+    response = sign_in_form(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+    assert response.status_code == 303, response.text
     task_id = _task(client)
     return Site(world, task_id, page_paths(app, world, task_id))
 

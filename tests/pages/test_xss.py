@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import Team
 from tests.pages.test_companies_pages import log_in
+from tests.receive.conftest import LOCAL_RELAY
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
 from touchline.models import Mailbox, MailboxFolder, User, Workspace
@@ -98,8 +99,9 @@ class World:
             self.sessions,
             self.team.workspace_id,
             raw,
-            receive_service.Envelope("smtp", sender),
+            receive_service.Envelope("smtp", sender, remote="127.0.0.1"),
             max_bytes=10_000_000,
+            checks=LOCAL_RELAY,
         )
 
     def logged(self, raw: bytes) -> uuid.UUID:
