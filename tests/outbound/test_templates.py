@@ -231,6 +231,10 @@ def test_constructs_outside_the_allowed_set_are_refused_before_any_render(source
         "{{ enduser.email * 10000000 }}",
         "{{ 7 ** 99999999 }}",
         "{{ enduser.email | replace('', 'x' * 1000) | replace('', 'y' * 1000) }}",
+        "{{ range(4000) | join(range(4000) | join('x' * 200)) }}",
+        "{{ (2 ** 60000) * (2 ** 60000) }}",
+        "{% for i in range(10000) %}{{ ('x' * 999999) | length }}{% endfor %}",
+        "{% for i in range(1000) %}{{ ('x' * 99999).upper().lower() | length }}{% endfor %}",
     ],
 )
 def test_sandbox_refusals_are_clear_errors(source: str) -> None:
@@ -250,6 +254,24 @@ def test_loops_share_one_iteration_budget() -> None:
     result = preview(EmailTemplate(subject="s", text=nested), context())
     assert [problem.kind for problem in result.problems] == ["unsafe"]
     assert str(MAX_LOOP_ITERATIONS) in result.problems[0].message
+
+
+def test_longer_templates_get_fewer_loop_iterations() -> None:
+    body = "{{ company.custom.tier }}" * 400
+    assert rendered(EmailTemplate(subject="s", text="{% for i in range(150) %}" + body + "{% endfor %}"))
+    result = preview(
+        EmailTemplate(subject="s", text="{% for i in range(300) %}" + body + "{% endfor %}"), context()
+    )
+    assert [problem.kind for problem in result.problems] == ["unsafe"]
+    assert "longer templates" in result.problems[0].message
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "{{ 1" + " | abs" * 20000 + " }}"]
+)
+def test_deeply_nested_templates_are_refused(source: str) -> None:
+    with pytest.raises(TemplateInvalidError, match="nested too deeply"):
+        compile_template(EmailTemplate(subject="s", text=source))
 
 
 def test_rendered_output_is_capped() -> None:

@@ -4,9 +4,11 @@ Templates are written by the team and filled with data about endusers, so both a
 - every part renders in one `SandboxedEnvironment` with `StrictUndefined`; HTML is autoescaped (and
   cannot be switched off), the subject and text are not;
 - a template cannot stall a worker or fill its memory: no macros, includes, `set` or `with` (the
-  ways to build values that grow without output), loops only over `range()` with a budget of
-  iterations for the whole render, text repetition and powers bounded, a short list of filters and
-  attributes, and each part's output capped;
+  ways to recurse or to build values that grow without output); loops only over `range()`, with a
+  budget of iterations per render that shrinks as the template grows; a budget of characters that
+  filters, method calls and operators may produce; repetition, joins, replacements, products and
+  powers refused before they build something too large; a short list of filters and attributes;
+  each part's output capped;
 - a recipient's render is all or nothing: `render` returns the rendered email or a failure that
   names every problem, never raises and never returns half an email;
 - `preview` for one chosen enduser names every missing merge field at once, not only the first.
@@ -14,8 +16,9 @@ Templates are written by the team and filled with data about endusers, so both a
 
 from __future__ import annotations
 
+import functools
 import operator
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ from typing import Final, Literal, NoReturn
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
 from jinja2.exceptions import SecurityError, TemplateRuntimeError, UndefinedError
 from jinja2.filters import FILTERS
-from jinja2.runtime import LoopContext
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
@@ -47,8 +50,14 @@ MAX_SOURCE_CHARS: Final = 200_000
 MAX_SUBJECT_CHARS: Final = 998
 MAX_BODY_CHARS: Final = 1_000_000
 MAX_LOOP_ITERATIONS: Final = 10_000
-"""Iterations of every `range()` of one render together."""
+"""Iterations of every `range()` of one part's render together."""
+MAX_LOOP_WORK: Final = 2_000_000
+"""Loop iterations times the part's length in characters: a long template gets fewer iterations, so
+that the template nodes evaluated in one render stay about this many."""
+MAX_WORK_CHARS: Final = 20_000_000
+"""Characters that filters, method calls and operators of one part's render may produce together."""
 MAX_EXPONENT_BITS: Final = 100_000
+"""The largest whole number a product or power may make, in bits (arithmetic on huge numbers is slow)."""
 
 _ROOTS: Final = frozenset({"enduser", "company", "sender"})
 _FILTERS: Final = (
@@ -61,7 +70,6 @@ _FILTERS: Final = (
     "first",
     "float",
     "int",
-    "join",
     "last",
     "length",
     "count",
@@ -178,7 +186,19 @@ class MissingFieldError(UndefinedError):
 # While every missing field is being looked for, the ones already found read as empty text, so that
 # the next render gets past them to the next one.
 _blanked: ContextVar[frozenset[str]] = ContextVar("touchline_blanked_fields", default=frozenset())
-_loop_budget: ContextVar[list[int] | None] = ContextVar("touchline_loop_budget", default=None)
+
+
+@dataclass(slots=True)
+class _Budget:
+    """One part's render: the loop iterations it may run and has run, and the characters it may
+    still produce."""
+
+    allowed_iterations: int
+    iterations: int = 0
+    chars: int = MAX_WORK_CHARS
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("touchline_render_budget", default=None)
 
 
 class _MergeGroup:
@@ -298,19 +318,46 @@ class _Missing(StrictUndefined):
         return str(super()._undefined_message)
 
 
-def _take_iterations(count: int) -> None:
-    budget = _loop_budget.get()
-    if budget is None:
-        budget = [MAX_LOOP_ITERATIONS]
-    budget[0] -= count
-    if budget[0] < 0:
-        raise SecurityError(f"the loops of this template run more than {MAX_LOOP_ITERATIONS} times")
+def _iterations_for(source: str) -> int:
+    return max(1, min(MAX_LOOP_ITERATIONS, MAX_LOOP_WORK // max(len(source), 1)))
+
+
+def _current_budget() -> _Budget:
+    budget = _budget.get()
+    # Outside a render (nothing here does that) each call gets the smallest budget on its own.
+    return budget if budget is not None else _Budget(allowed_iterations=1, chars=MAX_BODY_CHARS)
 
 
 def _counted_range(*args: int) -> range:
     steps = range(*args)
-    _take_iterations(len(steps))
+    budget = _current_budget()
+    budget.iterations += len(steps)
+    if budget.iterations > budget.allowed_iterations:
+        raise SecurityError(
+            f"the loops of this template run more than {budget.allowed_iterations} times in all"
+            " (fewer are allowed in longer templates)"
+        )
     return steps
+
+
+def _charge(result: object) -> object:
+    size = len(result) if isinstance(result, str | list | tuple) else 1
+    budget = _current_budget()
+    budget.chars -= size
+    if budget.chars < 0:
+        raise SecurityError("this template builds more text than any email needs")
+    return result
+
+
+def _charged(function: Callable[..., object]) -> Callable[..., object]:
+    """The filter, with what it returns counted against the render's budget (Jinja's markers for
+    filters that take the context come along through functools.wraps)."""
+
+    @functools.wraps(function)
+    def filter_(*args: object, **kwargs: object) -> object:
+        return _charge(function(*args, **kwargs))
+
+    return filter_
 
 
 def _bounded_replace(value: str, old: str, new: str, count: int | None = None) -> str:
@@ -321,6 +368,16 @@ def _bounded_replace(value: str, old: str, new: str, count: int | None = None) -
     if len(text) + occurrences * (len(new) - len(old)) > MAX_BODY_CHARS:
         raise SecurityError("this replace would make a text larger than an email may be")
     return text.replace(old, new, -1 if count is None else count)
+
+
+def _bounded_join(value: Iterable[object], separator: object = "") -> str:
+    """Jinja's `join`, refusing a result larger than an email may be before building it (a long
+    separator times a long range would otherwise take gigabytes)."""
+    items = [str(item) for item in value]
+    glue = str(separator)
+    if sum(map(len, items)) + len(glue) * max(len(items) - 1, 0) > MAX_BODY_CHARS:
+        raise SecurityError("this join would make a text larger than an email may be")
+    return glue.join(items)
 
 
 class _Sandbox(SandboxedEnvironment):
@@ -337,6 +394,9 @@ class _Sandbox(SandboxedEnvironment):
             return attr in _DATE_ATTRIBUTES
         return False
 
+    def call(__self, __context: Context, __obj: object, *args: object, **kwargs: object) -> object:
+        return _charge(super().call(__context, __obj, *args, **kwargs))
+
     def wrap_str_format(self, value: object) -> None:
         return None  # str.format is not offered at all (its padding can ask for any amount of memory)
 
@@ -349,7 +409,9 @@ class _Sandbox(SandboxedEnvironment):
                     raise SecurityError("this repetition would make a text larger than an email may be")
         if operator == "**" and _power_too_large(left, right):
             raise SecurityError("this power is too large")
-        return _BINOPS[operator](left, right)
+        if operator == "*" and _product_too_large(left, right):
+            raise SecurityError("this product is too large")
+        return _charge(_BINOPS[operator](left, right))
 
 
 def _repeats_too_much(sequence: object, times: object) -> bool:
@@ -358,6 +420,12 @@ def _repeats_too_much(sequence: object, times: object) -> bool:
         and isinstance(times, int)
         and len(sequence) * times > MAX_BODY_CHARS
     )
+
+
+def _product_too_large(left: object, right: object) -> bool:
+    if not isinstance(left, int) or not isinstance(right, int):
+        return False
+    return left.bit_length() + right.bit_length() > MAX_EXPONENT_BITS
 
 
 def _power_too_large(base: object, exponent: object) -> bool:
@@ -381,8 +449,10 @@ def _environment() -> _Sandbox:
         auto_reload=False,
         cache_size=0,
     )
-    environment.filters = {name: FILTERS[name] for name in _FILTERS}
-    environment.filters["replace"] = _bounded_replace
+    filters: dict[str, Callable[..., object]] = {name: FILTERS[name] for name in _FILTERS}
+    filters["replace"] = _bounded_replace
+    filters["join"] = _bounded_join
+    environment.filters = {name: _charged(function) for name, function in filters.items()}
     environment.globals = {"range": _counted_range}
     return environment
 
@@ -391,14 +461,18 @@ _ENVIRONMENT: Final = _environment()
 
 
 @dataclass(frozen=True, slots=True)
+class _CompiledPart:
+    name: Part
+    template: Template
+    loop_iterations: int
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledTemplate:
     """A template checked and compiled once, rendered for each recipient."""
 
     source: EmailTemplate
-    _parts: tuple[tuple[Part, Template], ...]
-
-    def part(self, name: Part) -> Template | None:
-        return next((template for part, template in self._parts if part == name), None)
+    parts: tuple[_CompiledPart, ...]
 
 
 def _static_problems(part: Part, tree: nodes.Template) -> list[TemplateProblem]:
@@ -481,7 +555,7 @@ def _unknown_fields(part: Part, tree: nodes.Template) -> list[TemplateProblem]:
     return problems
 
 
-def _check(template: EmailTemplate) -> tuple[list[tuple[Part, Template]], list[TemplateProblem]]:
+def _check(template: EmailTemplate) -> tuple[list[_CompiledPart], list[TemplateProblem]]:
     sources: list[tuple[Part, str]] = [("subject", template.subject)]
     if template.html is not None:
         sources.append(("html", template.html))
@@ -490,25 +564,33 @@ def _check(template: EmailTemplate) -> tuple[list[tuple[Part, Template]], list[T
     problems: list[TemplateProblem] = []
     if template.html is None and template.text is None:
         problems.append(TemplateProblem("text", "error", "an email needs an HTML or a text part"))
-    compiled: list[tuple[Part, Template]] = []
+    compiled: list[_CompiledPart] = []
     for part, source in sources:
         if len(source) > MAX_SOURCE_CHARS:
             problems.append(TemplateProblem(part, "too-large", f"longer than {MAX_SOURCE_CHARS} characters"))
             continue
-        try:
-            tree = _ENVIRONMENT.parse(source, name=part)
-        except TemplateSyntaxError as error:
-            problems.append(TemplateProblem(part, "syntax", error.message or "invalid syntax", error.lineno))
-            continue
+        outcome = _compile_part(part, source)
+        if isinstance(outcome, _CompiledPart):
+            compiled.append(outcome)
+        else:
+            problems.extend(outcome)
+    return compiled, problems
+
+
+def _compile_part(part: Part, source: str) -> _CompiledPart | list[TemplateProblem]:
+    try:
+        tree = _ENVIRONMENT.parse(source, name=part)
         found = _static_problems(part, tree)
         if found:
-            problems.extend(sorted(found, key=lambda problem: problem.line or 0))
-            continue
+            return sorted(found, key=lambda problem: problem.line or 0)
         code = _ENVIRONMENT.compile(tree, name=part)
-        compiled.append(
-            (part, _ENVIRONMENT.template_class.from_code(_ENVIRONMENT, code, _ENVIRONMENT.globals))
-        )
-    return compiled, problems
+    except TemplateSyntaxError as error:
+        return [TemplateProblem(part, "syntax", error.message or "invalid syntax", error.lineno)]
+    except (RecursionError, SyntaxError):
+        # Parsing, checking and compiling recurse into nested expressions and blocks.
+        return [TemplateProblem(part, "too-large", "nested too deeply")]
+    jinja_template = _ENVIRONMENT.template_class.from_code(_ENVIRONMENT, code, _ENVIRONMENT.globals)
+    return _CompiledPart(part, jinja_template, _iterations_for(source))
 
 
 def compile_template(template: EmailTemplate) -> CompiledTemplate:
@@ -520,13 +602,13 @@ def compile_template(template: EmailTemplate) -> CompiledTemplate:
 
 
 @contextmanager
-def _render_scope(blanked: frozenset[str]) -> Iterator[None]:
+def _render_scope(blanked: frozenset[str], iterations: int) -> Iterator[None]:
     blanks = _blanked.set(blanked)
-    budget = _loop_budget.set([MAX_LOOP_ITERATIONS])
+    budget = _budget.set(_Budget(iterations))
     try:
         yield
     finally:
-        _loop_budget.reset(budget)
+        _budget.reset(budget)
         _blanked.reset(blanks)
 
 
@@ -556,12 +638,13 @@ MAX_MISSING_FIELDS: Final = 100
 
 
 def _render_one(
-    part: Part, template: Template, context: MergeContext, blanked: frozenset[str]
+    compiled: _CompiledPart, context: MergeContext, blanked: frozenset[str]
 ) -> str | TemplateProblem:
     groups = {kind: _MergeGroup(kind, fields) for kind, fields in template_values(context).items()}
-    with _render_scope(blanked):
+    part = compiled.name
+    with _render_scope(blanked, compiled.loop_iterations):
         try:
-            return _render_part(template, part, groups)
+            return _render_part(compiled.template, part, groups)
         except MissingFieldError as error:
             return _missing(part, error.path, context)
         except SecurityError as error:
@@ -578,10 +661,10 @@ def _every_problem(compiled: CompiledTemplate, context: MergeContext) -> tuple[T
     so it counts only where no field was missing; sandbox refusals and size limits always count."""
     problems: list[TemplateProblem] = []
     blanked: set[str] = set()
-    for part, template in compiled._parts:
+    for part in compiled.parts:
         blanked_here = False
         while len(blanked) < MAX_MISSING_FIELDS:
-            outcome = _render_one(part, template, context, frozenset(blanked))
+            outcome = _render_one(part, context, frozenset(blanked))
             if not isinstance(outcome, TemplateProblem):
                 break
             if outcome.kind == "missing-field" and outcome.field not in blanked:
@@ -629,11 +712,11 @@ def _assemble(compiled: CompiledTemplate, parts: Mapping[Part, str]) -> Rendered
 def render(compiled: CompiledTemplate, context: MergeContext) -> RenderedEmail | RenderFailure:
     """The email for one recipient, or every reason it cannot be sent; never a partial email."""
     parts: dict[Part, str] = {}
-    for part, template in compiled._parts:
-        outcome = _render_one(part, template, context, frozenset())
+    for part in compiled.parts:
+        outcome = _render_one(part, context, frozenset())
         if isinstance(outcome, TemplateProblem):
             return RenderFailure(_every_problem(compiled, context) or (outcome,))
-        parts[part] = outcome
+        parts[part.name] = outcome
     email = _assemble(compiled, parts)
     return email if isinstance(email, RenderedEmail) else RenderFailure((email,))
 
