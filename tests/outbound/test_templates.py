@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from touchline.outbound.compose.plaintext import text_from_html
 from touchline.outbound.compose.templates import (
     MAX_BODY_CHARS,
     MAX_LOOP_ITERATIONS,
+    MAX_LOOP_WORK,
     EmailTemplate,
     RenderedEmail,
     RenderFailure,
@@ -402,3 +404,27 @@ def test_any_text_renders_as_escaped_html_and_unchanged_text(name: str) -> None:
     assert outcome.html is not None
     assert "<" not in outcome.html[3:-4]
     assert ">" not in outcome.html[3:-4]
+
+
+def _heaviest_loop(body: str) -> str:
+    """`body` repeated inside the longest loop a template of that size may run."""
+    iterations = min(MAX_LOOP_ITERATIONS, MAX_LOOP_WORK // (len(body) + 40))
+    return f"{{% for i in range({iterations}) %}}{body}{{% endfor %}}"
+
+
+ADVERSARIAL = {
+    "method calls in the longest loop": _heaviest_loop("{{ enduser.email.upper() | length }}" * 50),
+    "merge fields in the longest loop": _heaviest_loop("{{ company.custom.tier }}" * 50),
+    "url encoding in the longest loop": _heaviest_loop("{{ enduser.email | urlencode | urlencode }}" * 20),
+    "the largest template, 100 missing fields": "{{ enduser.email.upper() | length }}" * 5000
+    + "".join(f"{{{{ company.custom.missing{index} }}}}" for index in range(100)),
+}
+
+
+@pytest.mark.parametrize("source", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+def test_the_costliest_templates_allowed_still_finish_quickly(source: str) -> None:
+    # A generous budget of CPU time (not wall time, so other work on the machine does not count):
+    # these take about half a second to two seconds each.
+    started = time.process_time()
+    preview(EmailTemplate(subject="s", html=source), context())
+    assert time.process_time() - started < 15

@@ -318,10 +318,6 @@ class _Missing(StrictUndefined):
         return str(super()._undefined_message)
 
 
-def _iterations_for(source: str) -> int:
-    return max(1, min(MAX_LOOP_ITERATIONS, MAX_LOOP_WORK // max(len(source), 1)))
-
-
 def _current_budget() -> _Budget:
     budget = _budget.get()
     # Outside a render (nothing here does that) each call gets the smallest budget on its own.
@@ -464,7 +460,11 @@ _ENVIRONMENT: Final = _environment()
 class _CompiledPart:
     name: Part
     template: Template
-    loop_iterations: int
+    size: int
+
+    @property
+    def loop_iterations(self) -> int:
+        return max(1, min(MAX_LOOP_ITERATIONS, MAX_LOOP_WORK // max(self.size, 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,7 +590,7 @@ def _compile_part(part: Part, source: str) -> _CompiledPart | list[TemplateProbl
         # Parsing, checking and compiling recurse into nested expressions and blocks.
         return [TemplateProblem(part, "too-large", "nested too deeply")]
     jinja_template = _ENVIRONMENT.template_class.from_code(_ENVIRONMENT, code, _ENVIRONMENT.globals)
-    return _CompiledPart(part, jinja_template, _iterations_for(source))
+    return _CompiledPart(part, jinja_template, len(source))
 
 
 def compile_template(template: EmailTemplate) -> CompiledTemplate:
@@ -602,13 +602,13 @@ def compile_template(template: EmailTemplate) -> CompiledTemplate:
 
 
 @contextmanager
-def _render_scope(blanked: frozenset[str], iterations: int) -> Iterator[None]:
+def _render_scope(blanked: frozenset[str], budget: _Budget) -> Iterator[None]:
     blanks = _blanked.set(blanked)
-    budget = _budget.set(_Budget(iterations))
+    budget_token = _budget.set(budget)
     try:
         yield
     finally:
-        _budget.reset(budget)
+        _budget.reset(budget_token)
         _blanked.reset(blanks)
 
 
@@ -635,14 +635,15 @@ _RENDER_ERRORS: Final = (TemplateError, TypeError, ValueError, ArithmeticError, 
 
 MAX_MISSING_FIELDS: Final = 100
 """At most this many missing fields are named (each one costs a render to find)."""
+MAX_COLLECTION_WORK: Final = 4 * MAX_LOOP_WORK
 
 
 def _render_one(
-    compiled: _CompiledPart, context: MergeContext, blanked: frozenset[str]
+    compiled: _CompiledPart, context: MergeContext, blanked: frozenset[str], budget: _Budget | None = None
 ) -> str | TemplateProblem:
     groups = {kind: _MergeGroup(kind, fields) for kind, fields in template_values(context).items()}
     part = compiled.name
-    with _render_scope(blanked, compiled.loop_iterations):
+    with _render_scope(blanked, budget or _Budget(compiled.loop_iterations)):
         try:
             return _render_part(compiled.template, part, groups)
         except MissingFieldError as error:
@@ -658,13 +659,19 @@ def _render_one(
 def _every_problem(compiled: CompiledTemplate, context: MergeContext) -> tuple[TemplateProblem, ...]:
     """Each part rendered on its own, and again with each missing field found so far read as a
     blank, until no other one turns up. Another error after a blank may only follow from the blank,
-    so it counts only where no field was missing; sandbox refusals and size limits always count."""
+    so it counts only where no field was missing; sandbox refusals and size limits always count.
+
+    The search for more missing fields stops early once a part's renders together have done about
+    MAX_COLLECTION_WORK (loop iterations plus one, times the part's size): the fields found are named."""
     problems: list[TemplateProblem] = []
     blanked: set[str] = set()
     for part in compiled.parts:
         blanked_here = False
-        while len(blanked) < MAX_MISSING_FIELDS:
-            outcome = _render_one(part, context, frozenset(blanked))
+        work = 0
+        while len(blanked) < MAX_MISSING_FIELDS and work < MAX_COLLECTION_WORK:
+            budget = _Budget(part.loop_iterations)
+            outcome = _render_one(part, context, frozenset(blanked), budget)
+            work += (budget.iterations + 1) * part.size
             if not isinstance(outcome, TemplateProblem):
                 break
             if outcome.kind == "missing-field" and outcome.field not in blanked:
