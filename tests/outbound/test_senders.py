@@ -11,7 +11,7 @@ from touchline.outbound.compose.senders import (
     TeamUser,
     check_from,
     from_choices,
-    public_usage_change,
+    public_account_usage_change,
     sender_after_edit,
 )
 
@@ -19,7 +19,7 @@ ANA = TeamUser(1, "ana@touchline.example", "Ana", may_email_on_behalf=True, has_
 SUCCESS = TeamUser(2, "success@touchline.example", "Success Team", True, True, True)
 BILLING = TeamUser(3, "billing@touchline.example", "Billing", True, True, True)
 BOB = TeamUser(
-    4, "bob@touchline.example", "Bob", public_usage=False, may_email_on_behalf=True, has_mailbox=True
+    4, "bob@touchline.example", "Bob", public_account_usage=False, may_email_on_behalf=True, has_mailbox=True
 )
 ADMIN = TeamUser(5, "admin@touchline.example", "Admin", may_email_on_behalf=True, has_mailbox=True)
 USERS = (ANA, SUCCESS, BILLING, BOB, ADMIN)
@@ -27,31 +27,31 @@ USERS = (ANA, SUCCESS, BILLING, BOB, ADMIN)
 
 # Each user decides for themself whether their address is public; nobody else, admins included.
 def test_only_the_user_themself_switches_public_usage() -> None:
-    assert public_usage_change(BOB, BOB, turn_on=True).allowed
-    refused = public_usage_change(ADMIN, BOB, turn_on=True)
+    assert public_account_usage_change(BOB, BOB, turn_on=True).allowed
+    refused = public_account_usage_change(ADMIN, BOB, turn_on=True)
     assert not refused.allowed
     assert "admins included" in refused.reason
-    assert not public_usage_change(ADMIN, SUCCESS, turn_on=False).allowed
+    assert not public_account_usage_change(ADMIN, SUCCESS, turn_on=False).allowed
 
 
 # It can only be switched on when the role has email_on_my_behalf and the user has a connected mailbox.
 def test_switching_on_needs_the_permission_and_a_mailbox() -> None:
     no_permission = replace(BOB, may_email_on_behalf=False)
-    decision = public_usage_change(no_permission, no_permission, turn_on=True)
+    decision = public_account_usage_change(no_permission, no_permission, turn_on=True)
     assert not decision.allowed
     assert "Email on my behalf" in decision.reason
     no_mailbox = replace(BOB, has_mailbox=False)
-    decision = public_usage_change(no_mailbox, no_mailbox, turn_on=True)
+    decision = public_account_usage_change(no_mailbox, no_mailbox, turn_on=True)
     assert not decision.allowed
     assert "Connect your mailbox" in decision.reason
-    assert public_usage_change(no_mailbox, no_mailbox, turn_on=False).allowed
+    assert public_account_usage_change(no_mailbox, no_mailbox, turn_on=False).allowed
 
 
 def test_an_address_stops_being_public_when_a_condition_is_lost() -> None:
     assert SUCCESS.offers_public_address
     assert not replace(SUCCESS, may_email_on_behalf=False).offers_public_address
     assert not replace(SUCCESS, has_mailbox=False).offers_public_address
-    assert not replace(SUCCESS, public_usage=False).offers_public_address
+    assert not replace(SUCCESS, public_account_usage=False).offers_public_address
 
 
 # From choices: own address, every public address, and Account Owner for company-level sends.
@@ -173,7 +173,7 @@ def test_scheduled_email_keeps_a_sender_that_is_still_a_choice() -> None:
 
 
 def test_scheduled_email_from_a_sender_no_longer_public_falls_back_to_account_owner() -> None:
-    users = (ANA, replace(SUCCESS, public_usage=False), BILLING, BOB)
+    users = (ANA, replace(SUCCESS, public_account_usage=False), BILLING, BOB)
     after = sender_after_edit("success@touchline.example", ANA, users)
     assert after.changed
     assert after.sender.key == ACCOUNT_OWNER

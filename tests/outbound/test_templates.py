@@ -286,13 +286,20 @@ def test_rendered_output_is_capped() -> None:
     assert [problem.part for problem in long_subject.problems] == ["subject"]
 
 
-def test_a_line_break_from_a_merge_field_never_reaches_the_subject() -> None:
+@pytest.mark.parametrize("brk", ["\r\n", "\n", "\u2028", "\x85", "\x00"])
+def test_a_line_break_from_a_merge_field_never_reaches_the_subject(brk: str) -> None:
     failure = render(
         compile_template(EmailTemplate(subject="Hi {{ enduser.first_name }}", text="x")),
-        context(first_name="Jane\r\nBcc: victim@elsewhere.example"),
+        context(first_name=f"Jane{brk}Bcc: victim@elsewhere.example"),
     )
     assert isinstance(failure, RenderFailure)
     assert failure.problems[0].kind == "unsafe"
+    assert "line break" in failure.problems[0].message
+
+
+def test_a_subject_template_is_one_line() -> None:
+    with pytest.raises(TemplateInvalidError, match="single line"):
+        compile_template(EmailTemplate(subject="Hello\n", text="x"))
 
 
 def test_an_email_needs_a_body() -> None:

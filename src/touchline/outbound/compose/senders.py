@@ -31,14 +31,14 @@ class TeamUser:
     user_id: int
     address: str
     name: str
-    public_usage: bool = False
+    public_account_usage: bool = False
     may_email_on_behalf: bool = False
     has_mailbox: bool = False
 
     @property
     def offers_public_address(self) -> bool:
         """Public only while every condition for switching it on still holds."""
-        return self.public_usage and self.may_email_on_behalf and self.has_mailbox
+        return self.public_account_usage and self.may_email_on_behalf and self.has_mailbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class SenderAfterEdit:
 ACCOUNT_OWNER_CHOICE: Final = FromChoice("account-owner", ACCOUNT_OWNER, "Account Owner")
 
 
-def public_usage_change(actor: TeamUser, target: TeamUser, *, turn_on: bool) -> Decision:
+def public_account_usage_change(actor: TeamUser, target: TeamUser, *, turn_on: bool) -> Decision:
     """May `actor` switch `target`'s public account usage on or off?"""
     if actor.user_id != target.user_id:
         return Decision(

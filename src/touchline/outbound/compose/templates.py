@@ -39,6 +39,7 @@ from touchline.outbound.compose.merge import (
     parse_field_path,
     template_values,
 )
+from touchline.outbound.compose.mime import MAX_SUBJECT_CHARS, InvalidMessageError, refuse_header_injection
 from touchline.outbound.compose.plaintext import text_from_html
 
 Part = Literal["subject", "html", "text"]
@@ -47,7 +48,6 @@ ProblemKind = Literal[
 ]
 
 MAX_SOURCE_CHARS: Final = 200_000
-MAX_SUBJECT_CHARS: Final = 998
 MAX_BODY_CHARS: Final = 1_000_000
 MAX_LOOP_ITERATIONS: Final = 10_000
 """Iterations of every `range()` of one part's render together."""
@@ -564,6 +564,8 @@ def _check(template: EmailTemplate) -> tuple[list[_CompiledPart], list[TemplateP
     problems: list[TemplateProblem] = []
     if template.html is None and template.text is None:
         problems.append(TemplateProblem("text", "error", "an email needs an HTML or a text part"))
+    if template.subject != " ".join(template.subject.splitlines()):
+        problems.append(TemplateProblem("subject", "error", "the subject must be a single line"))
     compiled: list[_CompiledPart] = []
     for part, source in sources:
         if len(source) > MAX_SOURCE_CHARS:
@@ -702,9 +704,11 @@ def _missing_message(path: str, context: MergeContext) -> str:
 
 
 def _assemble(compiled: CompiledTemplate, parts: Mapping[Part, str]) -> RenderedEmail | TemplateProblem:
-    if any(ch in parts["subject"] for ch in "\r\n\x00"):
+    try:
         # A line break taken from a merge field would end the Subject header: refused, not folded.
-        return TemplateProblem("subject", "unsafe", "the subject may not contain line breaks")
+        refuse_header_injection("the subject", parts["subject"])
+    except InvalidMessageError as error:
+        return TemplateProblem("subject", "unsafe", str(error))
     html = parts.get("html")
     text = parts["text"] if "text" in parts else text_from_html(html or "")
     return RenderedEmail(
