@@ -239,6 +239,11 @@ def test_constructs_outside_the_allowed_set_are_refused_before_any_render(source
         ),
         ("{{ range(4000) | join(range(4000) | join('x' * 200)) }}", "this join would make a text larger"),
         ("{% for i in range(10000) %}{{ ('x' * 999999) | length }}{% endfor %}", "builds more text than"),
+        ("{% for i in range(10 ** 30) %}{% endfor %}", "the loops of this template run more than"),
+        (
+            "{% for i in range(0 - 10 ** 30, 10 ** 30, 10) %}{% endfor %}",
+            "the loops of this template run more than",
+        ),
         (
             "{% for i in range(1000) %}{{ ('x' * 99999).upper().lower() | length }}{% endfor %}",
             "builds more text than",

@@ -327,7 +327,10 @@ def _current_budget() -> _Budget:
 def _counted_range(*args: int) -> range:
     steps = range(*args)
     budget = _current_budget()
-    budget.iterations += len(steps)
+    try:
+        budget.iterations += len(steps)
+    except OverflowError:  # longer than the machine's integers: far too long in any case
+        budget.iterations = budget.allowed_iterations + 1
     if budget.iterations > budget.allowed_iterations:
         raise SecurityError(
             f"the loops of this template run more than {budget.allowed_iterations} times in all"
