@@ -1,0 +1,1 @@
+"""Sending: composing emails to endusers and delivering them."""

@@ -1,0 +1,209 @@
+"""The RFC 5322 message touchline sends: built here, with the standard library's `email` package, so
+that every header is touchline's own and every value in it has been checked.
+
+Header injection is refused, not repaired: a CR, LF, NUL or any other character that ends a line
+(as `str.splitlines` counts them) or is a control character, in any field, raises
+InvalidMessageError naming the field. Addresses must be plain `local@domain` (email-validator's
+syntax, no quoted local parts, no comments), so one field can never name a second recipient.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from touchline.kit.addresses import InvalidAddressError, normalise_address
+from touchline.kit.domains import InvalidDomainError, normalise_domain
+from touchline.kit.errors import InvalidInputError
+
+MAX_NAME_CHARS: Final = 200
+MAX_SUBJECT_CHARS: Final = 998
+MAX_REFERENCES: Final = 50
+_MESSAGE_ID_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~.@"
+)
+_URL_FORBIDDEN: Final = frozenset("<>\"' \\")
+
+
+class InvalidMessageError(InvalidInputError):
+    """A field that cannot go into an email as given; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """An address with an optional display name, as in `Jane Doe <jane@acme.com>`."""
+
+    address: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """RFC 8058 one-click unsubscribe: `url` receives a POST (and is what List-Unsubscribe names)."""
+
+    url: str
+    mailto: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    sender: Mailbox
+    to: tuple[Mailbox, ...]
+    subject: str
+    text: str
+    date: datetime
+    html: str | None = None
+    cc: tuple[Mailbox, ...] = ()
+    reply_to: Mailbox | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    unsubscribe: Unsubscribe | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltMessage:
+    message_id: str
+    raw: bytes
+    recipients: tuple[str, ...]
+    """Every To and Cc address, for the envelope."""
+
+
+def _line_breaking(ch: str) -> bool:
+    return len(f"a{ch}b".splitlines()) > 1
+
+
+def refuse_header_injection(field: str, value: str) -> str:
+    """`value` unchanged, or InvalidMessageError when it could end a header line or hides a control
+    character."""
+    for ch in value:
+        if ch in "\r\n\x00" or _line_breaking(ch) or (ord(ch) < 32 and ch != "\t") or ord(ch) == 127:
+            raise InvalidMessageError(f"{field} may not contain a line break or control character ({ch!r})")
+    return value
+
+
+def make_message_id(domain: str, token: str | None = None) -> str:
+    """`<random@domain>`: 128 random bits, so ids never collide or reveal anything."""
+    try:
+        host = normalise_domain(refuse_header_injection("the Message-ID domain", domain))
+    except InvalidDomainError as error:
+        raise InvalidMessageError(f"the Message-ID domain is not a domain: {error}") from None
+    return check_message_id("Message-ID", f"<{token or secrets.token_hex(16)}@{host}>")
+
+
+def check_message_id(field: str, value: str) -> str:
+    """A message id as `<left@right>` in printable ASCII without spaces or brackets inside."""
+    refuse_header_injection(field, value)
+    inner = value[1:-1] if value.startswith("<") and value.endswith(">") else ""
+    left, at, right = inner.partition("@")
+    if not (left and at and right) or any(ch not in _MESSAGE_ID_CHARS for ch in inner) or "@" in right:
+        raise InvalidMessageError(f"{field} {value!r} is not a message id of the form <left@right>")
+    return value
+
+
+def _address(field: str, mailbox: Mailbox) -> Address:
+    refuse_header_injection(f"{field} address", mailbox.address)
+    name = refuse_header_injection(f"{field} name", mailbox.name).strip()
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidMessageError(f"{field} name is longer than {MAX_NAME_CHARS} characters")
+    try:
+        # Reserved names (.test, .invalid) are allowed: they are for test and internal mail servers.
+        checked = validate_email(
+            mailbox.address.strip(),
+            check_deliverability=False,
+            allow_smtputf8=False,
+            globally_deliverable=False,
+        )
+        normalise_address(checked.ascii_email or checked.normalized)  # the project's own rules too
+    except (EmailNotValidError, InvalidAddressError) as error:
+        raise InvalidMessageError(f"{field} address {mailbox.address!r} is not usable: {error}") from None
+    local, _, domain = (checked.ascii_email or checked.normalized).rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def _unsubscribe_headers(unsubscribe: Unsubscribe) -> str:
+    url = refuse_header_injection("the unsubscribe URL", unsubscribe.url)
+    parts = urlsplit(url)
+    if (
+        parts.scheme != "https"
+        or not parts.netloc
+        or not url.isascii()
+        or any(ch in _URL_FORBIDDEN for ch in url)
+    ):
+        raise InvalidMessageError("the unsubscribe URL must be a plain https URL (RFC 8058)")
+    targets = [f"<{url}>"]
+    if unsubscribe.mailto is not None:
+        mailto = _address("the unsubscribe mailto", Mailbox(unsubscribe.mailto))
+        targets.append(f"<mailto:{mailto.addr_spec}?subject=unsubscribe>")
+    return ", ".join(targets)
+
+
+def _references(email: OutgoingEmail) -> tuple[str | None, tuple[str, ...]]:
+    in_reply_to = check_message_id("In-Reply-To", email.in_reply_to) if email.in_reply_to else None
+    references = [check_message_id("References", reference) for reference in email.references]
+    if in_reply_to and in_reply_to not in references:
+        references.append(in_reply_to)  # RFC 5322 3.6.4: the parent's id ends References
+    if len(references) > MAX_REFERENCES:
+        references = references[:1] + references[-(MAX_REFERENCES - 1) :]  # keep the root and the newest
+    return in_reply_to, tuple(references)
+
+
+def build_message(
+    email: OutgoingEmail, message_id_domain: str, *, message_id: str | None = None
+) -> BuiltMessage:
+    """The message as bytes with CRLF line ends, ready for SMTP or a provider's raw-send API.
+
+    `message_id` is for a resend of the same email; otherwise a new one is made at
+    `message_id_domain` (the sender's domain, so replies thread in the recipient's client)."""
+    if not email.to:
+        raise InvalidMessageError("an email needs at least one To recipient")
+    if email.date.tzinfo is None:
+        raise InvalidMessageError("the Date needs a time zone")
+    subject = refuse_header_injection("the subject", email.subject)
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise InvalidMessageError(f"the subject is longer than {MAX_SUBJECT_CHARS} characters")
+    identifier = (
+        check_message_id("Message-ID", message_id) if message_id else make_message_id(message_id_domain)
+    )
+    sender = _address("From", email.sender)
+    to = _addresses("To", email.to)
+    cc = _addresses("Cc", email.cc)
+    in_reply_to, references = _references(email)
+
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = sender
+    message["To"] = to
+    if cc:
+        message["Cc"] = cc
+    if email.reply_to is not None:
+        message["Reply-To"] = _address("Reply-To", email.reply_to)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(email.date)
+    message["Message-ID"] = identifier
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+    if references:
+        message["References"] = " ".join(references)
+    if email.unsubscribe is not None:
+        message["List-Unsubscribe"] = _unsubscribe_headers(email.unsubscribe)
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(email.text)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
+        for part in message.iter_parts():
+            del part["MIME-Version"]  # the standard library repeats it in each part; it belongs on top
+    recipients = tuple(dict.fromkeys(address.addr_spec for address in (*to, *cc)))
+    return BuiltMessage(message_id=identifier, raw=message.as_bytes(), recipients=recipients)
+
+
+def _addresses(field: str, mailboxes: Sequence[Mailbox]) -> tuple[Address, ...]:
+    return tuple(_address(field, mailbox) for mailbox in mailboxes)

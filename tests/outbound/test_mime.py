@@ -1,0 +1,300 @@
+"""The MIME message: touchline's own headers, RFC 2047 and 8058, and no header injection through any field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from touchline.outbound.compose.mime import (
+    MAX_REFERENCES,
+    InvalidMessageError,
+    Mailbox,
+    OutgoingEmail,
+    Unsubscribe,
+    build_message,
+    make_message_id,
+)
+
+WHEN = datetime(2026, 12, 6, 9, 30, tzinfo=timezone(timedelta(hours=1)))
+EMAIL = OutgoingEmail(
+    sender=Mailbox("sam@touchline.example", "Sam Lee"),
+    to=(Mailbox("jane@acme.example", "Jane Doe"),),
+    cc=(Mailbox("ops@acme.example"),),
+    subject="Your renewal",
+    text="Hi Jane,\nsee you soon.",
+    html="<p>Hi Jane,</p><p>see you soon.</p>",
+    date=WHEN,
+)
+LINE_BREAKS = [
+    "\r",
+    "\n",
+    "\r\n",
+    "\x00",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x1d",
+    "\x1e",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\x7f",
+]
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_message_has_touchlines_headers_and_both_parts() -> None:
+    built = build_message(EMAIL, "touchline.example")
+    message = parsed(built.raw)
+    assert str(message["From"]) == "Sam Lee <sam@touchline.example>"
+    assert str(message["To"]) == "Jane Doe <jane@acme.example>"
+    assert str(message["Cc"]) == "ops@acme.example"
+    assert message["Subject"] == "Your renewal"
+    assert message["Date"].datetime == WHEN
+    assert message["Message-ID"] == built.message_id
+    assert re.fullmatch(r"<[0-9a-f]{32}@touchline\.example>", built.message_id)
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    assert text.get_content().replace("\r\n", "\n") == "Hi Jane,\nsee you soon.\n"
+    assert html.get_content().replace("\r\n", "\n") == "<p>Hi Jane,</p><p>see you soon.</p>\n"
+    assert built.recipients == ("jane@acme.example", "ops@acme.example")
+    assert b"\r\n" in built.raw
+    assert b"\n" not in built.raw.replace(b"\r\n", b"")
+    assert "List-Unsubscribe" not in message
+    assert "In-Reply-To" not in message
+    assert built.raw.count(b"MIME-Version") == 1
+
+
+def test_text_only_email_is_a_single_part() -> None:
+    message = parsed(build_message(replace(EMAIL, html=None), "touchline.example").raw)
+    assert message.get_content_type() == "text/plain"
+
+
+def test_message_ids_are_new_each_time_unless_given() -> None:
+    first = build_message(EMAIL, "touchline.example")
+    second = build_message(EMAIL, "touchline.example")
+    assert first.message_id != second.message_id
+    again = build_message(EMAIL, "touchline.example", message_id=first.message_id)
+    assert again.message_id == first.message_id
+    assert make_message_id("Bücher.example", token="abc") == "<abc@xn--bcher-kva.example>"
+
+
+def test_non_ascii_subject_and_names_are_encoded_words() -> None:
+    email = replace(
+        EMAIL, subject="Grüße zur Verlängerung ✓", sender=Mailbox("sam@touchline.example", 'Zoë, "CS" Team')
+    )
+    built = build_message(email, "touchline.example")
+    assert built.raw.isascii()
+    assert b"=?utf-8?" in built.raw
+    message = parsed(built.raw)
+    assert message["Subject"] == "Grüße zur Verlängerung ✓"
+    assert message["From"].addresses[0].display_name == 'Zoë, "CS" Team'
+    assert len(message["From"].addresses) == 1
+
+
+def test_international_domains_become_punycode() -> None:
+    built = build_message(replace(EMAIL, to=(Mailbox("kunde@bücher.example"),)), "touchline.example")
+    assert built.recipients[0] == "kunde@xn--bcher-kva.example"
+
+
+def test_answer_threads_with_in_reply_to_and_references() -> None:
+    email = replace(EMAIL, in_reply_to="<parent@acme.example>", references=("<root@acme.example>",))
+    message = parsed(build_message(email, "touchline.example").raw)
+    assert message["In-Reply-To"] == "<parent@acme.example>"
+    assert message["References"] == "<root@acme.example> <parent@acme.example>"
+
+
+def test_long_reference_chains_keep_the_root_and_the_newest() -> None:
+    chain = tuple(f"<m{index}@acme.example>" for index in range(MAX_REFERENCES + 20))
+    message = parsed(build_message(replace(EMAIL, references=chain), "touchline.example").raw)
+    kept = str(message["References"]).split()
+    assert len(kept) == MAX_REFERENCES
+    assert kept[0] == chain[0]
+    assert kept[-1] == chain[-1]
+
+
+def test_one_click_unsubscribe_headers() -> None:
+    email = replace(
+        EMAIL, unsubscribe=Unsubscribe("https://t.example/u/sig.abc?x=1", "unsubscribe@touchline.example")
+    )
+    message = parsed(build_message(email, "touchline.example").raw)
+    assert message["List-Unsubscribe"] == (
+        "<https://t.example/u/sig.abc?x=1>, <mailto:unsubscribe@touchline.example?subject=unsubscribe>"
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://t.example/u/1",
+        "https://t.example/u/1>, <https://evil.example",
+        "javascript:alert(1)",
+        "https:///x",
+    ],
+)
+def test_unsubscribe_url_must_be_plain_https(url: str) -> None:
+    with pytest.raises(InvalidMessageError, match="unsubscribe URL"):
+        build_message(replace(EMAIL, unsubscribe=Unsubscribe(url)), "touchline.example")
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS)
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("subject", lambda email, brk: replace(email, subject=f"Hi{brk}Bcc: victim@evil.example")),
+        (
+            "From name",
+            lambda email, brk: replace(email, sender=Mailbox("sam@touchline.example", f"Sam{brk}Bcc: x")),
+        ),
+        (
+            "To address",
+            lambda email, brk: replace(email, to=(Mailbox(f"jane@acme.example{brk}Bcc: x@evil.example"),)),
+        ),
+        ("Cc name", lambda email, brk: replace(email, cc=(Mailbox("ops@acme.example", f"Ops{brk}X: y"),))),
+        ("In-Reply-To", lambda email, brk: replace(email, in_reply_to=f"<a@b>{brk}Bcc: x@evil.example")),
+        ("References", lambda email, brk: replace(email, references=(f"<a@b>{brk}X: y",))),
+        (
+            "unsubscribe URL",
+            lambda email, brk: replace(email, unsubscribe=Unsubscribe(f"https://t.example/u{brk}X: y")),
+        ),
+    ],
+)
+def test_header_injection_through_any_field_is_refused(field: str, change: object, brk: str) -> None:
+    with pytest.raises(InvalidMessageError, match=field):
+        build_message(change(EMAIL, brk), "touchline.example")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("brk", LINE_BREAKS)
+def test_header_injection_through_ids_and_domains_is_refused(brk: str) -> None:
+    with pytest.raises(InvalidMessageError, match="Message-ID"):
+        build_message(EMAIL, f"touchline.example{brk}Bcc: x")
+    with pytest.raises(InvalidMessageError, match="Message-ID"):
+        build_message(EMAIL, "touchline.example", message_id=f"<a@b>{brk}X: y")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "jane@acme.example, victim@evil.example",
+        "jane@acme.example,victim@evil.example",
+        "Jane <jane@acme.example>",
+        '"a,b"@acme.example',
+        "jane(comment)@acme.example",
+        "jäne@acme.example",
+        "jane@",
+        "jane@localhost",
+        "",
+    ],
+)
+def test_only_plain_single_addresses_are_accepted(address: str) -> None:
+    with pytest.raises(InvalidMessageError, match="To address"):
+        build_message(replace(EMAIL, to=(Mailbox(address),)), "touchline.example")
+
+
+@pytest.mark.parametrize(
+    "message_id", ["a@b", "<a b@c>", "<a@b@c>", "<@b>", "<a@>", "<a@b>, <c@d>", "<a@b><c@d>", "<ä@b>"]
+)
+def test_malformed_message_ids_are_refused(message_id: str) -> None:
+    with pytest.raises(InvalidMessageError):
+        build_message(replace(EMAIL, in_reply_to=message_id), "touchline.example")
+
+
+def test_an_email_needs_a_recipient_and_a_dated_time_zone() -> None:
+    with pytest.raises(InvalidMessageError, match="To recipient"):
+        build_message(replace(EMAIL, to=()), "touchline.example")
+    with pytest.raises(InvalidMessageError, match="time zone"):
+        build_message(replace(EMAIL, date=datetime(2026, 12, 6, 9, 30)), "touchline.example")
+
+
+def test_long_body_lines_are_encoded_within_smtp_limits() -> None:
+    email = replace(EMAIL, text="word " * 2000, html="<p>" + "é" * 5000 + "</p>")
+    raw = build_message(email, "touchline.example").raw
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    body = parsed(raw).get_body(("plain",))
+    assert body is not None
+    assert body.get_content().startswith("word word")
+
+
+EXPECTED_HEADERS = {
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+}
+
+
+def header_names(raw: bytes) -> list[str]:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    names = []
+    for line in head.split(b"\r\n"):
+        assert b"\r" not in line
+        assert b"\n" not in line
+        if line[:1] in {b" ", b"\t"}:
+            continue  # a folded continuation of the header above
+        name, colon, _ = line.partition(b":")
+        assert colon, line
+        names.append(name.decode("ascii").lower())
+    return names
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subject=st.text(max_size=120),
+    name=st.text(max_size=60),
+    local=st.text(max_size=20),
+    reference=st.text(max_size=30),
+)
+def test_any_text_in_any_field_never_yields_an_extra_header(
+    subject: str, name: str, local: str, reference: str
+) -> None:
+    email = replace(
+        EMAIL,
+        subject=subject,
+        sender=Mailbox("sam@touchline.example", name),
+        to=(Mailbox(f"{local}@acme.example", name),),
+        in_reply_to=f"<{reference}@acme.example>",
+        unsubscribe=Unsubscribe(f"https://t.example/u/{reference}"),
+    )
+    try:
+        built = build_message(email, "touchline.example")
+    except InvalidMessageError:
+        return
+    names = header_names(built.raw)
+    assert set(names) <= EXPECTED_HEADERS
+    for single in ("from", "to", "subject", "message-id", "in-reply-to", "list-unsubscribe"):
+        assert names.count(single) == 1
+    message = parsed(built.raw)
+    assert len(message["To"].addresses) == 1
+    assert message["Subject"] == subject.strip() or " ".join(str(message["Subject"]).split()) == " ".join(
+        subject.split()
+    )
+
+
+def test_message_is_built_the_same_at_any_offset() -> None:
+    utc = build_message(replace(EMAIL, date=WHEN.astimezone(UTC)), "touchline.example")
+    assert parsed(utc.raw)["Date"].datetime == WHEN
