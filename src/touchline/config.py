@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         "0 parses in the worker itself",
     )
     session_max_age_seconds: int = 14 * 24 * 3600
+    allow_private_mail_hosts: bool = Field(
+        default=False,
+        description="Let users connect mailboxes on loopback, private and link-local addresses "
+        "(mail servers on the operator's own network)",
+    )
 
     # Gmail and Microsoft 365 mailboxes connect through OAuth apps the operator registers with
     # Google and Microsoft; with no client id, the Email tab offers only IMAP for that provider.
