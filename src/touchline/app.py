@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__
+from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound import endpoints as inbound_endpoints
@@ -106,6 +107,11 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     app.state.secret_box = box
     app.state.queue = queue
 
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_request_body_bytes,
+        route_limits=route_limits(settings),
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=box.sign("page-sessions"),

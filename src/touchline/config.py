@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         "0 parses in the worker itself",
     )
     session_max_age_seconds: int = 14 * 24 * 3600
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Larger request bodies are refused with 413 (CSV imports and the log address's "
+        "HTTP endpoint have their own limits)",
+    )
     allow_private_mail_hosts: bool = Field(
         default=False,
         description="Let users connect mailboxes on loopback, private and link-local addresses "
