@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from touchline.kit.files import PRIVATE_DIRECTORY_MODE, PRIVATE_FILE_MODE
 
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 -- a file name, not a secret
 
@@ -107,10 +110,11 @@ class Settings(BaseSettings):
         if not key_path.exists():
             from cryptography.fernet import Fernet
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.ensure_data_dir()
             temporary = key_path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            temporary.write_text(Fernet.generate_key().decode())
-            temporary.chmod(0o600)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            with os.fdopen(descriptor, "w") as key_file:
+                key_file.write(Fernet.generate_key().decode())
             try:
                 # link() fails if another process stored a key first; that key wins.
                 key_path.hardlink_to(temporary)
@@ -121,4 +125,5 @@ class Settings(BaseSettings):
         return [key_path.read_text().strip()]
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data folder, created readable by this user only; an existing one is left as it is."""
+        self.data_dir.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
