@@ -43,11 +43,16 @@ class ScriptedServer:
         self._changed = threading.Condition()
         self._connections: list[socket.socket] = []
         self.accepted = 0
+        self.hung_up = 0  # silent connections the client closed or shut down
         threading.Thread(target=self._accept, daemon=True).start()
 
     def wait_for_connections(self, count: int, timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: self.accepted >= count, timeout)
+
+    def wait_for_hangups(self, count: int, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.hung_up >= count, timeout)
 
     def close(self) -> None:
         """Stop listening and drop every connection: a client waiting on one reads the end of it."""
@@ -71,6 +76,16 @@ class ScriptedServer:
                 self._changed.notify_all()
             if self._greeting is not None:
                 threading.Thread(target=self._play, args=(connection, self._greeting), daemon=True).start()
+            else:
+                threading.Thread(target=self._listen_silently, args=(connection,), daemon=True).start()
+
+    def _listen_silently(self, connection: socket.socket) -> None:
+        with suppress(OSError):
+            while connection.recv(4096):
+                pass
+            with self._changed:
+                self.hung_up += 1
+                self._changed.notify_all()
 
     def _play(self, connection: socket.socket, greeting: bytes) -> None:
         with suppress(OSError):

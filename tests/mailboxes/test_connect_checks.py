@@ -3,7 +3,9 @@ operator allows them, the server's words never shown, and slow servers never hol
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -14,7 +16,9 @@ from tests.conftest import Team
 from tests.mailboxes.scripted_server import SECRET, imap_answers, scripted_server
 from tests.pages.test_companies_pages import log_in
 from touchline.config import Settings
-from touchline.mailboxes.connect import LOGIN_CHECK_THREADS
+from touchline.kit.errors import InvalidInputError
+from touchline.mailboxes import connect as mailbox_connect
+from touchline.mailboxes.connect import LOGIN_CHECK_THREADS, check_imap_login
 
 HINT = "an operator can allow private mail hosts with TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS"
 
@@ -111,3 +115,16 @@ def test_connects_to_a_silent_server_leave_other_requests_served(live_server: st
         for thread in connects:
             thread.join(timeout=120)
     assert answers == [422] * 45
+
+
+def test_a_login_check_past_its_deadline_lets_go_of_its_connection_at_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mailbox_connect, "LOGIN_CHECK_TIMEOUT_SECONDS", 0.2)
+    with scripted_server(None) as silent:
+        connection = {"host": "127.0.0.1", "port": silent.port, "security": "plain", "username": "sam"}
+        # On a thread of its own: the browser tests leave an event loop running on this one.
+        with ThreadPoolExecutor(1) as runner, pytest.raises(InvalidInputError, match=r"within 0\.2 seconds"):
+            runner.submit(asyncio.run, check_imap_login(connection, "pw", settings)).result()
+        # Shut down by the check rather than by its socket's 30 s timeout: the thread is free again.
+        assert silent.wait_for_hangups(1, timeout=10)

@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -56,7 +55,8 @@ OAUTH_PROVIDERS = (GMAIL, GRAPH)
 
 # Checking a login while its user waits runs on threads of its own, never on the threads that serve
 # requests: a server that accepts the connection and stays silent would otherwise hold a request
-# thread until its timeout, and a few dozen such checks would stop every page and API call.
+# thread until its timeout, and a few dozen such checks would stop every page and API call. A check
+# still running at its deadline is aborted, so that a slow server cannot keep one of these threads.
 LOGIN_CHECK_TIMEOUT_SECONDS = 15.0
 LOGIN_CHECK_THREADS = 8
 _login_checks = ThreadPoolExecutor(LOGIN_CHECK_THREADS, thread_name_prefix="mailbox-login-check")
@@ -89,29 +89,39 @@ def imap_account(connection: dict[str, Any], password: str, addresses: AddressPo
 
 def list_imap_folders(connection: dict[str, Any], password: str, settings: Settings) -> list[Folder]:
     """Log in and list folders: proves the credentials before anything is stored."""
-    host = connection["host"]
-    try:
-        account = imap_account(connection, password, mail_host_policy(settings))
-        with ImapProvider(replace(account, timeout_seconds=LOGIN_CHECK_TIMEOUT_SECONDS)) as provider:
-            return provider.list_folders()
-    except ProviderError as error:
-        raise InvalidInputError(f"could not sign in to {host}: {error}") from None
+    return _folders_of(_login_check(connection, password, settings), str(connection["host"]))
 
 
 async def check_imap_login(connection: dict[str, Any], password: str, settings: Settings) -> list[Folder]:
     """``list_imap_folders`` on the login-check threads, answered within LOGIN_CHECK_TIMEOUT_SECONDS."""
-    check = _login_checks.submit(list_imap_folders, connection, password, settings)
+    host = str(connection["host"])
+    provider = _login_check(connection, password, settings)
+    check = _login_checks.submit(_folders_of, provider, host)
     answer = asyncio.wrap_future(check)
     done, _ = await asyncio.wait({answer}, timeout=LOGIN_CHECK_TIMEOUT_SECONDS)
     if not done:
         if check.cancel():
             raise InvalidInputError("too many mailboxes are being connected right now; try again in a minute")
-        # The check stops by itself at its connection's timeout.
+        provider.abort()  # the check ends now, rather than hold its thread until the server answers
         raise InvalidInputError(
-            f"could not sign in to {connection['host']}: no answer within "
-            f"{LOGIN_CHECK_TIMEOUT_SECONDS:g} seconds"
+            f"could not sign in to {host}: no answer within {LOGIN_CHECK_TIMEOUT_SECONDS:g} seconds"
         )
     return answer.result()
+
+
+def _login_check(connection: dict[str, Any], password: str, settings: Settings) -> ImapProvider:
+    try:
+        return ImapProvider(imap_account(connection, password, mail_host_policy(settings)))
+    except ProviderError as error:
+        raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
+
+
+def _folders_of(provider: ImapProvider, host: str) -> list[Folder]:
+    with provider:
+        try:
+            return provider.list_folders()
+        except ProviderError as error:
+            raise InvalidInputError(f"could not sign in to {host}: {error}") from None
 
 
 def oauth_flow(settings: Settings, mailbox_provider: str, *, redirect_uri: str = "") -> OAuthFlow:

@@ -30,12 +30,14 @@ import ipaddress
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, ClassVar
 
 from imapclient import IMAPClient
@@ -176,6 +178,10 @@ class ImapProvider:
         # Per connection: whether CONDSTORE still has to be enabled, and the folder EXAMINE opened.
         self._condstore_pending = False
         self._selected: str | None = None
+        # A second handle on the connection's socket, for abort() to shut it down from another thread.
+        self._abort_lock = threading.Lock()
+        self._aborted = False
+        self._socket_handle: socket.socket | None = None
 
     def __enter__(self) -> ImapProvider:
         return self
@@ -183,9 +189,19 @@ class ImapProvider:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def abort(self) -> None:
+        """Stop the call in progress, from another thread: its connection is shut down under it, so
+        that it fails at once instead of waiting for the server. No connection is opened afterwards."""
+        with self._abort_lock:
+            self._aborted = True
+            if self._socket_handle is not None:
+                with suppress(OSError):
+                    self._socket_handle.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         client, self._client = self._client, None
         self._selected = None
+        self._release_socket_handle()
         if client is None:
             return
         try:
@@ -395,7 +411,9 @@ class ImapProvider:
         target = self._checked_target()
         with self._connection_errors(target):
             client = _PinnedImapClient(
-                target,
+                target.host,
+                target.port,
+                partial(self._connect, target),
                 tls=account.security is ConnectionSecurity.TLS,
                 ssl_context=context,
                 timeout=account.timeout_seconds,
@@ -407,6 +425,23 @@ class ImapProvider:
             _shutdown_quietly(client)
             raise
         return client
+
+    def _connect(self, target: CheckedTarget, timeout: float) -> socket.socket:
+        sock = target.connect(timeout)
+        with self._abort_lock:
+            if self._aborted:
+                sock.close()
+                raise ConnectionAbortedError("the connection was given up")
+            handle, self._socket_handle = self._socket_handle, sock.dup()
+        if handle is not None:
+            handle.close()
+        return sock
+
+    def _release_socket_handle(self) -> None:
+        with self._abort_lock:
+            handle, self._socket_handle = self._socket_handle, None
+        if handle is not None:
+            handle.close()
 
     def _checked_target(self) -> CheckedTarget:
         """Where the host leads now: checked at every connection, as its DNS answer may have changed."""
@@ -510,30 +545,42 @@ class ImapProvider:
     def _discard_connection(self) -> None:
         client, self._client = self._client, None
         self._selected = None
+        self._release_socket_handle()
         if client is not None:
             _shutdown_quietly(client)
+
+
+# Opens a TCP connection to a checked address within the given seconds.
+_Connector = Callable[[float], socket.socket]
 
 
 class _PinnedImap4(IMAP4WithTimeout):  # type: ignore[misc] # imapclient ships no types
     """imaplib's connection, made to the checked addresses rather than to what the name resolves to now."""
 
-    def __init__(self, target: CheckedTarget, timeout: float) -> None:
-        self._target = target
-        super().__init__(target.host, target.port, timeout)
+    def __init__(self, host: str, port: int, open_socket: _Connector, timeout: float) -> None:
+        self._open_socket = open_socket
+        super().__init__(host, port, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        return self._target.connect(timeout or self._timeout)
+        return self._open_socket(timeout or self._timeout)
 
 
 class _PinnedImap4Tls(IMAP4_TLS):  # type: ignore[misc] # imapclient ships no types
     """The same over TLS: the certificate must be valid for the host name entered (SNI and name check)."""
 
-    def __init__(self, target: CheckedTarget, ssl_context: ssl.SSLContext | None, timeout: float) -> None:
-        self._target = target
-        super().__init__(target.host, target.port, ssl_context, timeout)
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        open_socket: _Connector,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float,
+    ) -> None:
+        self._open_socket = open_socket
+        super().__init__(host, port, ssl_context, timeout)
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
-        sock = self._target.connect(timeout or self._timeout)
+        sock = self._open_socket(timeout or self._timeout)
         try:
             tls_socket: socket.socket = wrap_tls_socket(sock, self.ssl_context, self.host)
         except BaseException:
@@ -543,19 +590,26 @@ class _PinnedImap4Tls(IMAP4_TLS):  # type: ignore[misc] # imapclient ships no ty
 
 
 class _PinnedImapClient(IMAPClient):  # type: ignore[misc] # imapclient ships no types
-    """IMAPClient connecting to a ``CheckedTarget``; STARTTLS, like TLS, checks the name in ``host``."""
+    """IMAPClient connecting through ``open_socket``; STARTTLS, like TLS, checks the name in ``host``."""
 
     def __init__(
-        self, target: CheckedTarget, *, tls: bool, ssl_context: ssl.SSLContext | None, timeout: float
+        self,
+        host: str,
+        port: int,
+        open_socket: _Connector,
+        *,
+        tls: bool,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float,
     ) -> None:
-        self._target = target
-        super().__init__(target.host, port=target.port, ssl=tls, ssl_context=ssl_context, timeout=timeout)
+        self._open_socket = open_socket
+        super().__init__(host, port=port, ssl=tls, ssl_context=ssl_context, timeout=timeout)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:
         connect_timeout: float = self._timeout.connect
         if self.ssl:
-            return _PinnedImap4Tls(self._target, self.ssl_context, connect_timeout)
-        return _PinnedImap4(self._target, connect_timeout)
+            return _PinnedImap4Tls(self.host, self.port, self._open_socket, self.ssl_context, connect_timeout)
+        return _PinnedImap4(self.host, self.port, self._open_socket, connect_timeout)
 
 
 def _connection_failure(error: BaseException) -> str:
