@@ -70,14 +70,17 @@ def test_what_the_server_sent_is_never_in_the_api_error(client: TestClient, team
 def test_what_the_server_sent_is_never_on_the_email_tab(page: Page, live_server: str, team: Team) -> None:
     log_in(page, live_server, "admin@team-a.example", "admin-password-123")
     with scripted_server(b"SSH-2.0-OpenSSH_9.6 " + SECRET + b"\r\n", imap_answers()) as server:
-        page.goto(f"{live_server}/profile/email")
-        form = page.locator("#connect-imap")
-        form.get_by_label("IMAP server").fill("127.0.0.1")
-        form.get_by_label("Port").fill(str(server.port))
-        form.get_by_label("Security").select_option("plain")
-        form.get_by_label("Username").fill("sam")
-        form.get_by_label("Password").fill("pw")
-        form.get_by_role("button", name="Connect mailbox").click()
+        for port in ("70000", str(server.port)):
+            page.goto(f"{live_server}/profile/email")
+            form = page.locator("#connect-imap")
+            form.get_by_label("IMAP server").fill("127.0.0.1")
+            form.get_by_label("Port").fill(port)
+            form.get_by_label("Security").select_option("plain")
+            form.get_by_label("Username").fill("sam")
+            form.get_by_label("Password").fill("pw")
+            form.get_by_role("button", name="Connect mailbox").click()
+            if port == "70000":
+                expect(page.locator("#error")).to_have_text("a port is a number from 1 to 65535")
         expect(page.locator("#error")).to_have_text(
             f"could not sign in to 127.0.0.1: cannot connect to 127.0.0.1:{server.port}: "
             "it did not answer as an IMAP server"

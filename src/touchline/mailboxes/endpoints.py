@@ -45,7 +45,7 @@ def read_my_mailbox(actor: ApiActor, sessions: Sessions) -> MailboxOut:
 async def connect_imap(
     body: ImapConnect, request: Request, actor: ApiActor, sessions: Sessions
 ) -> MailboxOut:
-    """Async so that the login check waits on its own threads, not on one that serves requests."""
+    # Async, so that the login check is awaited on threads of its own, not on one that serves requests.
     user_id = body.user_id or actor.user_id
     assert user_id is not None
 

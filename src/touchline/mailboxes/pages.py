@@ -56,14 +56,18 @@ async def connect_imap(
     security: Annotated[str, Form()] = "tls",
     port: Annotated[str, Form()] = "",
 ) -> Response:
-    """Async so that the login check waits on its own threads, not on one that serves requests."""
+    # Async, so that the login check is awaited on threads of its own, not on one that serves requests.
     check_csrf(request, csrf_token)
     actor.require(Permission.EMAIL_SYNC)
     user_id = actor.user_id
     assert user_id is not None
+    port_number = int(port) if port.strip().isdigit() else None
+    if port_number is not None and not 1 <= port_number <= 65535:
+        error = "a port is a number from 1 to 65535"
+        return await run_in_threadpool(_email_tab, request, actor, sessions, error, 400)
     connection: dict[str, object] = {
         "host": host.strip(),
-        "port": int(port) if port.strip().isdigit() else None,
+        "port": port_number,
         "security": security,
         "username": username.strip(),
     }

@@ -413,7 +413,7 @@ class ImapProvider:
             client = _PinnedImapClient(
                 target.host,
                 target.port,
-                partial(self._connect, target),
+                partial(self._open_socket, target),
                 tls=account.security is ConnectionSecurity.TLS,
                 ssl_context=context,
                 timeout=account.timeout_seconds,
@@ -426,7 +426,7 @@ class ImapProvider:
             raise
         return client
 
-    def _connect(self, target: CheckedTarget, timeout: float) -> socket.socket:
+    def _open_socket(self, target: CheckedTarget, timeout: float) -> socket.socket:
         sock = target.connect(timeout)
         with self._abort_lock:
             if self._aborted:
