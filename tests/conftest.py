@@ -95,6 +95,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key=TEST_SECRET_KEY,
         in_process_worker=False,
         inbound_domain="log.test.example",
+        allow_private_mail_hosts=True,  # Dovecot and the fake servers listen on 127.0.0.1
     )
 
 
@@ -107,6 +108,7 @@ def touchline_environment(settings: Settings) -> dict[str, str]:
         TOUCHLINE_QUEUE_URL=settings.queue_url,
         TOUCHLINE_SECRET_KEY=settings.secret_key,
         TOUCHLINE_INBOUND_DOMAIN=settings.inbound_domain,
+        TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS=str(settings.allow_private_mail_hosts).lower(),
         COLUMNS="200",  # Rich tables wide enough for the assertions on their lines
     )
     return env

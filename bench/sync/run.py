@@ -183,7 +183,7 @@ def prepare_touchline(
     from touchline.db import make_engine, make_sessionmaker, session_scope
     from touchline.kit.crypto import SecretBox
     from touchline.mailboxes import service as mailboxes
-    from touchline.mailboxes.connect import imap_account
+    from touchline.mailboxes.connect import imap_account, mail_host_policy
     from touchline.mailboxes.providers.imap import ImapProvider
     from touchline.schema import upgrade
     from touchline.worker import configure_queue
@@ -192,7 +192,13 @@ def prepare_touchline(
 
     data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(url)
-    settings = Settings(data_dir=data_dir, database_url=url, secret_key=secret_key, in_process_worker=False)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=url,
+        secret_key=secret_key,
+        in_process_worker=False,
+        allow_private_mail_hosts=True,  # the bench's Dovecot listens on loopback
+    )
     queue = configure_queue(settings)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
@@ -226,7 +232,7 @@ def prepare_touchline(
                     session, actor, person.address, name=person.name, company_id=company_ids[company_index]
                 )
             owner_id, workspace_id = owner.id, workspace.id
-        with ImapProvider(imap_account(connection, user.password)) as provider:
+        with ImapProvider(imap_account(connection, user.password, mail_host_policy(settings))) as provider:
             folders = provider.list_folders()
         with session_scope(sessions) as session:
             actor = Actor.operator(workspace_id)
@@ -251,6 +257,7 @@ def prepare_touchline(
 def warm_touchline_paths(server: Any, user: Any) -> None:
     """Read every folder as touchline's provider does (SEARCH, header batches), then every body."""
     from touchline.inbound.fetch.service import BATCH_SIZE
+    from touchline.kit.net import AddressPolicy
     from touchline.mailboxes.connect import imap_account
     from touchline.mailboxes.providers.imap import ImapProvider
 
@@ -261,7 +268,7 @@ def warm_touchline_paths(server: Any, user: Any) -> None:
         "username": user.username,
     }
     since = datetime.now(UTC) - timedelta(days=181)
-    with ImapProvider(imap_account(connection, user.password)) as provider:
+    with ImapProvider(imap_account(connection, user.password, AddressPolicy(allow_private=True))) as provider:
         for folder in provider.list_folders():
             ids: list[str] = []
             for batch in provider.fetch_new_headers(folder.id, None, since=since, batch_size=BATCH_SIZE):
@@ -374,7 +381,12 @@ def run_touchline(
         profile.mkdir(parents=True, exist_ok=True)
         command += ["--profile", str(profile / f"initial-{kind}.prof")]
         command += ["--profile-incremental", str(profile / f"incremental-{kind}.prof")]
-    env = {**os.environ, "TOUCHLINE_SECRET_KEY": secret_key, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "TOUCHLINE_SECRET_KEY": secret_key,
+        "TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS": "true",  # the bench's Dovecot listens on loopback
+        "PYTHONPATH": str(REPO),
+    }
     run = run_process(command, env=env)
     return run, json.loads(run.stdout.strip().splitlines()[-1])
 

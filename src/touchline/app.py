@@ -15,6 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__, api_docs
+from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.inbound import endpoints as inbound_endpoints
@@ -79,6 +80,24 @@ def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/health", "/docs", "/openapi"))
 
 
+def _add_middleware(app: FastAPI, settings: Settings, box: SecretBox) -> None:
+    # Each call wraps the ones before it: the security headers come last so they reach every response.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.max_request_body_bytes,
+        route_limits=route_limits(settings),
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=box.sign("page-sessions"),
+        session_cookie="touchline_session",
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.base_url.startswith("https://"),
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+
+
 def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.ensure_data_dir()
@@ -113,15 +132,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     app.state.queue = queue
     app.state.clock = utcnow
 
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=box.sign("page-sessions"),
-        session_cookie="touchline_session",
-        max_age=settings.session_max_age_seconds,
-        same_site="lax",
-        https_only=settings.base_url.startswith("https://"),
-    )
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: its headers reach every response
+    _add_middleware(app, settings, box)
 
     @app.exception_handler(TouchlineError)
     async def touchline_error(request: Request, error: TouchlineError) -> Response:

@@ -175,6 +175,8 @@ def demo(
 
     os.environ["TOUCHLINE_INBOUND_TRUSTED_NETWORKS"] = DEMO_TRUSTED_NETWORKS
 
+    # A demo is tried against mail servers on this machine or its network (unless told otherwise).
+    os.environ.setdefault("TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS", "true")
     settings = _settings()
     _upgrade(settings)
     password = secrets.token_urlsafe(12)
@@ -382,10 +384,9 @@ def mailbox_connect_imap(
     ] = False,
 ) -> None:
     """Connect a user's IMAP mailbox: checks the login, lists folders, selects Inbox and Sent."""
+    from touchline.kit.errors import InvalidInputError
     from touchline.mailboxes import service as mailboxes
-    from touchline.mailboxes.connect import imap_account
-    from touchline.mailboxes.providers.base import ProviderError
-    from touchline.mailboxes.providers.imap import ImapProvider
+    from touchline.mailboxes.connect import list_imap_folders
 
     if not password_stdin:
         raise _fail("pass the password on standard input with --password-stdin")
@@ -394,10 +395,9 @@ def mailbox_connect_imap(
     _configure_jobs(settings)
     connection = {"host": host, "port": port, "security": security, "username": username}
     try:
-        with ImapProvider(imap_account(connection, password)) as provider:
-            folders = provider.list_folders()
-    except (ProviderError, OSError) as error:
-        raise _fail(f"could not connect to {host}: {error}") from None
+        folders = list_imap_folders(connection, password, settings)
+    except InvalidInputError as error:
+        raise _fail(str(error)) from None
     with _transaction(settings) as session:
         operator = _operator(session, workspace)
         owner = service.find_user_by_email(session, operator, user)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -11,6 +12,8 @@ from typing import Annotated
 import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from touchline.kit.files import PRIVATE_DIRECTORY_MODE, PRIVATE_FILE_MODE
 
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 -- a file name, not a secret
 
@@ -72,6 +75,17 @@ class Settings(BaseSettings):
     mailbox_connects_per_user: int = Field(default=10, ge=1)
     throttle_window_seconds: int = Field(default=15 * 60, ge=1)
     throttle_max_backoff_seconds: int = Field(default=3600, ge=60)
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Larger request bodies are refused with 413 (CSV imports and the log address's "
+        "HTTP endpoint have their own limits)",
+    )
+    allow_private_mail_hosts: bool = Field(
+        default=False,
+        description="Let users connect mailboxes on loopback, private and link-local addresses "
+        "(mail servers on the operator's own network)",
+    )
 
     # Gmail and Microsoft 365 mailboxes connect through OAuth apps the operator registers with
     # Google and Microsoft; with no client id, the Email tab offers only IMAP for that provider.
@@ -134,10 +148,11 @@ class Settings(BaseSettings):
         if not key_path.exists():
             from cryptography.fernet import Fernet
 
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.ensure_data_dir()
             temporary = key_path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-            temporary.write_text(Fernet.generate_key().decode())
-            temporary.chmod(0o600)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            with os.fdopen(descriptor, "w") as key_file:
+                key_file.write(Fernet.generate_key().decode())
             try:
                 # link() fails if another process stored a key first; that key wins.
                 key_path.hardlink_to(temporary)
@@ -148,4 +163,5 @@ class Settings(BaseSettings):
         return [key_path.read_text().strip()]
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data folder, created readable by this user only; an existing one is left as it is."""
+        self.data_dir.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)

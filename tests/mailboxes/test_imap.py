@@ -15,6 +15,7 @@ from imapclient.imapclient import IMAPlibLoggerAdapter
 from tests.fakes.gmail import FakeGmail
 from tests.mailboxes.messages import email_bytes
 from tests.mailboxes.tcp_proxy import cutting_proxy
+from tests.services.dovecot import LOOPBACK_ALLOWED
 from touchline.mailboxes.oauth import OAuthFlow, OAuthTokens, TokenHolder
 from touchline.mailboxes.providers.base import (
     AuthError,
@@ -44,6 +45,7 @@ LOOK_BACK = NOW - dt.timedelta(days=90)
 
 def plain_account(server: DovecotServer, user: ImapUser, *, port: int | None = None) -> ImapAccount:
     return ImapAccount(
+        addresses=LOOPBACK_ALLOWED,
         host=server.host,
         port=port or server.imap_port,
         username=user.username,
@@ -300,6 +302,7 @@ def test_tls_and_starttls_connect_when_the_certificate_is_trusted(
 ) -> None:
     for security, port in ((ConnectionSecurity.TLS, dovecot.imaps_port), (ConnectionSecurity.STARTTLS, None)):
         account = ImapAccount(
+            addresses=LOOPBACK_ALLOWED,
             host="localhost",
             port=port or dovecot.imap_port,
             username=imap_user.username,
@@ -316,6 +319,7 @@ def test_an_unverifiable_certificate_is_refused(dovecot: DovecotServer, imap_use
     # The system's trust store does not know the suite's throwaway CA.
     for security, port in ((ConnectionSecurity.TLS, dovecot.imaps_port), (ConnectionSecurity.STARTTLS, None)):
         account = ImapAccount(
+            addresses=LOOPBACK_ALLOWED,
             host="localhost",
             port=port or dovecot.imap_port,
             username=imap_user.username,
@@ -331,6 +335,7 @@ def test_starttls_is_required_when_chosen(dovecot_without_special_use: DovecotSe
     server = dovecot_without_special_use
     user = server.add_user()
     account = ImapAccount(
+        addresses=LOOPBACK_ALLOWED,
         host="localhost",
         port=server.imap_port,
         username=user.username,
@@ -345,6 +350,7 @@ def test_starttls_is_required_when_chosen(dovecot_without_special_use: DovecotSe
 
 def test_a_wrong_password_is_an_auth_error(dovecot: DovecotServer, imap_user: ImapUser) -> None:
     account = ImapAccount(
+        addresses=LOOPBACK_ALLOWED,
         host=dovecot.host,
         port=dovecot.imap_port,
         username=imap_user.username,
@@ -357,6 +363,7 @@ def test_a_wrong_password_is_an_auth_error(dovecot: DovecotServer, imap_user: Im
 
 def xoauth2_account(server: DovecotServer, user: ImapUser, tokens: TokenHolder) -> ImapAccount:
     return ImapAccount(
+        addresses=LOOPBACK_ALLOWED,
         host=server.host,
         port=server.imap_port,
         username=user.username,

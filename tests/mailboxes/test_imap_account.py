@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.services import free_port
+from tests.services.dovecot import LOOPBACK_ALLOWED
 from touchline.mailboxes.providers.base import InsecureConnectionError, TransientError
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider, is_loopback_host
 
@@ -38,7 +39,12 @@ def test_an_account_needs_exactly_one_way_to_log_in() -> None:
 
 def test_an_unreachable_server_is_transient() -> None:
     account = ImapAccount(
-        host="127.0.0.1", port=free_port(), username="u", password="p", security=ConnectionSecurity.PLAIN
+        addresses=LOOPBACK_ALLOWED,
+        host="127.0.0.1",
+        port=free_port(),
+        username="u",
+        password="p",
+        security=ConnectionSecurity.PLAIN,
     )
     with ImapProvider(account) as provider, pytest.raises(TransientError, match="cannot connect"):
         provider.list_folders()

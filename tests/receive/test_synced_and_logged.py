@@ -38,7 +38,7 @@ def sync_world(
             session, Actor.operator(workspace.id), "Customer", domains=[CUSTOMER]
         )
         ids = workspace.id, company.id
-    yield SyncWorld(sessions, box, dovecot, ids[0], ids[1])
+    yield SyncWorld(sessions, box, dovecot, ids[0], ids[1], settings)
     queue.close()
 
 

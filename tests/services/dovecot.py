@@ -44,8 +44,11 @@ from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 
 from tests.services import free_port, unavailable
+from touchline.kit.net import AddressPolicy
 
 HOST = "127.0.0.1"
+# The servers listen on loopback, where mail connections go only when allowed.
+LOOPBACK_ALLOWED = AddressPolicy(allow_private=True)
 _STARTUP_TIMEOUT_SECONDS = 10.0
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
 # The server with SPECIAL-USE names its folders in German, so only the flags can identify them; the

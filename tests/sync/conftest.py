@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.services.dovecot import DovecotServer, ImapUser, start_dovecot
+from tests.services.dovecot import LOOPBACK_ALLOWED, DovecotServer, ImapUser, start_dovecot
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
@@ -69,6 +69,7 @@ class SyncWorld:
     dovecot: DovecotServer
     workspace_id: uuid.UUID
     company_id: uuid.UUID
+    settings: Settings
 
     @property
     def operator(self) -> Actor:
@@ -87,7 +88,7 @@ class SyncWorld:
             "security": "plain",
             "username": imap.username,
         }
-        with ImapProvider(imap_account(connection, imap.password)) as provider:
+        with ImapProvider(imap_account(connection, imap.password, LOOPBACK_ALLOWED)) as provider:
             folders = provider.list_folders()
         with session_scope(self.sessions) as session:
             mailbox = mailboxes.connect_mailbox(
@@ -104,6 +105,7 @@ class SyncWorld:
             return mailbox.id
 
     def sync(self, mailbox_id: uuid.UUID, **kwargs: object) -> SyncReport:
+        kwargs.setdefault("settings", self.settings)
         return sync_mailbox(self.sessions, self.box, mailbox_id, **kwargs)  # type: ignore[arg-type]
 
     def emails(self) -> list[dict[str, object]]:
@@ -123,7 +125,7 @@ class SyncWorld:
         with session_scope(self.sessions) as session:
             mailbox = mailboxes.get_mailbox(session, self.operator, mailbox_id)
             connection = dict(mailbox.connection)
-        with ImapProvider(imap_account(connection, imap.password)) as provider:
+        with ImapProvider(imap_account(connection, imap.password, LOOPBACK_ALLOWED)) as provider:
             folders = provider.list_folders()
         with session_scope(self.sessions) as session:
             mailboxes.save_folders(
@@ -144,7 +146,7 @@ def world(
             session, Actor.operator(workspace.id), "Customer", domains=[CUSTOMER]
         )
         ids = workspace.id, company.id
-    yield SyncWorld(sessions, box, dovecot, ids[0], ids[1])
+    yield SyncWorld(sessions, box, dovecot, ids[0], ids[1], settings)
     queue.close()
 
 

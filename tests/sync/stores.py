@@ -75,4 +75,4 @@ def workspace_beside(world: SyncWorld, name: str, box: SecretBox) -> tuple[SyncW
             session, Actor.operator(workspace.id), "Customer", domains=[CUSTOMER]
         )
         ids = workspace.id, company.id
-    return SyncWorld(world.sessions, box, world.dovecot, ids[0], ids[1]), ids[0]
+    return SyncWorld(world.sessions, box, world.dovecot, ids[0], ids[1], world.settings), ids[0]

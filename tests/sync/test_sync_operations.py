@@ -161,7 +161,7 @@ def test_operator_connects_syncs_and_lists_from_the_command_line(
     assert "5 folders; syncing Gesendet, INBOX" in connected.stdout
     refused = connect("wrong")
     assert refused.returncode == 1
-    assert "could not connect" in refused.stderr
+    assert "could not sign in" in refused.stderr
 
     synced = _cli(settings, "sync", "--user", f"sam@{INTERNAL}", "--once")
     assert synced.returncode == 0, synced.stderr

@@ -15,7 +15,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import Engine, event, select
 
-from tests.services.dovecot import DovecotServer, ImapUser
+from tests.services.dovecot import LOOPBACK_ALLOWED, DovecotServer, ImapUser
 from tests.sync.conftest import SyncWorld, message
 from touchline.db import session_scope
 from touchline.mailboxes.connect import imap_account
@@ -81,7 +81,7 @@ def account(server: DovecotServer, user: ImapUser) -> Any:
         "security": "plain",
         "username": user.username,
     }
-    return imap_account(connection, user.password)
+    return imap_account(connection, user.password, LOOPBACK_ALLOWED)
 
 
 def fresh_cursors(server: DovecotServer, user: ImapUser, folders: tuple[str, ...]) -> dict[str, ImapCursor]:

@@ -8,9 +8,11 @@ not stored would leave the next run holding a token Microsoft may have retired.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +21,8 @@ from sqlalchemy.orm import Session, lazyload, sessionmaker
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
+from touchline.kit.errors import InvalidInputError
+from touchline.kit.net import AddressPolicy
 from touchline.mailboxes.oauth import (
     OAuthClientCredentials,
     OAuthConfigurationError,
@@ -28,7 +32,12 @@ from touchline.mailboxes.oauth import (
     google_oauth_config,
     microsoft_oauth_config,
 )
-from touchline.mailboxes.providers.base import AccessTokenSource, InsecureConnectionError
+from touchline.mailboxes.providers.base import (
+    AccessTokenSource,
+    Folder,
+    InsecureConnectionError,
+    ProviderError,
+)
 from touchline.mailboxes.providers.gmail import GmailProvider
 from touchline.mailboxes.providers.graph import GraphProvider
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
@@ -44,8 +53,24 @@ GMAIL = "gmail"
 GRAPH = "graph"
 OAUTH_PROVIDERS = (GMAIL, GRAPH)
 
+# Checking a login while its user waits runs on threads of its own, never on the threads that serve
+# requests: a server that accepts the connection and stays silent would otherwise hold a request
+# thread until its timeout, and a few dozen such checks would stop every page and API call. A check
+# still running at its deadline is aborted, so that a slow server cannot keep one of these threads.
+LOGIN_CHECK_TIMEOUT_SECONDS = 15.0
+LOGIN_CHECK_THREADS = 8
+_login_checks = ThreadPoolExecutor(LOGIN_CHECK_THREADS, thread_name_prefix="mailbox-login-check")
 
-def imap_account(connection: dict[str, Any], password: str) -> ImapAccount:
+
+def mail_host_policy(settings: Settings) -> AddressPolicy:
+    """Where connections to mail servers users name (IMAP, SMTP) may go."""
+    return AddressPolicy(
+        allow_private=settings.allow_private_mail_hosts,
+        private_hint="an operator can allow private mail hosts with TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS",
+    )
+
+
+def imap_account(connection: dict[str, Any], password: str, addresses: AddressPolicy) -> ImapAccount:
     try:
         security = ConnectionSecurity(connection.get("security", "tls"))
     except ValueError:
@@ -58,7 +83,45 @@ def imap_account(connection: dict[str, Any], password: str) -> ImapAccount:
         security=security,
         username=str(connection["username"]),
         password=password,
+        addresses=addresses,
     )
+
+
+def list_imap_folders(connection: dict[str, Any], password: str, settings: Settings) -> list[Folder]:
+    """Log in and list folders: proves the credentials before anything is stored."""
+    return _folders_of(_login_check(connection, password, settings), str(connection["host"]))
+
+
+async def check_imap_login(connection: dict[str, Any], password: str, settings: Settings) -> list[Folder]:
+    """``list_imap_folders`` on the login-check threads, answered within LOGIN_CHECK_TIMEOUT_SECONDS."""
+    host = str(connection["host"])
+    provider = _login_check(connection, password, settings)
+    check = _login_checks.submit(_folders_of, provider, host)
+    answer = asyncio.wrap_future(check)
+    done, _ = await asyncio.wait({answer}, timeout=LOGIN_CHECK_TIMEOUT_SECONDS)
+    if not done:
+        if check.cancel():
+            raise InvalidInputError("too many mailboxes are being connected right now; try again in a minute")
+        provider.abort()  # the check ends now, rather than hold its thread until the server answers
+        raise InvalidInputError(
+            f"could not sign in to {host}: no answer within {LOGIN_CHECK_TIMEOUT_SECONDS:g} seconds"
+        )
+    return answer.result()
+
+
+def _login_check(connection: dict[str, Any], password: str, settings: Settings) -> ImapProvider:
+    try:
+        return ImapProvider(imap_account(connection, password, mail_host_policy(settings)))
+    except ProviderError as error:
+        raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
+
+
+def _folders_of(provider: ImapProvider, host: str) -> list[Folder]:
+    with provider:
+        try:
+            return provider.list_folders()
+        except ProviderError as error:
+            raise InvalidInputError(f"could not sign in to {host}: {error}") from None
 
 
 def oauth_flow(settings: Settings, mailbox_provider: str, *, redirect_uri: str = "") -> OAuthFlow:
@@ -162,15 +225,17 @@ def open_provider(
 ) -> OpenedProvider:
     """A provider for ``mailbox``; the caller closes it.
 
-    Gmail and Graph mailboxes need ``settings`` for the OAuth app (read from the environment when
-    not given). With ``sessions``, refreshed tokens are stored as ``StoredTokens`` describes; without,
-    they last as long as the provider, which suits a one-off call but not a sync.
+    ``settings`` (read from the environment when not given) say where IMAP servers may be, and hold
+    the OAuth app of Gmail and Graph mailboxes. With ``sessions``, refreshed tokens are stored as
+    ``StoredTokens`` describes; without, they last as long as the provider, which suits a one-off
+    call but not a sync.
     """
     credentials = credentials_of(mailbox, box)
+    settings = settings if settings is not None else Settings()
     if mailbox.provider == "imap":
-        return ImapProvider(imap_account(mailbox.connection, str(credentials["password"])))
+        password = str(credentials["password"])
+        return ImapProvider(imap_account(mailbox.connection, password, mail_host_policy(settings)))
     if mailbox.provider in OAUTH_PROVIDERS:
-        settings = settings if settings is not None else Settings()
         tokens = OAuthTokens.from_dict(credentials)
         persist = (
             StoredTokens(sessions, box, mailbox.id, tokens.refresh_token) if sessions is not None else None

@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
-from touchline.kit.errors import InvalidInputError, NotFoundError
+from touchline.kit.errors import NotFoundError
 from touchline.mailboxes import oauth_connect, service
-from touchline.mailboxes.connect import imap_account
-from touchline.mailboxes.providers.base import Folder, ProviderError
-from touchline.mailboxes.providers.imap import ImapProvider
+from touchline.mailboxes.connect import check_imap_login
 from touchline.mailboxes.schemas import (
     FolderSelection,
     ImapConnect,
@@ -24,15 +23,6 @@ from touchline.mailboxes.schemas import (
 from touchline.workspace.auth import ApiActor, AppSettings, Now, Sessions
 
 router = APIRouter(prefix="/api/v1", tags=["mailboxes"])
-
-
-def list_imap_folders(connection: dict[str, object], password: str) -> list[Folder]:
-    """Log in and list folders: proves the credentials before anything is stored."""
-    try:
-        with ImapProvider(imap_account(connection, password)) as provider:
-            return provider.list_folders()
-    except (ProviderError, OSError) as error:
-        raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
 
 
 @router.get("/mailboxes", summary="Every connected mailbox of the workspace (admins)")
@@ -52,36 +42,45 @@ def read_my_mailbox(actor: ApiActor, sessions: Sessions) -> MailboxOut:
 
 
 @router.post("/mailboxes/imap", status_code=status.HTTP_201_CREATED, summary="Connect an IMAP mailbox")
-def connect_imap(
+async def connect_imap(
     body: ImapConnect, request: Request, actor: ApiActor, sessions: Sessions, settings: AppSettings, now: Now
 ) -> MailboxOut:
-    with session_scope(sessions) as session:
-        service.count_connect_attempt(session, actor, settings, now)
+    # Async, so that the login check is awaited on threads of its own, not on one that serves requests.
     user_id = body.user_id or actor.user_id
     assert user_id is not None
-    with session_scope(sessions) as session:
-        service.mailbox_of_user(session, actor, user_id)  # permission check before any network I/O
+
+    def count_and_check_permission() -> None:
+        with session_scope(sessions) as session:
+            service.count_connect_attempt(session, actor, settings, now)
+        with session_scope(sessions) as session:
+            service.mailbox_of_user(session, actor, user_id)
+
+    await run_in_threadpool(count_and_check_permission)  # before any network I/O
     connection: dict[str, object] = {
         "host": body.host,
         "port": body.port,
         "security": body.security,
         "username": body.username,
     }
-    folders = list_imap_folders(connection, body.password)
+    folders = await check_imap_login(connection, body.password, request.app.state.settings)
     box: SecretBox = request.app.state.secret_box
-    with session_scope(sessions) as session:
-        mailbox = service.connect_mailbox(
-            session,
-            actor,
-            box,
-            user_id=user_id,
-            provider="imap",
-            address=body.username,
-            connection=connection,
-            credentials={"password": body.password},
-            folders=folders,
-        )
-        return MailboxOut.of(mailbox)
+
+    def store() -> MailboxOut:
+        with session_scope(sessions) as session:
+            mailbox = service.connect_mailbox(
+                session,
+                actor,
+                box,
+                user_id=user_id,
+                provider="imap",
+                address=body.username,
+                connection=connection,
+                credentials={"password": body.password},
+                folders=folders,
+            )
+            return MailboxOut.of(mailbox)
+
+    return await run_in_threadpool(store)
 
 
 @router.get("/mailboxes/{mailbox_id}", summary="Read a mailbox, its folders and sync status")

@@ -7,12 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemptsError
 from touchline.mailboxes import oauth_connect, service
-from touchline.mailboxes.endpoints import list_imap_folders
+from touchline.mailboxes.connect import check_imap_login
+from touchline.mailboxes.providers.base import Folder
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
@@ -43,7 +45,7 @@ def email_tab(request: Request, actor: PageActor, sessions: Sessions) -> HTMLRes
 
 
 @router.post("/profile/email/imap", response_class=HTMLResponse)
-def connect_imap(
+async def connect_imap(
     request: Request,
     actor: PageActor,
     sessions: Sessions,
@@ -56,37 +58,51 @@ def connect_imap(
     security: Annotated[str, Form()] = "tls",
     port: Annotated[str, Form()] = "",
 ) -> Response:
+    # Async, so that the login check is awaited on threads of its own, not on one that serves requests.
     check_csrf(request, csrf_token)
     actor.require(Permission.EMAIL_SYNC)
-    assert actor.user_id is not None
-    try:
+    user_id = actor.user_id
+    assert user_id is not None
+
+    def count_attempt() -> None:
         with session_scope(sessions) as session:
             service.count_connect_attempt(session, actor, settings, now)
-    except TooManyAttemptsError as error:
-        return _email_tab(request, actor, sessions, str(error), 429)
+
+    try:
+        await run_in_threadpool(count_attempt)
+    except TooManyAttemptsError as refused:
+        return await run_in_threadpool(_email_tab, request, actor, sessions, str(refused), 429)
+    port_number = int(port) if port.strip().isdigit() else None
+    if port_number is not None and not 1 <= port_number <= 65535:
+        error = "a port is a number from 1 to 65535"
+        return await run_in_threadpool(_email_tab, request, actor, sessions, error, 400)
     connection: dict[str, object] = {
         "host": host.strip(),
-        "port": int(port) if port.strip().isdigit() else None,
+        "port": port_number,
         "security": security,
         "username": username.strip(),
     }
-    try:
-        folders = list_imap_folders(connection, password)
-        box: SecretBox = request.app.state.secret_box
+    box: SecretBox = request.app.state.secret_box
+
+    def store(folders: list[Folder]) -> None:
         with session_scope(sessions) as session:
             service.connect_mailbox(
                 session,
                 actor,
                 box,
-                user_id=actor.user_id,
+                user_id=user_id,
                 provider="imap",
                 address=username.strip(),
                 connection=connection,
                 credentials={"password": password},
                 folders=folders,
             )
+
+    try:
+        folders = await check_imap_login(connection, password, request.app.state.settings)
+        await run_in_threadpool(store, folders)
     except (InvalidInputError, ConflictError) as error:
-        return _email_tab(request, actor, sessions, str(error), 400)
+        return await run_in_threadpool(_email_tab, request, actor, sessions, str(error), 400)
     flash(request, "Mailbox connected. Pick the folders to sync, then Update sync settings.")
     return redirect("/profile/email")
 

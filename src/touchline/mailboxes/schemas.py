@@ -61,14 +61,14 @@ class ImapConnect(BaseModel):
     port: int | None = Field(None, ge=1, le=65535)
     security: Literal["tls", "starttls", "plain"] = "tls"
     username: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, repr=False)
+    password: str = Field(min_length=1, max_length=1024, repr=False)
     user_id: uuid.UUID | None = Field(None, description="Admins may connect another user's mailbox")
 
 
 class FolderSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    selected_folder_ids: list[uuid.UUID]
+    selected_folder_ids: list[uuid.UUID] = Field(max_length=10_000)
 
 
 class LookbackChange(BaseModel):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import after_commit, make_engine, make_sessionmaker
+from touchline.kit.files import create_private_file
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Queue:
             self.huey: Huey = RedisHuey("touchline", url=settings.queue_url, immediate=immediate)
         else:
             settings.ensure_data_dir()
+            create_private_file(settings.queue_file)
             self.huey = SqliteHuey(
                 "touchline",
                 filename=str(settings.queue_file),

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from touchline.models import AuditEntry, Company, Contact, Role, User, WorkspaceSettings
 
 T = TypeVar("T")
+
+# Bounds on what a caller may store: without them one request could write megabytes into a row that
+# every page and export then reads.
+MAX_CUSTOM_FIELDS = 100
+MAX_CUSTOM_FIELDS_BYTES = 16 * 1024
+MAX_LIST_ITEMS = 1000
+
+Name = Annotated[str, Field(max_length=200)]
+EmailAddress = Annotated[str, Field(max_length=320)]
+DomainName = Annotated[str, Field(min_length=1, max_length=253)]
+AddressOrDomain = Annotated[str, Field(min_length=1, max_length=320)]
+# Hashing cost grows with a password's length.
+Password = Annotated[str, Field(max_length=1024)]
+Permission = Annotated[str, Field(max_length=100)]
+
+
+def _bounded_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    if len(fields) > MAX_CUSTOM_FIELDS:
+        raise ValueError(f"custom_fields may hold at most {MAX_CUSTOM_FIELDS} fields")
+    size = len(json.dumps(fields, ensure_ascii=False).encode())
+    if size > MAX_CUSTOM_FIELDS_BYTES:
+        raise ValueError(f"custom_fields may take at most {MAX_CUSTOM_FIELDS_BYTES} bytes as JSON")
+    return fields
+
+
+CustomFields = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=100)], Any], AfterValidator(_bounded_custom_fields)
+]
 
 
 class PageOut(BaseModel, Generic[T]):
@@ -61,9 +90,9 @@ class SettingsOut(BaseModel):
 class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    internal_domains: list[str] | None = None
-    blocklist: list[str] | None = Field(
-        None, description="Addresses and domains; a domain covers its subdomains"
+    internal_domains: list[DomainName] | None = Field(None, max_length=MAX_LIST_ITEMS)
+    blocklist: list[AddressOrDomain] | None = Field(
+        None, max_length=MAX_LIST_ITEMS, description="Addresses and domains; a domain covers its subdomains"
     )
     lookback_days: int | None = Field(None, ge=1, le=3650)
     create_contacts_automatically: bool | None = None
@@ -90,14 +119,14 @@ class RoleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    permissions: list[str] = []
+    permissions: list[Permission] = Field(default_factory=list, max_length=100)
 
 
 class RolePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, min_length=1, max_length=100)
-    permissions: list[str] | None = None
+    permissions: list[Permission] | None = Field(None, max_length=100)
 
 
 class UserOut(BaseModel):
@@ -127,19 +156,21 @@ class UserOut(BaseModel):
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str
-    name: str = ""
+    email: EmailAddress
+    name: Name = ""
     role_id: uuid.UUID | None = Field(None, description="Defaults to the Member role")
-    password: str | None = Field(None, description="Optional; without one the user cannot log in to pages")
+    password: Password | None = Field(
+        None, repr=False, description="Optional; without one the user cannot log in to pages"
+    )
 
 
 class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
+    name: Name | None = None
     role_id: uuid.UUID | None = None
     active: bool | None = None
-    password: str | None = None
+    password: Password | None = Field(None, repr=False)
 
 
 class TokenCreate(BaseModel):
@@ -188,9 +219,9 @@ class CompanyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    domains: list[str] = []
+    domains: list[DomainName] = Field(default_factory=list, max_length=100)
     account_owner_id: uuid.UUID | None = None
-    custom_fields: dict[str, Any] = {}
+    custom_fields: CustomFields = {}
 
 
 class CompanyPatch(BaseModel):
@@ -198,7 +229,7 @@ class CompanyPatch(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=200)
     account_owner_id: uuid.UUID | None = Field(None, description="null removes the account owner")
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: CustomFields | None = None
 
 
 class DomainIn(BaseModel):
@@ -234,19 +265,19 @@ class ContactOut(BaseModel):
 class ContactCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str
-    name: str = ""
+    email: EmailAddress
+    name: Name = ""
     company_id: uuid.UUID | None = None
-    custom_fields: dict[str, Any] = {}
+    custom_fields: CustomFields = {}
 
 
 class ContactPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str | None = None
-    name: str | None = None
+    email: EmailAddress | None = None
+    name: Name | None = None
     company_id: uuid.UUID | None = Field(None, description="null detaches the contact from its company")
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: CustomFields | None = None
 
 
 class RowErrorOut(BaseModel):

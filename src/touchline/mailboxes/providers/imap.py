@@ -15,28 +15,41 @@ before a renumbering must not fetch a different message after it.
 
 Inbox is the mailbox named INBOX (RFC 3501); the other special folders come from SPECIAL-USE flags
 (RFC 6154), or, on servers without them, from their usual names.
+
+Every connection first checks where the host leads (``ImapAccount.addresses``) and then connects to
+the checked address, while TLS still verifies the certificate for the host name as entered. Errors
+never carry what the server sent (a greeting, a refusal's text): a host that is not the mail server
+it claims to be must not be read through touchline's messages. What the server said is logged.
 """
 
 from __future__ import annotations
 
 import functools
+import imaplib
 import ipaddress
 import logging
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any, ClassVar
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
+from imapclient.imap4 import IMAP4WithTimeout
 from imapclient.imap_utf7 import decode as decode_utf7
 from imapclient.imap_utf7 import encode as encode_utf7
 from imapclient.response_parser import parse_response
+from imapclient.tls import IMAP4_TLS
+from imapclient.tls import wrap_socket as wrap_tls_socket
 
+from touchline.kit.net import AddressPolicy, CheckedTarget, ForbiddenAddressError, UnresolvableHostError
 from touchline.mailboxes.providers.base import (
     DEFAULT_BATCH_SIZE,
     AccessTokenSource,
@@ -85,6 +98,7 @@ _NOT_SELECTABLE = frozenset({b"\\noselect", b"\\nonexistent"})
 _LIST_STATUS_MAX_PATTERN_BYTES = 4096
 # imapclient sends imaplib's most detailed trace (level 5) to this logger, whether or not it logs it.
 _IMAPLIB_TRACE = logging.getLogger("imapclient.imaplib")
+log = logging.getLogger(__name__)
 
 
 class ConnectionSecurity(StrEnum):
@@ -115,6 +129,8 @@ class ImapAccount:
     port: int | None = None
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     timeout_seconds: float = 30.0
+    # Public addresses only unless the caller's policy says otherwise.
+    addresses: AddressPolicy = field(default=AddressPolicy(), repr=False)
 
     def __post_init__(self) -> None:
         if (self.password is None) == (self.token_source is None):
@@ -162,6 +178,10 @@ class ImapProvider:
         # Per connection: whether CONDSTORE still has to be enabled, and the folder EXAMINE opened.
         self._condstore_pending = False
         self._selected: str | None = None
+        # A second handle on the connection's socket, for abort() to shut it down from another thread.
+        self._abort_lock = threading.Lock()
+        self._aborted = False
+        self._socket_handle: socket.socket | None = None
 
     def __enter__(self) -> ImapProvider:
         return self
@@ -169,9 +189,19 @@ class ImapProvider:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def abort(self) -> None:
+        """Stop the call in progress, from another thread: its connection is shut down under it, so
+        that it fails at once instead of waiting for the server. No connection is opened afterwards."""
+        with self._abort_lock:
+            self._aborted = True
+            if self._socket_handle is not None:
+                with suppress(OSError):
+                    self._socket_handle.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         client, self._client = self._client, None
         self._selected = None
+        self._release_socket_handle()
         if client is None:
             return
         try:
@@ -378,31 +408,65 @@ class ImapProvider:
         context = None
         if account.security is not ConnectionSecurity.PLAIN:
             context = account.ssl_context or _default_ssl_context()
-        with self._certificate_errors():
-            try:
-                client = IMAPClient(
-                    account.host,
-                    port=account.resolved_port,
-                    ssl=account.security is ConnectionSecurity.TLS,
-                    ssl_context=context,
-                    timeout=account.timeout_seconds,
-                )
-            except (OSError, IMAPClient.Error) as error:
-                if isinstance(error, ssl.SSLCertVerificationError):
-                    raise
-                raise TransientError(
-                    f"cannot connect to {account.host}:{account.resolved_port}: {error}"
-                ) from error
+        target = self._checked_target()
+        with self._connection_errors(target):
+            client = _PinnedImapClient(
+                target.host,
+                target.port,
+                partial(self._open_socket, target),
+                tls=account.security is ConnectionSecurity.TLS,
+                ssl_context=context,
+                timeout=account.timeout_seconds,
+            )
         _trace_only_when_logged(client)
         try:
-            self._secure_and_login(client, context, login)
+            self._secure_and_login(client, target, context, login)
         except BaseException:
             _shutdown_quietly(client)
             raise
         return client
 
+    def _open_socket(self, target: CheckedTarget, timeout: float) -> socket.socket:
+        sock = target.connect(timeout)
+        with self._abort_lock:
+            if self._aborted:
+                sock.close()
+                raise ConnectionAbortedError("the connection was given up")
+            handle, self._socket_handle = self._socket_handle, sock.dup()
+        if handle is not None:
+            handle.close()
+        return sock
+
+    def _release_socket_handle(self) -> None:
+        with self._abort_lock:
+            handle, self._socket_handle = self._socket_handle, None
+        if handle is not None:
+            handle.close()
+
+    def _checked_target(self) -> CheckedTarget:
+        """Where the host leads now: checked at every connection, as its DNS answer may have changed."""
+        account = self._account
+        try:
+            target = account.addresses.check(account.host, account.resolved_port)
+        except ForbiddenAddressError as error:
+            raise InsecureConnectionError(str(error)) from error
+        except UnresolvableHostError as error:
+            raise TransientError(str(error)) from error
+        if account.security is ConnectionSecurity.PLAIN and not all(
+            address.is_loopback for address in target.addresses
+        ):
+            raise InsecureConnectionError(
+                f"refusing an unencrypted IMAP connection to {account.host}: it does not lead to this "
+                "machine; choose TLS or STARTTLS"
+            )
+        return target
+
     def _secure_and_login(
-        self, client: IMAPClient, context: ssl.SSLContext | None, login: Callable[[IMAPClient], object]
+        self,
+        client: IMAPClient,
+        target: CheckedTarget,
+        context: ssl.SSLContext | None,
+        login: Callable[[IMAPClient], object],
     ) -> None:
         account = self._account
         # Aware datetimes in the server's zone, rather than naive local times.
@@ -410,24 +474,30 @@ class ImapProvider:
         if account.security is ConnectionSecurity.STARTTLS:
             if not client.has_capability("STARTTLS"):
                 raise InsecureConnectionError(f"{account.host} does not offer STARTTLS; refusing plain text")
-            with self._certificate_errors():
+            with self._connection_errors(target):
                 client.starttls(context)
         try:
             login(client)
         except LoginError as error:
-            message = str(error)
-            if "[UNAVAILABLE]" in message:  # RFC 5530: the server cannot check credentials right now
-                raise TransientError(f"{account.host} cannot log in now: {message}") from error
-            raise AuthError(f"{account.host} refused the login for {account.username}: {message}") from error
+            log.info("%s refused the login for %s: %r", account.host, account.username, str(error))
+            if "[UNAVAILABLE]" in str(error):  # RFC 5530: the server cannot check credentials right now
+                raise TransientError(f"{account.host} cannot check logins now; try again later") from error
+            raise AuthError(f"{account.host} refused the login for {account.username}") from error
 
     @contextmanager
-    def _certificate_errors(self) -> Iterator[None]:
+    def _connection_errors(self, target: CheckedTarget) -> Iterator[None]:
+        """Opening a connection fails with a message of our own: what the server sent stays in the log."""
+        where = f"{target.host}:{target.port}"
         try:
             yield
         except ssl.SSLCertVerificationError as error:
+            # OpenSSL's own words about the certificate, about the name as entered.
             raise InsecureConnectionError(
-                f"the certificate of {self._account.host} cannot be verified: {error.verify_message}"
+                f"the certificate of {target.host} cannot be verified: {error.verify_message}"
             ) from error
+        except (OSError, EOFError, IMAPClient.Error) as error:
+            log.info("cannot connect to %s: %r", where, error)
+            raise TransientError(f"cannot connect to {where}: {_connection_failure(error)}") from error
 
     def _examine(self, client: IMAPClient, folder_id: str) -> _FolderStatus:
         if self._condstore_pending:
@@ -443,7 +513,8 @@ class ImapProvider:
         except IMAPClient.AbortError:
             raise
         except IMAPClient.Error as error:
-            raise FolderNotFound(f"cannot open folder {folder_id!r}: {error}") from error
+            log.info("%s refused to open %r: %r", self._account.host, folder_id, error)
+            raise FolderNotFound(f"cannot open folder {folder_id!r}") from error
         self._selected = folder_id
         if b"UIDVALIDITY" not in response:
             raise ProviderError(f"the server gave no UIDVALIDITY for {folder_id!r}")
@@ -462,18 +533,98 @@ class ImapProvider:
             yield
         except (IMAPClient.AbortError, OSError, EOFError) as error:
             self._discard_connection()
-            raise TransientError(f"the connection to {self._account.host} broke: {error}") from error
+            log.info("the connection to %s broke: %r", self._account.host, error)
+            raise TransientError(f"the connection to {self._account.host} broke") from error
         except ProviderError:
             raise
         except IMAPClient.Error as error:
             self._discard_connection()
-            raise ProviderError(f"{self._account.host} refused a command: {error}") from error
+            log.info("%s refused a command: %r", self._account.host, error)
+            raise ProviderError(f"{self._account.host} refused a command") from error
 
     def _discard_connection(self) -> None:
         client, self._client = self._client, None
         self._selected = None
+        self._release_socket_handle()
         if client is not None:
             _shutdown_quietly(client)
+
+
+# Opens a TCP connection to a checked address within the given seconds.
+_Connector = Callable[[float], socket.socket]
+
+
+class _PinnedImap4(IMAP4WithTimeout):  # type: ignore[misc] # imapclient ships no types
+    """imaplib's connection, made to the checked addresses rather than to what the name resolves to now."""
+
+    def __init__(self, host: str, port: int, open_socket: _Connector, timeout: float) -> None:
+        self._open_socket = open_socket
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return self._open_socket(timeout or self._timeout)
+
+
+class _PinnedImap4Tls(IMAP4_TLS):  # type: ignore[misc] # imapclient ships no types
+    """The same over TLS: the certificate must be valid for the host name entered (SNI and name check)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        open_socket: _Connector,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float,
+    ) -> None:
+        self._open_socket = open_socket
+        super().__init__(host, port, ssl_context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = self._open_socket(timeout or self._timeout)
+        try:
+            tls_socket: socket.socket = wrap_tls_socket(sock, self.ssl_context, self.host)
+        except BaseException:
+            sock.close()
+            raise
+        return tls_socket
+
+
+class _PinnedImapClient(IMAPClient):  # type: ignore[misc] # imapclient ships no types
+    """IMAPClient connecting through ``open_socket``; STARTTLS, like TLS, checks the name in ``host``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        open_socket: _Connector,
+        *,
+        tls: bool,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float,
+    ) -> None:
+        self._open_socket = open_socket
+        super().__init__(host, port=port, ssl=tls, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        connect_timeout: float = self._timeout.connect
+        if self.ssl:
+            return _PinnedImap4Tls(self.host, self.port, self._open_socket, self.ssl_context, connect_timeout)
+        return _PinnedImap4(self.host, self.port, self._open_socket, connect_timeout)
+
+
+def _connection_failure(error: BaseException) -> str:
+    """A fixed description of why a connection could not be opened."""
+    if isinstance(error, ssl.SSLError):
+        return "the TLS handshake failed; check the port and the connection security"
+    if isinstance(error, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, (IMAPClient.Error, EOFError)):
+        return "it did not answer as an IMAP server"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()  # this machine's words for what the network did
+    return "the network failed"
 
 
 @functools.cache
