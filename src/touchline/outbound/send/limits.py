@@ -25,6 +25,12 @@ class Window:
     max_messages: int | None = None
     max_recipients: int | None = None
 
+    def __post_init__(self) -> None:
+        if (self.max_messages is not None and self.max_messages < 1) or (
+            self.max_recipients is not None and self.max_recipients < 1
+        ):
+            raise ValueError("a window's caps are at least 1 (None for no cap)")
+
 
 @dataclass(frozen=True, slots=True)
 class SendingLimits:
@@ -94,8 +100,6 @@ def _never_fits(limits: SendingLimits, recipients: int) -> str | None:
             f"this one has {recipients:,}"
         )
     for window in limits.windows:
-        if window.max_messages is not None and window.max_messages < 1:
-            return f"{limits.service_name} sending is switched off for this mailbox"
         if window.max_recipients is not None and recipients > window.max_recipients:
             return (
                 f"{limits.service_name} allows {window.max_recipients:,} recipients {window.name}; "
