@@ -77,6 +77,22 @@ def test_throttling_is_temporary_and_says_when_to_try_again(
     assert fake_gmail.state.sent == []
 
 
+def test_without_retry_after_gmail_s_own_retry_moment_is_used(
+    fake_gmail: FakeGmail, sender: GmailSender
+) -> None:
+    retry_at = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    body = rate_limit_body("userRateLimitExceeded")
+    body["error"]["message"] = f"User-rate limit exceeded.  Retry after {retry_at} (Mail sending)"
+    fake_gmail.state.failures.add(429, body, path_contains="messages/send")
+
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(outgoing())
+
+    assert raised.value.temporary
+    assert raised.value.retry_after_seconds is not None
+    assert 7000 < raised.value.retry_after_seconds <= 7200
+
+
 def test_the_daily_sending_limit_is_temporary(fake_gmail: FakeGmail, sender: GmailSender) -> None:
     fake_gmail.state.failures.add(
         403, rate_limit_body("dailyLimitExceeded", code=403), path_contains="messages/send"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +72,7 @@ _SPAM_AND_TRASH = frozenset({"SPAM", "TRASH"})
 # Reasons Gmail gives with 403 or 429 when a quota, not a permission, stopped the request.
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded"})
 # Gmail's reason when the access token lacks the scope a method needs (here gmail.send).
+_RETRY_AFTER_MOMENT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
 _MISSING_SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 
 
@@ -197,7 +199,7 @@ class GmailProvider(RestMailboxProvider):
         ):
             raise RateLimited(
                 f"Gmail sending limit reached ({', '.join(sorted(reasons)) or 'HTTP 429'}): {reason}",
-                retry_after_seconds(response),
+                _gmail_retry_after(response, reason),
             )
         raise_for_send_status(response, SERVICE_NAME, reason)
 
@@ -349,6 +351,17 @@ def _error_message(response: httpx.Response) -> str:
         return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"
+
+
+def _gmail_retry_after(response: httpx.Response, reason: str) -> float:
+    """Retry-After when given; else the moment Gmail names in its message for per-user limits
+    ("User-rate limit exceeded.  Retry after 2026-12-07T09:30:00.000Z (Mail sending)")."""
+    if "Retry-After" not in response.headers:
+        named = _RETRY_AFTER_MOMENT.search(reason)
+        if named is not None:
+            moment = datetime.fromisoformat(named.group(1).replace("Z", "+00:00"))
+            return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(response)
 
 
 def _single_line(value: str) -> str:
