@@ -16,13 +16,23 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import Session
 
 from touchline.config import Settings
 from touchline.inbound.store.bulk import insert_ignoring_duplicates
 from touchline.models import Mailbox, SendBudget, SendBudgetEntry
-from touchline.outbound.send.limits import Fits, NotBefore, PastSend, Refused, SendingLimits, Window, decide
+from touchline.outbound.send.limits import (
+    Fits,
+    NotBefore,
+    PastSend,
+    Refused,
+    SendingLimits,
+    Window,
+    decide,
+    has_room,
+    never_fits,
+)
 
 RELAY_KEY = "relay"
 MINUTE = Window(timedelta(minutes=1), "a minute")
@@ -106,9 +116,11 @@ def _reserve(
     recipients: int,
     now: datetime,
 ) -> Reservation:
+    refusal = never_fits(limits, recipients)
+    if refusal is not None:
+        return Refused(refusal)
     if not limits.windows:
-        decision = decide(limits, (), recipients, now)
-        return Reserved(None) if isinstance(decision, Fits) else decision
+        return Reserved(None)
     _lock(session, key, mailbox_id)
     horizon = now - limits.longest_window
     session.execute(
@@ -116,18 +128,39 @@ def _reserve(
             SendBudgetEntry.budget_key == key, SendBudgetEntry.reserved_at <= horizon - _CLOCK_SKEW_MARGIN
         )
     )
-    rows = session.execute(
-        select(SendBudgetEntry.reserved_at, SendBudgetEntry.recipients).where(
-            SendBudgetEntry.budget_key == key, SendBudgetEntry.reserved_at > horizon
+    # Counting in the database is enough while every window has room; the sends themselves are read
+    # only to work out when a full window frees.
+    if not all(
+        has_room(window, messages, recipients_sent, recipients)
+        for window, (messages, recipients_sent) in zip(
+            limits.windows, _usage(session, key, limits, now), strict=True
         )
-    ).all()
-    decision = decide(limits, [PastSend(at, count) for at, count in rows], recipients, now)
-    if not isinstance(decision, Fits):
-        return decision
+    ):
+        rows = session.execute(
+            select(SendBudgetEntry.reserved_at, SendBudgetEntry.recipients).where(
+                SendBudgetEntry.budget_key == key, SendBudgetEntry.reserved_at > horizon
+            )
+        ).all()
+        decision = decide(limits, [PastSend(at, count) for at, count in rows], recipients, now)
+        if not isinstance(decision, Fits):
+            return decision
     entry = SendBudgetEntry(budget_key=key, reserved_at=now, recipients=recipients)
     session.add(entry)
     session.flush()
     return Reserved(entry.id)
+
+
+def _usage(session: Session, key: str, limits: SendingLimits, now: datetime) -> list[tuple[int, int]]:
+    """Messages and recipients counted in each window at ``now``, in one query."""
+    columns = []
+    for window in limits.windows:
+        inside = SendBudgetEntry.reserved_at > now - window.length
+        columns += [
+            func.count(case((inside, 1))),
+            func.coalesce(func.sum(case((inside, SendBudgetEntry.recipients), else_=0)), 0),
+        ]
+    row = session.execute(select(*columns).where(SendBudgetEntry.budget_key == key)).one()
+    return [(int(row[index]), int(row[index + 1])) for index in range(0, len(columns), 2)]
 
 
 def _lock(session: Session, key: str, mailbox_id: uuid.UUID | None) -> None:

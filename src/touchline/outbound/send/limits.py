@@ -77,7 +77,7 @@ def decide(limits: SendingLimits, past: Sequence[PastSend], recipients: int, now
     """
     if recipients < 1:
         raise ValueError("a message has at least one recipient")
-    refusal = _never_fits(limits, recipients)
+    refusal = never_fits(limits, recipients)
     if refusal is not None:
         return Refused(refusal)
     earliest = now
@@ -92,7 +92,8 @@ def decide(limits: SendingLimits, past: Sequence[PastSend], recipients: int, now
     return NotBefore(earliest, f"{reason}; it continues at {earliest.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
 
 
-def _never_fits(limits: SendingLimits, recipients: int) -> str | None:
+def never_fits(limits: SendingLimits, recipients: int) -> str | None:
+    """Why a message to ``recipients`` recipients can never go this way, or None."""
     cap = limits.max_recipients_per_message
     if cap is not None and recipients > cap:
         return (
@@ -112,6 +113,14 @@ def _in_window(window: Window, past: Sequence[PastSend], now: datetime) -> list[
     return sorted((send for send in past if send.at > now - window.length), key=lambda send: send.at)
 
 
+def has_room(window: Window, messages: int, recipients_sent: int, recipients: int) -> bool:
+    """Whether a window already counting ``messages`` messages to ``recipients_sent`` recipients
+    takes one more message to ``recipients`` recipients."""
+    if window.max_messages is not None and messages + 1 > window.max_messages:
+        return False
+    return window.max_recipients is None or recipients_sent + recipients <= window.max_recipients
+
+
 def _window_frees_at(window: Window, past: Sequence[PastSend], recipients: int, now: datetime) -> datetime:
     """The earliest moment from ``now`` when the message fits this window, as old sends leave it."""
     sends = _in_window(window, past, now)
@@ -121,14 +130,10 @@ def _window_frees_at(window: Window, past: Sequence[PastSend], recipients: int, 
         if oldest is not None:
             messages -= 1
             recipients_sent -= oldest.recipients
-        fits_messages = window.max_messages is None or messages + 1 <= window.max_messages
-        fits_recipients = (
-            window.max_recipients is None or recipients_sent + recipients <= window.max_recipients
-        )
-        if fits_messages and fits_recipients:
+        if has_room(window, messages, recipients_sent, recipients):
             # A send made at t stops counting at t + length, exactly.
             return now if oldest is None else max(now, oldest.at + window.length)
-    raise AssertionError("an empty window fits any message that _never_fits lets through")
+    raise AssertionError("an empty window fits any message that never_fits lets through")
 
 
 def _cap_reason(
