@@ -71,8 +71,9 @@ _NOT_FOLDERS = frozenset({"UNREAD", "CHAT"})
 _SPAM_AND_TRASH = frozenset({"SPAM", "TRASH"})
 # Reasons Gmail gives with 403 or 429 when a quota, not a permission, stopped the request.
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded"})
-# Gmail's reason when the access token lacks the scope a method needs (here gmail.send).
+# How Gmail names, in its message, when a per-user limit (sending, for one) lets requests in again.
 _RETRY_AFTER_MOMENT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
+# Gmail's reason when the access token lacks the scope a method needs (here gmail.send).
 _MISSING_SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 
 

@@ -71,14 +71,7 @@ class RestClient:
         params: QueryParams | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        token = self._tokens.access_token()
-        response = self._send(url, token, params, headers)
-        if response.status_code == 401:
-            token = self._tokens.refresh_rejected(token)
-            response = self._send(url, token, params, headers)
-            if response.status_code == 401:
-                raise AuthError(f"{self.service_name} refused a freshly refreshed access token")
-        return response
+        return self._authorised(lambda token: self._send(url, token, params, headers))
 
     def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
         """One POST that must not be repeated blindly (it sends mail).
@@ -87,11 +80,14 @@ class RestClient:
         failure before the request was written is a ``TransientError``; once it was written, a broken
         connection raises ``OutcomeUnknown``: the server may have acted on it.
         """
+        return self._authorised(lambda token: self._post(url, token, content, headers))
+
+    def _authorised(self, attempt: Callable[[str], httpx.Response]) -> httpx.Response:
         token = self._tokens.access_token()
-        response = self._post(url, token, content, headers)
+        response = attempt(token)
         if response.status_code == 401:
             token = self._tokens.refresh_rejected(token)
-            response = self._post(url, token, content, headers)
+            response = attempt(token)
             if response.status_code == 401:
                 raise AuthError(f"{self.service_name} refused a freshly refreshed access token")
         return response
@@ -171,8 +167,6 @@ def raise_for_send_status(response: httpx.Response, service_name: str, reason: s
         )
     if status >= 500 or status == 408:
         raise TransientError(f"{service_name} answered HTTP {status}: {reason}")
-    if status == 401:
-        raise AuthError(f"{service_name} refused the access token")
     raise ProviderError(f"{service_name} refused the message (HTTP {status}): {reason}")
 
 
