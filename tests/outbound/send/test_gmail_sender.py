@@ -236,3 +236,14 @@ def test_the_message_goes_out_byte_for_byte(fake_gmail: FakeGmail, sender: Gmail
     )
     assert stored["Message-ID"] == message.message_id
     assert stored["Subject"] == "Café au lait"
+
+
+def test_a_withdrawn_grant_fails_for_good(fake_gmail: FakeGmail, sender: GmailSender) -> None:
+    fake_gmail.oauth.revoke_all_grants()
+    fake_gmail.oauth.expire_access_tokens()
+
+    with pytest.raises(DeliveryError) as raised:
+        sender.deliver(outgoing())
+
+    assert not raised.value.temporary
+    assert "no longer accepts this mailbox's grant" in raised.value.reason

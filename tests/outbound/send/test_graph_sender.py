@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+from dataclasses import replace
 
 import pytest
 
@@ -199,3 +200,15 @@ def test_sent_items_cannot_be_searched_when_graph_fails(fake_graph: FakeGraph, s
     fake_graph.state.failures.add(500, body, path_contains="/messages")
 
     assert sender.find_sent(outgoing().message_id) is None
+
+
+def test_a_message_id_with_a_quote_is_looked_up_as_one_odata_string(
+    fake_graph: FakeGraph, sender: GraphSender
+) -> None:
+    message = outgoing()
+    quoted_id = "<o'brien.renewal@touchline.example>"
+    raw = message.raw.replace(message.message_id.encode(), quoted_id.encode())
+    sender.deliver(replace(message, raw=raw, message_id=quoted_id))
+
+    assert sender.find_sent(quoted_id) is True
+    assert sender.find_sent("<o'brien.other@touchline.example>") is False
