@@ -106,6 +106,21 @@ class Settings(BaseSettings):
     microsoft_login_base_url: str = "https://login.microsoftonline.com"
     graph_api_base_url: str = "https://graph.microsoft.com/v1.0/"
 
+    # Sending limits per mailbox (rolling windows; 0 means no cap). The Gmail and Exchange Online
+    # defaults are the providers' documented limits for Google Workspace and Microsoft 365 accounts.
+    send_gmail_messages_per_day: int = Field(default=2000, ge=0)
+    send_gmail_recipients_per_message: int = Field(default=100, ge=0)
+    send_graph_messages_per_minute: int = Field(default=30, ge=0)
+    send_graph_recipients_per_day: int = Field(default=10_000, ge=0)
+    send_graph_recipients_per_message: int = Field(default=500, ge=0)
+    # IMAP mailboxes send through their SMTP server; the relay is the workspace-wide SMTP relay.
+    send_smtp_messages_per_minute: int = Field(default=0, ge=0)
+    send_smtp_messages_per_day: int = Field(default=0, ge=0)
+    send_smtp_recipients_per_message: int = Field(default=0, ge=0)
+    send_relay_messages_per_minute: int = Field(default=0, ge=0)
+    send_relay_messages_per_day: int = Field(default=0, ge=0)
+    send_relay_recipients_per_message: int = Field(default=0, ge=0)
+
     @field_validator("inbound_trusted_networks", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:

@@ -7,16 +7,26 @@ refused, so a provider that starts relying on them fails here first); ``messages
 in increasing id order with non-contiguous ids, ``labelId`` and ``historyTypes`` filters and paging,
 answering 404 for a start id older than the history kept; ``users.getProfile`` (the grant's address);
 bearer tokens checked against the fake authorization server (401 when expired or revoked); and failures
-queued by a test (429 with Retry-After, 403 ``userRateLimitExceeded``).
+queued by a test (429 with Retry-After, 403 ``userRateLimitExceeded``, a connection dropped after the
+request was read).
+
+Sending: ``messages.send`` takes the message as base64url ``raw`` in a JSON body (other forms are
+refused), needs one of the scopes Google lists for it (else 403 ``insufficientPermissions``), takes
+the recipients from the To, Cc and Bcc headers (400 "Recipient address required" when there are
+none), keeps the message's own Message-ID, files it under SENT in the given ``threadId`` when that
+thread exists, and answers the new message's id, thread id and labels. ``messages.list`` also takes
+``rfc822msgid:<Message-ID>`` (brackets optional), the search for one message by its header.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import datetime as dt
 import email
 import email.policy
+import email.utils
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -28,11 +38,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.failures import FailureQueue
+from tests.fakes.failures import DroppedConnection, FailureQueue
 from tests.fakes.oauth import FakeAuthorizationServer
 
 API_PREFIX = "/gmail/v1/users/me"
 SYSTEM_LABELS = ("INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT")
+# The scopes messages.send accepts, as its reference lists them.
+SEND_SCOPES = (
+    "https://mail.google.com/",
+    "https://www.googleapis.com/auth/gmail.modify",
+    "https://www.googleapis.com/auth/gmail.compose",
+    "https://www.googleapis.com/auth/gmail.send",
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -49,6 +66,18 @@ class FakeGmailMessage:
         parsed = email.message_from_bytes(self.raw, policy=email.policy.compat32)
         # Gmail returns header values unfolded.
         return [(name, " ".join(str(value).split())) for name, value in parsed.items()]
+
+    def rfc822_message_id(self) -> str:
+        value = next((value for name, value in self.header_items() if name.lower() == "message-id"), "")
+        return value.strip().removeprefix("<").removesuffix(">")
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    """A message sent through ``messages.send``, with the recipients Gmail read from its headers."""
+
+    message_id: str
+    recipients: tuple[str, ...]
 
 
 @dataclass
@@ -76,6 +105,7 @@ class GmailState:
     response_delay_seconds: float = 0.0
     in_flight: int = 0
     most_in_flight: int = 0
+    sent: list[SentRecord] = field(default_factory=list)
     message_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(0x18C0_0000_0000))
 
 
@@ -90,6 +120,7 @@ class FakeGmail:
             Route(f"{API_PREFIX}/profile", self._guarded(self._profile)),
             Route(f"{API_PREFIX}/labels", self._guarded(self._labels)),
             Route(f"{API_PREFIX}/messages", self._guarded(self._list_messages)),
+            Route(f"{API_PREFIX}/messages/send", self._guarded(self._send_message), methods=["POST"]),
             Route(f"{API_PREFIX}/messages/{{message_id}}", self._guarded(self._get_message)),
             Route(f"{API_PREFIX}/history", self._guarded(self._history)),
         ]
@@ -176,6 +207,11 @@ class FakeGmail:
             injected = self.state.failures.take(request)
             if injected is not None:
                 return injected
+            drop = self.state.failures.take_drop(request)
+            if drop is not None:
+                if drop.after_handling:
+                    await handler(request)
+                return DroppedConnection()
             self.state.in_flight += 1
             self.state.most_in_flight = max(self.state.most_in_flight, self.state.in_flight)
             try:
@@ -207,11 +243,17 @@ class FakeGmail:
         if any(label_id not in self.state.labels for label_id in label_ids):
             return _error(400, "Invalid label", "INVALID_ARGUMENT")
         after: float | None = None
+        rfc822_message_id: str | None = None
         for term in params.get("q", "").split():
             name, _, value = term.partition(":")
+            if name == "rfc822msgid" and value:
+                rfc822_message_id = value.removeprefix("<").removesuffix(">")
+                continue
             if name != "after" or not value.isdigit():
                 return _error(
-                    400, f"the fake supports only after:<epoch seconds>, not {term!r}", "INVALID_ARGUMENT"
+                    400,
+                    f"the fake supports only after:<epoch seconds> and rfc822msgid:, not {term!r}",
+                    "INVALID_ARGUMENT",
                 )
             after = float(value)
         include_spam_trash = params.get("includeSpamTrash") == "true"
@@ -220,6 +262,7 @@ class FakeGmail:
             for message in self.state.messages.values()
             if all(label_id in message.label_ids for label_id in label_ids)
             and (after is None or message.internal_date.timestamp() > after)
+            and (rfc822_message_id is None or message.rfc822_message_id() == rfc822_message_id)
             and (include_spam_trash or not message.label_ids & {"SPAM", "TRASH"})
         ]
         matching.sort(key=lambda message: message.internal_date, reverse=True)
@@ -233,6 +276,47 @@ class FakeGmail:
         if next_token:
             body["nextPageToken"] = next_token
         return JSONResponse(body)
+
+    async def _send_message(self, request: Request) -> Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not self.oauth.has_scope(token, *SEND_SCOPES):
+            return _error(
+                403,
+                "Request had insufficient authentication scopes.",
+                "PERMISSION_DENIED",
+                reason="insufficientPermissions",
+            )
+        if request.headers.get("Content-Type", "").split(";")[0] != "application/json":
+            return _error(400, "the fake takes messages.send only as JSON with raw", "INVALID_ARGUMENT")
+        try:
+            body = json.loads(await request.body())
+            encoded = str(body["raw"])
+            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            return _error(400, "Invalid value for ByteString", "INVALID_ARGUMENT", reason="invalidArgument")
+        parsed = email.message_from_bytes(raw, policy=email.policy.compat32)
+        recipients = tuple(
+            address
+            for _, address in email.utils.getaddresses(
+                [str(value) for name in ("To", "Cc", "Bcc") for value in parsed.get_all(name, [])]
+            )
+            if address
+        )
+        if not recipients:
+            return _error(400, "Recipient address required", "INVALID_ARGUMENT", reason="invalidArgument")
+        if any("@" not in address for address in recipients):
+            return _error(400, "Invalid To header", "INVALID_ARGUMENT", reason="invalidArgument")
+        requested_thread = str(body.get("threadId") or "")
+        known_threads = {message.thread_id for message in self.state.messages.values()}
+        message_id = self.deliver(
+            raw,
+            received_at=dt.datetime.now(dt.UTC),
+            labels=("SENT",),
+            thread_id=requested_thread if requested_thread in known_threads else None,
+        )
+        self.state.sent.append(SentRecord(message_id, recipients))
+        message = self.state.messages[message_id]
+        return JSONResponse({"id": message.id, "threadId": message.thread_id, "labelIds": ["SENT"]})
 
     async def _get_message(self, request: Request) -> Response:
         message = self.state.messages.get(request.path_params["message_id"])

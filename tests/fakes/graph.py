@@ -9,13 +9,28 @@ odata.maxpagesize``, linked by ``@odata.nextLink`` (``$skiptoken``) and ended by
 ``@odata.deltaLink`` (``$deltatoken``) from which the next round lists only what changed, with
 ``@removed`` entries for messages that left; only ``$select``-ed properties (plus ``id``); 410 when
 the sync state is gone; ``/me/messages/{id}/$value`` for MIME; bearer tokens checked against the fake
-identity platform (401); and failures queued by a test (429 with Retry-After).
+identity platform (401); and failures queued by a test (429 with Retry-After, a connection dropped
+after the request was read).
+
+Sending: ``/me/sendMail`` takes a MIME message base64-encoded with ``Content-Type: text/plain`` (the
+JSON form is refused, as the provider does not use it), needs ``Mail.Send`` (else 403
+``ErrorAccessDenied``), answers 400 ``ErrorMimeContentInvalidBase64String`` for a body that is not
+base64 and 400 ``ErrorInvalidRecipients`` for a message without recipients, and otherwise 202 with no
+body, filing a copy in Sent Items whose ``internetMessageId`` is the message's own Message-ID.
+Exchange sends asynchronously, so a test can make that copy show only after some lookups
+(``sent_copy_hidden_lookups``). ``/me/mailFolders/{id}/messages`` lists a folder, filtered by
+``internetMessageId eq '<...>'`` (the only filter the fake takes) with ``$select`` and ``$top``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
+import email
+import email.policy
+import email.utils
 import itertools
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,12 +42,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.failures import FailureQueue
+from tests.fakes.failures import DroppedConnection, FailureQueue
 from tests.fakes.oauth import FakeAuthorizationServer
 
 API_PREFIX = "/v1.0"
 TENANT = "common"
 _DEFAULT_PAGE_SIZE = 10
+# sendMail's permissions, as the reference lists them for delegated access.
+SEND_SCOPES = ("https://graph.microsoft.com/Mail.Send", "Mail.Send")
 _WELL_KNOWN = {
     "inbox": "Inbox",
     "sentitems": "Sent Items",
@@ -111,6 +128,9 @@ class GraphState:
     change_number: int = 0
     requests: list[tuple[str, dict[str, str], dict[str, str]]] = field(default_factory=list)
     failures: FailureQueue = field(default_factory=FailureQueue)
+    # Lookups of Sent Items that still miss a message just sent, as Exchange files it asynchronously.
+    sent_copy_hidden_lookups: int = 0
+    hidden_sent_copies: dict[str, int] = field(default_factory=dict)
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
@@ -129,6 +149,8 @@ class FakeGraph:
             Route(f"{API_PREFIX}/me/mailFolders/{{folder}}/childFolders", self._guarded(self._child_folders)),
             Route(f"{API_PREFIX}/me/mailFolders/{{folder}}/messages/delta", self._guarded(self._delta)),
             Route(f"{API_PREFIX}/me/messages/{{message_id}}/$value", self._guarded(self._mime)),
+            Route(f"{API_PREFIX}/me/mailFolders/{{folder}}/messages", self._guarded(self._folder_messages)),
+            Route(f"{API_PREFIX}/me/sendMail", self._guarded(self._send_mail), methods=["POST"]),
         ]
         routes += self.oauth.routes(
             authorize_path=f"/{TENANT}/oauth2/v2.0/authorize",
@@ -227,6 +249,11 @@ class FakeGraph:
             injected = self.state.failures.take(request)
             if injected is not None:
                 return injected
+            drop = self.state.failures.take_drop(request)
+            if drop is not None:
+                if drop.after_handling:
+                    await handler(request)
+                return DroppedConnection()
             return await handler(request)
 
         return guarded
@@ -360,6 +387,81 @@ class FakeGraph:
         return self._round(
             finished.folder_id, finished.received_since, finished.select, after_change=finished.change_number
         )
+
+    def sent_items(self) -> list[FakeGraphMessage]:
+        sent_folder = self.folder_id("sentitems")
+        return [message for message in self.state.messages.values() if message.folder_id == sent_folder]
+
+    async def _send_mail(self, request: Request) -> Response:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not self.oauth.has_scope(token, *SEND_SCOPES):
+            return _error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+        if request.headers.get("Content-Type", "").split(";")[0] != "text/plain":
+            return _error(400, "BadRequest", "the fake takes sendMail only as base64 MIME (text/plain)")
+        try:
+            mime = base64.b64decode(await request.body(), validate=True)
+        except (binascii.Error, ValueError):
+            return _error(
+                400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
+            )
+        parsed = email.message_from_bytes(mime, policy=email.policy.compat32)
+
+        def addresses(*names: str) -> list[tuple[str, str]]:
+            values = [str(value) for name in names for value in parsed.get_all(name, [])]
+            return [pair for pair in email.utils.getaddresses(values) if pair[1]]
+
+        to, cc, bcc = addresses("To"), addresses("Cc"), addresses("Bcc")
+        if not (to or cc or bcc):
+            return _error(400, "ErrorInvalidRecipients", "At least one recipient is not valid.")
+        number = next(self.state.numbers)
+        message_id = f"AAMkAD{number:06d}{secrets.token_hex(4)}="
+        internet_message_id = str(parsed.get("Message-ID") or f"<sent-{number}@outlook.example>").strip()
+        senders = addresses("From")
+        self.state.change_number += 1
+        self.state.messages[message_id] = FakeGraphMessage(
+            id=message_id,
+            folder_id=self.folder_id("sentitems"),
+            sender=senders[0] if senders else ("", self.oauth.subject_of(token)),
+            to=to,
+            cc=cc,
+            subject=str(parsed.get("Subject") or ""),
+            internet_message_id=internet_message_id,
+            conversation_id=f"AAQkAD{number:06d}=",
+            received_at=dt.datetime.now(dt.UTC),
+            mime=mime,
+            change_number=self.state.change_number,
+        )
+        if self.state.sent_copy_hidden_lookups:
+            self.state.hidden_sent_copies[message_id] = self.state.sent_copy_hidden_lookups
+        return Response(status_code=202)
+
+    async def _folder_messages(self, request: Request) -> Response:
+        folder = self._resolve_folder(request.path_params["folder"])
+        if folder is None:
+            return _error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        wanted: str | None = None
+        expression = request.query_params.get("$filter")
+        if expression:
+            prefix = "internetMessageId eq '"
+            if not (expression.startswith(prefix) and expression.endswith("'")):
+                return _error(
+                    400, "BadRequest", f"the fake filters only on internetMessageId, not {expression!r}"
+                )
+            wanted = expression[len(prefix) : -1].replace("''", "'")
+        matching = []
+        for message in self.state.messages.values():
+            if message.folder_id != folder.id or (
+                wanted is not None and message.internet_message_id != wanted
+            ):
+                continue
+            hidden = self.state.hidden_sent_copies.get(message.id, 0)
+            if hidden:
+                self.state.hidden_sent_copies[message.id] = hidden - 1
+                continue
+            matching.append(message)
+        select = tuple(name for name in request.query_params.get("$select", "").split(",") if name)
+        top = int(request.query_params.get("$top", _DEFAULT_PAGE_SIZE))
+        return JSONResponse({"value": [_selected(message, select) for message in matching[:top]]})
 
     async def _mime(self, request: Request) -> Response:
         message = self.state.messages.get(request.path_params["message_id"])

@@ -2,7 +2,9 @@
 
 It consents at once (the authorize endpoint redirects straight back with a code), checks PKCE (S256)
 and the client secret, and issues access tokens that the fake APIs accept until they expire or the
-grant is revoked. Refreshing a revoked grant answers ``invalid_grant``, as both providers do. An
+grant is revoked; each grant remembers the scopes it was given (all the application asked for, or
+fewer when a test says so), for the fake APIs to check. Refreshing a revoked grant answers
+``invalid_grant``, as both providers do. An
 introspection endpoint lets the test Dovecot check XOAUTH2 logins against the same tokens.
 """
 
@@ -45,6 +47,8 @@ class FakeAuthorizationServer:
     # Who each grant belongs to, for the token introspection a mail server does.
     subjects: dict[str, str] = field(default_factory=dict)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
+    # The scopes each grant was given; a grant missing here was given every scope asked for.
+    granted_scopes: dict[str, frozenset[str]] = field(default_factory=dict)
     revoked_grants: set[str] = field(default_factory=set)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     _codes: dict[str, _PendingCode] = field(default_factory=dict)
@@ -55,19 +59,32 @@ class FakeAuthorizationServer:
         self.access_tokens.clear()
         self.subjects.clear()
         self.refresh_tokens.clear()
+        self.granted_scopes.clear()
         self.revoked_grants.clear()
         self.token_requests.clear()
         self._codes.clear()
 
-    def issue_grant(self, subject: str = "someone@example.com") -> tuple[str, str]:
-        """A connected mailbox's (access token, refresh token), as if the user had just consented."""
+    def issue_grant(
+        self, subject: str = "someone@example.com", *, scopes: tuple[str, ...] | None = None
+    ) -> tuple[str, str]:
+        """A connected mailbox's (access token, refresh token), as if the user had just consented:
+        to everything the application asks for, or only to ``scopes`` (a mailbox connected before
+        the application asked for more)."""
         grant = secrets.token_hex(8)
         self.subjects[grant] = subject
+        if scopes is not None:
+            self.granted_scopes[grant] = frozenset(scopes)
         return self._new_access_token(grant), self._new_refresh_token(grant)
 
     def accepts(self, access_token: str) -> bool:
         grant = self.access_tokens.get(access_token)
         return grant is not None and grant not in self.revoked_grants
+
+    def has_scope(self, access_token: str, *accepted: str) -> bool:
+        """Whether the token's grant holds one of the ``accepted`` scopes."""
+        grant = self.access_tokens.get(access_token, "")
+        scopes = self.granted_scopes.get(grant)
+        return scopes is None or any(scope in scopes for scope in accepted)
 
     def subject_of(self, access_token: str) -> str:
         return self.subjects.get(self.access_tokens.get(access_token, ""), "")
@@ -112,6 +129,7 @@ class FakeAuthorizationServer:
         code = secrets.token_urlsafe(16)
         grant = secrets.token_hex(8)
         self.subjects[grant] = self.consenting_subject
+        self.granted_scopes[grant] = frozenset(params.get("scope", "").split())
         self._codes[code] = _PendingCode(
             grant=grant,
             redirect_uri=params.get("redirect_uri", ""),

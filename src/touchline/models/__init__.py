@@ -16,6 +16,7 @@ from touchline.models.mail import (
     MailboxFolder,
     QuarantinedMessage,
 )
+from touchline.models.send_budgets import SendBudget, SendBudgetEntry
 from touchline.models.workspace import (
     ApiToken,
     AuditEntry,
@@ -46,6 +47,8 @@ __all__ = [
     "MailboxFolder",
     "QuarantinedMessage",
     "Role",
+    "SendBudget",
+    "SendBudgetEntry",
     "SpooledMessage",
     "Throttle",
     "User",

@@ -279,6 +279,16 @@ class FolderNotFound(ProviderError):
     """The folder does not exist (any more) on the server."""
 
 
+class PermissionMissing(ProviderError):
+    """The grant lacks a permission this call needs (a scope the user was not asked for when the
+    mailbox was connected); reconnecting the mailbox asks for it. Reading may still work."""
+
+
+class OutcomeUnknown(ProviderError):
+    """The request reached the server and the connection broke before its answer: the server may
+    have acted on it. Raised only for requests that must not simply be repeated (sending mail)."""
+
+
 class InsecureConnectionError(ProviderError):
     """Connecting would expose credentials or mail; refused until the settings are fixed."""
 

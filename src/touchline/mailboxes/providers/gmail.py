@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +34,7 @@ from touchline.mailboxes.providers.base import (
     FolderCursor,
     HeaderBatch,
     MessageHeaders,
+    PermissionMissing,
     ProviderError,
     RateLimited,
     RawMessage,
@@ -44,6 +47,8 @@ from touchline.mailboxes.providers.rest import (
     RestMailboxProvider,
     bounded_map,
     json_object,
+    one_line,
+    raise_for_send_status,
     raise_for_status,
     retry_after_seconds,
 )
@@ -66,6 +71,18 @@ _NOT_FOLDERS = frozenset({"UNREAD", "CHAT"})
 _SPAM_AND_TRASH = frozenset({"SPAM", "TRASH"})
 # Reasons Gmail gives with 403 or 429 when a quota, not a permission, stopped the request.
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded"})
+# How Gmail names, in its message, when a per-user limit (sending, for one) lets requests in again.
+_RETRY_AFTER_MOMENT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
+# Gmail's reason when the access token lacks the scope a method needs (here gmail.send).
+_MISSING_SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+
+
+@dataclass(frozen=True)
+class SentGmailMessage:
+    """What ``messages.send`` answers: the new message's id and the thread Gmail filed it in."""
+
+    id: str
+    thread_id: str
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,56 @@ class GmailProvider(RestMailboxProvider):
     def fetch_raw_messages(self, folder_id: str, message_ids: Sequence[str]) -> list[RawMessage]:
         fetched = bounded_map(self._fetch_raw, message_ids, self._max_concurrency)
         return [message for message in fetched if message is not None]
+
+    def send_raw(self, raw: bytes, *, thread_id: str | None = None) -> SentGmailMessage:
+        """``messages.send`` with the whole RFC 5322 message as ``raw`` (base64url).
+
+        ``thread_id`` files the message in that Gmail thread; Gmail honours it only when the message's
+        References or In-Reply-To and its Subject also match the thread. Raises ``OutcomeUnknown``
+        when the connection breaks after the request went out, ``PermissionMissing`` when the grant
+        lacks ``gmail.send``, ``RateLimited`` for quotas (including the daily sending limit), and
+        ``ProviderError`` for a message Gmail refuses (recipients, size).
+        """
+        body: dict[str, str] = {"raw": base64.urlsafe_b64encode(raw).decode("ascii")}
+        if thread_id:
+            body["threadId"] = thread_id
+        response = self._rest.post(
+            "messages/send",
+            content=json.dumps(body).encode("ascii"),
+            headers={"Content-Type": "application/json"},
+        )
+        self._raise_for_send(response)
+        answer = json_object(response, SERVICE_NAME)
+        return SentGmailMessage(id=str(answer.get("id", "")), thread_id=str(answer.get("threadId", "")))
+
+    def is_in_sent(self, message_id: str) -> bool:
+        """Whether a message with this Message-ID header (with or without brackets) is in Sent.
+
+        Trash and spam are searched too: a sent message the user deleted was still sent.
+        """
+        params: dict[str, str | int] = {
+            "q": f"rfc822msgid:{message_id.strip().removeprefix('<').removesuffix('>')}",
+            "labelIds": "SENT",
+            "includeSpamTrash": "true",
+            "maxResults": 1,
+        }
+        return bool(self._checked_json(self._rest.get("messages", params=params)).get("messages"))
+
+    def _raise_for_send(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        reasons = _error_reasons(response)
+        reason = one_line(_error_message(response))
+        if response.status_code == 403 and reasons & _MISSING_SCOPE_REASONS:
+            raise PermissionMissing("Gmail did not allow this mailbox to send: reconnect it to allow sending")
+        if response.status_code in (403, 429) and (
+            response.status_code == 429 or reasons & _RATE_LIMIT_REASONS
+        ):
+            raise RateLimited(
+                f"Gmail sending limit reached ({', '.join(sorted(reasons)) or 'HTTP 429'}): {reason}",
+                _gmail_retry_after(response, reason),
+            )
+        raise_for_send_status(response, SERVICE_NAME, reason)
 
     def _current_history_id(self) -> str:
         return str(self._get_json("profile")["historyId"])
@@ -285,6 +352,17 @@ def _error_message(response: httpx.Response) -> str:
         return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"
+
+
+def _gmail_retry_after(response: httpx.Response, reason: str) -> float:
+    """Retry-After when given; else the moment Gmail names in its message for per-user limits
+    ("User-rate limit exceeded.  Retry after 2026-12-07T09:30:00.000Z (Mail sending)")."""
+    if "Retry-After" not in response.headers:
+        named = _RETRY_AFTER_MOMENT.search(reason)
+        if named is not None:
+            moment = datetime.fromisoformat(named.group(1).replace("Z", "+00:00"))
+            return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(response)
 
 
 def _single_line(value: str) -> str:

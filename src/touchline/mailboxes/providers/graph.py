@@ -16,6 +16,7 @@ keeps the id already stored. Outlook allows four concurrent requests per mailbox
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from touchline.mailboxes.providers.base import (
     FolderNotFound,
     HeaderBatch,
     MessageHeaders,
+    PermissionMissing,
     ProviderError,
     RawMessage,
     SpecialUse,
@@ -42,7 +44,14 @@ from touchline.mailboxes.providers.base import (
     require_aware,
     require_batch_size,
 )
-from touchline.mailboxes.providers.rest import RestMailboxProvider, bounded_map, json_object, raise_for_status
+from touchline.mailboxes.providers.rest import (
+    RestMailboxProvider,
+    bounded_map,
+    json_object,
+    one_line,
+    raise_for_send_status,
+    raise_for_status,
+)
 
 GRAPH_API_BASE_URL = "https://graph.microsoft.com/v1.0/"
 SERVICE_NAME = "Microsoft Graph"
@@ -70,6 +79,8 @@ _MESSAGE_FIELDS = (
     "sentDateTime",
 )
 _FOLDER_PAGE_SIZE = 100
+# Graph's answer when the access token lacks the permission an API needs (Mail.Send for sendMail).
+_MISSING_PERMISSION_CODES = frozenset({"ErrorAccessDenied", "Authorization_RequestDenied"})
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,39 @@ class GraphProvider(RestMailboxProvider):
         self._raise_for_status(response)
         return RawMessage(provider_message_id=message_id, raw=response.content)
 
+    def send_mime(self, raw: bytes) -> None:
+        """``POST /me/sendMail`` with the MIME message, base64-encoded as ``text/plain`` (Graph's way
+        to send MIME). Graph answers 202 without an id and files a copy in Sent Items.
+
+        Raises ``OutcomeUnknown`` when the connection breaks after the request went out,
+        ``PermissionMissing`` when the grant lacks ``Mail.Send``, ``RateLimited`` when throttled, and
+        ``ProviderError`` for a message Graph refuses (recipients, size, send-as).
+        """
+        response = self._rest.post(
+            "me/sendMail", content=base64.b64encode(raw), headers={"Content-Type": "text/plain"}
+        )
+        if response.status_code < 400:
+            return
+        code = _error_code(response)
+        if response.status_code == 403 and code in _MISSING_PERMISSION_CODES:
+            raise PermissionMissing(
+                "Microsoft Graph did not allow this mailbox to send: reconnect it to allow sending"
+            )
+        raise_for_send_status(response, SERVICE_NAME, f"{code}: {one_line(_error_message(response))}")
+
+    def is_in_sent_items(self, internet_message_id: str) -> bool:
+        """Whether Sent Items holds a message with this Message-ID (``internetMessageId``, brackets
+        included). Sending is asynchronous in Exchange: a message accepted moments ago may not be
+        there yet."""
+        quoted = internet_message_id.replace("'", "''")  # OData string literals double their quotes
+        params: dict[str, str | int] = {
+            "$filter": f"internetMessageId eq '{quoted}'",
+            "$select": "id",
+            "$top": 1,
+        }
+        response = self._rest.get("me/mailFolders/sentitems/messages", params=params)
+        return bool(self._checked_json(response).get("value"))
+
     def _special_uses(self) -> dict[str, SpecialUse]:
         special_uses: dict[str, SpecialUse] = {}
         for well_known_name, special_use in _WELL_KNOWN_FOLDERS.items():
@@ -267,6 +311,13 @@ def _encoded_text(value: str) -> str:
 def _single_line(value: str) -> str:
     """Graph properties are plain strings; a line break in one would forge a header in our block."""
     return value.replace("\r", " ").replace("\n", " ").replace("\0", " ")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
 
 
 def _error_code(response: httpx.Response) -> str:

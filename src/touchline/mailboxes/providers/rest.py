@@ -19,6 +19,7 @@ import httpx
 from touchline.mailboxes.providers.base import (
     AccessTokenSource,
     AuthError,
+    OutcomeUnknown,
     ProviderError,
     RateLimited,
     TransientError,
@@ -29,6 +30,17 @@ from touchline.mailboxes.providers.base import (
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
 # Bodies quoted in error messages are cut short: they are for a log line, not for a person.
 _ERROR_BODY_LIMIT = 300
+
+# Failures that happen before a request is on the wire (connecting, waiting for a pooled
+# connection, writing it): the server cannot have acted on it. Every other transport failure comes
+# after the request was written, while waiting for or reading the answer.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.WriteError,
+    httpx.WriteTimeout,
+)
 
 QueryParams = Mapping[str, str | int | Sequence[str]]
 
@@ -59,11 +71,23 @@ class RestClient:
         params: QueryParams | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        return self._authorised(lambda token: self._send(url, token, params, headers))
+
+    def post(self, url: str, *, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """One POST that must not be repeated blindly (it sends mail).
+
+        A 401 means the server did nothing, so the refreshed token is tried once, as for reads. A
+        failure before the request was written is a ``TransientError``; once it was written, a broken
+        connection raises ``OutcomeUnknown``: the server may have acted on it.
+        """
+        return self._authorised(lambda token: self._post(url, token, content, headers))
+
+    def _authorised(self, attempt: Callable[[str], httpx.Response]) -> httpx.Response:
         token = self._tokens.access_token()
-        response = self._send(url, token, params, headers)
+        response = attempt(token)
         if response.status_code == 401:
             token = self._tokens.refresh_rejected(token)
-            response = self._send(url, token, params, headers)
+            response = attempt(token)
             if response.status_code == 401:
                 raise AuthError(f"{self.service_name} refused a freshly refreshed access token")
         return response
@@ -80,6 +104,17 @@ class RestClient:
             return self._http.get(url, params=params, headers=all_headers)
         except httpx.TransportError as error:
             raise TransientError(f"{self.service_name} could not be reached: {error}") from error
+
+    def _post(self, url: str, token: str, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        all_headers = {"Authorization": f"Bearer {token}", **headers}
+        try:
+            return self._http.post(url, content=content, headers=all_headers)
+        except _NOT_SENT as error:
+            raise TransientError(f"{self.service_name} could not be reached: {error}") from error
+        except httpx.TransportError as error:
+            raise OutcomeUnknown(
+                f"the connection to {self.service_name} broke before it answered ({type(error).__name__})"
+            ) from error
 
     def close(self) -> None:
         self._http.close()
@@ -116,6 +151,29 @@ def raise_for_status(response: httpx.Response, service_name: str) -> None:
     if status == 401:
         raise AuthError(f"{service_name} refused the access token")
     raise ProviderError(f"{service_name} answered HTTP {status}: {response.text[:_ERROR_BODY_LIMIT]}")
+
+
+def raise_for_send_status(response: httpx.Response, service_name: str, reason: str) -> None:
+    """Translate the answer to a send request; ``reason`` is the provider's own words, one short line.
+
+    Unlike ``raise_for_status`` no body is quoted: an answer to a send may echo the message.
+    """
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 429 or (status == 503 and "Retry-After" in response.headers):
+        raise RateLimited(
+            f"{service_name} is throttling sending (HTTP {status}: {reason})", retry_after_seconds(response)
+        )
+    if status >= 500 or status == 408:
+        raise TransientError(f"{service_name} answered HTTP {status}: {reason}")
+    raise ProviderError(f"{service_name} refused the message (HTTP {status}): {reason}")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A provider's message made safe for a log line or a status shown to a person."""
+    flattened = " ".join(text.split())
+    return flattened if len(flattened) <= limit else flattened[: limit - 1] + "\u2026"
 
 
 def retry_after_seconds(response: httpx.Response) -> float:

@@ -23,6 +23,9 @@ class Outgoing:
     envelope_from: str
     recipients: tuple[str, ...]
     message_id: str
+    provider_thread_id: str = ""
+    """When answering: the provider's id of the conversation's thread, if known (Gmail files the sent
+    message in that thread; other senders ignore it)."""
 
 
 @dataclass(frozen=True, slots=True)
