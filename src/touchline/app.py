@@ -36,6 +36,8 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.outbound.from_field import endpoints as from_field_endpoints
+from touchline.outbound.from_field import pages as from_field_pages
 from touchline.security_headers import SecurityHeadersMiddleware
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
@@ -67,19 +69,26 @@ ROUTERS = (
     mailbox_endpoints.router,
     inbound_endpoints.router,
     receive_endpoints.router,
+    from_field_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
     receive_pages.router,
     inbound_pages.router,
+    from_field_pages.router,
 )
+
+# Sections that features above the mailboxes layer add to the Email tab.
+EMAIL_TAB_SECTIONS: tuple[mailbox_pages.EmailTabSection, ...] = (from_field_pages.email_tab_section,)
 
 
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/health", "/docs", "/openapi"))
 
 
-def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:
+def create_app(  # noqa: PLR0915 -- the app's wiring reads best in one place
+    settings: Settings | None = None, *, queue: Queue | None = None
+) -> FastAPI:
     settings = settings or Settings()
     settings.ensure_data_dir()
     engine = make_engine(settings.resolved_database_url)
@@ -112,6 +121,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     app.state.secret_box = box
     app.state.queue = queue
     app.state.clock = utcnow
+    app.state.email_tab_sections = EMAIL_TAB_SECTIONS
 
     app.add_middleware(
         SessionMiddleware,
