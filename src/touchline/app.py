@@ -38,6 +38,8 @@ from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
+from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
+from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
@@ -70,12 +72,14 @@ ROUTERS = (
     inbound_endpoints.router,
     receive_endpoints.router,
     from_field_endpoints.router,
+    unsubscribe_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
     receive_pages.router,
     inbound_pages.router,
     from_field_pages.router,
+    unsubscribe_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.
