@@ -12,6 +12,9 @@ from tests.outbound.sending_team import SendingTeam, connect, make_sending_team,
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.models import AuditEntry, Mailbox, User
+from touchline.outbound.from_field import service as from_field
+from touchline.workspace import service
+from touchline.workspace.permissions import Actor
 
 
 @pytest.fixture
@@ -270,3 +273,27 @@ def test_composing_needs_send_email_and_stays_in_the_workspace(
     )
     # Another workspace's public address is nobody's here.
     assert _check(client, crew, "bob", "member@team-b.example")["allowed"] is False
+
+
+def test_a_scheduled_email_whose_sender_went_private_falls_back_to_account_owner(
+    client: TestClient, crew: SendingTeam, sessions: sessionmaker[Session]
+) -> None:
+    with session_scope(sessions) as session:
+        bob = service.actor_for(
+            service.get_user(session, Actor.operator(crew.team.workspace_id), crew.bob_id)
+        )
+        kept = from_field.sender_after_edit(session, bob, "success@team-a.example")
+        assert not kept.changed
+        assert kept.sender.key == "success@team-a.example"
+    assert (
+        client.put(
+            "/api/v1/profile/public-account", json={"public": False}, headers=crew.headers("success")
+        ).status_code
+        == 200
+    )
+    with session_scope(sessions) as session:
+        moved = from_field.sender_after_edit(session, bob, "success@team-a.example")
+        assert moved.changed
+        assert moved.sender.key == "account-owner"
+        assert "will now be sent from Account Owner" in str(moved.notice)
+        assert not from_field.sender_after_edit(session, bob, "bob@team-a.example").changed

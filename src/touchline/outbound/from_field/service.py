@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from touchline.inbound import repository as inbound_repository
 from touchline.kit.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from touchline.outbound.compose import senders
-from touchline.outbound.compose.senders import FromChoice, FromDecision, TeamUser
+from touchline.outbound.compose.senders import FromChoice, FromDecision, SenderAfterEdit, TeamUser
 from touchline.outbound.from_field import repository
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
@@ -138,4 +138,13 @@ def check_from(session: Session, actor: Actor, requested: str, context: ComposeC
         repository.team_users(session, actor.workspace_id),
         on_behalf_of_company=_on_behalf_of_company(session, actor, context),
         reply_participants=_participants(session, actor, context),
+    )
+
+
+def sender_after_edit(session: Session, actor: Actor, current: str) -> SenderAfterEdit:
+    """The sender a scheduled email keeps when the caller edits it: kept while it is one of the
+    caller's From choices, otherwise the first choice, with the notice the editor is shown."""
+    actor.require(Permission.SEND_EMAIL)
+    return senders.sender_after_edit(
+        current, _me(session, actor), repository.team_users(session, actor.workspace_id)
     )
