@@ -4,7 +4,7 @@ The rules themselves are the pure decisions of touchline.outbound.compose.sender
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -47,14 +47,7 @@ def _me(session: Session, actor: Actor) -> TeamUser:
         raise InvalidInputError("the From field belongs to a user: act as one (for example --user)")
     user = workspace_service.get_user(session, actor, actor.user_id)
     me = repository.team_user(user, repository.mailbox_of(session, user.id))
-    return TeamUser(
-        me.user_id,
-        me.address,
-        me.name,
-        public_account_usage=me.public_account_usage,
-        may_email_on_behalf=actor.can(Permission.EMAIL_ON_MY_BEHALF),
-        has_mailbox=me.has_mailbox,
-    )
+    return replace(me, may_email_on_behalf=actor.can(Permission.EMAIL_ON_MY_BEHALF))
 
 
 def public_account_state(session: Session, actor: Actor) -> PublicAccountState:
