@@ -37,6 +37,10 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.outbound.from_field import endpoints as from_field_endpoints
+from touchline.outbound.from_field import pages as from_field_pages
+from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
+from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
@@ -68,12 +72,19 @@ ROUTERS = (
     mailbox_endpoints.router,
     inbound_endpoints.router,
     receive_endpoints.router,
+    from_field_endpoints.router,
+    unsubscribe_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
     receive_pages.router,
     inbound_pages.router,
+    from_field_pages.router,
+    unsubscribe_pages.router,
 )
+
+# Sections that features above the mailboxes layer add to the Email tab.
+EMAIL_TAB_SECTIONS: tuple[mailbox_pages.EmailTabSection, ...] = (from_field_pages.email_tab_section,)
 
 
 def _wants_html(request: Request) -> bool:
@@ -131,6 +142,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     app.state.secret_box = box
     app.state.queue = queue
     app.state.clock = utcnow
+    app.state.email_tab_sections = EMAIL_TAB_SECTIONS
 
     _add_middleware(app, settings, box)
 

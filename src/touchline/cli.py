@@ -8,6 +8,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -297,6 +298,33 @@ def token_create(
         owner = service.find_user_by_email(session, operator, user)
         token, _row = service.create_api_token(session, service.actor_for(owner), name)
     typer.echo(token)
+
+
+class Switch(StrEnum):
+    ON = "on"
+    OFF = "off"
+
+
+@app.command("public-account")
+def public_account(
+    switch: Annotated[
+        Switch, typer.Argument(help="on: colleagues may send from your address; off: only you")
+    ],
+    workspace: Workspace,
+    user: Annotated[str, typer.Option("--user", help="The user switching their own address (acts as them)")],
+) -> None:
+    """Switch a user's public account usage, acting as that user (it is their own choice)."""
+    from touchline.outbound.from_field import service as from_field
+
+    with _transaction(_settings()) as session:
+        me = service.actor_for(service.find_user_by_email(session, _operator(session, workspace), user))
+        assert me.user_id is not None
+        state = from_field.set_public_account_usage(session, me, me.user_id, turn_on=switch is Switch.ON)
+    console.print(
+        f"{state.address} is public: colleagues can send from it"
+        if state.public
+        else f"{state.address} is private: only {user} sends from it"
+    )
 
 
 # --- imports -------------------------------------------------------------------------------------

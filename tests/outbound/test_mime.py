@@ -139,6 +139,17 @@ def test_one_click_unsubscribe_headers() -> None:
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+def test_a_long_unsubscribe_url_stays_a_url_on_one_line() -> None:
+    # A signed token makes the URL longer than a folded line; it must not become an encoded word.
+    url = "https://touchline.example/u/" + "Ab9-_." * 40
+    raw = build_message(replace(EMAIL, unsubscribe=Unsubscribe(url)), "touchline.example").raw
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert parsed(raw)["List-Unsubscribe"] == f"<{url}>"
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    with pytest.raises(InvalidMessageError, match="too long"):
+        build_message(replace(EMAIL, unsubscribe=Unsubscribe(url + "x" * 800)), "touchline.example")
+
+
 @pytest.mark.parametrize(
     "url",
     [

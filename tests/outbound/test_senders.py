@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -15,13 +16,20 @@ from touchline.outbound.compose.senders import (
     sender_after_edit,
 )
 
-ANA = TeamUser(1, "ana@touchline.example", "Ana", may_email_on_behalf=True, has_mailbox=True)
-SUCCESS = TeamUser(2, "success@touchline.example", "Success Team", True, True, True)
-BILLING = TeamUser(3, "billing@touchline.example", "Billing", True, True, True)
+ANA = TeamUser(uuid.UUID(int=1), "ana@touchline.example", "Ana", may_email_on_behalf=True, has_mailbox=True)
+SUCCESS = TeamUser(uuid.UUID(int=2), "success@touchline.example", "Success Team", True, True, True)
+BILLING = TeamUser(uuid.UUID(int=3), "billing@touchline.example", "Billing", True, True, True)
 BOB = TeamUser(
-    4, "bob@touchline.example", "Bob", public_account_usage=False, may_email_on_behalf=True, has_mailbox=True
+    uuid.UUID(int=4),
+    "bob@touchline.example",
+    "Bob",
+    public_account_usage=False,
+    may_email_on_behalf=True,
+    has_mailbox=True,
 )
-ADMIN = TeamUser(5, "admin@touchline.example", "Admin", may_email_on_behalf=True, has_mailbox=True)
+ADMIN = TeamUser(
+    uuid.UUID(int=5), "admin@touchline.example", "Admin", may_email_on_behalf=True, has_mailbox=True
+)
 USERS = (ANA, SUCCESS, BILLING, BOB, ADMIN)
 
 

@@ -25,6 +25,7 @@ from tests.conftest import Team, sign_in_form
 from tests.pages.test_companies_pages import log_in
 from tests.pages.test_xss import ADMIN_EMAIL, ADMIN_PASSWORD, World, build_world
 from touchline.app import ROUTERS
+from touchline.outbound.unsubscribe.service import unsubscribe_url
 
 # The directives a page must have, and what no directive may allow.
 REQUIRED = {
@@ -85,6 +86,9 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "email_id": emails[0],
             "task_id": task_id,
             "provider": "google",
+            "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
+                3:
+            ],
         }
         paths.append(route.path.format(**examples))
     return paths

@@ -100,6 +100,8 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         ("PUT", "/api/v1/mailboxes/{mailbox_id}/selected-folders"): {"selected_folder_ids": []},
         ("PATCH", "/api/v1/mailboxes/{mailbox_id}"): {"lookback_days": 120},
         ("POST", "/api/v1/unassigned-emails/{email_id}/assignment"): {"company_ids": [ids["company_id"]]},
+        ("PUT", "/api/v1/users/{user_id}/public-account"): {"public": False},
+        ("POST", "/api/v1/compose/check-from"): {"from": "account-owner", "company_id": ids["company_id"]},
     }
     return bodies.get((method, path))
 
@@ -128,6 +130,9 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/inbound/credentials"),
     ("POST", "/api/v1/inbound/credentials/rotate"),
     ("GET", "/api/v1/inbound/refusals"),
+    ("GET", "/api/v1/profile/public-account"),
+    ("PUT", "/api/v1/profile/public-account"),
+    ("GET", "/api/v1/compose/from-choices"),
 }
 
 
@@ -196,6 +201,12 @@ def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(
     assert client.get("/api/v1/users/me", headers=intruder).json()["email"] == "admin@team-b.example"
     assert client.get("/api/v1/emails", headers=intruder).json()["total"] == 0
     assert client.get("/api/v1/mailboxes", headers=intruder).json() == []
+    # The victim's public address is a From choice only in its own workspace.
+    assert client.put(
+        "/api/v1/profile/public-account", json={"public": True}, headers=team.headers("member")
+    ).json()["public"]
+    choices = client.get("/api/v1/compose/from-choices", headers=intruder).json()["choices"]
+    assert [choice["key"] for choice in choices] == ["admin@team-b.example"]
     assert (
         client.get("/api/v1/emails", params={"company_id": ids["company_id"]}, headers=intruder).json()[
             "total"

@@ -20,7 +20,8 @@ class SecretBox:
         if not keys:
             raise ValueError("at least one secret key is required")
         self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
-        self._signing_key = hashlib.sha256(b"touchline-signing:" + keys[0].encode()).digest()
+        self._keys = [key.encode() for key in keys]
+        self._signing_key = hashlib.sha256(b"touchline-signing:" + self._keys[0]).digest()
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
@@ -39,6 +40,14 @@ class SecretBox:
 
     def verify(self, message: str, signature: str) -> bool:
         return hmac.compare_digest(self.sign(message), signature)
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """One key per configured secret key for `purpose`, oldest first and newest last (the order
+        itsdangerous takes): links signed before a rotation stay valid while their key is configured."""
+        return [
+            hmac.new(key, b"touchline-derived:" + purpose.encode(), hashlib.sha256).digest()
+            for key in reversed(self._keys)
+        ]
 
 
 def hash_password(password: str) -> str:

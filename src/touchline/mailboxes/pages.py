@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from touchline.db import session_scope
@@ -21,6 +23,10 @@ from touchline.workspace.permissions import Actor, Permission
 
 router = APIRouter(include_in_schema=False)
 
+EmailTabSection = Callable[[Session, Actor], dict[str, object]]
+"""Adds a section's values to the Email tab. Features above this layer (the public account switch of
+sending) are listed in the app's `email_tab_sections`, so this page needs no import of them."""
+
 
 def _email_tab(
     request: Request, actor: Actor, sessions: Sessions, error: str | None = None, status: int = 200
@@ -30,13 +36,11 @@ def _email_tab(
     with session_scope(sessions) as session:
         mailbox = service.mailbox_of_user(session, actor, actor.user_id)
         held = service.count_holdings(session, actor.workspace_id, actor.user_id)
-        return render(
-            request,
-            "email_tab.html",
-            actor,
-            {"mailbox": mailbox, "held": held, "error": error},
-            status_code=status,
-        )
+        context: dict[str, object] = {"mailbox": mailbox, "held": held, "error": error}
+        sections: Sequence[EmailTabSection] = getattr(request.app.state, "email_tab_sections", ())
+        for section in sections:
+            context.update(section(session, actor))
+        return render(request, "email_tab.html", actor, context, status_code=status)
 
 
 @router.get("/profile/email", response_class=HTMLResponse)

@@ -209,6 +209,8 @@ def disconnect(session: Session, actor: Actor, mailbox_id: uuid.UUID) -> None:
     workspace_service.record_audit(
         session, actor, "mailbox.disconnect", "mailbox", mailbox.id, {"address": mailbox.address}
     )
+    # Colleagues can no longer send from an address touchline cannot send with (SPEC §5).
+    workspace_service.end_public_account_usage(session, actor, [mailbox.user], "mailbox disconnected")
     session.delete(mailbox)
     session.flush()
 

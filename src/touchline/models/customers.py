@@ -59,5 +59,7 @@ class Contact(IdMixin, CreatedMixin, Base):
     company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the enduser's unsubscribe link; bulk and sequence emails skip them while it is set.
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     company: Mapped[Company | None] = relationship(lazy="joined")

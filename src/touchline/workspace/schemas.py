@@ -246,6 +246,9 @@ class ContactOut(BaseModel):
     company_name: str | None
     custom_fields: dict[str, Any]
     last_touch_at: datetime | None
+    unsubscribed_at: datetime | None = Field(
+        description="When the contact unsubscribed from bulk and sequence emails through their link"
+    )
     created_at: datetime
 
     @classmethod
@@ -258,6 +261,7 @@ class ContactOut(BaseModel):
             company_name=row.company.name if row.company else None,
             custom_fields=dict(row.custom_fields),
             last_touch_at=row.last_touch_at,
+            unsubscribed_at=row.unsubscribed_at,
             created_at=row.created_at,
         )
 

@@ -64,6 +64,23 @@ def record_audit(
     )
 
 
+def end_public_account_usage(session: Session, actor: Actor, users: Iterable[User], because: str) -> None:
+    """Switches public account usage off for users who no longer meet its conditions (the
+    `email_on_my_behalf` permission, a connected mailbox, an active account), so the stored switch
+    says what the From choices do; switching it back on is the user's own choice again."""
+    for user in users:
+        if user.public_account_usage:
+            user.public_account_usage = False
+            record_audit(
+                session,
+                actor,
+                "user.public_account_usage",
+                "user",
+                user.id,
+                {"public": False, "because": because},
+            )
+
+
 # --- workspaces and settings ---------------------------------------------------------------------
 
 
@@ -320,6 +337,9 @@ def update_role(
             _ensure_other_admin_remains(session, actor, excluding_role=role.id)
         role.permissions = list(granted)
         details["permissions"] = role.permissions
+        if Permission.EMAIL_ON_MY_BEHALF not in granted:
+            holders = session.scalars(select(User).where(User.role_id == role.id))
+            end_public_account_usage(session, actor, holders, f"role {role.name} lost email_on_my_behalf")
     if details:
         record_audit(session, actor, "role.update", "role", role.id, details)
     session.flush()
@@ -450,10 +470,13 @@ def update_user(
         user.role_id = new_role.id
         user.role = new_role
         details["role"] = new_role.name
+        if Permission.EMAIL_ON_MY_BEHALF.value not in new_role.permissions:
+            end_public_account_usage(session, actor, [user], f"role {new_role.name} lacks email_on_my_behalf")
     if active is not None and active != user.active:
         if not active:
             _ensure_other_admin_remains(session, actor, excluding_user=user.id)
             user_sessions.end_all(session, user.id, datetime.now(UTC))
+            end_public_account_usage(session, actor, [user], "user deactivated")
         user.active = active
         details["active"] = active
     if password is not None:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime
 from typing import Final
 from urllib.parse import urlsplit
@@ -33,6 +34,23 @@ _MESSAGE_ID_CHARS: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~.@"
 )
 _URL_FORBIDDEN: Final = frozenset("<>\"' \\")
+
+
+_MAX_LINE: Final = 998  # RFC 5322 2.1.1, CRLF excluded
+
+
+class _UnfoldedHeader(UnstructuredHeader, BaseHeader):
+    """A header whose value is one long ASCII word (a URL), written on one line. The standard library
+    turns a word longer than 78 characters into an RFC 2047 encoded word, which no mail client reads
+    as the one-click unsubscribe URL; RFC 5322 allows lines of up to 998 characters."""
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _UnfoldedHeader)
+_POLICY: Final = policy.SMTP.clone(header_factory=_HEADERS)
 
 
 class InvalidMessageError(InvalidInputError):
@@ -144,7 +162,10 @@ def _unsubscribe_headers(unsubscribe: Unsubscribe) -> str:
     if unsubscribe.mailto is not None:
         mailto = _address("the unsubscribe mailto", Mailbox(unsubscribe.mailto))
         targets.append(f"<mailto:{mailto.addr_spec}?subject=unsubscribe>")
-    return ", ".join(targets)
+    header = ", ".join(targets)
+    if len("List-Unsubscribe: ") + len(header) > _MAX_LINE:
+        raise InvalidMessageError("the unsubscribe URL is too long for one header line")
+    return header
 
 
 def _references(email: OutgoingEmail) -> tuple[str | None, tuple[str, ...]]:
@@ -179,7 +200,7 @@ def build_message(
     cc = _addresses("Cc", email.cc)
     in_reply_to, references = _references(email)
 
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     message["To"] = to
     if cc:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -28,7 +29,7 @@ ChoiceKind = Literal["account-owner", "own", "public"]
 class TeamUser:
     """What the From rules need to know about a user; `address` is normalised."""
 
-    user_id: int
+    user_id: uuid.UUID
     address: str
     name: str
     public_account_usage: bool = False
@@ -47,7 +48,7 @@ class FromChoice:
     key: str
     """ACCOUNT_OWNER or the normalised address: what a stored email keeps as its sender."""
     label: str
-    user_id: int | None = None
+    user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
