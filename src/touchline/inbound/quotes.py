@@ -10,9 +10,11 @@ text from HTML-only mail, and a length limit. bench/quotes/measure.py measures t
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from email.utils import parseaddr
 from functools import lru_cache
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -20,6 +22,7 @@ from mailparser_reply import EmailMessage
 from mailparser_reply.constants import MAIL_LANGUAGES, OUTLOOK_MAIL_SEPARATOR
 from mailparser_reply.parser import EmailReply
 
+from touchline.kit.html import well_formed
 from touchline.kit.linescan import LineStartPattern
 from touchline.kit.regexgate import Gate
 
@@ -131,17 +134,35 @@ def snippet(text: str, max_chars: int = 200, sender: str | None = None) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
-def html_to_text(html: str) -> str:
-    """Readable text of an HTML body, leaving out quoted parts (`<blockquote>`, mail clients' quote
-    containers), scripts and styles."""
-    reader = _HtmlText()
-    try:
-        reader.feed(html[: _MAX_INPUT_CHARS * 4])
-        reader.close()
-    except (AssertionError, ValueError):
-        pass  # markup the parser gives up on: keep the text read up to there
-    lines = [_WHITESPACE.sub(" ", line).strip() for line in "".join(reader.parts).split("\n")]
+def html_to_text(html: str, *, keep_quoted: bool = False) -> str:
+    """Readable text of an HTML body, leaving out scripts and styles and, unless `keep_quoted`,
+    quoted parts (`<blockquote>`, mail clients' quote containers).
+
+    The markup is made well formed first (`well_formed`), which the stdlib's HTML parser then reads
+    in one pass; markup too costly for that has its tags dropped instead."""
+    markup = html[: _MAX_INPUT_CHARS * 4]
+    readable = well_formed(markup)
+    if readable is None:
+        text = _TAG_OR_UNCLOSED.sub(_tag_as_text, markup)
+        lines = [_WHITESPACE.sub(" ", line).strip() for line in unescape(text).split("\n")]
+    else:
+        reader = _HtmlText(keep_quoted=keep_quoted)
+        try:
+            reader.feed(readable)
+            reader.close()
+        except (AssertionError, ValueError):
+            pass  # markup the parser gives up on: keep the text read up to there
+        lines = [_WHITESPACE.sub(" ", line).strip() for line in "".join(reader.parts).split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# For markup too costly to parse: each tag, or `<` up to the next `<` where no `>` closes it, goes,
+# with a line break for a block tag. Each `<` is read up to the next `<` or `>` only: one pass.
+_TAG_OR_UNCLOSED = re.compile(r"<(/?)([a-zA-Z0-9]*)[^<>]*>?")
+
+
+def _tag_as_text(found: re.Match[str]) -> str:
+    return "\n" if found.group(2).lower() in _BLOCK_TAGS else ""
 
 
 def _without_quoted_lines(body: str) -> str:
@@ -288,7 +309,7 @@ _RULE_LINE = re.compile(r"^\s*[-_=*~]{4,}\s*$")
 _BLOCK_TAGS = frozenset(
     {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr", "pre"}
 )
-_SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "blockquote"})
+_INVISIBLE_TAGS = frozenset({"script", "style", "head", "title"})
 # Quote containers of common clients: Gmail, Yahoo, Outlook on the web and desktop, Apple Mail, Zimbra.
 _QUOTE_MARKERS = (
     "gmail_quote",
@@ -303,29 +324,39 @@ _VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area
 
 
 class _HtmlText(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, *, keep_quoted: bool) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        # The elements open inside a skipped one, innermost last, and how many of each name: an end
+        # tag is looked up in the counts, so deep nesting costs no scan of the stack per tag.
         self._skipping: list[str] = []
+        self._open: Counter[str] = Counter()
+        self._keep_quoted = keep_quoted
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skipping:
-            if tag not in _VOID_TAGS:
-                self._skipping.append(tag)
+        if not self._skipping and not (
+            tag in _INVISIBLE_TAGS or (not self._keep_quoted and self._quoted(tag, attrs))
+        ):
+            if tag in _BLOCK_TAGS:
+                self.parts.append("\n")
             return
+        if tag not in _VOID_TAGS:
+            self._skipping.append(tag)
+            self._open[tag] += 1
+
+    @staticmethod
+    def _quoted(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
         marker = " ".join(value or "" for name, value in attrs if name in {"class", "id"}).lower()
-        if tag in _SKIPPED_TAGS or any(quote in marker for quote in _QUOTE_MARKERS):
-            if tag not in _VOID_TAGS:
-                self._skipping.append(tag)
-            return
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+        return tag == "blockquote" or any(quote in marker for quote in _QUOTE_MARKERS)
 
     def handle_endtag(self, tag: str) -> None:
         if self._skipping:
-            if tag in self._skipping:
-                while self._skipping and self._skipping.pop() != tag:
-                    pass
+            if self._open[tag]:
+                while self._skipping:
+                    closed = self._skipping.pop()
+                    self._open[closed] -= 1
+                    if closed == tag:
+                        break
             return
         if tag in _BLOCK_TAGS:
             self.parts.append("\n")

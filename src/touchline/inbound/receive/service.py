@@ -5,12 +5,16 @@ address and the envelope sender must be active users, and a DKIM pass is require
 workspace says so. The SMTP server applies it before its 250 and spools the message (`spool`); the
 HTTP channel and the spool's workers then log in the same order:
 
-1. `prepare` (no database): parse the message and verify its DKIM signatures, which may query DNS.
+1. `prepare` (no database): parse the message, make what the timeline shows of it, find the
+   forwarded conversation in it and verify its DKIM signatures, which may query DNS. Each step's
+   work is bounded, and all of it is done before a write transaction opens, so that one costly
+   message cannot hold the database's write lock.
 2. `log_batch` (inside the caller's transaction): the decision again, against the users as they are
-   now; then the keep-or-ignore engine links each message (`match_logged`), forwarded content
-   suggests companies for what stays unassigned, and `store_emails` stores them once (deduplicated
-   with synced copies). A refusal is recorded in `inbound_refusals` in the same transaction, so an
-   admin sees every refusal, including those made after an SMTP sender's 250 (stage "spool").
+   now; then the keep-or-ignore engine links each message (`match_logged`), the forwarded
+   participants suggest companies for what stays unassigned, and `store_emails` stores them once
+   (deduplicated with synced copies). A refusal is recorded in `inbound_refusals` in the same
+   transaction, so an admin sees every refusal, including those made after an SMTP sender's 250
+   (stage "spool").
 
 Each outcome carries the SMTP reply for it; the HTTP endpoint maps the same outcomes to statuses.
 
@@ -37,6 +41,7 @@ from touchline.inbound import repository as emails
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import match_logged
 from touchline.inbound.parse import ParsedEmail, header_block, parse_message
+from touchline.inbound.reading import Shown, shown_of
 from touchline.inbound.receive.forwarded import Forwarded, find_forwarded
 from touchline.inbound.receive.signatures import NO_SIGNATURE, DkimResult, TxtLookup, verify_dkim
 from touchline.inbound.store.directory import directories
@@ -79,12 +84,16 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A received message after the work that needs no database: parsed, DKIM verified."""
+    """A received message after the work that needs no database: parsed, DKIM verified, what is
+    shown of it made and the forwarded conversation in it found (None where not done, as for a
+    message refused before it was read)."""
 
     raw: bytes
     head: bytes
     parsed: ParsedEmail
     dkim: DkimResult = NO_SIGNATURE
+    shown: Shown | None = None
+    forwarded: Forwarded | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +120,20 @@ class LogResult:
 
 
 def prepare(raw: bytes, *, dkim_lookup: TxtLookup | None = None, dkim_timeout: float = 5.0) -> Prepared:
-    """Parse and DKIM-verify a raw message; never raises. Run it before opening a transaction."""
+    """Everything about a raw message that needs no database; never raises. Run it before opening a
+    transaction."""
     head = header_block(raw)
     parsed = parse_message(raw)
     from_domain = domain_of(parsed.sender) if parsed.sender else None
     dkim_result = verify_dkim(raw, head, from_domain, lookup=dkim_lookup, timeout=dkim_timeout)
-    return Prepared(raw=raw, head=head, parsed=parsed, dkim=dkim_result)
+    return Prepared(
+        raw=raw,
+        head=head,
+        parsed=parsed,
+        dkim=dkim_result,
+        shown=shown_of(parsed),
+        forwarded=find_forwarded(raw),
+    )
 
 
 # --- who may log ---------------------------------------------------------------------------------
@@ -354,7 +371,9 @@ def _decide(
     # The batch's later messages see the contacts this one creates, as if stored one by one.
     for new in decision.created_contacts:
         directory.add_contact(new.email, new.company)
-    forwarded = find_forwarded(prepared.raw) if decision.action == "unassigned" else Forwarded()
+    # Found by `prepare`: nothing costly runs while the caller's transaction is open.
+    found = prepared.forwarded
+    forwarded = found if decision.action == "unassigned" and found is not None else Forwarded()
     suggestions = suggest_companies(forwarded.participants, directory)
     return Incoming(
         parsed,
@@ -362,6 +381,7 @@ def _decide(
         Holding(user_id=who.users[from_addresses[0]], via="log"),
         suggested_company_ids=tuple(suggestions),
         log_entry=_log_entry(prepared, envelope, job.spool_id),
+        shown=prepared.shown,
         forwarded={
             "styles": list(forwarded.styles),
             "participants": list(forwarded.participants),
