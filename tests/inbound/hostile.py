@@ -57,6 +57,8 @@ def texts() -> dict[str, str]:
         "unclosed processing instructions": "<?" * 200_000,
         "character references": "&#" * 200_000,
         "spans around divs": "<span>" * 50_000 + "<div>" * 20_000,
+        "a line of dashes below another": "Hello\n" + "-" * 100_000 + "x",
+        "a reply prefix then blanks": "re" + " " * 400_000 + "x",
     }
 
 

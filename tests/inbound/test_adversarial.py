@@ -5,14 +5,20 @@ service. Each reader is timed on each hostile input against its own time on ordi
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.inbound import hostile
+from tests.inbound.test_quotes import SEPARATOR_HEADER_AS_WRITTEN
 from touchline.inbound.parse import parse_headers, parse_message
-from touchline.inbound.quotes import html_to_text, reply_text, snippet
+from touchline.inbound.quotes import _is_separator_header, html_to_text, reply_text, snippet
 from touchline.inbound.reading import read_message
 from touchline.inbound.receive.forwarded import find_forwarded, inline_blocks
 from touchline.inbound.receive.service import prepare
+from touchline.inbound.thread import base_subject
 from touchline.kit.html import sanitise_html
 
 MESSAGES = hostile.messages()
@@ -53,9 +59,36 @@ def test_each_message_reader_reads_hostile_mail_in_linear_time(reader: hostile.R
         lambda text: html_to_text(text, keep_quoted=True),
         inline_blocks,
         sanitise_html,
+        base_subject,
     ],
-    ids=["reply_text", "snippet", "html_to_text", "html_to_text_quoted", "inline_blocks", "sanitise_html"],
+    ids=[
+        "reply_text",
+        "snippet",
+        "html_to_text",
+        "html_to_text_quoted",
+        "inline_blocks",
+        "sanitise_html",
+        "base_subject",
+    ],
 )
 def test_each_text_reader_reads_hostile_text_in_linear_time(reader: hostile.Reader, name: str) -> None:
     text = TEXTS[name]
     hostile.assert_linear(reader, text, _ordinary(text))
+
+
+# Patterns rewritten to read in linear time, as they were: the rewrites must match alike.
+_REPLY_PREFIX_AS_WAS = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv)\s*(?:\[\d+\]|\^\d+)?\s*:\s*)+", re.IGNORECASE)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="-_=* \tab\u00a0", max_size=80))
+def test_separator_headers_are_found_as_the_pattern_found_them(line: str) -> None:
+    assert _is_separator_header(line) == (SEPARATOR_HEADER_AS_WRITTEN.match(line) is not None)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="reREfwdFWDavs:[]^0123 \tx", max_size=30))
+def test_reply_prefixes_are_found_as_the_pattern_found_them(subject: str) -> None:
+    found = _REPLY_PREFIX_AS_WAS.match(subject)
+    rest = subject[found.end() :] if found else subject
+    assert base_subject(subject) == (" ".join(rest.split()).casefold(), found is not None)

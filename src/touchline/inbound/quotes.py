@@ -208,7 +208,7 @@ def _cut_at_reply_header(text: str) -> str:
         if index < 1:
             continue
         line = stripped[index]
-        if _SEPARATOR_HEADER.match(line):
+        if _is_separator_header(line):
             return "\n".join(lines[:index]).strip()
         following = stripped[index + 1] if index + 1 < len(lines) else ""
         for candidate in (line, f"{line} {following}" if following.endswith(":") else ""):
@@ -285,6 +285,26 @@ def _sender_marks(sender: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(names), frozenset(initials)
 
 
+def _is_separator_header(line: str) -> bool:
+    """Whether a stripped line is a separator header: two or more of `-_=*`, a title of at most 61
+    characters, two or more of them again (`-------- Oprindelig besked --------`), or a rule of five
+    or more. That is what `^[-_=*]{2,}\\s*\\S.{0,60}?\\s*[-_=*]{2,}$` matches, worked out from the
+    runs of marks at both ends in one pass: that expression tries each split of a long run against
+    each other, and a line of a few thousand dashes took it seconds."""
+    size = len(line)
+    lead = size - len(line.lstrip(_SEPARATOR_MARKS))
+    if lead == size:
+        return size >= 5  # two marks, one taken for the title, two more
+    trail = size - len(line.rstrip(_SEPARATOR_MARKS))
+    if lead < 2 or trail < 2:
+        return False
+    title = line[lead : size - trail].strip()
+    if title:
+        return len(title) <= 61
+    # Only blanks between the runs: one mark of a run of three or more can be the title.
+    return lead > 2 or trail > 2
+
+
 def _strip_trailing_rules(text: str) -> str:
     lines = text.rstrip().splitlines()
     while lines and (not lines[-1].strip() or _RULE_LINE.match(lines[-1])):
@@ -296,8 +316,8 @@ def _unquote(body: str) -> str:
     return "\n".join(re.sub(r"^[ \t]*(?:> ?)+", "", line) for line in body.splitlines()).strip()
 
 
-_SEPARATOR_HEADER = re.compile(r"^[-_=*]{2,}\s*\S.{0,60}?\s*[-_=*]{2,}$")
 _SEPARATOR_STARTS = ("-", "_", "=", "*")
+_SEPARATOR_MARKS = "".join(_SEPARATOR_STARTS)
 _MARKER_STARTS = ("-", "_", "=")
 _NON_WORD = re.compile(r"[^\w]+")
 _ATTRIBUTION_HINT = re.compile(r"@|\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b")
