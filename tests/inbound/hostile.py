@@ -59,6 +59,9 @@ def texts() -> dict[str, str]:
         "spans around divs": "<span>" * 50_000 + "<div>" * 20_000,
         "a line of dashes below another": "Hello\n" + "-" * 100_000 + "x",
         "a reply prefix then blanks": "re" + " " * 400_000 + "x",
+        "blank lines": "Hi" + "\n" * 400_000 + "x",
+        "lines of blanks": "Hi" + " \n" * 200_000 + "x",
+        "lines of tabs": "Hi" + "\n\t" * 200_000 + "x",
     }
 
 

@@ -31,6 +31,8 @@ _LANGUAGES = tuple(MAIL_LANGUAGES)
 # Heuristics are regular expressions over the whole text; very long bodies are cut first so that
 # one pathological message cannot stall a sync.
 _MAX_INPUT_CHARS = 100_000
+MAX_BLANK_LINES = 20
+"""Blank lines in a row that the reply heuristics see; see `_squeezed`."""
 _QUOTED_LINE = re.compile(r"^[ \t]*>")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -101,7 +103,7 @@ def reply_text(text: str, sender: str | None = None) -> str:
     """
     if not text or not text.strip():
         return ""
-    body = text[:_MAX_INPUT_CHARS]
+    body = _squeezed(text[:_MAX_INPUT_CHARS])
     # Hyphen lists stay text: by default the library takes a line starting "- " for a signature.
     replies = _Message(text=body, languages=list(_LANGUAGES), keep_hyphen_lists=True).read().replies
     newest = ""
@@ -118,6 +120,25 @@ def reply_text(text: str, sender: str | None = None) -> str:
     if sender:
         newest = _cut_sign_off(newest, sender)
     return _strip_trailing_rules(newest)
+
+
+def _squeezed(text: str) -> str:
+    """`text` with each run of blank lines cut to MAX_BLANK_LINES.
+
+    The library's patterns, and the gates derived from them, look a few lines around a line at most,
+    except for runs of line breaks (`\\n{2,}`), which they try from each line break of a run: a run of
+    thousands of blank lines took them seconds. Cut to a length no window of theirs spans, a run
+    still reads as one."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if len(lines) <= MAX_BLANK_LINES:
+        return text
+    kept: list[str] = []
+    blank = 0
+    for line in lines:
+        blank = blank + 1 if not line.strip() else 0
+        if blank <= MAX_BLANK_LINES:
+            kept.append(line)
+    return text if len(kept) == len(lines) else "\n".join(kept)
 
 
 def snippet(text: str, max_chars: int = 200, sender: str | None = None) -> str:
