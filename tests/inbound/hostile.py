@@ -60,6 +60,7 @@ def texts() -> dict[str, str]:
         "a line of dashes below another": "Hello\n" + "-" * 100_000 + "x",
         "a reply prefix then blanks": "re" + " " * 400_000 + "x",
         "blank lines": "Hi" + "\n" * 400_000 + "x",
+        "a long From value": "\nFrom: " + "a" * 150_000 + "\nTo: x@y.example\nDate: Mon\n",
         "lines of blanks": "Hi" + " \n" * 200_000 + "x",
         "lines of tabs": "Hi" + "\n\t" * 200_000 + "x",
     }

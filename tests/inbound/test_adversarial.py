@@ -16,7 +16,7 @@ from tests.inbound.test_quotes import SEPARATOR_HEADER_AS_WRITTEN
 from touchline.inbound.parse import parse_headers, parse_message
 from touchline.inbound.quotes import _is_separator_header, html_to_text, reply_text, snippet
 from touchline.inbound.reading import read_message
-from touchline.inbound.receive.forwarded import find_forwarded, inline_blocks
+from touchline.inbound.receive.forwarded import _ADDRESS, find_forwarded, inline_blocks
 from touchline.inbound.receive.service import prepare
 from touchline.inbound.thread import base_subject
 from touchline.kit.html import sanitise_html
@@ -92,3 +92,12 @@ def test_reply_prefixes_are_found_as_the_pattern_found_them(subject: str) -> Non
     found = _REPLY_PREFIX_AS_WAS.match(subject)
     rest = subject[found.end() :] if found else subject
     assert base_subject(subject) == (" ".join(rest.split()).casefold(), found is not None)
+
+
+_ADDRESS_AS_WAS = re.compile(r"[^\s<>()\[\],;:\"'*]+@[^\s<>()\[\],;:\"'*]+")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab@ <>;.", max_size=40))
+def test_forwarded_addresses_are_found_as_the_pattern_found_them(text: str) -> None:
+    assert _ADDRESS.findall(text) == _ADDRESS_AS_WAS.findall(text)

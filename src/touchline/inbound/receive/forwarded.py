@@ -184,7 +184,9 @@ _LABELS: dict[str, str] = {
 }
 _HEADER_LINE = re.compile(r"^([^\W\d_][\w-]{0,20}(?: [\w-]{1,10})?)\s*:\s*(.*)$")
 _QUOTE_PREFIX = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'*]+@[^\s<>()\[\],;:\"'*]+")
+# Tried only where a run of address characters starts: a match always starts there, and trying each
+# position of a long run without an `@` again would cost the run's length each time.
+_ADDRESS = re.compile(r"(?<![^\s<>()\[\],;:\"'*])[^\s<>()\[\],;:\"'*]+@[^\s<>()\[\],;:\"'*]+")
 
 
 def inline_blocks(text: str) -> list[ForwardedBlock]:
