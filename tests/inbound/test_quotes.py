@@ -198,12 +198,14 @@ def test_whitespace_is_what_str_split_splits_on() -> None:
 
 # The cuts as first written, line by line: the fast forms must agree with them.
 
+SEPARATOR_HEADER_AS_WRITTEN = re.compile(r"^[-_=*]{2,}\s*\S.{0,60}?\s*[-_=*]{2,}$")
+
 
 def plain_cut_at_reply_header(text: str) -> str:
     lines = text.splitlines()
     for index in range(1, len(lines)):
         line = lines[index].strip()
-        if quotes._SEPARATOR_HEADER.match(line):
+        if SEPARATOR_HEADER_AS_WRITTEN.match(line):
             return "\n".join(lines[:index]).strip()
         following = lines[index + 1].strip() if index + 1 < len(lines) else ""
         for candidate in (line, f"{line} {following}" if following.endswith(":") else ""):

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
+from touchline.inbound.reading import read_messages
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import BatchOutcome, Holding, RawIncoming, store_raw_messages
 
@@ -71,6 +72,8 @@ def import_messages(
     pending: list[tuple[str, bytes]] = []
 
     def flush() -> None:
+        # Read before the transaction opens: parsing is the dear part, and no lock waits on it.
+        reads = read_messages([raw for _, raw in pending])
         with session_scope(sessions) as session:
             directory = directories.get(session, workspace_id)
             outcome = store_raw_messages(
@@ -86,8 +89,9 @@ def import_messages(
                             folder_name=label.rsplit("/", 2)[-2] if "/" in label else "",
                         ),
                         label=label,
+                        read=read,
                     )
-                    for label, raw in pending
+                    for (label, raw), read in zip(pending, reads, strict=True)
                 ],
                 source="import",
             )

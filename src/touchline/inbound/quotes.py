@@ -10,9 +10,11 @@ text from HTML-only mail, and a length limit. bench/quotes/measure.py measures t
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from email.utils import parseaddr
 from functools import lru_cache
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -20,6 +22,7 @@ from mailparser_reply import EmailMessage
 from mailparser_reply.constants import MAIL_LANGUAGES, OUTLOOK_MAIL_SEPARATOR
 from mailparser_reply.parser import EmailReply
 
+from touchline.kit.html import well_formed
 from touchline.kit.linescan import LineStartPattern
 from touchline.kit.regexgate import Gate
 
@@ -28,6 +31,8 @@ _LANGUAGES = tuple(MAIL_LANGUAGES)
 # Heuristics are regular expressions over the whole text; very long bodies are cut first so that
 # one pathological message cannot stall a sync.
 _MAX_INPUT_CHARS = 100_000
+MAX_BLANK_LINES = 20
+"""Blank lines in a row that the reply heuristics see; see `_squeezed`."""
 _QUOTED_LINE = re.compile(r"^[ \t]*>")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -98,7 +103,7 @@ def reply_text(text: str, sender: str | None = None) -> str:
     """
     if not text or not text.strip():
         return ""
-    body = text[:_MAX_INPUT_CHARS]
+    body = _squeezed(text[:_MAX_INPUT_CHARS])
     # Hyphen lists stay text: by default the library takes a line starting "- " for a signature.
     replies = _Message(text=body, languages=list(_LANGUAGES), keep_hyphen_lists=True).read().replies
     newest = ""
@@ -117,6 +122,25 @@ def reply_text(text: str, sender: str | None = None) -> str:
     return _strip_trailing_rules(newest)
 
 
+def _squeezed(text: str) -> str:
+    """`text` with each run of blank lines cut to MAX_BLANK_LINES.
+
+    The library's patterns, and the gates derived from them, look a few lines around a line at most,
+    except for runs of line breaks (`\\n{2,}`), which they try from each line break of a run: a run of
+    thousands of blank lines took them seconds. Cut to a length no window of theirs spans, a run
+    still reads as one."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if len(lines) <= MAX_BLANK_LINES:
+        return text
+    kept: list[str] = []
+    blank = 0
+    for line in lines:
+        blank = blank + 1 if not line.strip() else 0
+        if blank <= MAX_BLANK_LINES:
+            kept.append(line)
+    return text if len(kept) == len(lines) else "\n".join(kept)
+
+
 def snippet(text: str, max_chars: int = 200, sender: str | None = None) -> str:
     """One line of at most `max_chars` characters from the newest part of a body, cut at a word."""
     # str.split() splits on exactly the characters `\s` matches, so this is `\s+` collapsed to one
@@ -131,17 +155,35 @@ def snippet(text: str, max_chars: int = 200, sender: str | None = None) -> str:
     return cut.rstrip(" ,;:.-") + "…"
 
 
-def html_to_text(html: str) -> str:
-    """Readable text of an HTML body, leaving out quoted parts (`<blockquote>`, mail clients' quote
-    containers), scripts and styles."""
-    reader = _HtmlText()
-    try:
-        reader.feed(html[: _MAX_INPUT_CHARS * 4])
-        reader.close()
-    except (AssertionError, ValueError):
-        pass  # markup the parser gives up on: keep the text read up to there
-    lines = [_WHITESPACE.sub(" ", line).strip() for line in "".join(reader.parts).split("\n")]
+def html_to_text(html: str, *, keep_quoted: bool = False) -> str:
+    """Readable text of an HTML body, leaving out scripts and styles and, unless `keep_quoted`,
+    quoted parts (`<blockquote>`, mail clients' quote containers).
+
+    The markup is made well formed first (`well_formed`), which the stdlib's HTML parser then reads
+    in one pass; markup too costly for that has its tags dropped instead."""
+    markup = html[: _MAX_INPUT_CHARS * 4]
+    readable = well_formed(markup)
+    if readable is None:
+        text = _TAG_OR_UNCLOSED.sub(_tag_as_text, markup)
+        lines = [_WHITESPACE.sub(" ", line).strip() for line in unescape(text).split("\n")]
+    else:
+        reader = _HtmlText(keep_quoted=keep_quoted)
+        try:
+            reader.feed(readable)
+            reader.close()
+        except (AssertionError, ValueError):
+            pass  # markup the parser gives up on: keep the text read up to there
+        lines = [_WHITESPACE.sub(" ", line).strip() for line in "".join(reader.parts).split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+# For markup too costly to parse: each tag, or `<` up to the next `<` where no `>` closes it, goes,
+# with a line break for a block tag. Each `<` is read up to the next `<` or `>` only: one pass.
+_TAG_OR_UNCLOSED = re.compile(r"<(/?)([a-zA-Z0-9]*)[^<>]*>?")
+
+
+def _tag_as_text(found: re.Match[str]) -> str:
+    return "\n" if found.group(2).lower() in _BLOCK_TAGS else ""
 
 
 def _without_quoted_lines(body: str) -> str:
@@ -187,7 +229,7 @@ def _cut_at_reply_header(text: str) -> str:
         if index < 1:
             continue
         line = stripped[index]
-        if _SEPARATOR_HEADER.match(line):
+        if _is_separator_header(line):
             return "\n".join(lines[:index]).strip()
         following = stripped[index + 1] if index + 1 < len(lines) else ""
         for candidate in (line, f"{line} {following}" if following.endswith(":") else ""):
@@ -264,6 +306,26 @@ def _sender_marks(sender: str) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(names), frozenset(initials)
 
 
+def _is_separator_header(line: str) -> bool:
+    """Whether a stripped line is a separator header: two or more of `-_=*`, a title of at most 61
+    characters, two or more of them again (`-------- Oprindelig besked --------`), or a rule of five
+    or more. That is what `^[-_=*]{2,}\\s*\\S.{0,60}?\\s*[-_=*]{2,}$` matches, worked out from the
+    runs of marks at both ends in one pass: that expression tries each split of a long run against
+    each other, and a line of a few thousand dashes took it seconds."""
+    size = len(line)
+    lead = size - len(line.lstrip(_SEPARATOR_MARKS))
+    if lead == size:
+        return size >= 5  # two marks, one taken for the title, two more
+    trail = size - len(line.rstrip(_SEPARATOR_MARKS))
+    if lead < 2 or trail < 2:
+        return False
+    title = line[lead : size - trail].strip()
+    if title:
+        return len(title) <= 61
+    # Only blanks between the runs: one mark of a run of three or more can be the title.
+    return lead > 2 or trail > 2
+
+
 def _strip_trailing_rules(text: str) -> str:
     lines = text.rstrip().splitlines()
     while lines and (not lines[-1].strip() or _RULE_LINE.match(lines[-1])):
@@ -275,8 +337,8 @@ def _unquote(body: str) -> str:
     return "\n".join(re.sub(r"^[ \t]*(?:> ?)+", "", line) for line in body.splitlines()).strip()
 
 
-_SEPARATOR_HEADER = re.compile(r"^[-_=*]{2,}\s*\S.{0,60}?\s*[-_=*]{2,}$")
 _SEPARATOR_STARTS = ("-", "_", "=", "*")
+_SEPARATOR_MARKS = "".join(_SEPARATOR_STARTS)
 _MARKER_STARTS = ("-", "_", "=")
 _NON_WORD = re.compile(r"[^\w]+")
 _ATTRIBUTION_HINT = re.compile(r"@|\b\d{1,2}[:.]\d{2}\b|\b(?:19|20)\d{2}\b")
@@ -288,7 +350,7 @@ _RULE_LINE = re.compile(r"^\s*[-_=*~]{4,}\s*$")
 _BLOCK_TAGS = frozenset(
     {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "hr", "pre"}
 )
-_SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "blockquote"})
+_INVISIBLE_TAGS = frozenset({"script", "style", "head", "title"})
 # Quote containers of common clients: Gmail, Yahoo, Outlook on the web and desktop, Apple Mail, Zimbra.
 _QUOTE_MARKERS = (
     "gmail_quote",
@@ -303,29 +365,39 @@ _VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "col", "area
 
 
 class _HtmlText(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, *, keep_quoted: bool) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        # The elements open inside a skipped one, innermost last, and how many of each name: an end
+        # tag is looked up in the counts, so deep nesting costs no scan of the stack per tag.
         self._skipping: list[str] = []
+        self._open: Counter[str] = Counter()
+        self._keep_quoted = keep_quoted
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skipping:
-            if tag not in _VOID_TAGS:
-                self._skipping.append(tag)
+        if not self._skipping and not (
+            tag in _INVISIBLE_TAGS or (not self._keep_quoted and self._quoted(tag, attrs))
+        ):
+            if tag in _BLOCK_TAGS:
+                self.parts.append("\n")
             return
+        if tag not in _VOID_TAGS:
+            self._skipping.append(tag)
+            self._open[tag] += 1
+
+    @staticmethod
+    def _quoted(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
         marker = " ".join(value or "" for name, value in attrs if name in {"class", "id"}).lower()
-        if tag in _SKIPPED_TAGS or any(quote in marker for quote in _QUOTE_MARKERS):
-            if tag not in _VOID_TAGS:
-                self._skipping.append(tag)
-            return
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
+        return tag == "blockquote" or any(quote in marker for quote in _QUOTE_MARKERS)
 
     def handle_endtag(self, tag: str) -> None:
         if self._skipping:
-            if tag in self._skipping:
-                while self._skipping and self._skipping.pop() != tag:
-                    pass
+            if self._open[tag]:
+                while self._skipping:
+                    closed = self._skipping.pop()
+                    self._open[closed] -= 1
+                    if closed == tag:
+                        break
             return
         if tag in _BLOCK_TAGS:
             self.parts.append("\n")

@@ -65,11 +65,8 @@ def snippet_of(parsed: ParsedEmail) -> str:
 
 
 def shown_of(parsed: ParsedEmail) -> Shown:
-    html = parsed.html_body
-    return Shown(
-        snippet=snippet_of(parsed),
-        html_body=storable(sanitise_html(html[:MAX_BODY_CHARS])) if html else None,
-    )
+    html = sanitise_html(parsed.html_body[:MAX_BODY_CHARS]) if parsed.html_body else None
+    return Shown(snippet=snippet_of(parsed), html_body=storable(html) if html is not None else None)
 
 
 def read_message(raw: bytes) -> Read:

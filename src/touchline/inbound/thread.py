@@ -25,7 +25,9 @@ from typing import Literal
 
 from touchline.inbound.parse.model import ParsedEmail
 
-_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv)\s*(?:\[\d+\]|\^\d+)?\s*:\s*)+", re.IGNORECASE)
+# One `\s*` before the optional counter, one after it only when it is there: two in a row would be
+# tried in every split of a long run of blanks before a missing colon.
+_REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|fwd?|aw|sv)\s*(?:(?:\[\d+\]|\^\d+)\s*)?:\s*)+", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 

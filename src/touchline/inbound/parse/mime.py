@@ -26,9 +26,22 @@ from email.policy import Compat32
 MAX_DEPTH = 40
 """Nesting beyond this is left to the stdlib parser (and the depth limit of whoever walks the tree)."""
 
+MAX_STDLIB_WORK = 4_000_000
+"""The stdlib parser checks every line against each multipart boundary open around it, so its cost
+is lines x nesting: 300 nested multiparts over a million lines would take it minutes. It reads a
+message only as far as lines x (multipart boundaries + 1) stays within this, about half a second
+here; what lies beyond is left unread, and a defect says so. Mail the byte searches split is not
+limited: their cost grows with the size only."""
+
+MAX_PARTS = 10_000
+"""Each part costs either parser far more than a line (some 20 us): a message is read only up to
+this many lines starting with `--` (every boundary line does), the rest being left unread, as above.
+Mail as sent has a few dozen parts at most."""
+
 _LINE_BREAKS = re.compile(r"\r|\n")
 _FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 _BOUNDARY_LINE_END = re.compile(rb"(--)?[ \t]*(?:\r?\n)?")
+_BOUNDARY_PARAMETER = re.compile(rb"boundary[ \t]*=", re.IGNORECASE)
 _OPAQUE = "application/octet-stream"
 
 
@@ -83,10 +96,62 @@ POLICY = MimePolicy()
 _PARSER = BytesParser(_class=Part, policy=POLICY)
 
 
+class CostlyStructureDefect(errors.MessageDefect):
+    """The message was read only in part: reading all of it would cost more than MAX_STDLIB_WORK."""
+
+
 def message_tree(raw: bytes, *, stdlib_only: bool = False) -> Message:
     """The parts of `raw`; `stdlib_only` always uses the stdlib parser, for comparison."""
-    tree = None if stdlib_only else _split(raw)
-    return _PARSER.parsebytes(raw) if tree is None else tree
+    tree = None if stdlib_only or raw.count(b"\n--") > MAX_PARTS else _split(raw)
+    return parse_affordable(_PARSER, raw) if tree is None else tree
+
+
+def parse_affordable(parser: BytesParser, raw: bytes) -> Message:
+    """`parser.parsebytes` of as much of `raw` as it reads within MAX_STDLIB_WORK (see there)."""
+    prefix = affordable_prefix(raw)
+    message = parser.parsebytes(prefix)
+    if len(prefix) < len(raw):
+        message.defects.append(
+            CostlyStructureDefect(
+                f"only the first {len(prefix)} of {len(raw)} bytes were read: "
+                "too many lines inside too many multipart boundaries"
+            )
+        )
+    return message
+
+
+def affordable_prefix(raw: bytes) -> bytes:
+    """`raw`, or its start up to a line break: the lines the stdlib parser reads within
+    MAX_STDLIB_WORK, given how many multipart boundaries the message declares at most, and before
+    the line that could start part MAX_PARTS + 1."""
+    end = _nth(raw, b"\n--", MAX_PARTS + 1)
+    if end >= 0:
+        raw = raw[: end + 1]
+    lines = raw.count(b"\n")
+    nesting = 1 + sum(1 for _ in _BOUNDARY_PARAMETER.finditer(raw))
+    allowed = MAX_STDLIB_WORK // nesting
+    if lines <= allowed:
+        return raw
+    # The end of the `allowed`th line, by halving: each count runs at memory speed.
+    low, high = 0, len(raw)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if raw.count(b"\n", 0, middle) <= allowed:
+            low = middle
+        else:
+            high = middle
+    end = raw.rfind(b"\n", 0, low + 1)
+    return raw[: end + 1]
+
+
+def _nth(raw: bytes, needle: bytes, count: int) -> int:
+    """Where the `count`th occurrence of `needle` starts; -1 if there are fewer."""
+    position = -1
+    for _ in range(count):
+        position = raw.find(needle, position + 1)
+        if position < 0:
+            return -1
+    return position
 
 
 def _split(raw: bytes) -> Part | None:

@@ -20,7 +20,6 @@ here raises: what cannot be read is skipped, since the result is only a suggesti
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,10 +28,13 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
+from touchline.inbound.parse.mime import parse_affordable
+from touchline.inbound.quotes import html_to_text
 from touchline.kit.addresses import InvalidAddressError, normalise_address
 
-MAX_TEXT_CHARS = 2_000_000
-"""Only the start of a very long body is searched; forwarded headers sit near the top."""
+MAX_TEXT_CHARS = 200_000
+"""Only the start of a long body is searched: forwarded headers sit near the top, and a cap keeps
+one message's cost bounded whatever its size."""
 MAX_PARTS = 500
 MAX_BLOCKS = 50
 
@@ -72,7 +74,7 @@ class Forwarded:
 def find_forwarded(raw: bytes) -> Forwarded:
     """The forwarded messages inside `raw`: attached ones first, then inline blocks in body order."""
     try:
-        message = _PARSER.parsebytes(raw)
+        message = parse_affordable(_PARSER, raw)
     except Exception:  # a message the stdlib cannot even split is a message with nothing to suggest
         return Forwarded()
     blocks: list[ForwardedBlock] = []
@@ -85,7 +87,7 @@ def find_forwarded(raw: bytes) -> Forwarded:
             _visit(part, index, blocks, plain, rich)
     except Exception:  # noqa: S110 -- a broken MIME tree still yields what was read before the break
         pass
-    texts = plain or [html_to_text(body) for body in rich]
+    texts = plain or [html_to_text(body, keep_quoted=True) for body in rich]
     for text in texts:
         blocks.extend(inline_blocks(text))
     return Forwarded(tuple(blocks[:MAX_BLOCKS]))
@@ -182,7 +184,9 @@ _LABELS: dict[str, str] = {
 }
 _HEADER_LINE = re.compile(r"^([^\W\d_][\w-]{0,20}(?: [\w-]{1,10})?)\s*:\s*(.*)$")
 _QUOTE_PREFIX = re.compile(r"^(?:[ \t]*>)+[ \t]?")
-_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"'*]+@[^\s<>()\[\],;:\"'*]+")
+# Tried only where a run of address characters starts: a match always starts there, and trying each
+# position of a long run without an `@` again would cost the run's length each time.
+_ADDRESS = re.compile(r"(?<![^\s<>()\[\],;:\"'*])[^\s<>()\[\],;:\"'*]+@[^\s<>()\[\],;:\"'*]+")
 
 
 def inline_blocks(text: str) -> list[ForwardedBlock]:
@@ -275,19 +279,6 @@ def _header_block(lines: list[str], start: int, style: str) -> tuple[ForwardedBl
         date=" ".join(fields.get("date", []))[:200],
     )
     return block, index
-
-
-_BREAKS = re.compile(r"<\s*(?:br|/p|/div|/tr|/li|/h\d|hr|/blockquote|blockquote)\b[^>]*>", re.IGNORECASE)
-_INVISIBLE = re.compile(r"<\s*(script|style|head)\b.*?<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
-
-
-def html_to_text(markup: str) -> str:
-    """Text lines of an HTML body, enough to find forwarded headers (not for display)."""
-    text = _INVISIBLE.sub("", markup[:MAX_TEXT_CHARS])
-    text = _BREAKS.sub("\n", text)
-    text = _TAG.sub("", text)
-    return html.unescape(text).replace("\xa0", " ")
 
 
 def _normalised(candidates: Iterable[str]) -> tuple[str, ...]:

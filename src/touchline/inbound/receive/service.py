@@ -6,13 +6,16 @@ its From domain (`authentication.judge`: DKIM, SPF, a trusted ARC seal or relay,
 workspace relaxed). The SMTP server applies it before its 250 and spools the message (`spool`); the
 HTTP channel and the spool's workers then log in the same order:
 
-1. `prepare` (no database): parse the message and look up what authenticates it, which may query
-   DNS.
+1. `prepare` (no database): parse the message, look up what authenticates it (which may query
+   DNS), make what the timeline shows of it and find the forwarded conversation in it. Each step's
+   work is bounded, and all of it is done before a write transaction opens, so that one costly
+   message cannot hold the database's write lock.
 2. `log_batch` (inside the caller's transaction): the decision again, against the users as they are
-   now; then the keep-or-ignore engine links each message (`match_logged`), forwarded content
-   suggests companies for what stays unassigned, and `store_emails` stores them once (deduplicated
-   with synced copies). A refusal is recorded in `inbound_refusals` in the same transaction, so an
-   admin sees every refusal, including those made after an SMTP sender's 250 (stage "spool").
+   now; then the keep-or-ignore engine links each message (`match_logged`), the forwarded
+   participants suggest companies for what stays unassigned, and `store_emails` stores them once
+   (deduplicated with synced copies). A refusal is recorded in `inbound_refusals` in the same
+   transaction, so an admin sees every refusal, including those made after an SMTP sender's 250
+   (stage "spool").
 
 Each outcome carries the SMTP reply for it; the HTTP endpoint maps the same outcomes to statuses.
 
@@ -39,6 +42,7 @@ from touchline.inbound import repository as emails
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import match_logged
 from touchline.inbound.parse import ParsedEmail, header_block, parse_message
+from touchline.inbound.reading import Shown, shown_of
 from touchline.inbound.receive.authentication import NO_EVIDENCE, Evidence, SenderChecks, collect, judge
 from touchline.inbound.receive.forwarded import Forwarded, find_forwarded
 from touchline.inbound.receive.signatures import DkimResult
@@ -103,12 +107,15 @@ class Envelope:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A received message after the work that needs no database: parsed, its authentication
-    looked up."""
+    looked up, what is shown of it made and the forwarded conversation in it found (None where not
+    done, as for a message refused before it was read)."""
 
     raw: bytes
     head: bytes
     parsed: ParsedEmail
     evidence: Evidence = NO_EVIDENCE
+    shown: Shown | None = None
+    forwarded: Forwarded | None = None
 
     @property
     def dkim(self) -> DkimResult:
@@ -139,11 +146,18 @@ class LogResult:
 
 
 def prepare(raw: bytes, envelope: Envelope, checks: SenderChecks) -> Prepared:
-    """Parse a raw message and look up what authenticates it; never raises. Run it before opening
-    a transaction."""
+    """Everything about a raw message that needs no database; never raises. Run it before opening a
+    transaction."""
     head = header_block(raw)
     parsed = parse_message(raw)
-    return Prepared(raw, head, parsed, authenticate(raw, head, parsed, envelope, checks))
+    return Prepared(
+        raw,
+        head,
+        parsed,
+        authenticate(raw, head, parsed, envelope, checks),
+        shown=shown_of(parsed),
+        forwarded=find_forwarded(raw),
+    )
 
 
 def authenticate(
@@ -429,7 +443,9 @@ def _decide(
     # The batch's later messages see the contacts this one creates, as if stored one by one.
     for new in decision.created_contacts:
         directory.add_contact(new.email, new.company)
-    forwarded = find_forwarded(prepared.raw) if decision.action == "unassigned" else Forwarded()
+    # Found by `prepare`: nothing costly runs while the caller's transaction is open.
+    found = prepared.forwarded
+    forwarded = found if decision.action == "unassigned" and found is not None else Forwarded()
     suggestions = suggest_companies(forwarded.participants, directory)
     return Incoming(
         parsed,
@@ -437,6 +453,7 @@ def _decide(
         Holding(user_id=logger, via="log"),
         suggested_company_ids=tuple(suggestions),
         log_entry=_log_entry(prepared, envelope, job.spool_id),
+        shown=prepared.shown,
         forwarded={
             "styles": list(forwarded.styles),
             "participants": list(forwarded.participants),

@@ -40,6 +40,22 @@ MAX_SIGNATURES = 5
 
 _SIGNATURE_HEADER = re.compile(rb"^dkim-signature\s*:", re.IGNORECASE | re.MULTILINE)
 
+# dkimpy reads a message with regular expressions some of which backtrack over their own input
+# (the `b=` tag, blanks at line ends under relaxed canonicalisation) and joins folded header lines
+# one by one: its cost grows with the square of a signature field's length, of a header block's
+# lines, and of each run of blanks. A message beyond these bounds is not verified (a permerror),
+# which keeps any one message's verification well under a second. Mail as sent stays far below.
+MAX_SIGNATURE_FIELD = 2048
+"""Bytes of a DKIM-Signature field (a 4096-bit key's signature is some 700)."""
+MAX_VERIFIED_HEAD = 64 * 1024
+"""Bytes of a header block."""
+MAX_BLANK_RUN_WORK = 100_000_000
+"""The sum of the squares of the lengths of the runs of blanks (spaces, tabs) of 16 or more."""
+_SIGNATURE_FIELD = re.compile(
+    rb"^dkim-signature[ \t]*:(?:[^\n]*\n[ \t])*[^\n]*", re.IGNORECASE | re.MULTILINE
+)
+_BLANK_RUN = re.compile(rb"[ \t]{16,}")
+
 
 @dataclass(frozen=True, slots=True)
 class SignatureResult:
@@ -116,6 +132,9 @@ def verify_dkim(
     """Verify up to `MAX_SIGNATURES` DKIM signatures of `raw`; never raises."""
     if not has_signature(head):
         return NO_SIGNATURE
+    beyond = _beyond_bounds(raw, head)
+    if beyond is not None:
+        return DkimResult("fail", (SignatureResult("", "", "permerror", False, f"not verified: {beyond}"),))
     try:
         verifier = dkim.DKIM(raw, timeout=timeout, minkey=1024)
         count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
@@ -156,6 +175,17 @@ def verify_dkim(
             SignatureResult(domain, _text(verifier.selector), outcome, aligned(from_domain, domain), detail)
         )
     return DkimResult(_status(results), tuple(results))
+
+
+def _beyond_bounds(raw: bytes, head: bytes) -> str | None:
+    """Why verifying `raw` would cost too much (see MAX_SIGNATURE_FIELD), or None."""
+    if len(head) > MAX_VERIFIED_HEAD:
+        return f"a header block larger than {MAX_VERIFIED_HEAD} bytes"
+    if any(len(field.group()) > MAX_SIGNATURE_FIELD for field in _SIGNATURE_FIELD.finditer(head)):
+        return f"a DKIM-Signature field longer than {MAX_SIGNATURE_FIELD} bytes"
+    if sum(len(run.group()) ** 2 for run in _BLANK_RUN.finditer(raw)) > MAX_BLANK_RUN_WORK:
+        return "runs of blanks too long to canonicalise"
+    return None
 
 
 def _status(results: list[SignatureResult]) -> DkimStatus:
