@@ -16,14 +16,11 @@ import httpx
 import pytest
 
 from tests.inbound import hostile
-from tests.receive.conftest import FakeDns, LogWorld
-from tests.receive.test_dkim import Signer, signer
+from tests.receive.conftest import FakeDns, LogWorld, Signer
 from tests.receive.test_smtp import send
 from touchline.inbound.parse import header_block
 from touchline.inbound.receive.signatures import verify_dkim
 from touchline.inbound.receive.smtp import InboundServer
-
-__all__ = ["signer"]  # the key, made once per session
 
 SENDER = "member@team-a.example"
 HEALTH_SECONDS = 1.5
