@@ -4,13 +4,40 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from touchline.models import AuditEntry, Company, Contact, Role, User, WorkspaceSettings
+from touchline.models import (
+    AuditEntry,
+    Company,
+    Contact,
+    CustomFieldDefinition,
+    Role,
+    User,
+    WorkspaceSettings,
+)
 
 T = TypeVar("T")
+
+CustomValue = StrictStr | StrictInt | StrictFloat
+"""A custom field's value: text as a string, a number as a JSON number, a date as `YYYY-MM-DD`."""
+CUSTOM_VALUES_OUT = "Custom field values by key: text, number, or a date as YYYY-MM-DD"
+CUSTOM_VALUES_IN = (
+    "Custom field values by key, each of its field's type (text: a string, number: a JSON number, "
+    "date: YYYY-MM-DD); keys must be defined custom fields"
+)
+CUSTOM_VALUES_PATCH = CUSTOM_VALUES_IN + "; only the keys given change, and null clears one"
+
+
+def custom_values_of(stored: dict[str, Any]) -> dict[str, str | int | float]:
+    """The stored values the API shows: the typed ones (a value kept from before custom fields had
+    types, such as a nested object, is not one)."""
+    return {
+        key: value
+        for key, value in stored.items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    }
 
 
 class PageOut(BaseModel, Generic[T]):
@@ -166,7 +193,7 @@ class CompanyOut(BaseModel):
     domains: list[str]
     account_owner_id: uuid.UUID | None
     account_owner_email: str | None
-    custom_fields: dict[str, Any]
+    custom_fields: dict[str, CustomValue] = Field(description=CUSTOM_VALUES_OUT)
     last_touch_at: datetime | None
     created_at: datetime
 
@@ -178,7 +205,7 @@ class CompanyOut(BaseModel):
             domains=[domain.domain for domain in row.domains],
             account_owner_id=row.account_owner_id,
             account_owner_email=row.account_owner.email if row.account_owner else None,
-            custom_fields=dict(row.custom_fields),
+            custom_fields=custom_values_of(row.custom_fields),
             last_touch_at=row.last_touch_at,
             created_at=row.created_at,
         )
@@ -190,7 +217,7 @@ class CompanyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     domains: list[str] = []
     account_owner_id: uuid.UUID | None = None
-    custom_fields: dict[str, Any] = {}
+    custom_fields: dict[str, CustomValue | None] = Field({}, description=CUSTOM_VALUES_IN)
 
 
 class CompanyPatch(BaseModel):
@@ -198,7 +225,7 @@ class CompanyPatch(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=200)
     account_owner_id: uuid.UUID | None = Field(None, description="null removes the account owner")
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: dict[str, CustomValue | None] | None = Field(None, description=CUSTOM_VALUES_PATCH)
 
 
 class DomainIn(BaseModel):
@@ -213,7 +240,7 @@ class ContactOut(BaseModel):
     name: str
     company_id: uuid.UUID | None
     company_name: str | None
-    custom_fields: dict[str, Any]
+    custom_fields: dict[str, CustomValue] = Field(description=CUSTOM_VALUES_OUT)
     last_touch_at: datetime | None
     created_at: datetime
 
@@ -225,7 +252,7 @@ class ContactOut(BaseModel):
             name=row.name,
             company_id=row.company_id,
             company_name=row.company.name if row.company else None,
-            custom_fields=dict(row.custom_fields),
+            custom_fields=custom_values_of(row.custom_fields),
             last_touch_at=row.last_touch_at,
             created_at=row.created_at,
         )
@@ -237,7 +264,7 @@ class ContactCreate(BaseModel):
     email: str
     name: str = ""
     company_id: uuid.UUID | None = None
-    custom_fields: dict[str, Any] = {}
+    custom_fields: dict[str, CustomValue | None] = Field({}, description=CUSTOM_VALUES_IN)
 
 
 class ContactPatch(BaseModel):
@@ -246,7 +273,41 @@ class ContactPatch(BaseModel):
     email: str | None = None
     name: str | None = None
     company_id: uuid.UUID | None = Field(None, description="null detaches the contact from its company")
-    custom_fields: dict[str, Any] | None = None
+    custom_fields: dict[str, CustomValue | None] | None = Field(None, description=CUSTOM_VALUES_PATCH)
+
+
+class CustomFieldOut(BaseModel):
+    id: uuid.UUID
+    kind: Literal["company", "contact"]
+    key: str = Field(
+        description="How templates and filters name it: company.custom.<key>, enduser.custom.<key>"
+    )
+    label: str
+    type: Literal["text", "number", "date"]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: CustomFieldDefinition) -> CustomFieldOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class CustomFieldCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["company", "contact"]
+    label: str = Field(min_length=1, max_length=200, examples=["Renewal date"])
+    type: Literal["text", "number", "date"]
+    key: str | None = Field(
+        None,
+        max_length=200,
+        description="Made from the label when left out; normalised to lowercase letters, digits and _",
+    )
+
+
+class CustomFieldPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=200)
 
 
 class RowErrorOut(BaseModel):
