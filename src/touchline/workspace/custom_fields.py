@@ -27,6 +27,7 @@ FieldType = Literal["text", "number", "date"]
 FIELD_KINDS: Final[tuple[FieldKind, ...]] = get_args(FieldKind)
 FIELD_TYPES: Final[tuple[FieldType, ...]] = get_args(FieldType)
 MAX_KEY_LENGTH: Final = 64
+PLURALS: Final[dict[FieldKind, str]] = {"company": "companies", "contact": "contacts"}
 
 StoredValue = str | int | float
 """A value as the JSON column holds it."""
@@ -172,4 +173,23 @@ def typed_values(types: Mapping[str, FieldType], stored: Mapping[str, object]) -
         value = typed_value(kind, stored.get(key))
         if value is not None:
             values[key] = value
+    return values
+
+
+def values_from_form(
+    types: Mapping[str, FieldType], texts: Mapping[str, str]
+) -> dict[str, StoredValue | None]:
+    """A form's text for each field read in the field's type; an empty box clears the field. Every
+    misfit is named at once."""
+    values: dict[str, StoredValue | None] = {}
+    problems: list[str] = []
+    for key, text in texts.items():
+        if key not in types:
+            raise InvalidInputError(f"{key!r} is not a custom field here; reload the page")
+        try:
+            values[key] = parse_text(key, types[key], text.strip()) if text.strip() else None
+        except InvalidInputError as error:
+            problems.append(str(error))
+    if problems:
+        raise InvalidInputError("; ".join(problems))
     return values

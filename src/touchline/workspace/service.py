@@ -35,6 +35,7 @@ from touchline.models import (
 from touchline.workspace import throttle, user_sessions
 from touchline.workspace.custom_fields import (
     FIELD_KINDS,
+    PLURALS,
     FieldKind,
     FieldType,
     StoredValue,
@@ -960,7 +961,7 @@ def create_custom_field(
             CustomFieldDefinition.key == wanted,
         )
     ):
-        raise ConflictError(f"{field_kind}s already have a custom field with the key {wanted!r}")
+        raise ConflictError(f"{PLURALS[field_kind]} already have a custom field with the key {wanted!r}")
     definition = CustomFieldDefinition(
         workspace_id=actor.workspace_id, kind=field_kind, key=wanted, label=label, type=field_type(type_name)
     )
@@ -1043,7 +1044,7 @@ def changed_custom_values(
         if key not in types:
             known = ", ".join(sorted(types)) or "none yet"
             raise InvalidInputError(
-                f"{key!r} is not a custom field of {kind}s (they have: {known}); define it first"
+                f"{key!r} is not a custom field of {PLURALS[kind]} (they have: {known}); define it first"
             )
         if value is None or value == "":
             values.pop(key, None)
