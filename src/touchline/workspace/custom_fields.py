@@ -176,11 +176,11 @@ def typed_values(types: Mapping[str, FieldType], stored: Mapping[str, object]) -
     return values
 
 
-def values_from_form(
+def values_from_text(
     types: Mapping[str, FieldType], texts: Mapping[str, str]
 ) -> dict[str, StoredValue | None]:
-    """A form's text for each field read in the field's type; an empty box clears the field. Every
-    misfit is named at once."""
+    """Text typed in a form or a CSV cell, read in each field's type; an empty text clears the field.
+    Every misfit is named at once."""
     values: dict[str, StoredValue | None] = {}
     problems: list[str] = []
     for key, text in texts.items():

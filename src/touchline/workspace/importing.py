@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from touchline.kit.errors import InvalidInputError, NotFoundError, TouchlineError
 from touchline.workspace import service
-from touchline.workspace.custom_fields import FieldKind, FieldType, detect_type, normalise_key, parse_text
+from touchline.workspace.custom_fields import (
+    FieldKind,
+    FieldType,
+    detect_type,
+    normalise_key,
+    values_from_text,
+)
 from touchline.workspace.permissions import Actor, Permission
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -62,7 +68,9 @@ def _read_table(data: bytes, known: set[str], required: set[str]) -> _Table:
         raise InvalidInputError("the file is not UTF-8 text; save it as CSV UTF-8 and try again") from None
     reader = csv.reader(io.StringIO(text))
     header = [name.strip() for name in next(reader, [])]
-    records = [[cell.strip() for cell in record] + [""] * (len(header) - len(record)) for record in reader]
+    records = [
+        [cell.strip() for cell in record] + [""] * (len(header) - len(record)) for record in reader if record
+    ]
     columns: dict[str, int] = {}
     custom: list[CustomColumn] = []
     named: dict[str, str] = {}
@@ -120,20 +128,9 @@ def _custom_types(
 
 
 def _custom_values(table: _Table, types: Mapping[str, FieldType], record: list[str]) -> dict[str, object]:
-    """One row's filled extra cells read in their fields' types; every misfit is named at once."""
-    values: dict[str, object] = {}
-    problems: list[str] = []
-    for column in table.custom:
-        text = record[column.index]
-        if not text:
-            continue
-        try:
-            values[column.key] = parse_text(column.key, types[column.key], text)
-        except InvalidInputError as error:
-            problems.append(str(error))
-    if problems:
-        raise InvalidInputError("; ".join(problems))
-    return values
+    """One row's filled extra cells read in their fields' types (an empty cell changes nothing)."""
+    filled = {column.key: record[column.index] for column in table.custom if record[column.index]}
+    return dict(values_from_text(types, filled))
 
 
 def import_companies(

@@ -30,7 +30,7 @@ from touchline.workspace.custom_fields import (
     FIELD_TYPES,
     FieldKind,
     parse_type_overrides,
-    values_from_form,
+    values_from_text,
 )
 from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
 
@@ -383,7 +383,7 @@ async def _save_custom_values(
     }
     try:
         with session_scope(sessions) as session:
-            values = values_from_form(service.custom_field_types(session, actor.workspace_id, kind), texts)
+            values = values_from_text(service.custom_field_types(session, actor.workspace_id, kind), texts)
             if kind == "company":
                 service.update_company(session, actor, record_id, custom_fields=values)
             else:
