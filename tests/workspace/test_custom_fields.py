@@ -17,6 +17,7 @@ from touchline.workspace.custom_fields import (
     KEY_PATTERN,
     detect_type,
     normalise_key,
+    parse_text,
     parse_type_overrides,
     typed_value,
 )
@@ -63,6 +64,25 @@ def test_every_key_is_an_identifier_or_refused(column: str) -> None:
 )
 def test_a_column_type_is_detected_from_all_its_values(values: list[str], kind: str) -> None:
     assert detect_type(values) == kind
+
+
+# Whole numbers are kept exactly; a number with a fraction is a JSON (binary) number, exact to 15 digits.
+FRACTIONS = st.decimals(min_value=-(10**11), max_value=10**11, places=3)
+
+
+@given(st.lists(st.integers() | FRACTIONS, min_size=1))
+def test_written_numbers_are_detected_and_read_back(numbers: list[int | Decimal]) -> None:
+    texts = [format(number, "f") if isinstance(number, Decimal) else str(number) for number in numbers]
+    assert detect_type(texts) == "number"
+    for number, text in zip(numbers, texts, strict=True):
+        assert typed_value("number", parse_text("n", "number", text)) == number
+
+
+@given(st.lists(st.dates(min_value=date(1900, 1, 1)), min_size=1), st.sampled_from(["%Y-%m-%d", "%d %b %Y"]))
+def test_written_dates_are_detected_and_read_back(days: list[date], pattern: str) -> None:
+    texts = [day.strftime(pattern) for day in days]
+    assert detect_type(texts) == "date"
+    assert [parse_text("d", "date", text) for text in texts] == [day.isoformat() for day in days]
 
 
 def test_type_overrides_are_read_and_checked() -> None:
@@ -120,6 +140,7 @@ def test_extra_columns_become_typed_custom_fields(client: TestClient, team: Team
     csv_text = (
         "Name,Domains,Renewal Date,Seats,Tier,ARR (€),Notes\n"
         "Acme,acme.com,2027-01-31,25,gold,1200.50,\n"
+        "\n"  # a blank line is skipped, not a company without a name
         "Globex,globex.com,31 Mar 2027,7,silver,80,likes calls\n"
     )
     report = _import(client, team, "companies", csv_text, who="member")

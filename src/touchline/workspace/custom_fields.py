@@ -8,7 +8,8 @@ key that would start with a digit gets `f_` in front, and it is cut to 64 charac
 
 A field is text, a number or a date. Values are stored in JSON as a string (text), a JSON number
 (number) or an ISO date string (date), and read back as str, int or Decimal, and datetime.date:
-the types the compose stage's merge fields and filters compare.
+the types the compose stage's merge fields and filters compare. Whole numbers are kept exactly; a
+number with a fraction is a JSON number, exact to 15 significant digits.
 """
 
 from __future__ import annotations
