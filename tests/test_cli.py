@@ -91,3 +91,26 @@ def test_unknown_workspace_is_a_clear_error(touchline) -> None:  # type: ignore[
     again = touchline("workspace", "create", "Twice")
     assert again.returncode == 1
     assert "already exists" in again.stderr
+
+
+def test_import_types_extra_columns_as_told(touchline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    created = touchline("workspace", "create", "Acme Success", "--internal-domain", "acme-staff.example")
+    assert created.returncode == 0, created.stderr
+    companies = tmp_path / "companies.csv"
+    companies.write_text(
+        "name,domains,Renewal Date,Account Code\n"
+        "Globex,globex.example,2027-01-31,0042\n"
+        "Initech,initech.example,someday,0043\n"
+    )
+    imported = touchline(
+        "import", "companies", "--workspace", "Acme Success", str(companies),
+        "--field-type", "renewal_date=date", "--field-type", "Account Code=text",
+    )  # fmt: skip
+    assert imported.returncode == 1  # line 3 failed, and the command says so
+    assert "1 created, 0 updated, 1 failed" in imported.stdout
+    assert "renewal_date: 'someday' is not a date" in imported.stdout
+    refused = touchline(
+        "import", "companies", "--workspace", "Acme Success", str(companies), "--field-type", "seats=integer"
+    )
+    assert refused.returncode == 1
+    assert "'integer' is not a field type; use text, number, date" in refused.stderr

@@ -24,6 +24,7 @@ from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError, TouchlineError
 from touchline.kit.runtime import tune_garbage_collector
 from touchline.workspace import importing, service
+from touchline.workspace.custom_fields import parse_type_overrides
 from touchline.workspace.permissions import Actor
 
 app = typer.Typer(help="touchline: every customer conversation in one place.", no_args_is_help=True)
@@ -330,10 +331,24 @@ def public_account(
 # --- imports -------------------------------------------------------------------------------------
 
 
-def _run_import(workspace: str, file: Path, kind: str) -> None:
+FieldTypes = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--field-type",
+        help="COLUMN=TYPE (text, number or date), repeatable: the type of an extra column's custom field, "
+        "instead of the one its values suggest",
+    ),
+]
+
+
+def _run_import(workspace: str, file: Path, kind: str, field_types: list[str] | None) -> None:
     if not file.is_file():
         raise _fail(f"{file} is not a file")
     data = file.read_bytes()
+    try:
+        overrides = parse_type_overrides(field_types or [])
+    except TouchlineError as error:
+        raise _fail(str(error)) from None
     run = importing.import_companies if kind == "companies" else importing.import_contacts
     with Progress(
         TextColumn(f"importing {kind}"),
@@ -349,6 +364,7 @@ def _run_import(workspace: str, file: Path, kind: str) -> None:
                 _operator(session, workspace),
                 data,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
+                field_types=overrides,
             )
     console.print(f"{kind}: {report.created} created, {report.updated} updated, {len(report.errors)} failed")
     if report.errors:
@@ -360,15 +376,25 @@ def _run_import(workspace: str, file: Path, kind: str) -> None:
 
 
 @import_app.command("companies")
-def import_companies(workspace: Workspace, file: Annotated[Path, typer.Argument(help="CSV file")]) -> None:
-    """Columns: name, domains (several separated by ';'), optional account_owner (a user's email)."""
-    _run_import(workspace, file, "companies")
+def import_companies(
+    workspace: Workspace,
+    file: Annotated[Path, typer.Argument(help="CSV file")],
+    field_type: FieldTypes = None,
+) -> None:
+    """Columns: name, domains (several separated by ';'), optional account_owner (a user's email).
+    Every other column becomes a custom field of companies (number, date or text, from its values)."""
+    _run_import(workspace, file, "companies", field_type)
 
 
 @import_app.command("contacts")
-def import_contacts(workspace: Workspace, file: Annotated[Path, typer.Argument(help="CSV file")]) -> None:
-    """Columns: email, name, company (a company's name or one of its domains)."""
-    _run_import(workspace, file, "contacts")
+def import_contacts(
+    workspace: Workspace,
+    file: Annotated[Path, typer.Argument(help="CSV file")],
+    field_type: FieldTypes = None,
+) -> None:
+    """Columns: email, name, company (a company's name or one of its domains).
+    Every other column becomes a custom field of contacts (number, date or text, from its values)."""
+    _run_import(workspace, file, "contacts", field_type)
 
 
 # --- mail triage ---------------------------------------------------------------------------------

@@ -123,6 +123,7 @@ class World:
             "/unassigned",
             *(f"/unassigned/{email_id}" for email_id in self.unassigned_ids),
             "/unassigned/refused",
+            "/custom-fields",
             "/users",
             "/settings",
             "/profile/email",
@@ -277,6 +278,30 @@ def plant_mailbox(world: World, n: int) -> None:
             )
 
 
+def plant_custom_field_labels(world: World, n: int) -> None:
+    """Field labels a Member chooses (an import takes them from a CSV's first line), on both kinds."""
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        for index, value in enumerate(payloads(n)):
+            for kind in ("company", "contact"):
+                workspace_service.create_custom_field(
+                    session, member, kind, value, "text", key=f"label_{n}_{index}"
+                )
+
+
+def plant_custom_field_values(world: World, n: int) -> None:
+    """Text values of custom fields on the first company and the first contact."""
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        for kind in ("company", "contact"):
+            for index in range(len(values)):
+                workspace_service.create_custom_field(session, member, kind, f"Note {index}", "text")
+        custom = {f"note_{index}": value for index, value in enumerate(values)}
+        workspace_service.update_company(session, member, world.company_ids[0], custom_fields=custom)
+        workspace_service.update_contact(session, member, world.contact_ids[0], custom_fields=custom)
+
+
 @dataclass(frozen=True)
 class Planted:
     """One field people or mail can fill: how to fill it, and a page that shows it (None: no page shows
@@ -306,6 +331,10 @@ FIELDS = (
     ),
     Planted("refused mail", plant_refusals, lambda world: "/unassigned/refused"),
     Planted("IMAP folder name, mailbox error", plant_mailbox, lambda world: "/profile/email"),
+    Planted("custom field label", plant_custom_field_labels, lambda world: "/custom-fields"),
+    Planted(
+        "custom field value", plant_custom_field_values, lambda world: f"/contacts/{world.contact_ids[0]}"
+    ),
 )
 
 
@@ -498,8 +527,12 @@ def test_no_planted_text_runs_on_any_page_or_click(
     assert clicks > 30
     assert watch.ran == []
     assert watch.dialogs == []
-    # Deleting the company, removing synced mail and disconnecting asked first, in their own words.
-    assert [question.split(" ", 1)[0] for question in watch.confirmed] == ["Remove", "Disconnect", "Delete"]
+    # Deleting the company, removing synced mail, disconnecting and deleting each custom field (two
+    # kinds, labels and values) asked first, in their own words.
+    field_deletions = [question for question in watch.confirmed if question.startswith("Delete the field ")]
+    assert len(field_deletions) == 4 * len(PAYLOADS)
+    others = [question for question in watch.confirmed if question not in field_deletions]
+    assert [question.split(" ", 1)[0] for question in others] == ["Remove", "Disconnect", "Delete"]
 
 
 def test_a_company_name_cannot_script_the_delete_confirmation(

@@ -92,6 +92,8 @@ def test_company_list_filters_and_pages(client: TestClient, team: Team) -> None:
 
 def test_contacts_crud_with_filters(client: TestClient, team: Team) -> None:
     company = create_company(client, team, "Acme", "acme.com")
+    field = {"kind": "contact", "label": "Tier", "type": "number"}
+    assert client.post("/api/v1/custom-fields", json=field, headers=team.headers()).status_code == 201
     response = client.post(
         "/api/v1/contacts",
         json={

@@ -67,7 +67,11 @@ def _seed(client: TestClient, team: Team) -> dict[str, str]:
         "/api/v1/roles", json={"name": "Auditor", "permissions": ["view_customers"]}, headers=headers
     )
     token = client.get("/api/v1/tokens", headers=headers).json()[0]
+    field = client.post(
+        "/api/v1/custom-fields", json={"kind": "company", "label": "Tier", "type": "text"}, headers=headers
+    )
     return {
+        "field_id": field.json()["id"],
         "company_id": company.json()["id"],
         "contact_id": contact.json()["id"],
         "role_id": role.json()["id"],
@@ -88,6 +92,7 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         ("PATCH", "/api/v1/companies/{company_id}"): {"name": "Stolen"},
         ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Stolen"},
         ("PATCH", "/api/v1/roles/{role_id}"): {"name": "Stolen"},
+        ("PATCH", "/api/v1/custom-fields/{field_id}"): {"label": "Stolen"},
         ("PATCH", "/api/v1/users/{user_id}"): {"name": "Stolen"},
         ("POST", "/api/v1/companies/{company_id}/domains"): {"domain": "stolen.example"},
         ("POST", "/api/v1/mailboxes/imap"): {
@@ -120,6 +125,8 @@ OWN_WORKSPACE_ONLY = {
     ("POST", "/api/v1/tokens"),
     ("GET", "/api/v1/companies"),
     ("GET", "/api/v1/contacts"),
+    ("GET", "/api/v1/custom-fields"),
+    ("POST", "/api/v1/custom-fields"),
     ("POST", "/api/v1/imports/companies"),
     ("POST", "/api/v1/imports/contacts"),
     ("GET", "/api/v1/mailboxes"),
@@ -166,6 +173,8 @@ def test_every_route_refuses_another_workspaces_ids(
         == ids["company_id"]
     )
     assert client.get(f"/api/v1/roles/{ids['role_id']}", headers=victim).json()["name"] == "Auditor"
+    fields = client.get("/api/v1/custom-fields", headers=victim).json()
+    assert [field["label"] for field in fields] == ["Tier"]
     assert client.get("/api/v1/tokens", headers=victim).json()[0]["revoked_at"] is None
     mailbox = client.get(f"/api/v1/mailboxes/{ids['mailbox_id']}", headers=victim).json()
     assert (mailbox["lookback_days"], [f["selected"] for f in mailbox["folders"]]) == (None, [True])

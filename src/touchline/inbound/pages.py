@@ -49,6 +49,7 @@ def company_page(
                 "company": company,
                 "contacts": contacts,
                 "users": workspace_service.list_users(session, actor),
+                "custom_fields": workspace_service.list_custom_fields(session, actor, "company"),
                 "timeline": conversations,
                 "page_number": page,
                 "error": None,
@@ -76,7 +77,12 @@ def contact_page(
             request,
             "contact.html",
             actor,
-            {"contact": contact, "timeline": conversations, "page_number": page},
+            {
+                "contact": contact,
+                "custom_fields": workspace_service.list_custom_fields(session, actor, "contact"),
+                "timeline": conversations,
+                "page_number": page,
+            },
         )
 
 

@@ -2,7 +2,7 @@
 
 import touchline.models.versioning  # noqa: F401 -- registers the directory-version listener
 from touchline.models.base import Base
-from touchline.models.customers import Company, CompanyDomain, Contact
+from touchline.models.customers import Company, CompanyDomain, Contact, CustomFieldDefinition
 from touchline.models.inbound import InboundRefusal, SpooledMessage
 from touchline.models.mail import (
     BackgroundTask,
@@ -38,6 +38,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "ConversationLink",
+    "CustomFieldDefinition",
     "Email",
     "EmailCompany",
     "EmailContact",

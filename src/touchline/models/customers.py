@@ -1,4 +1,5 @@
-"""Customers: companies with their email domains, and endusers (contacts) at them."""
+"""Customers: companies with their email domains, endusers (contacts) at them, and the typed custom
+fields a workspace defines for both."""
 
 from __future__ import annotations
 
@@ -63,3 +64,17 @@ class Contact(IdMixin, CreatedMixin, Base):
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     company: Mapped[Company | None] = relationship(lazy="joined")
+
+
+class CustomFieldDefinition(IdMixin, CreatedMixin, Base):
+    """One custom field of companies or of contacts: its key (`company.custom.<key>` in templates and
+    filters), the label people see, and the type every stored value has (text, number or date)."""
+
+    __tablename__ = "custom_field_definitions"
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "key"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))

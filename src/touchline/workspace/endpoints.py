@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from touchline.db import session_scope
@@ -13,6 +13,7 @@ from touchline.kit.pagination import PageRequest
 from touchline.models import ApiToken, WorkspaceSettings
 from touchline.workspace import importing, repository, service
 from touchline.workspace.auth import ApiActor, Sessions
+from touchline.workspace.custom_fields import parse_type_overrides
 from touchline.workspace.permissions import Actor
 from touchline.workspace.schemas import (
     AuditOut,
@@ -22,6 +23,9 @@ from touchline.workspace.schemas import (
     ContactCreate,
     ContactOut,
     ContactPatch,
+    CustomFieldCreate,
+    CustomFieldOut,
+    CustomFieldPatch,
     DomainIn,
     ImportReportOut,
     PageOut,
@@ -397,7 +401,66 @@ def delete_contact(contact_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+# --- custom fields -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/custom-fields", tags=["custom fields"], summary="List the custom fields of companies and contacts"
+)
+def list_custom_fields(
+    actor: ApiActor,
+    sessions: Sessions,
+    kind: Annotated[Literal["company", "contact"] | None, Query()] = None,
+) -> list[CustomFieldOut]:
+    with session_scope(sessions) as session:
+        return [CustomFieldOut.of(row) for row in service.list_custom_fields(session, actor, kind)]
+
+
+@router.post(
+    "/custom-fields",
+    tags=["custom fields"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Define a custom field (needs edit_customers)",
+)
+def create_custom_field(body: CustomFieldCreate, actor: ApiActor, sessions: Sessions) -> CustomFieldOut:
+    with session_scope(sessions) as session:
+        row = service.create_custom_field(session, actor, body.kind, body.label, body.type, key=body.key)
+        return CustomFieldOut.of(row)
+
+
+@router.patch(
+    "/custom-fields/{field_id}",
+    tags=["custom fields"],
+    summary="Rename a custom field (its key stays, so templates keep working)",
+)
+def rename_custom_field(
+    field_id: uuid.UUID, body: CustomFieldPatch, actor: ApiActor, sessions: Sessions
+) -> CustomFieldOut:
+    with session_scope(sessions) as session:
+        return CustomFieldOut.of(service.rename_custom_field(session, actor, field_id, body.label))
+
+
+@router.delete(
+    "/custom-fields/{field_id}",
+    tags=["custom fields"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a custom field and its value on every company or contact",
+)
+def delete_custom_field(field_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> Response:
+    with session_scope(sessions) as session:
+        service.delete_custom_field(session, actor, field_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 # --- imports -------------------------------------------------------------------------------------
+
+FieldTypes = Annotated[
+    list[str],
+    Form(
+        description="COLUMN=TYPE (text, number or date), repeatable: the type of an extra column, "
+        "instead of the one its values suggest"
+    ),
+]
 
 
 def _report_out(report: importing.ImportReport) -> ImportReportOut:
@@ -411,16 +474,21 @@ def _report_out(report: importing.ImportReport) -> ImportReportOut:
 @router.post(
     "/imports/companies",
     tags=["imports"],
-    summary="Import companies from CSV (columns name, domains separated by ';', optional account_owner)",
+    summary="Import companies from CSV (columns name, domains separated by ';', optional account_owner; "
+    "other columns become custom fields)",
 )
 async def import_companies(
-    actor: ApiActor, sessions: Sessions, file: Annotated[UploadFile, File(description="UTF-8 CSV")]
+    actor: ApiActor,
+    sessions: Sessions,
+    file: Annotated[UploadFile, File(description="UTF-8 CSV")],
+    field_type: FieldTypes = [],  # noqa: B006 -- FastAPI copies parameter defaults
 ) -> ImportReportOut:
     data = await file.read(importing.MAX_IMPORT_BYTES + 1)
+    overrides = parse_type_overrides(field_type)
 
     def run() -> ImportReportOut:
         with session_scope(sessions) as session:
-            return _report_out(importing.import_companies(session, actor, data))
+            return _report_out(importing.import_companies(session, actor, data, field_types=overrides))
 
     return await run_in_threadpool(run)
 
@@ -428,15 +496,20 @@ async def import_companies(
 @router.post(
     "/imports/contacts",
     tags=["imports"],
-    summary="Import contacts from CSV (columns email, name, company given by name or domain)",
+    summary="Import contacts from CSV (columns email, name, company given by name or domain; "
+    "other columns become custom fields)",
 )
 async def import_contacts(
-    actor: ApiActor, sessions: Sessions, file: Annotated[UploadFile, File(description="UTF-8 CSV")]
+    actor: ApiActor,
+    sessions: Sessions,
+    file: Annotated[UploadFile, File(description="UTF-8 CSV")],
+    field_type: FieldTypes = [],  # noqa: B006 -- FastAPI copies parameter defaults
 ) -> ImportReportOut:
     data = await file.read(importing.MAX_IMPORT_BYTES + 1)
+    overrides = parse_type_overrides(field_type)
 
     def run() -> ImportReportOut:
         with session_scope(sessions) as session:
-            return _report_out(importing.import_contacts(session, actor, data))
+            return _report_out(importing.import_contacts(session, actor, data, field_types=overrides))
 
     return await run_in_threadpool(run)

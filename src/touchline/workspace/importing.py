@@ -1,16 +1,24 @@
-"""CSV import of companies and contacts, row by row, with a report of every row that failed."""
+"""CSV import of companies and contacts, row by row, with a report of every row that failed; extra
+columns become typed custom fields."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from touchline.kit.errors import InvalidInputError, NotFoundError, TouchlineError
 from touchline.workspace import service
+from touchline.workspace.custom_fields import (
+    FieldKind,
+    FieldType,
+    detect_type,
+    normalise_key,
+    values_from_text,
+)
 from touchline.workspace.permissions import Actor, Permission
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -35,46 +43,135 @@ class ImportReport:
         return self.created + self.updated + len(self.errors)
 
 
-def _rows(data: bytes, required: set[str]) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class CustomColumn:
+    """An extra CSV column: the custom field it fills."""
+
+    index: int
+    label: str
+    key: str
+
+
+@dataclass
+class _Table:
+    rows: list[dict[str, str]]  # known columns by name
+    cells: list[list[str]]  # every row's cells, in column order
+    custom: list[CustomColumn]
+
+
+def _read_table(data: bytes, known: set[str], required: set[str]) -> _Table:
     if len(data) > MAX_IMPORT_BYTES:
         raise InvalidInputError(f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInputError("the file is not UTF-8 text; save it as CSV UTF-8 and try again") from None
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {name.strip().lower() for name in (reader.fieldnames or [])}
-    missing = required - columns
+    reader = csv.reader(io.StringIO(text))
+    header = [name.strip() for name in next(reader, [])]
+    records = [
+        [cell.strip() for cell in record] + [""] * (len(header) - len(record)) for record in reader if record
+    ]
+    columns: dict[str, int] = {}
+    custom: list[CustomColumn] = []
+    named: dict[str, str] = {}
+    for index, name in enumerate(header):
+        if not name:
+            if any(record[index] for record in records):
+                raise InvalidInputError(f"column {index + 1} has values but no name in the first line")
+            continue
+        key = normalise_key(name)
+        if key in named:
+            raise InvalidInputError(
+                f"the columns {named[key]!r} and {name!r} both give the field key {key!r}; rename one"
+            )
+        named[key] = name
+        if key in known:
+            columns[key] = index
+        else:
+            custom.append(CustomColumn(index, name, key))
+    missing = required - columns.keys()
     if missing:
         raise InvalidInputError(
             f"the CSV has no {', '.join(sorted(missing))} column; the first line must name the columns"
         )
-    return [
-        {(key or "").strip().lower(): (value or "").strip() for key, value in row.items()} for row in reader
-    ]
+    rows = [{name: record[index] for name, index in columns.items()} for record in records]
+    return _Table(rows, records, custom)
+
+
+def _custom_types(
+    session: Session, actor: Actor, kind: FieldKind, table: _Table, overrides: Mapping[str, FieldType]
+) -> dict[str, FieldType]:
+    """The type of every extra column: its field's, when the workspace has it already; else the
+    override, or the type its values show. New fields are created here."""
+    keys = {column.key for column in table.custom}
+    unknown = set(overrides) - keys
+    if unknown:
+        raise InvalidInputError(
+            f"a field type is given for {', '.join(sorted(unknown))}, which is not an extra column of the CSV"
+        )
+    existing = service.custom_field_types(session, actor.workspace_id, kind)
+    types: dict[str, FieldType] = {}
+    for column in table.custom:
+        wanted = overrides.get(column.key)
+        if column.key in existing:
+            if wanted is not None and wanted != existing[column.key]:
+                raise InvalidInputError(
+                    f"{column.key} is already a {existing[column.key]} field; it cannot be imported as "
+                    f"{wanted} (delete the field first to change its type)"
+                )
+            types[column.key] = existing[column.key]
+            continue
+        chosen = wanted or detect_type(record[column.index] for record in table.cells)
+        service.create_custom_field(session, actor, kind, column.label, chosen, key=column.key)
+        types[column.key] = chosen
+    return types
+
+
+def _custom_values(table: _Table, types: Mapping[str, FieldType], record: list[str]) -> dict[str, object]:
+    """One row's filled extra cells read in their fields' types (an empty cell changes nothing)."""
+    filled = {column.key: record[column.index] for column in table.custom if record[column.index]}
+    return dict(values_from_text(types, filled))
 
 
 def import_companies(
-    session: Session, actor: Actor, data: bytes, progress: ProgressCallback | None = None
+    session: Session,
+    actor: Actor,
+    data: bytes,
+    progress: ProgressCallback | None = None,
+    field_types: Mapping[str, FieldType] | None = None,
 ) -> ImportReport:
-    """Columns `name`, `domains` (several separated by `;`), optional `account_owner` (a user's email)."""
+    """Columns `name`, `domains` (several separated by `;`), optional `account_owner` (a user's email);
+    every other column is a custom field of companies (typed from its values unless `field_types`
+    names its type). An empty cell leaves a field as it was."""
     actor.require(Permission.EDIT_CUSTOMERS)
     report = ImportReport()
-    rows = _rows(data, {"name", "domains"})
-    for line, row in enumerate(rows, start=2):
+    table = _read_table(data, {"name", "domains", "account_owner"}, {"name", "domains"})
+    types = _custom_types(session, actor, "company", table, field_types or {})
+    rows = table.rows
+    for line, (row, record) in enumerate(zip(rows, table.cells, strict=True), start=2):
         domains = [domain for domain in row.get("domains", "").split(";") if domain.strip()]
         owner = row.get("account_owner") or None
         try:
+            custom = _custom_values(table, types, record)
             with session.begin_nested():
                 existing = service.find_company(session, actor, row["name"]) if row["name"] else None
                 if existing is not None and existing.name.lower() == row["name"].lower():
                     for domain in domains:
                         service.add_company_domain(session, actor, existing.id, domain)
-                    if owner:
-                        service.update_company(session, actor, existing.id, account_owner=owner)
+                    if owner or custom:
+                        service.update_company(
+                            session, actor, existing.id, account_owner=owner, custom_fields=custom
+                        )
                     report.updated += 1
                 else:
-                    service.create_company(session, actor, row["name"], domains=domains, account_owner=owner)
+                    service.create_company(
+                        session,
+                        actor,
+                        row["name"],
+                        domains=domains,
+                        account_owner=owner,
+                        custom_fields=custom,
+                    )
                     report.created += 1
         except TouchlineError as error:
             report.errors.append(RowError(line, str(error)))
@@ -87,14 +184,22 @@ def import_companies(
 
 
 def import_contacts(
-    session: Session, actor: Actor, data: bytes, progress: ProgressCallback | None = None
+    session: Session,
+    actor: Actor,
+    data: bytes,
+    progress: ProgressCallback | None = None,
+    field_types: Mapping[str, FieldType] | None = None,
 ) -> ImportReport:
-    """Columns `email`, `name`, `company` (a company's name or one of its domains)."""
+    """Columns `email`, `name`, `company` (a company's name or one of its domains); every other
+    column is a custom field of contacts, as for companies."""
     actor.require(Permission.EDIT_CUSTOMERS)
     report = ImportReport()
-    rows = _rows(data, {"email"})
-    for line, row in enumerate(rows, start=2):
+    table = _read_table(data, {"email", "name", "company"}, {"email"})
+    types = _custom_types(session, actor, "contact", table, field_types or {})
+    rows = table.rows
+    for line, (row, record) in enumerate(zip(rows, table.cells, strict=True), start=2):
         try:
+            custom = _custom_values(table, types, record)
             with session.begin_nested():
                 company_id = None
                 if row.get("company"):
@@ -107,12 +212,22 @@ def import_contacts(
                 existing = service.find_contact_by_email(session, actor, row["email"])
                 if existing is not None:
                     service.update_contact(
-                        session, actor, existing.id, name=row.get("name") or None, company_id=company_id
+                        session,
+                        actor,
+                        existing.id,
+                        name=row.get("name") or None,
+                        company_id=company_id,
+                        custom_fields=custom,
                     )
                     report.updated += 1
                 else:
                     service.create_contact(
-                        session, actor, row["email"], name=row.get("name", ""), company_id=company_id
+                        session,
+                        actor,
+                        row["email"],
+                        name=row.get("name", ""),
+                        company_id=company_id,
+                        custom_fields=custom,
                     )
                     report.created += 1
         except TouchlineError as error:

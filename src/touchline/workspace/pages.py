@@ -1,4 +1,4 @@
-"""Pages for login, companies, contacts, users and roles, and workspace settings. Thin."""
+"""Pages for login, companies, contacts, custom fields, users and roles, and workspace settings. Thin."""
 
 from __future__ import annotations
 
@@ -24,6 +24,13 @@ from touchline.workspace.auth import (
     Sessions,
     client_address,
     current_login,
+)
+from touchline.workspace.custom_fields import (
+    FIELD_KINDS,
+    FIELD_TYPES,
+    FieldKind,
+    parse_type_overrides,
+    values_from_text,
 )
 from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
 
@@ -329,7 +336,13 @@ def delete_contact(
 
 @router.post("/imports/{kind}", response_class=HTMLResponse)
 async def import_csv(
-    request: Request, kind: str, actor: PageActor, sessions: Sessions, csrf: Csrf, file: UploadFile
+    request: Request,
+    kind: str,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    file: UploadFile,
+    field_types: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
     if kind not in {"companies", "contacts"}:
@@ -337,8 +350,9 @@ async def import_csv(
     data = await file.read(importing.MAX_IMPORT_BYTES + 1)
     run = importing.import_companies if kind == "companies" else importing.import_contacts
     try:
+        overrides = parse_type_overrides([field_types])
         with session_scope(sessions) as session:
-            report = run(session, actor, data)
+            report = run(session, actor, data, field_types=overrides)
     except FORM_ERRORS as error:
         flash(request, f"Import failed: {error}", "error")
         return redirect(f"/{kind}")
@@ -349,6 +363,119 @@ async def import_csv(
     for row_error in report.errors[:20]:
         flash(request, f"Line {row_error.row}: {row_error.message}", "error")
     return redirect(f"/{kind}")
+
+
+# --- custom fields -------------------------------------------------------------------------------
+
+CUSTOM_PREFIX = "custom."
+
+
+async def _save_custom_values(
+    request: Request, actor: Actor, sessions: Sessions, kind: FieldKind, record_id: uuid.UUID
+) -> Response:
+    form = await request.form()
+    check_csrf(request, str(form.get("csrf_token", "")))
+    back = f"/companies/{record_id}" if kind == "company" else f"/contacts/{record_id}"
+    texts = {
+        name.removeprefix(CUSTOM_PREFIX): str(value)
+        for name, value in form.multi_items()
+        if name.startswith(CUSTOM_PREFIX)
+    }
+    try:
+        with session_scope(sessions) as session:
+            values = values_from_text(service.custom_field_types(session, actor.workspace_id, kind), texts)
+            if kind == "company":
+                service.update_company(session, actor, record_id, custom_fields=values)
+            else:
+                service.update_contact(session, actor, record_id, custom_fields=values)
+    except FORM_ERRORS as error:
+        flash(request, str(error), "error")
+        return redirect(back)
+    flash(request, "Custom fields saved.")
+    return redirect(back)
+
+
+@router.post("/companies/{company_id}/custom-fields", response_class=HTMLResponse)
+async def save_company_custom_fields(
+    request: Request, company_id: uuid.UUID, actor: PageActor, sessions: Sessions
+) -> Response:
+    return await _save_custom_values(request, actor, sessions, "company", company_id)
+
+
+@router.post("/contacts/{contact_id}/custom-fields", response_class=HTMLResponse)
+async def save_contact_custom_fields(
+    request: Request, contact_id: uuid.UUID, actor: PageActor, sessions: Sessions
+) -> Response:
+    return await _save_custom_values(request, actor, sessions, "contact", contact_id)
+
+
+def _custom_fields_context(session: Session, actor: Actor, error: str | None = None) -> dict[str, object]:
+    return {
+        "fields": service.list_custom_fields(session, actor),
+        "kinds": FIELD_KINDS,
+        "types": FIELD_TYPES,
+        "error": error,
+    }
+
+
+@router.get("/custom-fields", response_class=HTMLResponse)
+def custom_fields_page(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        return render(request, "custom_fields.html", actor, _custom_fields_context(session, actor))
+
+
+@router.post("/custom-fields", response_class=HTMLResponse)
+def create_custom_field(
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    kind: Annotated[str, Form()],
+    label: Annotated[str, Form()],
+    type_name: Annotated[str, Form(alias="type")],
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            field = service.create_custom_field(session, actor, kind, label, type_name)
+            key = field.key
+    except FORM_ERRORS as error:
+        with session_scope(sessions) as session:
+            context = _custom_fields_context(session, actor, str(error))
+        return render(request, "custom_fields.html", actor, context, status_code=400)
+    flash(request, f"Custom field {key} created.")
+    return redirect("/custom-fields")
+
+
+@router.post("/custom-fields/{field_id}", response_class=HTMLResponse)
+def rename_custom_field(
+    request: Request,
+    field_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf: Csrf,
+    label: Annotated[str, Form()],
+) -> Response:
+    check_csrf(request, csrf)
+    try:
+        with session_scope(sessions) as session:
+            service.rename_custom_field(session, actor, field_id, label)
+    except FORM_ERRORS as error:
+        flash(request, str(error), "error")
+        return redirect("/custom-fields")
+    flash(request, "Custom field renamed.")
+    return redirect("/custom-fields")
+
+
+@router.post("/custom-fields/{field_id}/delete")
+def delete_custom_field(
+    request: Request, field_id: uuid.UUID, actor: PageActor, sessions: Sessions, csrf: Csrf
+) -> Response:
+    check_csrf(request, csrf)
+    with session_scope(sessions) as session:
+        service.delete_custom_field(session, actor, field_id)
+    flash(request, "Custom field deleted.")
+    return redirect("/custom-fields")
 
 
 # --- users, roles and settings -------------------------------------------------------------------

@@ -5,13 +5,41 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-from touchline.models import AuditEntry, Company, Contact, Role, User, WorkspaceSettings
+from touchline.models import (
+    AuditEntry,
+    Company,
+    Contact,
+    CustomFieldDefinition,
+    Role,
+    User,
+    WorkspaceSettings,
+)
 
 T = TypeVar("T")
+
+CustomValue = StrictStr | StrictInt | StrictFloat
+"""A custom field's value: text as a string, a number as a JSON number, a date as `YYYY-MM-DD`."""
+CUSTOM_VALUES_OUT = "Custom field values by key: text, number, or a date as YYYY-MM-DD"
+CUSTOM_VALUES_IN = (
+    "Custom field values by key, each of its field's type (text: a string, number: a JSON number, "
+    "date: YYYY-MM-DD); keys must be defined custom fields"
+)
+CUSTOM_VALUES_PATCH = CUSTOM_VALUES_IN + "; only the keys given change, and null clears one"
+
+
+def custom_values_of(stored: dict[str, Any]) -> dict[str, str | int | float]:
+    """The stored values the API shows: the typed ones (a value kept from before custom fields had
+    types, such as a nested object, is not one)."""
+    return {
+        key: value
+        for key, value in stored.items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    }
+
 
 # Bounds on what a caller may store: without them one request could write megabytes into a row that
 # every page and export then reads.
@@ -38,7 +66,8 @@ def _bounded_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 CustomFields = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=100)], Any], AfterValidator(_bounded_custom_fields)
+    dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue | None],
+    AfterValidator(_bounded_custom_fields),
 ]
 
 
@@ -197,7 +226,7 @@ class CompanyOut(BaseModel):
     domains: list[str]
     account_owner_id: uuid.UUID | None
     account_owner_email: str | None
-    custom_fields: dict[str, Any]
+    custom_fields: dict[str, CustomValue] = Field(description=CUSTOM_VALUES_OUT)
     last_touch_at: datetime | None
     created_at: datetime
 
@@ -209,7 +238,7 @@ class CompanyOut(BaseModel):
             domains=[domain.domain for domain in row.domains],
             account_owner_id=row.account_owner_id,
             account_owner_email=row.account_owner.email if row.account_owner else None,
-            custom_fields=dict(row.custom_fields),
+            custom_fields=custom_values_of(row.custom_fields),
             last_touch_at=row.last_touch_at,
             created_at=row.created_at,
         )
@@ -221,7 +250,7 @@ class CompanyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     domains: list[DomainName] = Field(default_factory=list, max_length=100)
     account_owner_id: uuid.UUID | None = None
-    custom_fields: CustomFields = {}
+    custom_fields: CustomFields = Field({}, description=CUSTOM_VALUES_IN)
 
 
 class CompanyPatch(BaseModel):
@@ -229,7 +258,7 @@ class CompanyPatch(BaseModel):
 
     name: str | None = Field(None, min_length=1, max_length=200)
     account_owner_id: uuid.UUID | None = Field(None, description="null removes the account owner")
-    custom_fields: CustomFields | None = None
+    custom_fields: CustomFields | None = Field(None, description=CUSTOM_VALUES_PATCH)
 
 
 class DomainIn(BaseModel):
@@ -244,7 +273,7 @@ class ContactOut(BaseModel):
     name: str
     company_id: uuid.UUID | None
     company_name: str | None
-    custom_fields: dict[str, Any]
+    custom_fields: dict[str, CustomValue] = Field(description=CUSTOM_VALUES_OUT)
     last_touch_at: datetime | None
     unsubscribed_at: datetime | None = Field(
         description="When the contact unsubscribed from bulk and sequence emails through their link"
@@ -259,7 +288,7 @@ class ContactOut(BaseModel):
             name=row.name,
             company_id=row.company_id,
             company_name=row.company.name if row.company else None,
-            custom_fields=dict(row.custom_fields),
+            custom_fields=custom_values_of(row.custom_fields),
             last_touch_at=row.last_touch_at,
             unsubscribed_at=row.unsubscribed_at,
             created_at=row.created_at,
@@ -272,7 +301,7 @@ class ContactCreate(BaseModel):
     email: EmailAddress
     name: Name = ""
     company_id: uuid.UUID | None = None
-    custom_fields: CustomFields = {}
+    custom_fields: CustomFields = Field({}, description=CUSTOM_VALUES_IN)
 
 
 class ContactPatch(BaseModel):
@@ -281,7 +310,41 @@ class ContactPatch(BaseModel):
     email: EmailAddress | None = None
     name: Name | None = None
     company_id: uuid.UUID | None = Field(None, description="null detaches the contact from its company")
-    custom_fields: CustomFields | None = None
+    custom_fields: CustomFields | None = Field(None, description=CUSTOM_VALUES_PATCH)
+
+
+class CustomFieldOut(BaseModel):
+    id: uuid.UUID
+    kind: Literal["company", "contact"]
+    key: str = Field(
+        description="How templates and filters name it: company.custom.<key>, enduser.custom.<key>"
+    )
+    label: str
+    type: Literal["text", "number", "date"]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: CustomFieldDefinition) -> CustomFieldOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class CustomFieldCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["company", "contact"]
+    label: str = Field(min_length=1, max_length=200, examples=["Renewal date"])
+    type: Literal["text", "number", "date"]
+    key: str | None = Field(
+        None,
+        max_length=200,
+        description="Made from the label when left out; normalised to lowercase letters, digits and _",
+    )
+
+
+class CustomFieldPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(min_length=1, max_length=200)
 
 
 class RowErrorOut(BaseModel):

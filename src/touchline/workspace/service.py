@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,12 +26,23 @@ from touchline.models import (
     Company,
     CompanyDomain,
     Contact,
+    CustomFieldDefinition,
     Role,
     User,
     Workspace,
     WorkspaceSettings,
 )
 from touchline.workspace import throttle, user_sessions
+from touchline.workspace.custom_fields import (
+    FIELD_KINDS,
+    PLURALS,
+    FieldKind,
+    FieldType,
+    StoredValue,
+    check_value,
+    field_type,
+    normalise_key,
+)
 from touchline.workspace.permissions import DEFAULT_ROLES, Actor, Permission, parse_permissions
 
 log = logging.getLogger(__name__)
@@ -706,7 +717,7 @@ def create_company(
     *,
     domains: Iterable[str] = (),
     account_owner: uuid.UUID | str | None = None,
-    custom_fields: dict[str, Any] | None = None,
+    custom_fields: Mapping[str, object] | None = None,
 ) -> Company:
     actor.require(Permission.EDIT_CUSTOMERS)
     name = name.strip()
@@ -720,7 +731,7 @@ def create_company(
         workspace_id=actor.workspace_id,
         name=name,
         account_owner_id=_resolve_owner(session, actor, account_owner),
-        custom_fields=custom_fields or {},
+        custom_fields=changed_custom_values(session, actor, "company", {}, custom_fields or {}),
     )
     session.add(company)
     session.flush()
@@ -770,8 +781,9 @@ def update_company(
     name: str | None = None,
     account_owner: uuid.UUID | str | None = None,
     clear_account_owner: bool = False,
-    custom_fields: dict[str, Any] | None = None,
+    custom_fields: Mapping[str, object] | None = None,
 ) -> Company:
+    """`custom_fields` changes only the keys it names; a None value clears that field."""
     actor.require(Permission.EDIT_CUSTOMERS)
     company = get_company(session, actor, company_id)
     if name is not None and name.strip() != company.name:
@@ -786,8 +798,10 @@ def update_company(
         company.account_owner_id = None
     elif account_owner is not None:
         company.account_owner_id = _resolve_owner(session, actor, account_owner)
-    if custom_fields is not None:
-        company.custom_fields = custom_fields
+    if custom_fields:
+        company.custom_fields = changed_custom_values(
+            session, actor, "company", company.custom_fields, custom_fields
+        )
     session.flush()
     session.refresh(company)
     return company
@@ -843,7 +857,7 @@ def create_contact(
     *,
     name: str = "",
     company_id: uuid.UUID | None = None,
-    custom_fields: dict[str, Any] | None = None,
+    custom_fields: Mapping[str, object] | None = None,
 ) -> Contact:
     actor.require(Permission.EDIT_CUSTOMERS)
     address = _address(email)
@@ -856,7 +870,7 @@ def create_contact(
         email=address,
         name=name.strip(),
         company_id=_company_in_workspace(session, actor, company_id),
-        custom_fields=custom_fields or {},
+        custom_fields=changed_custom_values(session, actor, "contact", {}, custom_fields or {}),
     )
     session.add(contact)
     session.flush()
@@ -888,8 +902,9 @@ def update_contact(
     name: str | None = None,
     company_id: uuid.UUID | None = None,
     clear_company: bool = False,
-    custom_fields: dict[str, Any] | None = None,
+    custom_fields: Mapping[str, object] | None = None,
 ) -> Contact:
+    """`custom_fields` changes only the keys it names; a None value clears that field."""
     actor.require(Permission.EDIT_CUSTOMERS)
     contact = get_contact(session, actor, contact_id)
     if email is not None:
@@ -905,8 +920,10 @@ def update_contact(
         contact.company_id = None
     elif company_id is not None:
         contact.company_id = _company_in_workspace(session, actor, company_id)
-    if custom_fields is not None:
-        contact.custom_fields = custom_fields
+    if custom_fields:
+        contact.custom_fields = changed_custom_values(
+            session, actor, "contact", contact.custom_fields, custom_fields
+        )
     session.flush()
     session.refresh(contact)
     return contact
@@ -917,3 +934,143 @@ def delete_contact(session: Session, actor: Actor, contact_id: uuid.UUID) -> Non
     contact = get_contact(session, actor, contact_id)
     session.delete(contact)
     session.flush()
+
+
+# --- custom fields -------------------------------------------------------------------------------
+
+
+def _kind(raw: str) -> FieldKind:
+    for kind in FIELD_KINDS:
+        if raw == kind:
+            return kind
+    raise InvalidInputError(f"{raw!r} is not a kind of custom field; use {' or '.join(FIELD_KINDS)}")
+
+
+def list_custom_fields(
+    session: Session, actor: Actor, kind: str | None = None
+) -> list[CustomFieldDefinition]:
+    actor.require(Permission.VIEW_CUSTOMERS)
+    query = select(CustomFieldDefinition).where(CustomFieldDefinition.workspace_id == actor.workspace_id)
+    if kind is not None:
+        query = query.where(CustomFieldDefinition.kind == _kind(kind))
+    return list(session.scalars(query.order_by(CustomFieldDefinition.kind, CustomFieldDefinition.label)))
+
+
+def custom_field_types(session: Session, workspace_id: uuid.UUID, kind: FieldKind) -> dict[str, FieldType]:
+    """Key -> type of one kind's fields; for readers that act for the workspace, not for a user."""
+    rows = session.execute(
+        select(CustomFieldDefinition.key, CustomFieldDefinition.type).where(
+            CustomFieldDefinition.workspace_id == workspace_id, CustomFieldDefinition.kind == kind
+        )
+    )
+    return {key: field_type(kind_name) for key, kind_name in rows}
+
+
+def create_custom_field(
+    session: Session, actor: Actor, kind: str, label: str, type_name: str, key: str | None = None
+) -> CustomFieldDefinition:
+    """A new field of companies or contacts; its key is made from `key`, or from the label when no
+    key is given (see custom_fields.normalise_key)."""
+    actor.require(Permission.EDIT_CUSTOMERS)
+    field_kind = _kind(kind)
+    label = label.strip()
+    if not label:
+        raise InvalidInputError("a custom field needs a label")
+    wanted = normalise_key(key if key else label)
+    if session.scalar(
+        select(CustomFieldDefinition.id).where(
+            CustomFieldDefinition.workspace_id == actor.workspace_id,
+            CustomFieldDefinition.kind == field_kind,
+            CustomFieldDefinition.key == wanted,
+        )
+    ):
+        raise ConflictError(f"{PLURALS[field_kind]} already have a custom field with the key {wanted!r}")
+    definition = CustomFieldDefinition(
+        workspace_id=actor.workspace_id, kind=field_kind, key=wanted, label=label, type=field_type(type_name)
+    )
+    session.add(definition)
+    session.flush()
+    record_audit(
+        session,
+        actor,
+        "custom_field.create",
+        "custom_field",
+        definition.id,
+        {"kind": field_kind, "key": wanted, "type": definition.type},
+    )
+    return definition
+
+
+def get_custom_field(session: Session, actor: Actor, field_id: uuid.UUID) -> CustomFieldDefinition:
+    actor.require(Permission.VIEW_CUSTOMERS)
+    definition = session.scalar(
+        select(CustomFieldDefinition).where(
+            CustomFieldDefinition.id == field_id, CustomFieldDefinition.workspace_id == actor.workspace_id
+        )
+    )
+    if definition is None:
+        raise NotFoundError("custom field not found")
+    return definition
+
+
+def rename_custom_field(
+    session: Session, actor: Actor, field_id: uuid.UUID, label: str
+) -> CustomFieldDefinition:
+    """A new label; the key stays, so templates and filters that name it keep working."""
+    actor.require(Permission.EDIT_CUSTOMERS)
+    definition = get_custom_field(session, actor, field_id)
+    if not label.strip():
+        raise InvalidInputError("a custom field needs a label")
+    definition.label = label.strip()
+    session.flush()
+    return definition
+
+
+def delete_custom_field(session: Session, actor: Actor, field_id: uuid.UUID) -> None:
+    """Removes the field and its value from every company or contact of the workspace."""
+    actor.require(Permission.EDIT_CUSTOMERS)
+    definition = get_custom_field(session, actor, field_id)
+    records: Iterable[Company | Contact] = (
+        session.scalars(select(Company).where(Company.workspace_id == actor.workspace_id))
+        if definition.kind == "company"
+        else session.scalars(select(Contact).where(Contact.workspace_id == actor.workspace_id))
+    )
+    for record in records:
+        if definition.key in record.custom_fields:
+            record.custom_fields = {
+                key: value for key, value in record.custom_fields.items() if key != definition.key
+            }
+    record_audit(
+        session,
+        actor,
+        "custom_field.delete",
+        "custom_field",
+        definition.id,
+        {"kind": definition.kind, "key": definition.key},
+    )
+    session.delete(definition)
+    session.flush()
+
+
+def changed_custom_values(
+    session: Session,
+    actor: Actor,
+    kind: FieldKind,
+    current: Mapping[str, Any],
+    changes: Mapping[str, object],
+) -> dict[str, StoredValue]:
+    """`current` with `changes` applied, each checked against its field's definition; a None value
+    clears the field. An unknown key or a value of the wrong type is refused, naming the field."""
+    types = custom_field_types(session, actor.workspace_id, kind)
+    values: dict[str, Any] = dict(current)
+    for key, value in changes.items():
+        if key not in types:
+            known = ", ".join(sorted(types)) or "none yet"
+            raise InvalidInputError(
+                f"{key!r} is not a custom field of {PLURALS[kind]} (they have: {known}); define it first"
+            )
+        if value is None or value == "":
+            values.pop(key, None)
+        else:
+            values[key] = check_value(key, types[key], value)
+    return values
