@@ -78,6 +78,13 @@ def test_custom_fields_are_capped_in_count_and_size(
         assert response.status_code == 422
         assert message in str(response.json()["detail"])
     assert companies(client, team) == []
+    for label, kind in (("tier", "text"), ("seats", "number")):
+        defined = client.post(
+            "/api/v1/custom-fields",
+            json={"kind": "company", "label": label, "type": kind},
+            headers=team.headers(),
+        )
+        assert defined.status_code == 201, defined.text
     fits = {"tier": "gold", "seats": 40}
     response = client.post(
         "/api/v1/companies", json={"name": "Acme", "custom_fields": fits}, headers=team.headers()
