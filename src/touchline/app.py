@@ -36,6 +36,7 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.outbound.send import endpoints as outbox_endpoints
 from touchline.security_headers import SecurityHeadersMiddleware
 from touchline.ui import STATIC_DIR, redirect, templates
 from touchline.worker import Queue, configure_queue
@@ -67,6 +68,7 @@ ROUTERS = (
     mailbox_endpoints.router,
     inbound_endpoints.router,
     receive_endpoints.router,
+    outbox_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,

@@ -32,6 +32,7 @@ from touchline.mailboxes.providers.base import AccessTokenSource, InsecureConnec
 from touchline.mailboxes.providers.gmail import GmailProvider
 from touchline.mailboxes.providers.graph import GraphProvider
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
+from touchline.mailboxes.providers.smtp import SmtpAccount, smtp_settings
 from touchline.mailboxes.service import credentials_of, store_credentials
 from touchline.models import Mailbox
 
@@ -58,6 +59,14 @@ def imap_account(connection: dict[str, Any], password: str) -> ImapAccount:
         security=security,
         username=str(connection["username"]),
         password=password,
+    )
+
+
+def smtp_account(connection: dict[str, Any], password: str) -> SmtpAccount:
+    """SMTP submission for an IMAP mailbox: its stored SMTP settings and the IMAP login."""
+    host, port, security = smtp_settings(connection)
+    return SmtpAccount(
+        host=host, port=port, security=security, username=str(connection["username"]), password=password
     )
 
 

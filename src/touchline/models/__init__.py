@@ -16,6 +16,7 @@ from touchline.models.mail import (
     MailboxFolder,
     QuarantinedMessage,
 )
+from touchline.models.outbound import OutboundEmail, OutboundRecipient
 from touchline.models.workspace import (
     ApiToken,
     AuditEntry,
@@ -44,6 +45,8 @@ __all__ = [
     "InboundRefusal",
     "Mailbox",
     "MailboxFolder",
+    "OutboundEmail",
+    "OutboundRecipient",
     "QuarantinedMessage",
     "Role",
     "SpooledMessage",
