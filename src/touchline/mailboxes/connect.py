@@ -32,7 +32,12 @@ from touchline.mailboxes.providers.base import AccessTokenSource, InsecureConnec
 from touchline.mailboxes.providers.gmail import GmailProvider
 from touchline.mailboxes.providers.graph import GraphProvider
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
-from touchline.mailboxes.providers.smtp import SmtpAccount, smtp_settings
+from touchline.mailboxes.providers.smtp import (
+    DEFAULT_SMTP_PORT,
+    DEFAULT_SMTP_SECURITY,
+    SmtpAccount,
+    smtp_settings,
+)
 from touchline.mailboxes.service import credentials_of, store_credentials
 from touchline.models import Mailbox
 
@@ -60,6 +65,15 @@ def imap_account(connection: dict[str, Any], password: str) -> ImapAccount:
         username=str(connection["username"]),
         password=password,
     )
+
+
+def smtp_connection(imap_host: str, host: str | None, port: int | None, security: str) -> dict[str, Any]:
+    """The SMTP settings kept with an IMAP mailbox's connection: by default its IMAP host, 587, STARTTLS."""
+    return {
+        "host": (host or "").strip() or imap_host,
+        "port": port or DEFAULT_SMTP_PORT,
+        "security": security or DEFAULT_SMTP_SECURITY.value,
+    }
 
 
 def smtp_account(connection: dict[str, Any], password: str) -> SmtpAccount:

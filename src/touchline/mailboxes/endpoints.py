@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 
@@ -10,9 +11,10 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import InvalidInputError, NotFoundError
 from touchline.mailboxes import oauth_connect, service
-from touchline.mailboxes.connect import imap_account
+from touchline.mailboxes.connect import imap_account, smtp_account, smtp_connection
 from touchline.mailboxes.providers.base import Folder, ProviderError
 from touchline.mailboxes.providers.imap import ImapProvider
+from touchline.mailboxes.providers.smtp import check_login
 from touchline.mailboxes.schemas import (
     FolderSelection,
     ImapConnect,
@@ -26,13 +28,19 @@ from touchline.workspace.auth import ApiActor, AppSettings, Now, Sessions
 router = APIRouter(prefix="/api/v1", tags=["mailboxes"])
 
 
-def list_imap_folders(connection: dict[str, object], password: str) -> list[Folder]:
-    """Log in and list folders: proves the credentials before anything is stored."""
+def list_imap_folders(connection: dict[str, Any], password: str) -> list[Folder]:
+    """Log in and list folders, then log in to SMTP with the same credentials: proves both before
+    anything is stored."""
     try:
         with ImapProvider(imap_account(connection, password)) as provider:
-            return provider.list_folders()
+            folders = provider.list_folders()
     except (ProviderError, OSError) as error:
         raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
+    try:
+        check_login(smtp_account(connection, password))
+    except ProviderError as error:
+        raise InvalidInputError(f"could not sign in to SMTP for sending: {error}") from None
+    return folders
 
 
 @router.get("/mailboxes", summary="Every connected mailbox of the workspace (admins)")
@@ -61,11 +69,12 @@ def connect_imap(
     assert user_id is not None
     with session_scope(sessions) as session:
         service.mailbox_of_user(session, actor, user_id)  # permission check before any network I/O
-    connection: dict[str, object] = {
+    connection: dict[str, Any] = {
         "host": body.host,
         "port": body.port,
         "security": body.security,
         "username": body.username,
+        "smtp": smtp_connection(body.host, body.smtp_host, body.smtp_port, body.smtp_security),
     }
     folders = list_imap_folders(connection, body.password)
     box: SecretBox = request.app.state.secret_box

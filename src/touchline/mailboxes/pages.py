@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -12,6 +12,7 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemptsError
 from touchline.mailboxes import oauth_connect, service
+from touchline.mailboxes.connect import smtp_connection
 from touchline.mailboxes.endpoints import list_imap_folders
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
@@ -55,6 +56,9 @@ def connect_imap(
     now: Now,
     security: Annotated[str, Form()] = "tls",
     port: Annotated[str, Form()] = "",
+    smtp_host: Annotated[str, Form()] = "",
+    smtp_port: Annotated[str, Form()] = "",
+    smtp_security: Annotated[str, Form()] = "starttls",
 ) -> Response:
     check_csrf(request, csrf_token)
     actor.require(Permission.EMAIL_SYNC)
@@ -64,11 +68,14 @@ def connect_imap(
             service.count_connect_attempt(session, actor, settings, now)
     except TooManyAttemptsError as error:
         return _email_tab(request, actor, sessions, str(error), 429)
-    connection: dict[str, object] = {
+    connection: dict[str, Any] = {
         "host": host.strip(),
         "port": int(port) if port.strip().isdigit() else None,
         "security": security,
         "username": username.strip(),
+        "smtp": smtp_connection(
+            host.strip(), smtp_host, int(smtp_port) if smtp_port.strip().isdigit() else None, smtp_security
+        ),
     }
     try:
         folders = list_imap_folders(connection, password)
