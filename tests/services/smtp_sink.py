@@ -10,6 +10,8 @@ Use from a conftest: ``from tests.services.smtp_sink import smtp_sink``.
 
 from __future__ import annotations
 
+import base64
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,6 +72,15 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        """XOAUTH2 as Google and Microsoft take it: the initial response names the user and token."""
+        initial = base64.b64decode(args[1]).decode() if len(args) > 1 else ""
+        fields = dict(part.split("=", 1) for part in initial.split("\x01") if "=" in part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        if fields.get("user") == self.sink.username and token in self.sink.tokens:
+            return AuthResult(success=True, auth_data=fields["user"].encode())
+        return AuthResult(success=False, handled=False)
+
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         if self.sink.drop_after_data:
             self.sink.drop_after_data = False
@@ -91,6 +102,8 @@ class SmtpSink:
     password: str | None = None
     received: list[Received] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    tokens: set[str] = field(default_factory=set)
+    """OAuth access tokens XOAUTH2 accepts for `username`."""
     replies: dict[str, list[str]] = field(default_factory=dict)
     drop_after_data: bool = False
     keep_dropped: bool = False
@@ -132,12 +145,28 @@ class SmtpSink:
         return AuthResult(success=False, handled=False)
 
 
-def start_sink(username: str | None = None, password: str | None = None) -> tuple[SmtpSink, Controller]:
+def start_sink(
+    username: str | None = None,
+    password: str | None = None,
+    *,
+    implicit_tls: ssl.SSLContext | None = None,
+    starttls: ssl.SSLContext | None = None,
+) -> tuple[SmtpSink, Controller]:
+    """A sink on a free port; with `implicit_tls` it speaks TLS from the start (port 465 style), with
+    `starttls` it offers STARTTLS and takes no login before it."""
     sink = SmtpSink(free_port(), username, password)
     options: dict[str, Any] = {}
     if username is not None:
-        options = {"authenticator": sink.authenticate, "auth_require_tls": False, "auth_required": True}
-    controller = Controller(_Handler(sink), hostname=HOST, port=sink.port, **options)
+        options = {
+            "authenticator": sink.authenticate,
+            "auth_require_tls": starttls is not None,
+            "auth_required": True,
+        }
+    if starttls is not None:
+        options["tls_context"] = starttls
+    controller = Controller(
+        _Handler(sink), hostname=HOST, port=sink.port, ssl_context=implicit_tls, **options
+    )
     controller.start()
     return sink, controller
 
