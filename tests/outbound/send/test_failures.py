@@ -3,7 +3,9 @@ and a process that died between handing an email over and recording it."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,8 @@ from tests.services.smtp_sink import SmtpSink
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.models import Mailbox, OutboundEmail, OutboundRecipient
-from touchline.outbound.send import service
+from touchline.outbound.send import service, tasks
+from touchline.worker import current_queue
 
 
 def _queue_one(client: TestClient, world: World, who: str = "member", **fields: Any) -> str:
@@ -228,3 +231,46 @@ def test_without_a_mailbox_or_a_relay_nothing_is_stored(world: World, client: Te
     assert "TOUCHLINE_RELAY_SMTP_HOST" in answer.json()["detail"]
     with session_scope(world.sessions) as session:
         assert session.scalars(select(OutboundEmail)).all() == []
+
+
+def test_workers_racing_for_one_email_send_it_once(world: World, client: TestClient) -> None:
+    outbound_id = _queue_one(client, world)
+    start = threading.Barrier(6)
+
+    def race() -> str | None:
+        start.wait()
+        return world.deliver(outbound_id)
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(lambda _: race(), range(6)))
+    assert outcomes.count("sent") == 1
+    assert outcomes.count(None) == 5
+    assert len(world.sink.received) == 1
+
+
+def test_the_scheduler_queues_what_is_due(world: World, client: TestClient) -> None:
+    outbound_id = _queue_one(client, world, send_at="2099-01-01T00:00:00+00:00")
+    with session_scope(world.sessions) as session:
+        row = session.get(OutboundEmail, uuid.UUID(outbound_id))
+        assert row is not None
+        row.scheduled_for = datetime.now(UTC) - timedelta(minutes=1)
+    queue = current_queue()
+    before = queue.pending_count()
+    tasks.schedule_deliveries(queue.context)
+    assert queue.pending_count() == before + 1
+    assert world.outbound(outbound_id).status == "queued"
+
+
+def test_a_disconnected_mailbox_fails_a_queued_email_and_leaves_a_crashed_one_unknown(
+    world: World, client: TestClient
+) -> None:
+    queued = _queue_one(client, world)
+    crashed = _queue_one(client, world)
+    _left_sending_by_a_dead_process(world, crashed)
+    with session_scope(world.sessions) as session:
+        session.delete(session.get(Mailbox, world.mailbox_id))
+
+    assert world.deliver(queued) == "failed"
+    assert world.outbound(queued).error == "the mailbox it was to leave through was disconnected"
+    assert world.deliver(crashed) == "unknown"
+    assert world.sink.received == []

@@ -19,7 +19,7 @@ from touchline.kit.crypto import SecretBox
 from touchline.models import Mailbox
 from touchline.outbound.send import service
 from touchline.outbound.send.contract import Delivered, DeliveryError, MessageSender
-from touchline.outbound.send.delivery import open_sender
+from touchline.outbound.send.delivery import VIA_MAILBOX, open_sender
 from touchline.worker import JobContext, job
 
 log = logging.getLogger(__name__)
@@ -46,20 +46,16 @@ def deliver(
     with session_scope(sessions) as session:
         held = service.claim(session, outbound_id, clock())
         mailbox = session.get(Mailbox, held.mailbox_id) if held and held.mailbox_id else None
-        if held is not None and held.via == "mailbox" and mailbox is None:
-            # Disconnected since it was composed: there is no way out any more.
-            held_error: DeliveryError | None = DeliveryError(
-                "the mailbox it was to leave through was disconnected", temporary=False
-            )
-        else:
-            held_error = None
     if held is None:
         return None
-    if held_error is not None:
-        return _record_failure(sessions, held, held_error, clock)
     try:
+        if held.via == VIA_MAILBOX and mailbox is None:
+            raise DeliveryError("the mailbox it was to leave through was disconnected", temporary=False)
         sender = opener(mailbox, box, settings)
     except DeliveryError as error:
+        # An earlier attempt may have got through, and without a sender nothing can check it.
+        if held.recovering:
+            return _record_unknown(sessions, held, clock)
         return _record_failure(sessions, held, error, clock)
     try:
         outcome = _attempt(sender, held)
