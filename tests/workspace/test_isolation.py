@@ -15,6 +15,7 @@ from touchline.inbound.store.directory import load_directory
 from touchline.inbound.store.service import Holding, store_email
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import Folder, SpecialUse
+from touchline.models import OutboundEmail
 from touchline.workspace.permissions import Actor
 
 
@@ -49,7 +50,24 @@ def _seed_mail(client: TestClient, team: Team) -> dict[str, str]:
             Holding(user_id=team.member_id, via="sync", folder_id=mailbox.folders[0].id, folder_name="INBOX"),
         )
         task = mailboxes.start_apply_default_labels(session, Actor.operator(team.workspace_id))
-        return {"mailbox_id": str(mailbox.id), "email_id": str(stored.email_id), "task_id": str(task.id)}
+        outbound = OutboundEmail(
+            workspace_id=team.workspace_id,
+            created_by=team.member_id,
+            sender_choice="member@team-a.example",
+            from_address="member@team-a.example",
+            via="mailbox",
+            idempotency_key="secret-reply",
+            message_id="<reply@team-a.example>",
+            status="scheduled",
+        )
+        session.add(outbound)
+        session.flush()
+        return {
+            "mailbox_id": str(mailbox.id),
+            "email_id": str(stored.email_id),
+            "task_id": str(task.id),
+            "outbound_id": str(outbound.id),
+        }
 
 
 def _seed(client: TestClient, team: Team) -> dict[str, str]:
@@ -100,6 +118,14 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         ("PUT", "/api/v1/mailboxes/{mailbox_id}/selected-folders"): {"selected_folder_ids": []},
         ("PATCH", "/api/v1/mailboxes/{mailbox_id}"): {"lookback_days": 120},
         ("POST", "/api/v1/unassigned-emails/{email_id}/assignment"): {"company_ids": [ids["company_id"]]},
+        ("POST", "/api/v1/outbox"): {
+            "from": "admin@team-b.example",
+            "to": [{"address": "ceo@secret.example"}],
+            "subject": "Re: Secret plans",
+            "html": "<p>Tell me more</p>",
+            "in_reply_to_email_id": ids["email_id"],
+        },
+        ("PATCH", "/api/v1/outbox/{outbound_id}"): {"subject": "Stolen"},
     }
     return bodies.get((method, path))
 
@@ -128,6 +154,7 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/inbound/credentials"),
     ("POST", "/api/v1/inbound/credentials/rotate"),
     ("GET", "/api/v1/inbound/refusals"),
+    ("GET", "/api/v1/outbox"),
 }
 
 
@@ -156,6 +183,8 @@ def test_every_route_refuses_another_workspaces_ids(
     # Nothing of the victim's changed.
     victim = team.headers()
     assert client.get(f"/api/v1/companies/{ids['company_id']}", headers=victim).json()["name"] == "Secret Co"
+    outbound = client.get(f"/api/v1/outbox/{ids['outbound_id']}", headers=victim).json()
+    assert (outbound["subject"], outbound["status"]) == ("", "scheduled")
     assert (
         client.get(f"/api/v1/contacts/{ids['contact_id']}", headers=victim).json()["company_id"]
         == ids["company_id"]
@@ -196,6 +225,7 @@ def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(
     assert client.get("/api/v1/users/me", headers=intruder).json()["email"] == "admin@team-b.example"
     assert client.get("/api/v1/emails", headers=intruder).json()["total"] == 0
     assert client.get("/api/v1/mailboxes", headers=intruder).json() == []
+    assert client.get("/api/v1/outbox", headers=intruder).json() == []
     assert (
         client.get("/api/v1/emails", params={"company_id": ids["company_id"]}, headers=intruder).json()[
             "total"
