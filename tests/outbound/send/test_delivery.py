@@ -11,7 +11,10 @@ from sqlalchemy import select
 
 from tests.outbound.send.conftest import World
 from touchline.db import session_scope
-from touchline.models import Email, EmailCompany, EmailContact, EmailHolder, OutboundEmail
+from touchline.inbound.fetch.service import sync_mailbox
+from touchline.mailboxes import service as mailboxes
+from touchline.mailboxes.connect import open_provider
+from touchline.models import Email, EmailCompany, EmailContact, EmailHolder, Mailbox, OutboundEmail
 
 
 def _send(client: TestClient, world: World, who: str = "member", **fields: Any) -> Any:
@@ -101,3 +104,23 @@ def test_another_workspace_cannot_see_or_touch_an_email(
         assert answer.status_code == 404, (method, answer.text)
     assert client.get("/api/v1/outbox", headers=other_team.headers("admin")).json() == []
     assert uuid.UUID(queued["id"])
+
+
+def test_the_copy_sync_finds_in_sent_is_the_same_stored_email(world: World, client: TestClient) -> None:
+    queued = _send(client, world).json()
+    assert world.deliver(queued["id"]) == "sent"
+    with session_scope(world.sessions) as session:
+        mailbox = session.get(Mailbox, world.mailbox_id)
+        assert mailbox is not None
+        with open_provider(mailbox, world.box) as provider:
+            mailboxes.save_folders(session, mailbox, provider.list_folders(), select_defaults=True)
+        assert {f.name for f in mailbox.folders if f.selected} == {"INBOX", "Gesendet"}
+
+    report = sync_mailbox(world.sessions, world.box, world.mailbox_id, settings=world.settings)
+    assert report.kept == 1
+
+    with session_scope(world.sessions) as session:
+        [email] = session.scalars(select(Email)).all()
+        assert email.message_id == queued["message_id"].strip("<>")
+        holders = session.scalars(select(EmailHolder).where(EmailHolder.email_id == email.id)).all()
+        assert sorted((h.via, h.folder_name) for h in holders) == [("send", "Sent"), ("sync", "Gesendet")]
