@@ -228,3 +228,54 @@ def test_a_send_time_in_the_past_sends_now(clocked: World, client: TestClient) -
     answer = _post(client, world, send_at=datetime(2020, 1, 1, tzinfo=UTC).isoformat()).json()
     assert answer["status"] == "queued"
     assert answer["scheduled_for"] is None
+
+
+def test_account_owner_sends_as_the_recipients_companys_owner(world: World, client: TestClient) -> None:
+    sent = _post(client, world, "admin", **{"from": "account-owner"})
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["from"] == "member@team-a.example"
+    assert sent.json()["sender_choice"] == "account-owner"
+    assert sent.json()["company_id"] == str(world.company_id)
+
+    nobody = _post(
+        client, world, "admin", **{"from": "account-owner"}, to=[{"address": "someone@elsewhere.example"}]
+    )
+    assert nobody.status_code == 422
+    assert "on behalf of a company" in nobody.json()["detail"]
+
+
+def test_a_reply_from_a_public_address_needs_it_in_the_conversation(world: World, client: TestClient) -> None:
+    colleague = world.dovecot.add_user()
+    connect_sending_mailbox(
+        world.sessions,
+        world.box,
+        workspace_id=world.team.workspace_id,
+        user_id=world.team.admin_id,
+        address="admin@team-a.example",
+        dovecot=world.dovecot,
+        imap=colleague,
+        smtp_port=world.sink.port,
+    )
+    with session_scope(world.sessions) as session:
+        admin = session.get(User, world.team.admin_id)
+        assert admin is not None
+        admin.public_account_usage = True
+    raw = (
+        b"From: Jane <jane@acme.example>\r\nTo: member@team-a.example\r\nSubject: Question\r\n"
+        b"Date: Sat, 05 Dec 2026 10:00:00 +0000\r\nMessage-ID: <question-2@acme.example>\r\n\r\nHi\r\n"
+    )
+    with session_scope(world.sessions) as session:
+        store_raw_messages(
+            session,
+            world.team.workspace_id,
+            directories.get(session, world.team.workspace_id),
+            [RawIncoming(raw, Holding(user_id=world.team.member_id, via="import"), label="question")],
+            source="import",
+        )
+        question_id = session.scalar(select(Email.id).where(Email.message_id == "question-2@acme.example"))
+
+    new_email = _post(client, world, **{"from": "admin@team-a.example"})
+    assert new_email.status_code == 201, new_email.text
+    reply = _post(client, world, **{"from": "admin@team-a.example"}, in_reply_to_email_id=str(question_id))
+    assert reply.status_code == 422
+    assert "Forward the email to admin@team-a.example first" in reply.json()["detail"]
