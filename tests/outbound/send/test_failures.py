@@ -7,6 +7,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.models import Mailbox, OutboundEmail, OutboundRecipient
 from touchline.outbound.send import service, tasks
+from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
 from touchline.worker import current_queue
 
 
@@ -274,3 +276,44 @@ def test_a_disconnected_mailbox_fails_a_queued_email_and_leaves_a_crashed_one_un
     assert world.outbound(queued).error == "the mailbox it was to leave through was disconnected"
     assert world.deliver(crashed) == "unknown"
     assert world.sink.received == []
+
+
+class _Throttled:
+    """A provider that answers every attempt with a rate limit and its Retry-After."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+        self.attempts = 0
+
+    def __call__(self, mailbox: object, box: object, settings: object) -> _Throttled:
+        return self
+
+    def deliver(self, outgoing: Outgoing) -> Delivered:
+        self.attempts += 1
+        raise DeliveryError("429 too many messages", temporary=True, retry_after_seconds=self.retry_after)
+
+    def find_sent(self, message_id: str) -> bool | None:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_providers_retry_after_is_respected_and_attempts_end(world: World, client: TestClient) -> None:
+    outbound_id = uuid.UUID(_queue_one(client, world))
+    throttled = _Throttled(retry_after=600)
+    deliver = partial(
+        tasks.deliver, world.sessions, world.box, world.settings, clock=world.clock, opener=throttled
+    )
+
+    assert deliver(outbound_id) == "queued"
+    row = world.outbound(outbound_id)
+    assert row.next_attempt_at == world.clock.now + timedelta(seconds=600)
+    for _ in range(service.MAX_ATTEMPTS - 1):
+        world.clock.advance(hours=2)
+        with session_scope(world.sessions) as session:
+            assert service.due_emails(session, world.clock.now) == [outbound_id]
+        status = deliver(outbound_id)
+    assert status == "failed"
+    assert throttled.attempts == service.MAX_ATTEMPTS
+    assert world.outbound(outbound_id).error == "429 too many messages"
