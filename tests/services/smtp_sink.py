@@ -10,6 +10,7 @@ Use from a conftest: ``from tests.services.smtp_sink import smtp_sink``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import threading
@@ -92,6 +93,8 @@ class _Handler:
         if reply:
             return reply
         number = self.sink.record(session, envelope)
+        if self.sink.hang_up_after_message:
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return f"250 2.0.0 Ok: queued as SINK{number}"
 
 
@@ -107,6 +110,8 @@ class SmtpSink:
     replies: dict[str, list[str]] = field(default_factory=dict)
     drop_after_data: bool = False
     keep_dropped: bool = False
+    hang_up_after_message: bool = False
+    """Close each connection once a message is taken, as servers do with idle connections."""
     arrived: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -165,3 +165,22 @@ def test_xoauth2_logs_in_and_refreshes_a_rejected_token_once(smtp_sink: SmtpSink
         sender.close()
     assert tokens.refreshed == 1
     assert smtp_sink.received[0].login == USER
+
+
+def test_a_connection_the_server_closed_is_opened_again_without_sending_twice(smtp_sink: SmtpSink) -> None:
+    smtp_sink.hang_up_after_message = True
+    account = SmtpAccount(
+        host="127.0.0.1",
+        port=smtp_sink.port,
+        security=ConnectionSecurity.PLAIN,
+        username=USER,
+        password=PASSWORD,
+    )
+    sender = SmtpSender(account)
+    try:
+        first, second = _outgoing(), _outgoing()
+        sender.deliver(first)
+        sender.deliver(second)
+    finally:
+        sender.close()
+    assert [r.message["Message-ID"] for r in smtp_sink.received] == [first.message_id, second.message_id]

@@ -77,15 +77,22 @@ class SmtpSender:
                 self._client = open_and_login(self._account)
             except ProviderError as error:
                 raise DeliveryError(str(error), temporary=_is_temporary(error)) from error
-        else:
-            try:
-                code, _ = self._client.noop()
-            except (OSError, smtplib.SMTPException):
-                code = 0
-            if code != 250:  # the server closed an idle connection: open a new one
-                self._drop()
-                return self._connection()
         return self._client
+
+    def _begin(self, envelope_from: str) -> tuple[smtplib.SMTP, int, bytes]:
+        """MAIL FROM on the open connection; a server that closed an idle connection meanwhile gets
+        a new one (nothing was handed over yet, so trying again is safe)."""
+        reused = self._client is not None
+        client = self._connection()
+        try:
+            code, reply = client.mail(envelope_from)
+        except (OSError, smtplib.SMTPServerDisconnected):
+            self._drop()
+            if not reused:
+                raise
+            client = self._connection()
+            code, reply = client.mail(envelope_from)
+        return client, code, reply
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -93,10 +100,9 @@ class SmtpSender:
             client.close()
 
     def _submit(self, outgoing: Outgoing) -> Delivered:
-        client = self._connection()
         host = self._account.host
         try:
-            code, reply = client.mail(outgoing.envelope_from)
+            client, code, reply = self._begin(outgoing.envelope_from)
             if code != 250:
                 self._reset(client)
                 raise DeliveryError(
