@@ -39,6 +39,7 @@ from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
+from touchline.outbound.send import endpoints as outbox_endpoints
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
 from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
@@ -74,6 +75,7 @@ ROUTERS = (
     receive_endpoints.router,
     from_field_endpoints.router,
     unsubscribe_endpoints.router,
+    outbox_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from touchline.workspace import importing, service
 from touchline.workspace.custom_fields import parse_type_overrides
 from touchline.workspace.permissions import Actor
 
+if TYPE_CHECKING:
+    from touchline.models import OutboundEmail
+
 app = typer.Typer(help="touchline: every customer conversation in one place.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 workspace_app = typer.Typer(help="Workspaces (one per organisation).", no_args_is_help=True)
@@ -36,6 +39,7 @@ import_app = typer.Typer(help="Import companies and contacts from CSV.", no_args
 queue_app = typer.Typer(help="The job queue.", no_args_is_help=True)
 mailbox_app = typer.Typer(help="Connected mailboxes.", no_args_is_help=True)
 emails_app = typer.Typer(help="Stored emails.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Emails sent through touchline and what became of them.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
@@ -44,6 +48,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(queue_app, name="queue")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(emails_app, name="emails")
+app.add_typer(outbox_app, name="outbox")
 
 console = Console()
 errors = Console(stderr=True)
@@ -436,18 +441,33 @@ def mailbox_connect_imap(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin")
     ] = False,
+    smtp_host: Annotated[
+        str | None, typer.Option(help="SMTP server for sending (default: the IMAP host)")
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(help="SMTP port")] = 587,
+    smtp_security: Annotated[
+        str, typer.Option(help="tls, starttls or plain (plain only to this machine)")
+    ] = "starttls",
 ) -> None:
-    """Connect a user's IMAP mailbox: checks the login, lists folders, selects Inbox and Sent."""
+    """Connect a user's IMAP mailbox: checks the IMAP and SMTP logins, lists folders, selects Inbox, Sent."""
     from touchline.kit.errors import InvalidInputError
     from touchline.mailboxes import service as mailboxes
-    from touchline.mailboxes.connect import list_imap_folders
+    from touchline.mailboxes.connect import list_imap_folders, smtp_connection
 
     if not password_stdin:
         raise _fail("pass the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\n")
     settings = _settings()
     _configure_jobs(settings)
-    connection = {"host": host, "port": port, "security": security, "username": username}
+    if smtp_security not in ("tls", "starttls", "plain"):
+        raise _fail("--smtp-security must be tls, starttls or plain")
+    connection = {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": username,
+        "smtp": smtp_connection(host, smtp_host, smtp_port, smtp_security),
+    }
     try:
         folders = list_imap_folders(connection, password, settings)
     except InvalidInputError as error:
@@ -625,6 +645,129 @@ def import_mail(
         f"{report.read} read: {report.kept} kept ({report.stored_new} new), "
         f"{report.ignored} not customer mail, {report.quarantined} quarantined"
     )
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+REFUSED_EXIT_CODE = 2
+"""A send that was refused (From rules, permissions, addresses, header injection): nothing was sent."""
+
+
+def _outbox_record(row: OutboundEmail) -> dict[str, str | int | list[str] | None]:
+    """An outbound email as `send --json` and `outbox list --json` print it."""
+    from touchline.outbound.send.schemas import OutboundOut
+
+    out = OutboundOut.of(row)
+    return {
+        "id": str(out.id),
+        "status": out.status,
+        "message_id": out.message_id,
+        "from": out.sender,
+        "to": out.to,
+        "cc": out.cc,
+        "first_recipient": out.first_recipient,
+        "template": out.template,
+        "bulk_id": str(out.bulk_id) if out.bulk_id else None,
+        "sequence": str(out.sequence_id) if out.sequence_id else None,
+        "step": out.sequence_step,
+        "error": out.error,
+        "scheduled_for": out.scheduled_for.isoformat() if out.scheduled_for else None,
+        "sent_at": out.sent_at.isoformat() if out.sent_at else None,
+    }
+
+
+@app.command("send")
+def send(
+    workspace: Workspace,
+    as_user: Annotated[str, typer.Option("--as", help="The user who sends (needs send_email)")],
+    sender: Annotated[str, typer.Option("--from", help="Your address, a public address, or account-owner")],
+    to: Annotated[list[str], typer.Option("--to", help="A recipient; repeat for more")],
+    cc: Annotated[list[str] | None, typer.Option("--cc", help="A Cc recipient; repeat for more")] = None,
+    template: Annotated[str | None, typer.Option(help="A stored template's name")] = None,
+    subject: Annotated[str | None, typer.Option(help="The subject (with --html-file)")] = None,
+    html_file: Annotated[
+        Path | None, typer.Option("--html-file", help="The HTML body (with --subject)")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Send at this ISO 8601 time with a zone, e.g. 2027-01-04T09:00+01:00"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Send one email (now, or scheduled with --at); a refused send exits 2 and sends nothing."""
+    from datetime import UTC, datetime
+
+    from touchline.outbound.send import service as outbox
+
+    if (template is None) == (subject is None or html_file is None):
+        raise _fail("give either --template NAME, or --subject and --html-file", REFUSED_EXIT_CODE)
+    send_at = None
+    if at is not None:
+        try:
+            send_at = datetime.fromisoformat(at)
+        except ValueError:
+            raise _fail(f"--at {at!r} is not an ISO 8601 time", REFUSED_EXIT_CODE) from None
+        if send_at.tzinfo is None:
+            raise _fail("--at needs a time zone (Z or +01:00)", REFUSED_EXIT_CODE)
+    html = ""
+    if html_file is not None:
+        try:
+            html = html_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise _fail(f"cannot read {html_file}: {error}", REFUSED_EXIT_CODE) from None
+    settings = _settings()
+    _configure_jobs(settings)
+    draft = outbox.Draft(
+        sender=sender,
+        to=[outbox.Recipient(address) for address in to],
+        cc=[outbox.Recipient(address) for address in cc or []],
+        subject=subject or "",
+        html=html,
+        send_at=send_at,
+        template=template,
+    )
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            operator = _operator(session, workspace)
+            actor = service.actor_for(service.find_user_by_email(session, operator, as_user))
+            row = outbox.send_email(session, actor, draft, settings=settings, now=datetime.now(UTC))
+            record = _outbox_record(row)
+    except TouchlineError as error:
+        raise _fail(f"not sent: {error}", REFUSED_EXIT_CODE) from None
+    finally:
+        engine.dispose()
+    summary = {key: record[key] for key in ("id", "status", "message_id", "from", "to")}
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    when = f" for {record['scheduled_for']}" if record["scheduled_for"] else ""
+    console.print(
+        f"{record['status']}{when}: {record['message_id']} from {record['from']} to {', '.join(to)}"
+    )
+
+
+@outbox_app.command("list")
+def outbox_list(
+    workspace: Workspace,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
+) -> None:
+    """Every outbound email of a workspace, newest first, with its status and error."""
+    from touchline.outbound.send import service as outbox
+
+    with _transaction(_settings()) as session:
+        rows = outbox.list_outbox(session, _operator(session, workspace))
+        records = [_outbox_record(row) for row in rows]
+        lines = [(row.status, row.from_address, row.message_id, row.error or "") for row in rows]
+        recipients = [", ".join(r.address for r in row.recipients if r.kind == "to") for row in rows]
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(record))
+        return
+    table = Table("status", "from", "to", "message id", "error")
+    for (status, sender, message_id, error), to in zip(lines, recipients, strict=True):
+        table.add_row(status, sender, to, message_id, error)
+    console.print(table)
 
 
 def main() -> None:

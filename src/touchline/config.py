@@ -7,7 +7,7 @@ import secrets
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -86,6 +86,18 @@ class Settings(BaseSettings):
         description="Let users connect mailboxes on loopback, private and link-local addresses "
         "(mail servers on the operator's own network)",
     )
+
+    # Users without a connected mailbox send through this relay (touchline does not store its copies
+    # in any Sent folder, so an email whose outcome is unknown cannot be checked there).
+    relay_smtp_host: str = Field(
+        default="", description="The workspace's transactional SMTP relay, for users without a mailbox"
+    )
+    relay_smtp_port: int = Field(default=587, ge=1, le=65535)
+    relay_smtp_security: Literal["tls", "starttls", "plain"] = Field(
+        default="starttls", description="plain only to this machine"
+    )
+    relay_smtp_username: str = Field(default="", description="Empty: the relay takes mail without a login")
+    relay_smtp_password: str = Field(default="", repr=False)
 
     # Gmail and Microsoft 365 mailboxes connect through OAuth apps the operator registers with
     # Google and Microsoft; with no client id, the Email tab offers only IMAP for that provider.

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.services.dovecot import LOOPBACK_ALLOWED, DovecotServer, ImapUser, start_dovecot
+from tests.services.smtp_sink import smtp_sink  # noqa: F401 -- offered to the connect tests below
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox

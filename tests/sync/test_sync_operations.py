@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from tests.conftest import touchline_environment
 from tests.mailboxes.tcp_proxy import cutting_proxy
+from tests.services.smtp_sink import SmtpSink
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
 from touchline.config import Settings
 from touchline.db import session_scope
@@ -140,9 +141,10 @@ def _cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess
 
 
 def test_operator_connects_syncs_and_lists_from_the_command_line(
-    world: SyncWorld, settings: Settings
+    world: SyncWorld, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
     _, imap = world.add_user("sam")
+    smtp_sink.username, smtp_sink.password = imap.username, imap.password
     world.dovecot.append(
         imap, "INBOX", message("Contract renewal", message_id=f"<renewal@{CUSTOMER}>"), received_at=NOW
     )
@@ -153,6 +155,7 @@ def test_operator_connects_syncs_and_lists_from_the_command_line(
             *("mailbox", "connect-imap", "--workspace", str(world.workspace_id), "--user", f"sam@{INTERNAL}"),
             *("--host", "127.0.0.1", "--port", str(world.dovecot.imap_port), "--security", "plain"),
             *("--username", imap.username, "--password-stdin"),
+            *("--smtp-host", "127.0.0.1", "--smtp-port", str(smtp_sink.port), "--smtp-security", "plain"),
             stdin=password + "\n",
         )
 

@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from tests.pages.test_companies_pages import log_in
+from tests.services.smtp_sink import SmtpSink
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
 from touchline.db import session_scope
 from touchline.models import QuarantinedMessage
@@ -32,9 +33,10 @@ def admin(world: SyncWorld) -> str:
 
 
 def test_connect_pick_folders_and_see_the_conversation(
-    page: Page, live_server: str, app: FastAPI, world: SyncWorld, admin: str
+    page: Page, live_server: str, app: FastAPI, world: SyncWorld, admin: str, smtp_sink: SmtpSink
 ) -> None:
     imap = world.dovecot.add_user()
+    smtp_sink.username, smtp_sink.password = imap.username, imap.password
     world.dovecot.create_folder(imap, "Customers")
     world.dovecot.append(
         imap, "Customers", message("Onboarding plan", message_id=f"<plan@{CUSTOMER}>"), received_at=NOW
@@ -54,8 +56,11 @@ def test_connect_pick_folders_and_see_the_conversation(
     page.get_by_role("link", name="Email").click()
     form = page.locator("#connect-imap")
     form.get_by_label("IMAP server").fill("127.0.0.1")
-    form.get_by_label("Port").fill(str(world.dovecot.imap_port))
-    form.get_by_label("Security").select_option("plain")
+    form.get_by_label("Port", exact=True).fill(str(world.dovecot.imap_port))
+    form.locator("select[name=security]").select_option("plain")
+    form.get_by_label("SMTP server for sending").fill("127.0.0.1")
+    form.get_by_label("SMTP port").fill(str(smtp_sink.port))
+    form.get_by_label("SMTP security").select_option("plain")
     form.get_by_label("Username").fill(imap.username)
     form.get_by_label("Password").fill(imap.password)
     form.get_by_role("button", name="Connect mailbox").click()

@@ -15,6 +15,7 @@ from touchline.inbound.store.directory import load_directory
 from touchline.inbound.store.service import Holding, store_email
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import Folder, SpecialUse
+from touchline.models import OutboundEmail
 from touchline.workspace.permissions import Actor
 
 
@@ -49,7 +50,24 @@ def _seed_mail(client: TestClient, team: Team) -> dict[str, str]:
             Holding(user_id=team.member_id, via="sync", folder_id=mailbox.folders[0].id, folder_name="INBOX"),
         )
         task = mailboxes.start_apply_default_labels(session, Actor.operator(team.workspace_id))
-        return {"mailbox_id": str(mailbox.id), "email_id": str(stored.email_id), "task_id": str(task.id)}
+        outbound = OutboundEmail(
+            workspace_id=team.workspace_id,
+            created_by=team.member_id,
+            sender_choice="member@team-a.example",
+            from_address="member@team-a.example",
+            via="mailbox",
+            idempotency_key="secret-reply",
+            message_id="<reply@team-a.example>",
+            status="scheduled",
+        )
+        session.add(outbound)
+        session.flush()
+        return {
+            "mailbox_id": str(mailbox.id),
+            "email_id": str(stored.email_id),
+            "task_id": str(task.id),
+            "outbound_id": str(outbound.id),
+        }
 
 
 def _seed(client: TestClient, team: Team) -> dict[str, str]:
@@ -107,6 +125,14 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         ("POST", "/api/v1/unassigned-emails/{email_id}/assignment"): {"company_ids": [ids["company_id"]]},
         ("PUT", "/api/v1/users/{user_id}/public-account"): {"public": False},
         ("POST", "/api/v1/compose/check-from"): {"from": "account-owner", "company_id": ids["company_id"]},
+        ("POST", "/api/v1/outbox"): {
+            "from": "admin@team-b.example",
+            "to": [{"address": "ceo@secret.example"}],
+            "subject": "Re: Secret plans",
+            "html": "<p>Tell me more</p>",
+            "in_reply_to_email_id": ids["email_id"],
+        },
+        ("PATCH", "/api/v1/outbox/{outbound_id}"): {"subject": "Stolen"},
     }
     return bodies.get((method, path))
 
@@ -140,6 +166,7 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/profile/public-account"),
     ("PUT", "/api/v1/profile/public-account"),
     ("GET", "/api/v1/compose/from-choices"),
+    ("GET", "/api/v1/outbox"),
 }
 
 
@@ -168,6 +195,8 @@ def test_every_route_refuses_another_workspaces_ids(
     # Nothing of the victim's changed.
     victim = team.headers()
     assert client.get(f"/api/v1/companies/{ids['company_id']}", headers=victim).json()["name"] == "Secret Co"
+    outbound = client.get(f"/api/v1/outbox/{ids['outbound_id']}", headers=victim).json()
+    assert (outbound["subject"], outbound["status"]) == ("", "scheduled")
     assert (
         client.get(f"/api/v1/contacts/{ids['contact_id']}", headers=victim).json()["company_id"]
         == ids["company_id"]
@@ -216,6 +245,7 @@ def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(
     ).json()["public"]
     choices = client.get("/api/v1/compose/from-choices", headers=intruder).json()["choices"]
     assert [choice["key"] for choice in choices] == ["admin@team-b.example"]
+    assert client.get("/api/v1/outbox", headers=intruder).json() == []
     assert (
         client.get("/api/v1/emails", params={"company_id": ids["company_id"]}, headers=intruder).json()[
             "total"

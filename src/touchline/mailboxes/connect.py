@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -41,6 +42,13 @@ from touchline.mailboxes.providers.base import (
 from touchline.mailboxes.providers.gmail import GmailProvider
 from touchline.mailboxes.providers.graph import GraphProvider
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
+from touchline.mailboxes.providers.smtp import (
+    DEFAULT_SMTP_PORT,
+    DEFAULT_SMTP_SECURITY,
+    SmtpAccount,
+    check_login,
+    smtp_settings,
+)
 from touchline.mailboxes.service import credentials_of, store_credentials
 from touchline.models import Mailbox
 
@@ -88,15 +96,16 @@ def imap_account(connection: dict[str, Any], password: str, addresses: AddressPo
 
 
 def list_imap_folders(connection: dict[str, Any], password: str, settings: Settings) -> list[Folder]:
-    """Log in and list folders: proves the credentials before anything is stored."""
-    return _folders_of(_login_check(connection, password, settings), str(connection["host"]))
+    """Log in to IMAP and list folders, then log in to SMTP with the same credentials: proves both
+    before anything is stored."""
+    return _check_logins(_login_check(connection, password, settings), connection, password, settings)
 
 
 async def check_imap_login(connection: dict[str, Any], password: str, settings: Settings) -> list[Folder]:
     """``list_imap_folders`` on the login-check threads, answered within LOGIN_CHECK_TIMEOUT_SECONDS."""
     host = str(connection["host"])
     provider = _login_check(connection, password, settings)
-    check = _login_checks.submit(_folders_of, provider, host)
+    check = _login_checks.submit(_check_logins, provider, connection, password, settings)
     answer = asyncio.wrap_future(check)
     done, _ = await asyncio.wait({answer}, timeout=LOGIN_CHECK_TIMEOUT_SECONDS)
     if not done:
@@ -116,12 +125,43 @@ def _login_check(connection: dict[str, Any], password: str, settings: Settings) 
         raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
 
 
-def _folders_of(provider: ImapProvider, host: str) -> list[Folder]:
+def _check_logins(
+    provider: ImapProvider, connection: dict[str, Any], password: str, settings: Settings
+) -> list[Folder]:
     with provider:
         try:
-            return provider.list_folders()
+            folders = provider.list_folders()
         except ProviderError as error:
-            raise InvalidInputError(f"could not sign in to {host}: {error}") from None
+            raise InvalidInputError(f"could not sign in to {connection['host']}: {error}") from None
+    try:
+        account = smtp_account(connection, password, mail_host_policy(settings))
+        # Within the login check's deadline, like the IMAP half.
+        check_login(replace(account, timeout_seconds=LOGIN_CHECK_TIMEOUT_SECONDS))
+    except ProviderError as error:
+        raise InvalidInputError(f"could not sign in to SMTP for sending: {error}") from None
+    return folders
+
+
+def smtp_connection(imap_host: str, host: str | None, port: int | None, security: str) -> dict[str, Any]:
+    """The SMTP settings kept with an IMAP mailbox's connection: by default its IMAP host, 587, STARTTLS."""
+    return {
+        "host": (host or "").strip() or imap_host,
+        "port": port or DEFAULT_SMTP_PORT,
+        "security": security or DEFAULT_SMTP_SECURITY.value,
+    }
+
+
+def smtp_account(connection: dict[str, Any], password: str, addresses: AddressPolicy) -> SmtpAccount:
+    """SMTP submission for an IMAP mailbox: its stored SMTP settings and the IMAP login."""
+    host, port, security = smtp_settings(connection)
+    return SmtpAccount(
+        host=host,
+        port=port,
+        security=security,
+        username=str(connection["username"]),
+        password=password,
+        addresses=addresses,
+    )
 
 
 def oauth_flow(settings: Settings, mailbox_provider: str, *, redirect_uri: str = "") -> OAuthFlow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +12,7 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
 from touchline.mailboxes import oauth_connect, service
-from touchline.mailboxes.connect import check_imap_login
+from touchline.mailboxes.connect import check_imap_login, smtp_connection
 from touchline.mailboxes.schemas import (
     FolderSelection,
     ImapConnect,
@@ -56,11 +57,12 @@ async def connect_imap(
             service.mailbox_of_user(session, actor, user_id)
 
     await run_in_threadpool(count_and_check_permission)  # before any network I/O
-    connection: dict[str, object] = {
+    connection: dict[str, Any] = {
         "host": body.host,
         "port": body.port,
         "security": body.security,
         "username": body.username,
+        "smtp": smtp_connection(body.host, body.smtp_host, body.smtp_port, body.smtp_security),
     }
     folders = await check_imap_login(connection, body.password, request.app.state.settings)
     box: SecretBox = request.app.state.secret_box

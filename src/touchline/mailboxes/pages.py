@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
@@ -15,7 +15,7 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemptsError
 from touchline.mailboxes import oauth_connect, service
-from touchline.mailboxes.connect import check_imap_login
+from touchline.mailboxes.connect import check_imap_login, smtp_connection
 from touchline.mailboxes.providers.base import Folder
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
@@ -61,6 +61,9 @@ async def connect_imap(
     now: Now,
     security: Annotated[str, Form()] = "tls",
     port: Annotated[str, Form()] = "",
+    smtp_host: Annotated[str, Form()] = "",
+    smtp_port: Annotated[str, Form()] = "",
+    smtp_security: Annotated[str, Form()] = "starttls",
 ) -> Response:
     # Async, so that the login check is awaited on threads of its own, not on one that serves requests.
     check_csrf(request, csrf_token)
@@ -80,11 +83,14 @@ async def connect_imap(
     if port_number is not None and not 1 <= port_number <= 65535:
         error = "a port is a number from 1 to 65535"
         return await run_in_threadpool(_email_tab, request, actor, sessions, error, 400)
-    connection: dict[str, object] = {
+    connection: dict[str, Any] = {
         "host": host.strip(),
         "port": port_number,
         "security": security,
         "username": username.strip(),
+        "smtp": smtp_connection(
+            host.strip(), smtp_host, int(smtp_port) if smtp_port.strip().isdigit() else None, smtp_security
+        ),
     }
     box: SecretBox = request.app.state.secret_box
 

@@ -63,6 +63,11 @@ class ImapConnect(BaseModel):
     username: str = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=1024, repr=False)
     user_id: uuid.UUID | None = Field(None, description="Admins may connect another user's mailbox")
+    smtp_host: str | None = Field(
+        None, min_length=1, max_length=253, description="SMTP server for sending; the IMAP host when absent"
+    )
+    smtp_port: int | None = Field(None, ge=1, le=65535, description="587 when absent")
+    smtp_security: Literal["tls", "starttls", "plain"] = "starttls"
 
 
 class FolderSelection(BaseModel):

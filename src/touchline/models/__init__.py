@@ -16,6 +16,7 @@ from touchline.models.mail import (
     MailboxFolder,
     QuarantinedMessage,
 )
+from touchline.models.outbound import OutboundEmail, OutboundRecipient
 from touchline.models.send_budgets import SendBudget, SendBudgetEntry
 from touchline.models.workspace import (
     ApiToken,
@@ -46,6 +47,8 @@ __all__ = [
     "InboundRefusal",
     "Mailbox",
     "MailboxFolder",
+    "OutboundEmail",
+    "OutboundRecipient",
     "QuarantinedMessage",
     "Role",
     "SendBudget",

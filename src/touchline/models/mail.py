@@ -101,7 +101,7 @@ class Email(IdMixin, CreatedMixin, Base):
         ForeignKey("conversations.id", ondelete="SET NULL")
     )
     provider_thread_id: Mapped[str | None] = mapped_column(String(500))
-    source: Mapped[str] = mapped_column(String(20))  # sync | log | import
+    source: Mapped[str] = mapped_column(String(20))  # sync | log | import | send
     logged: Mapped[bool] = mapped_column(Boolean, default=False)  # also received through the log address
     unassigned: Mapped[bool] = mapped_column(Boolean, default=False)
     suggested_company_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -127,7 +127,7 @@ class EmailHolder(IdMixin, CreatedMixin, Base):
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     email_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("emails.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    via: Mapped[str] = mapped_column(String(20))  # sync | log | import
+    via: Mapped[str] = mapped_column(String(20))  # sync | log | import | send (the sent copy)
     folder_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mailbox_folders.id", ondelete="SET NULL"))
     folder_name: Mapped[str] = mapped_column(String(500), default="")
     provider_message_id: Mapped[str | None] = mapped_column(String(500))

@@ -70,7 +70,7 @@ class Holding:
     """Who holds this copy and where: a synced folder, the log address, or an import."""
 
     user_id: uuid.UUID
-    via: str  # sync | log | import
+    via: str  # sync | log | import | send
     folder_id: uuid.UUID | None = None
     folder_name: str = ""
     provider_message_id: str | None = None

@@ -317,6 +317,18 @@ class ImapProvider:
                 )
         return raw_messages
 
+    def holds_message_id(self, folder_id: str, message_id: str) -> bool:
+        """Whether `folder_id` holds a message with this Message-ID header (SEARCH HEADER)."""
+        with self._translated_errors():
+            client = self._connection()
+            self._examine(client, folder_id)
+            return bool(client.search(["HEADER", "Message-ID", message_id]))
+
+    def append_message(self, folder_id: str, raw: bytes, *, seen: bool = True) -> None:
+        """Store a copy of `raw` in `folder_id`, as a mail client does with what it sent."""
+        with self._translated_errors():
+            self._connection().append(folder_id, raw, flags=[b"\\Seen"] if seen else [])
+
     def unchanged_folders(self, cursors: Mapping[str, ImapCursor]) -> set[str]:
         """The folders whose UIDVALIDITY and UIDNEXT (and HIGHESTMODSEQ, when the cursor holds one)
         are what their cursor says, asked for without opening any of them.

@@ -1,0 +1,668 @@
+"""The outbox: compose an email under the From rules, keep it until it leaves, and record its fate.
+
+An email is stored `queued` (or `scheduled`) with its own Message-ID and an idempotency key before
+anything is sent; the delivery job claims it (`queued` -> `sending`) with one conditional UPDATE, so
+two workers never take the same email, and records the outcome only while its claim still stands.
+An email found in `sending` after its claim expired may have left already (the process died between
+handing it over and recording it): it is looked up in the mailbox's Sent folder before any retry,
+and marked `unknown` when that cannot be done.
+
+Takes a session; may flush, never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, cast
+
+from sqlalchemy import ColumnElement, CursorResult, Update, or_, select, update
+from sqlalchemy.orm import Session
+
+from touchline.config import Settings
+from touchline.inbound.parse.headers import message_ids
+from touchline.inbound.store.directory import directories
+from touchline.inbound.store.service import Holding, RawIncoming, store_raw_messages
+from touchline.kit.addresses import InvalidAddressError, normalise_address
+from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
+from touchline.mailboxes.service import backoff_seconds
+from touchline.models import Company, Contact, Email, Mailbox, OutboundEmail, OutboundRecipient, User
+from touchline.outbound.compose import mime
+from touchline.outbound.compose.plaintext import text_from_html
+from touchline.outbound.compose.senders import (
+    ACCOUNT_OWNER,
+    FromChoice,
+    TeamUser,
+    check_from,
+    sender_after_edit,
+)
+from touchline.outbound.from_field.repository import team_user
+from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
+from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY, relay_configured
+from touchline.worker import enqueue
+from touchline.workspace.permissions import Actor, Permission
+
+DELIVER_JOB: Final = "outbound.deliver"
+
+SCHEDULED, QUEUED, SENDING, SENT, FAILED, UNKNOWN, CANCELLED = (
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "unknown",
+    "cancelled",
+)
+SENDING_LEASE: Final = timedelta(minutes=10)
+"""How long a claim holds. Longer than any one delivery (SMTP timeouts are a minute), so an email
+still `sending` after it was left by a process that died, not by one that is slow."""
+LOST_JOB_AFTER: Final = timedelta(minutes=5)
+"""When a queued email's job has not claimed it by then (the queue lost it), the scheduler sends
+another; a duplicate job finds the email claimed and does nothing."""
+MAX_ATTEMPTS: Final = 8
+MAX_RECIPIENTS: Final = 100
+
+
+class SendRefused(InvalidInputError):
+    """Nothing was sent, and this says why (From rules, addresses, header injection, no way out)."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a user asks to send. `sender` is an address or `account-owner`."""
+
+    sender: str
+    to: Sequence[Recipient]
+    subject: str
+    html: str
+    cc: Sequence[Recipient] = ()
+    text: str | None = None
+    send_at: datetime | None = None
+    reply_to_email_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class Changes:
+    """An edit of a scheduled email; None leaves a field as it is."""
+
+    sender: str | None = None
+    to: Sequence[Recipient] | None = None
+    cc: Sequence[Recipient] | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    send_at: datetime | None = None
+
+
+# --- who may send from where -----------------------------------------------------------------------
+
+
+@dataclass
+class _Team:
+    """The workspace's users as the From rules see them, with the rows they stand for."""
+
+    users: list[TeamUser] = field(default_factory=list)
+    rows: dict[uuid.UUID, User] = field(default_factory=dict)
+
+    def of(self, user_id: uuid.UUID) -> TeamUser:
+        for user in self.users:
+            if user.user_id == user_id:
+                return user
+        raise NotFoundError("user not found")
+
+
+def _team(session: Session, workspace_id: uuid.UUID) -> _Team:
+    team = _Team()
+    rows = session.execute(
+        select(User, Mailbox)
+        .outerjoin(Mailbox, Mailbox.user_id == User.id)
+        .where(User.workspace_id == workspace_id, User.active.is_(True))
+        .order_by(User.email)
+    ).all()
+    for row, mailbox in rows:
+        team.rows[row.id] = row
+        team.users.append(team_user(row, mailbox))
+    return team
+
+
+def _composer(actor: Actor) -> uuid.UUID:
+    actor.require(Permission.SEND_EMAIL)
+    if actor.user_id is None:
+        raise SendRefused("emails are sent by a user; act as one (--as USER)")
+    return actor.user_id
+
+
+@dataclass(frozen=True)
+class _Route:
+    choice: FromChoice
+    user: User
+    mailbox: Mailbox | None
+    via: str
+
+
+def _route(
+    session: Session,
+    actor: Actor,
+    team: _Team,
+    choice: FromChoice,
+    company: Company | None,
+    settings: Settings,
+) -> _Route:
+    if choice.key == ACCOUNT_OWNER:
+        if company is None or company.account_owner is None:
+            name = company.name if company is not None else "this email's company"
+            raise SendRefused(f"{name} has no account owner to send as; choose another From")
+        user = company.account_owner
+    else:
+        assert choice.user_id is not None
+        user = team.rows[choice.user_id]
+    mailbox = session.scalar(
+        select(Mailbox).where(Mailbox.user_id == user.id, Mailbox.workspace_id == actor.workspace_id)
+    )
+    if mailbox is not None and mailbox.provider in SENDING_PROVIDERS:
+        return _Route(choice, user, mailbox, VIA_MAILBOX)
+    if relay_configured(settings):
+        return _Route(choice, user, None, VIA_RELAY)
+    raise SendRefused(
+        f"{user.email} has no mailbox touchline can send through, and no relay is configured; "
+        "connect an IMAP mailbox or ask the operator to set TOUCHLINE_RELAY_SMTP_HOST"
+    )
+
+
+def _checked_recipients(field_name: str, recipients: Sequence[Recipient]) -> list[Recipient]:
+    checked = []
+    for recipient in recipients:
+        mime.refuse_header_injection(f"{field_name} address", recipient.address)
+        try:
+            address = normalise_address(recipient.address)
+        except InvalidAddressError as error:
+            raise SendRefused(f"{field_name} address {recipient.address!r} is not usable: {error}") from None
+        checked.append(Recipient(address, recipient.name.strip()))
+    return checked
+
+
+def _company_of(session: Session, workspace_id: uuid.UUID, to: Sequence[Recipient]) -> Company | None:
+    """The company an email is sent on behalf of: that of its first To address that is a contact."""
+    for recipient in to:
+        contact = session.scalar(
+            select(Contact).where(Contact.workspace_id == workspace_id, Contact.email == recipient.address)
+        )
+        if contact is not None and contact.company is not None:
+            return contact.company
+    return None
+
+
+def _reply_context(
+    session: Session, workspace_id: uuid.UUID, email_id: uuid.UUID | None
+) -> tuple[Email | None, list[str] | None]:
+    if email_id is None:
+        return None, None
+    email = session.scalar(select(Email).where(Email.id == email_id, Email.workspace_id == workspace_id))
+    if email is None:
+        raise NotFoundError("the email being answered was not found")
+    participants = [a for a in (email.from_address, *email.to_addresses, *email.cc_addresses) if a]
+    return email, participants
+
+
+def _validated_message(
+    row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient]
+) -> mime.BuiltMessage:
+    """The message as it would leave now: building it is what refuses header injection."""
+    return mime.build_message(
+        mime.OutgoingEmail(
+            sender=mime.Mailbox(row.from_address, row.from_name),
+            to=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "to"),
+            cc=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "cc"),
+            subject=row.subject,
+            text=row.text_body,
+            html=row.html_body,
+            date=now,
+            in_reply_to=row.in_reply_to,
+            references=tuple(row.references),
+        ),
+        row.from_address.rpartition("@")[2],
+        message_id=row.message_id or None,
+    )
+
+
+def _recipient_rows(
+    session: Session, workspace_id: uuid.UUID, to: Sequence[Recipient], cc: Sequence[Recipient]
+) -> list[OutboundRecipient]:
+    addresses = [r.address for r in (*to, *cc)]
+    contacts = {
+        contact.email: contact
+        for contact in session.scalars(
+            select(Contact).where(Contact.workspace_id == workspace_id, Contact.email.in_(addresses))
+        )
+    }
+    rows = []
+    first_marked = False
+    for position, (kind, recipient) in enumerate([("to", r) for r in to] + [("cc", r) for r in cc]):
+        contact = contacts.get(recipient.address)
+        first = kind == "to" and contact is not None and not first_marked
+        first_marked = first_marked or first
+        rows.append(
+            OutboundRecipient(
+                workspace_id=workspace_id,
+                position=position,
+                kind=kind,
+                address=recipient.address,
+                name=recipient.name,
+                first_enduser=first,
+                contact_id=contact.id if contact is not None else None,
+                company_id=contact.company_id if contact is not None else None,
+            )
+        )
+    return rows
+
+
+def _bracketed(stored_id: str | None) -> str | None:
+    """A stored Message-ID (kept without brackets) as a header names it, when it is a usable one."""
+    if not stored_id:
+        return None
+    try:
+        return mime.check_message_id("References", f"<{stored_id}>")
+    except mime.InvalidMessageError:
+        return None
+
+
+def _threading(answered: Email | None) -> list[str]:
+    """References of a reply: the answered email's own, then its id (RFC 5322 3.6.4)."""
+    if answered is None:
+        return []
+    ids = (_bracketed(value) for value in (*answered.references, answered.message_id))
+    return [value for value in ids if value]
+
+
+def _apply_route(row: OutboundEmail, route: _Route) -> None:
+    row.sender_choice = route.choice.key
+    row.sender_user_id = route.user.id
+    row.from_address = route.user.email
+    row.from_name = route.user.name
+    row.mailbox_id = route.mailbox.id if route.mailbox is not None else None
+    row.via = route.via
+
+
+def _body(html: str, text: str | None) -> tuple[str, str]:
+    if not html.strip():
+        raise SendRefused("the email has no body")
+    return html, text if text is not None else text_from_html(html)
+
+
+# --- composing -------------------------------------------------------------------------------------
+
+
+def send_email(
+    session: Session, actor: Actor, draft: Draft, *, settings: Settings, now: datetime
+) -> OutboundEmail:
+    """Store an email to send (now: `queued`, its job enqueued after the commit; later: `scheduled`).
+
+    A repeated idempotency key returns the email it made the first time, sending nothing more."""
+    composer_id = _composer(actor)
+    if draft.idempotency_key:
+        mime.refuse_header_injection("the idempotency key", draft.idempotency_key)
+        existing = session.scalar(
+            select(OutboundEmail).where(
+                OutboundEmail.workspace_id == actor.workspace_id,
+                OutboundEmail.idempotency_key == draft.idempotency_key,
+            )
+        )
+        if existing is not None:
+            if existing.created_by != composer_id:
+                raise ConflictError("this idempotency key was used by another user's email")
+            return existing
+    if draft.template is not None:
+        raise SendRefused(f"no template named {draft.template!r} in this workspace")
+    to = _checked_recipients("To", draft.to)
+    cc = _checked_recipients("Cc", draft.cc)
+    if not to:
+        raise SendRefused("an email needs at least one To recipient")
+    if len(to) + len(cc) > MAX_RECIPIENTS:
+        raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
+    team = _team(session, actor.workspace_id)
+    composer = team.of(composer_id)
+    company = _company_of(session, actor.workspace_id, to)
+    answered, participants = _reply_context(session, actor.workspace_id, draft.reply_to_email_id)
+    decision = check_from(
+        draft.sender,
+        composer,
+        team.users,
+        on_behalf_of_company=company is not None,
+        reply_participants=participants,
+    )
+    if not decision.allowed or decision.choice is None:
+        raise SendRefused(decision.reason)
+    route = _route(session, actor, team, decision.choice, company, settings)
+    html, text = _body(draft.html, draft.text)
+    scheduled = draft.send_at is not None and draft.send_at > now
+    row = OutboundEmail(
+        workspace_id=actor.workspace_id,
+        created_by=composer_id,
+        company_id=company.id if company is not None else None,
+        subject=draft.subject,
+        html_body=html,
+        text_body=text,
+        in_reply_to=_bracketed(answered.message_id) if answered is not None else None,
+        references=_threading(answered),
+        idempotency_key=draft.idempotency_key or uuid.uuid4().hex,
+        message_id="",
+        status=SCHEDULED if scheduled else QUEUED,
+        scheduled_for=draft.send_at if scheduled else None,
+        next_attempt_at=None if scheduled else now + LOST_JOB_AFTER,
+        attempts=0,
+        variant="",
+        track_opens=False,
+        track_clicks=False,
+    )
+    _apply_route(row, route)
+    recipients = _recipient_rows(session, actor.workspace_id, to, cc)
+    try:
+        row.message_id = _validated_message(row, now, recipients).message_id
+    except mime.InvalidMessageError as error:
+        raise SendRefused(str(error)) from None
+    row.recipients = recipients
+    session.add(row)
+    session.flush()
+    if not scheduled:
+        enqueue(session, DELIVER_JOB, outbound_id=str(row.id))
+    return row
+
+
+def _visible(actor: Actor) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [OutboundEmail.workspace_id == actor.workspace_id]
+    if not actor.can(Permission.ADMIN_ACCESS):
+        conditions.append(OutboundEmail.created_by == actor.user_id)
+    return conditions
+
+
+def list_outbox(session: Session, actor: Actor, *, limit: int = 500) -> list[OutboundEmail]:
+    """The actor's own outbound emails, newest first; every one of the workspace for admins."""
+    return list(
+        session.scalars(
+            select(OutboundEmail)
+            .where(*_visible(actor))
+            .order_by(OutboundEmail.created_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def get_outbound(session: Session, actor: Actor, outbound_id: uuid.UUID) -> OutboundEmail:
+    row = session.scalar(select(OutboundEmail).where(OutboundEmail.id == outbound_id, *_visible(actor)))
+    if row is None:
+        raise NotFoundError("outbound email not found")
+    return row
+
+
+def edit_scheduled(
+    session: Session,
+    actor: Actor,
+    outbound_id: uuid.UUID,
+    changes: Changes,
+    *,
+    settings: Settings,
+    now: datetime,
+) -> OutboundEmail:
+    """Edit an email that has not left yet. Its From is decided again for the editor (SPEC §5): one
+    that is no longer a choice falls back to the first choice, and `notice` says so."""
+    editor_id = _composer(actor)
+    row = get_outbound(session, actor, outbound_id)
+    session.refresh(row, with_for_update=True)  # the scheduler's promotion waits for this edit
+    if row.status != SCHEDULED:
+        raise ConflictError(f"this email is {row.status}; only scheduled emails can be edited")
+    team = _team(session, actor.workspace_id)
+    editor = team.of(editor_id)
+    to = _checked_recipients("To", changes.to) if changes.to is not None else None
+    cc = _checked_recipients("Cc", changes.cc) if changes.cc is not None else None
+    if to is not None and not to:
+        raise SendRefused("an email needs at least one To recipient")
+    current_to = (
+        to if to is not None else [Recipient(r.address, r.name) for r in row.recipients if r.kind == "to"]
+    )
+    current_cc = (
+        cc if cc is not None else [Recipient(r.address, r.name) for r in row.recipients if r.kind == "cc"]
+    )
+    company = _company_of(session, actor.workspace_id, current_to)
+    notice = None
+    if changes.sender is not None:
+        decision = check_from(changes.sender, editor, team.users, on_behalf_of_company=company is not None)
+        if not decision.allowed or decision.choice is None:
+            raise SendRefused(decision.reason)
+        choice = decision.choice
+    else:
+        kept = sender_after_edit(row.sender_choice, editor, team.users)
+        choice, notice = kept.sender, kept.notice
+    route = _route(session, actor, team, choice, company, settings)
+    _apply_route(row, route)
+    row.notice = notice
+    row.company_id = company.id if company is not None else None
+    if changes.subject is not None:
+        row.subject = changes.subject
+    if changes.html is not None or changes.text is not None:
+        row.html_body, row.text_body = _body(
+            changes.html if changes.html is not None else row.html_body or "", changes.text
+        )
+    if changes.send_at is not None:
+        row.scheduled_for = changes.send_at
+    if to is not None or cc is not None:
+        row.recipients.clear()
+        session.flush()
+        row.recipients.extend(_recipient_rows(session, actor.workspace_id, current_to, current_cc))
+    try:
+        _validated_message(row, now, row.recipients)
+    except mime.InvalidMessageError as error:
+        raise SendRefused(str(error)) from None
+    session.flush()
+    return row
+
+
+def cancel(session: Session, actor: Actor, outbound_id: uuid.UUID) -> OutboundEmail:
+    """Cancel an email that has not been claimed for delivery yet."""
+    _composer(actor)
+    row = get_outbound(session, actor, outbound_id)
+    changed = _changed(
+        session,
+        update(OutboundEmail)
+        .where(OutboundEmail.id == row.id, OutboundEmail.status.in_((SCHEDULED, QUEUED)))
+        .values(status=CANCELLED, next_attempt_at=None),
+    )
+    session.refresh(row)
+    if not changed:
+        raise ConflictError(f"this email is {row.status} and can no longer be cancelled")
+    return row
+
+
+# --- delivery ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One delivery attempt's hold on an email. `recovering`: the email was found `sending` from an
+    earlier attempt whose outcome was never recorded."""
+
+    outbound_id: uuid.UUID
+    claimed_at: datetime
+    recovering: bool
+    outgoing: Outgoing
+    mailbox_id: uuid.UUID | None
+    via: str
+
+
+def _changed(session: Session, statement: Update) -> int:
+    """How many rows a conditional UPDATE changed: one decides who holds an email."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def claim(session: Session, outbound_id: uuid.UUID, now: datetime) -> Claim | None:
+    """Take an email for delivery, or None when it is not this attempt's to send (sent, cancelled,
+    scheduled for later, or held by a live claim of another worker)."""
+    taken = _changed(
+        session,
+        update(OutboundEmail)
+        .where(OutboundEmail.id == outbound_id, OutboundEmail.status == QUEUED)
+        .values(status=SENDING, claimed_at=now, attempts=OutboundEmail.attempts + 1, updated_at=now),
+    )
+    recovering = False
+    if not taken:
+        row = session.get(OutboundEmail, outbound_id)
+        if row is None or row.status != SENDING or row.claimed_at is None:
+            return None
+        if row.claimed_at > now - SENDING_LEASE:
+            return None
+        recovering = True
+        taken = _changed(
+            session,
+            update(OutboundEmail)
+            .where(
+                OutboundEmail.id == outbound_id,
+                OutboundEmail.status == SENDING,
+                OutboundEmail.claimed_at == row.claimed_at,
+            )
+            .values(claimed_at=now, updated_at=now),
+        )
+        if not taken:
+            return None
+    row = session.get(OutboundEmail, outbound_id, populate_existing=True)
+    assert row is not None
+    if row.raw_message is None:
+        # Built once, when first claimed (Date: the moment it leaves); every later attempt sends
+        # these same bytes, so a copy found in Sent is this very message.
+        row.raw_message = _validated_message(row, now, row.recipients).raw
+    session.flush()
+    return Claim(
+        outbound_id=row.id,
+        claimed_at=now,
+        recovering=recovering,
+        outgoing=Outgoing(
+            raw=row.raw_message,
+            envelope_from=row.from_address,
+            recipients=tuple(dict.fromkeys(r.address for r in row.recipients)),
+            message_id=row.message_id,
+        ),
+        mailbox_id=row.mailbox_id,
+        via=row.via,
+    )
+
+
+def _held(session: Session, held: Claim) -> OutboundEmail | None:
+    """The email, locked, while `held` still stands; None when another attempt took it over."""
+    row = session.scalar(
+        select(OutboundEmail)
+        .where(
+            OutboundEmail.id == held.outbound_id,
+            OutboundEmail.status == SENDING,
+            OutboundEmail.claimed_at == held.claimed_at,
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return row
+
+
+def record_sent(session: Session, held: Claim, delivered: Delivered, now: datetime) -> bool:
+    """`sent`, with the provider's id and any refused recipients, and the sent copy stored on the
+    timelines; False when the claim was lost meanwhile."""
+    row = _held(session, held)
+    if row is None:
+        return False
+    row.status, row.sent_at, row.updated_at = SENT, now, now
+    row.provider_message_id = delivered.provider_message_id or None
+    row.error, row.next_attempt_at = None, None
+    refused = dict(delivered.refused_recipients)
+    for recipient in row.recipients:
+        if recipient.address in refused:
+            recipient.refused = refused[recipient.address][:2000]
+    if refused:
+        row.error = "; ".join(f"{address}: {reason}" for address, reason in refused.items())[:4000]
+    _store_sent_copy(session, row)
+    return True
+
+
+def _store_sent_copy(session: Session, row: OutboundEmail) -> None:
+    """The sent email on its company's and endusers' timelines, held by its sender, threaded with
+    what it answers; keyed by its Message-ID, as the copy that sync later finds in Sent is."""
+    if row.sender_user_id is None or row.raw_message is None:
+        return
+    store_raw_messages(
+        session,
+        row.workspace_id,
+        directories.get(session, row.workspace_id),
+        [
+            RawIncoming(
+                row.raw_message,
+                Holding(user_id=row.sender_user_id, via="send", folder_name="Sent"),
+                label=f"sent email {row.message_id}",
+            )
+        ],
+        source="send",
+        mailbox_id=row.mailbox_id,
+    )
+    [stored_id] = message_ids(row.message_id)  # stored as parsing reads it: without brackets
+    row.email_id = session.scalar(
+        select(Email.id).where(Email.workspace_id == row.workspace_id, Email.message_id == stored_id)
+    )
+
+
+def record_failure(session: Session, held: Claim, error: DeliveryError, now: datetime) -> str | None:
+    """A temporary failure puts the email back in the queue after a backoff (the provider's
+    Retry-After when longer); a permanent one, or too many attempts, marks it `failed`. Returns the
+    new status, or None when the claim was lost."""
+    row = _held(session, held)
+    if row is None:
+        return None
+    row.error, row.updated_at = error.reason[:4000], now
+    if error.temporary and row.attempts < MAX_ATTEMPTS:
+        delay = max(backoff_seconds(row.attempts), error.retry_after_seconds or 0.0)
+        row.status, row.next_attempt_at = QUEUED, now + timedelta(seconds=delay)
+    else:
+        row.status, row.next_attempt_at = FAILED, None
+    return row.status
+
+
+def record_unknown(session: Session, held: Claim, reason: str, now: datetime) -> bool:
+    row = _held(session, held)
+    if row is None:
+        return False
+    row.status, row.error, row.updated_at, row.next_attempt_at = UNKNOWN, reason[:4000], now, None
+    return True
+
+
+def due_emails(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Emails whose delivery should run now: scheduled ones that came due (made `queued`), queued
+    ones whose backoff ended or whose job was lost, and `sending` ones whose claim expired."""
+    session.execute(
+        update(OutboundEmail)
+        .where(OutboundEmail.status == SCHEDULED, OutboundEmail.scheduled_for <= now)
+        .values(status=QUEUED, next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    due = list(
+        session.scalars(
+            select(OutboundEmail.id)
+            .where(
+                or_(
+                    (OutboundEmail.status == QUEUED) & (OutboundEmail.next_attempt_at <= now),
+                    (OutboundEmail.status == SENDING) & (OutboundEmail.claimed_at <= now - SENDING_LEASE),
+                )
+            )
+            .order_by(OutboundEmail.created_at)
+        )
+    )
+    session.execute(
+        update(OutboundEmail)
+        .where(OutboundEmail.id.in_(due), OutboundEmail.status == QUEUED)
+        .values(next_attempt_at=now + LOST_JOB_AFTER)
+        .execution_options(synchronize_session=False)
+    )
+    return due
