@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from tests.inbound import hostile
 from tests.inbound.test_quotes import SEPARATOR_HEADER_AS_WRITTEN
+from tests.receive.conftest import FakeDns
 from touchline.inbound.parse import parse_headers, parse_message
 from touchline.inbound.quotes import _is_separator_header, html_to_text, reply_text, snippet
 from touchline.inbound.reading import read_message
 from touchline.inbound.receive.forwarded import _ADDRESS, find_forwarded, inline_blocks
-from touchline.inbound.receive.service import prepare
+from touchline.inbound.receive.service import Envelope, prepare
 from touchline.inbound.thread import base_subject
 from touchline.kit.html import sanitise_html
 
@@ -26,12 +27,11 @@ TEXTS = hostile.texts()
 ORDINARY_TEXT = "Thanks for the call today, here is the quote we talked about.\n\n"
 
 
-def _no_dns(name: bytes, timeout: float = 5) -> bytes | None:
-    return None
+_NO_DNS = FakeDns().checks()  # every lookup finds nothing: the work measured is reading, not waiting
 
 
 def _prepared(raw: bytes) -> object:
-    return prepare(raw, dkim_lookup=_no_dns)
+    return prepare(raw, Envelope("smtp", "member@team-a.example", remote="203.0.113.5"), _NO_DNS)
 
 
 def _ordinary(text: str) -> str:
