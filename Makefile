@@ -6,17 +6,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo serve install install-test system-deps lint test bench clean
+.PHONY: demo serve install install-test lock system-deps lint test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# requirements.lock pins the versions CI tested, so a fresh machine installs the same ones.
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e .
 
 install-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+
+lock: install-test
+	{ echo "# What CI tested: every package of the test environment, pinned. \`make lock\` writes it anew after a dependency change."; \
+	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements.lock
 
 demo: install
 	$(BIN)/touchline demo
