@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 from tests.mailboxes.scripted_server import SECRET, scripted_server
+from tests.services.dovecot import LOOPBACK_ALLOWED
 from touchline.kit.net import AddressPolicy
 from touchline.mailboxes.providers.base import AuthError, InsecureConnectionError, TransientError
 from touchline.mailboxes.providers.imap import ConnectionSecurity
 from touchline.mailboxes.providers.smtp import SmtpAccount, check_login, open_smtp
-
-LOOPBACK_ALLOWED = AddressPolicy(allow_private=True)
 
 
 @pytest.mark.parametrize(

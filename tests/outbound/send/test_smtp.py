@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.dovecot import _write_certificates
+from tests.services.dovecot import LOOPBACK_ALLOWED, _write_certificates
 from tests.services.smtp_sink import SmtpSink, start_sink
 from touchline.mailboxes.providers.base import AuthError, InsecureConnectionError
 from touchline.mailboxes.providers.imap import ConnectionSecurity
@@ -67,6 +67,7 @@ def _account(sink: SmtpSink, security: ConnectionSecurity, context: ssl.SSLConte
         username=USER,
         password=PASSWORD,
         ssl_context=context,
+        addresses=LOOPBACK_ALLOWED,
     )
 
 
@@ -113,6 +114,7 @@ def test_a_server_without_starttls_is_not_used_in_plain_text(smtp_sink: SmtpSink
         security=ConnectionSecurity.STARTTLS,
         username=USER,
         password=PASSWORD,
+        addresses=LOOPBACK_ALLOWED,
     )
     with pytest.raises(InsecureConnectionError, match="STARTTLS"):
         check_login(account)
@@ -130,6 +132,7 @@ def test_a_wrong_password_is_an_authentication_error(smtp_sink: SmtpSink) -> Non
         security=ConnectionSecurity.PLAIN,
         username=USER,
         password="wrong",
+        addresses=LOOPBACK_ALLOWED,
     )
     with pytest.raises(AuthError, match="refused the SMTP login"):
         check_login(account)
@@ -157,6 +160,7 @@ def test_xoauth2_logs_in_and_refreshes_a_rejected_token_once(smtp_sink: SmtpSink
         security=ConnectionSecurity.PLAIN,
         username=USER,
         token_source=tokens,
+        addresses=LOOPBACK_ALLOWED,
     )
     sender = SmtpSender(account)
     try:
@@ -175,6 +179,7 @@ def test_a_connection_the_server_closed_is_opened_again_without_sending_twice(sm
         security=ConnectionSecurity.PLAIN,
         username=USER,
         password=PASSWORD,
+        addresses=LOOPBACK_ALLOWED,
     )
     sender = SmtpSender(account)
     try:

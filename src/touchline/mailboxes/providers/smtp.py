@@ -85,6 +85,8 @@ class _PinnedSmtp(smtplib.SMTP):
     def __init__(self, target: CheckedTarget, timeout: float) -> None:
         self._target = target
         super().__init__(timeout=timeout)
+        # STARTTLS checks the certificate for `_host`, which only a constructor given a host would set.
+        self._host = target.host
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return self._target.connect(timeout)
