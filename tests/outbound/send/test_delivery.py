@@ -112,7 +112,7 @@ def test_the_copy_sync_finds_in_sent_is_the_same_stored_email(world: World, clie
     with session_scope(world.sessions) as session:
         mailbox = session.get(Mailbox, world.mailbox_id)
         assert mailbox is not None
-        with open_provider(mailbox, world.box) as provider:
+        with open_provider(mailbox, world.box, settings=world.settings) as provider:
             mailboxes.save_folders(session, mailbox, provider.list_folders(), select_defaults=True)
         assert {f.name for f in mailbox.folders if f.selected} == {"INBOX", "Gesendet"}
 

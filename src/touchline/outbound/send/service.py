@@ -175,7 +175,7 @@ def _route(
         return _Route(choice, user, None, VIA_RELAY)
     raise SendRefused(
         f"{user.email} has no mailbox touchline can send through, and no relay is configured; "
-        "connect an IMAP mailbox or ask the operator to set TOUCHLINE_RELAY_SMTP_HOST"
+        "connect a mailbox or ask the operator to set TOUCHLINE_RELAY_SMTP_HOST"
     )
 
 

@@ -39,7 +39,7 @@ def deliver(
     outbound_id: uuid.UUID,
     *,
     clock: Clock = _now,
-    opener: SenderOpener = open_sender,
+    opener: SenderOpener | None = None,
 ) -> str | None:
     """Deliver one outbound email if it is this attempt's to send; returns the status it was left in
     (None: nothing to do)."""
@@ -51,7 +51,10 @@ def deliver(
     try:
         if held.via == VIA_MAILBOX and mailbox is None:
             raise DeliveryError("the mailbox it was to leave through was disconnected", temporary=False)
-        sender = opener(mailbox, box, settings)
+        if opener is None:
+            sender = open_sender(mailbox, box, settings, sessions=sessions)
+        else:
+            sender = opener(mailbox, box, settings)
     except DeliveryError as error:
         # An earlier attempt may have got through, and without a sender nothing can check it.
         if held.recovering:
