@@ -630,6 +630,18 @@ def record_failure(session: Session, held: Claim, error: DeliveryError, now: dat
     return row.status
 
 
+def postpone(session: Session, held: Claim, until: datetime, reason: str, now: datetime) -> str | None:
+    """Back to the queue until `until`, saying why (a sending limit is reached); not a failed
+    attempt, so it counts toward none of the email's retries. None when the claim was lost."""
+    row = _held(session, held)
+    if row is None:
+        return None
+    row.status, row.next_attempt_at = QUEUED, until
+    row.error, row.updated_at = reason[:4000], now
+    row.attempts = max(row.attempts - 1, 0)
+    return row.status
+
+
 def record_unknown(session: Session, held: Claim, reason: str, now: datetime) -> bool:
     row = _held(session, held)
     if row is None:
