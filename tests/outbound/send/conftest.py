@@ -75,6 +75,18 @@ def queue(settings: Settings) -> Iterator[Queue]:
     queue.close()
 
 
+@pytest.fixture
+def relay_settings(settings: Settings, open_relay: SmtpSink) -> Settings:
+    """Settings whose relay is the open sink on loopback."""
+    return settings.model_copy(
+        update={
+            "relay_smtp_host": "127.0.0.1",
+            "relay_smtp_port": open_relay.port,
+            "relay_smtp_security": "plain",
+        }
+    )
+
+
 @dataclass
 class World:
     team: Team

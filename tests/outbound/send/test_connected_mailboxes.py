@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import FakeClock
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
 from tests.outbound.send.conftest import outgoing
@@ -23,12 +25,16 @@ from touchline.kit.crypto import SecretBox
 from touchline.mailboxes.oauth import GOOGLE_SCOPES, MICROSOFT_SCOPES
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
 from touchline.mailboxes.service import credentials_of
-from touchline.models import Mailbox
+from touchline.models import Mailbox, OutboundEmail, User
+from touchline.outbound.send import service as outbox
+from touchline.outbound.send import tasks
 from touchline.outbound.send.contract import DeliveryError
+from touchline.outbound.send.delivery import VIA_MAILBOX, open_sender
 from touchline.outbound.send.rest import open_api_sender
 from touchline.worker import configure_queue
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
+from touchline.workspace.service import actor_for
 
 BOTH = pytest.mark.parametrize("kind", [GOOGLE, MICROSOFT], ids=["gmail", "graph"])
 SEND_SCOPE = {
@@ -129,3 +135,111 @@ def test_imap_mailboxes_do_not_send_through_a_rest_api(world: OAuthWorld) -> Non
         open_api_sender(
             Mailbox(provider="imap", credentials_encrypted=""), world.box, settings=world.settings
         )
+
+
+def queue_email(world: OAuthWorld, user_id: uuid.UUID, now: datetime) -> uuid.UUID:
+    """An email composed by `user_id` from their own address, as the API and the CLI compose one."""
+    with session_scope(world.sessions) as session:
+        user = session.get_one(User, user_id)
+        draft = outbox.Draft(
+            sender=user.email,
+            to=[outbox.Recipient(f"jane@{CUSTOMER}", "Jane")],
+            subject="Your renewal",
+            html="<p>Hello Jane</p>",
+        )
+        row = outbox.send_email(session, actor_for(user), draft, settings=world.settings, now=now)
+        assert (row.via, row.status) == (VIA_MAILBOX, outbox.QUEUED)
+        return row.id
+
+
+def outbound(world: OAuthWorld, outbound_id: uuid.UUID) -> OutboundEmail:
+    with session_scope(world.sessions) as session:
+        row = session.get_one(OutboundEmail, outbound_id)
+        session.expunge(row)
+        return row
+
+
+def searches_and_sends(world: OAuthWorld, kind: OAuthAccountKind) -> list[str]:
+    """The fake's sending and Sent-lookup requests, in the order they came."""
+    if kind is GOOGLE:
+        return [
+            "search" if "q" in params else "send"
+            for path, params in world.gmail.state.requests
+            if path.endswith("messages/send") or (path.endswith("/messages") and "q" in params)
+        ]
+    return [
+        "search" if "$filter" in params else "send"
+        for path, params, _ in world.graph.state.requests
+        if path.endswith("/sendMail") or "$filter" in params
+    ]
+
+
+@BOTH
+def test_an_email_queued_in_the_outbox_leaves_through_the_mailbox_s_own_api(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    sam = world.add_user("sam")
+    mailbox_id = world.connect(sam, kind)
+    outbound_id = queue_email(world, sam, datetime.now(UTC))
+
+    assert tasks.deliver(world.sessions, world.box, world.settings, outbound_id) == outbox.SENT
+
+    row = outbound(world, outbound_id)
+    assert (row.status, row.mailbox_id, row.error) == (outbox.SENT, mailbox_id, None)
+    assert sent_count(world, kind) == 1
+    if kind is GOOGLE:
+        [(provider_id, stored)] = world.gmail.state.messages.items()
+        assert row.provider_message_id == provider_id
+        assert stored.raw == row.raw_message
+    else:  # sendMail answers 202 with no id; the copy in Sent Items carries our Message-ID
+        assert row.provider_message_id is None
+        assert [item.internet_message_id for item in world.graph.sent_items()] == [row.message_id]
+    assert row.email_id is not None  # the sent copy is on the timeline
+
+
+@BOTH
+def test_an_email_found_sending_after_a_crash_is_looked_up_in_sent_and_not_sent_again(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    sam = world.add_user("sam")
+    world.connect(sam, kind)
+    clock = FakeClock()
+    clock.now = datetime.now(UTC)
+    outbound_id = queue_email(world, sam, clock.now)
+    # The process claims the email, hands it over, and dies before recording the outcome.
+    with session_scope(world.sessions) as session:
+        held = outbox.claim(session, outbound_id, clock.now)
+        assert held is not None
+        mailbox = session.get_one(Mailbox, held.mailbox_id)
+        sender = open_sender(mailbox, world.box, world.settings)
+    try:
+        sender.deliver(held.outgoing)
+    finally:
+        sender.close()
+    assert searches_and_sends(world, kind) == ["send"]
+
+    clock.advance(minutes=outbox.SENDING_LEASE.total_seconds() / 60 + 1)
+    status = tasks.deliver(world.sessions, world.box, world.settings, outbound_id, clock=clock)
+
+    assert status == outbox.SENT
+    assert searches_and_sends(world, kind) == ["send", "search"]
+    assert sent_count(world, kind) == 1
+
+
+def test_an_email_whose_crashed_attempt_never_reached_gmail_is_sent_after_the_lookup(
+    world: OAuthWorld,
+) -> None:
+    sam = world.add_user("sam")
+    world.connect(sam, GOOGLE)
+    clock = FakeClock()
+    clock.now = datetime.now(UTC)
+    outbound_id = queue_email(world, sam, clock.now)
+    with session_scope(world.sessions) as session:
+        assert outbox.claim(session, outbound_id, clock.now) is not None  # and the process dies
+
+    clock.advance(minutes=outbox.SENDING_LEASE.total_seconds() / 60 + 1)
+    status = tasks.deliver(world.sessions, world.box, world.settings, outbound_id, clock=clock)
+
+    assert status == outbox.SENT
+    assert searches_and_sends(world, GOOGLE) == ["search", "send"]
+    assert sent_count(world, GOOGLE) == 1

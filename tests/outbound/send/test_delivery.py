@@ -124,3 +124,26 @@ def test_the_copy_sync_finds_in_sent_is_the_same_stored_email(world: World, clie
         assert email.message_id == queued["message_id"].strip("<>")
         holders = session.scalars(select(EmailHolder).where(EmailHolder.email_id == email.id)).all()
         assert sorted((h.via, h.folder_name) for h in holders) == [("send", "Sent"), ("sync", "Gesendet")]
+
+
+def test_an_email_leaves_from_the_address_the_from_field_offers(world: World, client: TestClient) -> None:
+    # The member's mailbox is a team address other than the one they sign in with.
+    with session_scope(world.sessions) as session:
+        mailbox = session.get(Mailbox, world.mailbox_id)
+        assert mailbox is not None
+        mailbox.address = "success@team-a.example"
+    headers = world.team.headers("member")
+    choices = client.get("/api/v1/compose/from-choices", headers=headers).json()["choices"]
+    assert [choice["key"] for choice in choices] == ["success@team-a.example"]
+    decision = client.post(
+        "/api/v1/compose/check-from", json={"from": "success@team-a.example"}, headers=headers
+    ).json()
+    assert decision["allowed"] is True
+    queued = _send(client, world, **{"from": "success@team-a.example"}).json()
+    assert queued["from"] == "success@team-a.example"
+
+    assert world.deliver(queued["id"]) == "sent"
+
+    [received] = world.sink.received
+    assert received.mail_from == "success@team-a.example"
+    assert received.message["From"] == "success@team-a.example"

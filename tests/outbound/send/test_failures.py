@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -186,17 +185,6 @@ def test_a_connection_lost_after_the_data_without_a_sent_folder_is_unknown(
     assert world.deliver(outbound_id) == "unknown"
     assert world.deliver(outbound_id) is None
     assert len(world.sink.received) == 1
-
-
-@pytest.fixture
-def relay_settings(settings: Settings, open_relay: SmtpSink) -> Settings:
-    return settings.model_copy(
-        update={
-            "relay_smtp_host": "127.0.0.1",
-            "relay_smtp_port": open_relay.port,
-            "relay_smtp_security": "plain",
-        }
-    )
 
 
 def test_a_user_without_a_mailbox_sends_through_the_relay(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -31,17 +31,14 @@ from touchline.mailboxes.service import backoff_seconds
 from touchline.models import Company, Contact, Email, Mailbox, OutboundEmail, OutboundRecipient, User
 from touchline.outbound.compose import mime
 from touchline.outbound.compose.plaintext import text_from_html
-from touchline.outbound.compose.senders import (
-    ACCOUNT_OWNER,
-    FromChoice,
-    TeamUser,
-    check_from,
-    sender_after_edit,
-)
-from touchline.outbound.from_field.repository import team_user
+from touchline.outbound.compose.senders import ACCOUNT_OWNER, FromChoice, FromDecision
+from touchline.outbound.from_field import service as from_field
+from touchline.outbound.from_field.repository import mailbox_of, team_user
+from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
 from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY, relay_configured
 from touchline.worker import enqueue
+from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
 DELIVER_JOB: Final = "outbound.deliver"
@@ -107,34 +104,6 @@ class Changes:
 # --- who may send from where -----------------------------------------------------------------------
 
 
-@dataclass
-class _Team:
-    """The workspace's users as the From rules see them, with the rows they stand for."""
-
-    users: list[TeamUser] = field(default_factory=list)
-    rows: dict[uuid.UUID, User] = field(default_factory=dict)
-
-    def of(self, user_id: uuid.UUID) -> TeamUser:
-        for user in self.users:
-            if user.user_id == user_id:
-                return user
-        raise NotFoundError("user not found")
-
-
-def _team(session: Session, workspace_id: uuid.UUID) -> _Team:
-    team = _Team()
-    rows = session.execute(
-        select(User, Mailbox)
-        .outerjoin(Mailbox, Mailbox.user_id == User.id)
-        .where(User.workspace_id == workspace_id, User.active.is_(True))
-        .order_by(User.email)
-    ).all()
-    for row, mailbox in rows:
-        team.rows[row.id] = row
-        team.users.append(team_user(row, mailbox))
-    return team
-
-
 def _composer(actor: Actor) -> uuid.UUID:
     actor.require(Permission.SEND_EMAIL)
     if actor.user_id is None:
@@ -146,17 +115,20 @@ def _composer(actor: Actor) -> uuid.UUID:
 class _Route:
     choice: FromChoice
     user: User
+    address: str
+    """The address the user sends as, as the From rules know them (their mailbox's, else their own)."""
     mailbox: Mailbox | None
     via: str
 
 
+def _decided(decision: FromDecision) -> FromChoice:
+    if not decision.allowed or decision.choice is None:
+        raise SendRefused(decision.reason)
+    return decision.choice
+
+
 def _route(
-    session: Session,
-    actor: Actor,
-    team: _Team,
-    choice: FromChoice,
-    company: Company | None,
-    settings: Settings,
+    session: Session, actor: Actor, choice: FromChoice, company: Company | None, settings: Settings
 ) -> _Route:
     if choice.key == ACCOUNT_OWNER:
         if company is None or company.account_owner is None:
@@ -165,17 +137,16 @@ def _route(
         user = company.account_owner
     else:
         assert choice.user_id is not None
-        user = team.rows[choice.user_id]
-    mailbox = session.scalar(
-        select(Mailbox).where(Mailbox.user_id == user.id, Mailbox.workspace_id == actor.workspace_id)
-    )
+        user = workspace_service.get_user(session, actor, choice.user_id)
+    mailbox = mailbox_of(session, user.id)
+    address = team_user(user, mailbox).address
     if mailbox is not None and mailbox.provider in SENDING_PROVIDERS:
-        return _Route(choice, user, mailbox, VIA_MAILBOX)
+        return _Route(choice, user, address, mailbox, VIA_MAILBOX)
     if relay_configured(settings):
-        return _Route(choice, user, None, VIA_RELAY)
+        return _Route(choice, user, address, None, VIA_RELAY)
     raise SendRefused(
         f"{user.email} has no mailbox touchline can send through, and no relay is configured; "
-        "connect an IMAP mailbox or ask the operator to set TOUCHLINE_RELAY_SMTP_HOST"
+        "connect a mailbox or ask the operator to set TOUCHLINE_RELAY_SMTP_HOST"
     )
 
 
@@ -202,16 +173,13 @@ def _company_of(session: Session, workspace_id: uuid.UUID, to: Sequence[Recipien
     return None
 
 
-def _reply_context(
-    session: Session, workspace_id: uuid.UUID, email_id: uuid.UUID | None
-) -> tuple[Email | None, list[str] | None]:
+def _answered(session: Session, workspace_id: uuid.UUID, email_id: uuid.UUID | None) -> Email | None:
     if email_id is None:
-        return None, None
+        return None
     email = session.scalar(select(Email).where(Email.id == email_id, Email.workspace_id == workspace_id))
     if email is None:
         raise NotFoundError("the email being answered was not found")
-    participants = [a for a in (email.from_address, *email.to_addresses, *email.cc_addresses) if a]
-    return email, participants
+    return email
 
 
 def _validated_message(
@@ -287,7 +255,7 @@ def _threading(answered: Email | None) -> list[str]:
 def _apply_route(row: OutboundEmail, route: _Route) -> None:
     row.sender_choice = route.choice.key
     row.sender_user_id = route.user.id
-    row.from_address = route.user.email
+    row.from_address = route.address
     row.from_name = route.user.name
     row.mailbox_id = route.mailbox.id if route.mailbox is not None else None
     row.via = route.via
@@ -329,20 +297,14 @@ def send_email(
         raise SendRefused("an email needs at least one To recipient")
     if len(to) + len(cc) > MAX_RECIPIENTS:
         raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
-    team = _team(session, actor.workspace_id)
-    composer = team.of(composer_id)
     company = _company_of(session, actor.workspace_id, to)
-    answered, participants = _reply_context(session, actor.workspace_id, draft.reply_to_email_id)
-    decision = check_from(
-        draft.sender,
-        composer,
-        team.users,
-        on_behalf_of_company=company is not None,
-        reply_participants=participants,
+    answered = _answered(session, actor.workspace_id, draft.reply_to_email_id)
+    context = ComposeContext(
+        company_id=company.id if company is not None else None,
+        reply_to=answered.id if answered is not None else None,
     )
-    if not decision.allowed or decision.choice is None:
-        raise SendRefused(decision.reason)
-    route = _route(session, actor, team, decision.choice, company, settings)
+    choice = _decided(from_field.check_from(session, actor, draft.sender, context))
+    route = _route(session, actor, choice, company, settings)
     html, text = _body(draft.html, draft.text)
     scheduled = draft.send_at is not None and draft.send_at > now
     row = OutboundEmail(
@@ -415,13 +377,11 @@ def edit_scheduled(
 ) -> OutboundEmail:
     """Edit an email that has not left yet. Its From is decided again for the editor (SPEC §5): one
     that is no longer a choice falls back to the first choice, and `notice` says so."""
-    editor_id = _composer(actor)
+    _composer(actor)
     row = get_outbound(session, actor, outbound_id)
     session.refresh(row, with_for_update=True)  # the scheduler's promotion waits for this edit
     if row.status != SCHEDULED:
         raise ConflictError(f"this email is {row.status}; only scheduled emails can be edited")
-    team = _team(session, actor.workspace_id)
-    editor = team.of(editor_id)
     to = _checked_recipients("To", changes.to) if changes.to is not None else None
     cc = _checked_recipients("Cc", changes.cc) if changes.cc is not None else None
     if to is not None and not to:
@@ -435,14 +395,12 @@ def edit_scheduled(
     company = _company_of(session, actor.workspace_id, current_to)
     notice = None
     if changes.sender is not None:
-        decision = check_from(changes.sender, editor, team.users, on_behalf_of_company=company is not None)
-        if not decision.allowed or decision.choice is None:
-            raise SendRefused(decision.reason)
-        choice = decision.choice
+        context = ComposeContext(company_id=company.id if company is not None else None)
+        choice = _decided(from_field.check_from(session, actor, changes.sender, context))
     else:
-        kept = sender_after_edit(row.sender_choice, editor, team.users)
+        kept = from_field.sender_after_edit(session, actor, row.sender_choice)
         choice, notice = kept.sender, kept.notice
-    route = _route(session, actor, team, choice, company, settings)
+    route = _route(session, actor, choice, company, settings)
     _apply_route(row, route)
     row.notice = notice
     row.company_id = company.id if company is not None else None
@@ -627,6 +585,18 @@ def record_failure(session: Session, held: Claim, error: DeliveryError, now: dat
         row.status, row.next_attempt_at = QUEUED, now + timedelta(seconds=delay)
     else:
         row.status, row.next_attempt_at = FAILED, None
+    return row.status
+
+
+def postpone(session: Session, held: Claim, until: datetime, reason: str, now: datetime) -> str | None:
+    """Back to the queue until `until`, saying why (a sending limit is reached); not a failed
+    attempt, so it counts toward none of the email's retries. None when the claim was lost."""
+    row = _held(session, held)
+    if row is None:
+        return None
+    row.status, row.next_attempt_at = QUEUED, until
+    row.error, row.updated_at = reason[:4000], now
+    row.attempts = max(row.attempts - 1, 0)
     return row.status
 
 

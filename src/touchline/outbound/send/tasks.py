@@ -17,9 +17,11 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.models import Mailbox
-from touchline.outbound.send import service
+from touchline.outbound.send import budget, service
+from touchline.outbound.send.budget import Reserved
 from touchline.outbound.send.contract import Delivered, DeliveryError, MessageSender
-from touchline.outbound.send.delivery import VIA_MAILBOX, open_sender
+from touchline.outbound.send.delivery import VIA_MAILBOX, VIA_RELAY, open_sender
+from touchline.outbound.send.limits import NotBefore, Refused
 from touchline.worker import JobContext, job
 
 log = logging.getLogger(__name__)
@@ -39,24 +41,47 @@ def deliver(
     outbound_id: uuid.UUID,
     *,
     clock: Clock = _now,
-    opener: SenderOpener = open_sender,
+    opener: SenderOpener | None = None,
 ) -> str | None:
     """Deliver one outbound email if it is this attempt's to send; returns the status it was left in
     (None: nothing to do)."""
     with session_scope(sessions) as session:
-        held = service.claim(session, outbound_id, clock())
-        mailbox = session.get(Mailbox, held.mailbox_id) if held and held.mailbox_id else None
-    if held is None:
-        return None
+        now = clock()
+        held = service.claim(session, outbound_id, now)
+        if held is None:
+            return None
+        mailbox = session.get(Mailbox, held.mailbox_id) if held.mailbox_id else None
+        # Room in the sending budget is taken with the claim, so no two workers count the same room.
+        room = _reserve(session, held, mailbox, settings, now)
+        if isinstance(room, NotBefore):
+            return service.postpone(session, held, room.when, room.reason, now)
+        if isinstance(room, Refused):
+            return service.record_failure(session, held, DeliveryError(room.reason, temporary=False), now)
+    return _hand_over(sessions, box, settings, held, mailbox, room, clock, opener)
+
+
+def _hand_over(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    settings: Settings,
+    held: service.Claim,
+    mailbox: Mailbox | None,
+    room: Reserved | None,
+    clock: Clock,
+    opener: SenderOpener | None,
+) -> str | None:
     try:
         if held.via == VIA_MAILBOX and mailbox is None:
             raise DeliveryError("the mailbox it was to leave through was disconnected", temporary=False)
-        sender = opener(mailbox, box, settings)
+        if opener is None:
+            sender = open_sender(mailbox, box, settings, sessions=sessions)
+        else:
+            sender = opener(mailbox, box, settings)
     except DeliveryError as error:
         # An earlier attempt may have got through, and without a sender nothing can check it.
         if held.recovering:
             return _record_unknown(sessions, held, clock)
-        return _record_failure(sessions, held, error, clock)
+        return _record_failure(sessions, held, error, room, clock)
     try:
         outcome = _attempt(sender, held)
     finally:
@@ -64,8 +89,23 @@ def deliver(
     if isinstance(outcome, Delivered):
         return _record_sent(sessions, held, outcome, clock)
     if isinstance(outcome, DeliveryError):
-        return _record_failure(sessions, held, outcome, clock)
+        return _record_failure(sessions, held, outcome, room, clock)
     return _record_unknown(sessions, held, clock)
+
+
+def _reserve(
+    session: Session, held: service.Claim, mailbox: Mailbox | None, settings: Settings, now: datetime
+) -> Reserved | NotBefore | Refused | None:
+    """Room for this attempt's message; None when none is taken: an attempt that recovers an earlier
+    one's send keeps the room that one took, and a disconnected mailbox sends nothing."""
+    if held.recovering:
+        return None
+    recipients = len(held.outgoing.recipients)
+    if held.via == VIA_RELAY:
+        return budget.reserve_relay(session, recipients, now, settings)
+    if mailbox is None:
+        return None
+    return budget.reserve(session, mailbox, recipients, now, settings)
 
 
 def _attempt(sender: MessageSender, held: service.Claim) -> Delivered | DeliveryError | None:
@@ -95,11 +135,19 @@ def _record_sent(
 
 
 def _record_failure(
-    sessions: sessionmaker[Session], held: service.Claim, error: DeliveryError, clock: Clock
+    sessions: sessionmaker[Session],
+    held: service.Claim,
+    error: DeliveryError,
+    room: Reserved | None,
+    clock: Clock,
 ) -> str | None:
+    """The provider did not take the message, so the room it was given goes back to the budget."""
     log.warning("delivery of %s failed: %s", held.outgoing.message_id, error.reason)
     with session_scope(sessions) as session:
-        return service.record_failure(session, held, error, clock())
+        status = service.record_failure(session, held, error, clock())
+        if status is not None and room is not None:
+            budget.release(session, room)
+        return status
 
 
 def _record_unknown(sessions: sessionmaker[Session], held: service.Claim, clock: Clock) -> str | None:
