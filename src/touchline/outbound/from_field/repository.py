@@ -48,6 +48,12 @@ def mailbox_of(session: Session, user_id: uuid.UUID) -> Mailbox | None:
     return session.scalar(select(Mailbox).where(Mailbox.user_id == user_id))
 
 
+def team_user_of(session: Session, user: User) -> tuple[TeamUser, Mailbox | None]:
+    """One user as the From rules see them, with the mailbox that decided their address."""
+    mailbox = mailbox_of(session, user.id)
+    return team_user(user, mailbox), mailbox
+
+
 def conversation_participants(session: Session, email: Email) -> set[str]:
     """Every address that wrote or received any email of the conversation `email` belongs to."""
     emails = (

@@ -46,7 +46,7 @@ def _me(session: Session, actor: Actor) -> TeamUser:
     if actor.user_id is None:
         raise InvalidInputError("the From field belongs to a user: act as one (for example --user)")
     user = workspace_service.get_user(session, actor, actor.user_id)
-    me = repository.team_user(user, repository.mailbox_of(session, user.id))
+    me, _ = repository.team_user_of(session, user)
     return replace(me, may_email_on_behalf=actor.can(Permission.EMAIL_ON_MY_BEHALF))
 
 
@@ -68,11 +68,7 @@ def set_public_account_usage(
     """Switches `user_id`'s public account usage; only that user may (SPEC §5), admins included."""
     me = _me(session, actor)
     target_user = workspace_service.get_user(session, actor, user_id)
-    target = (
-        me
-        if user_id == me.user_id
-        else repository.team_user(target_user, repository.mailbox_of(session, user_id))
-    )
+    target = me if user_id == me.user_id else repository.team_user_of(session, target_user)[0]
     decision = senders.public_account_usage_change(me, target, turn_on=turn_on)
     if not decision.allowed:
         if target is not me or not me.may_email_on_behalf:

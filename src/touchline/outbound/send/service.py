@@ -33,7 +33,7 @@ from touchline.outbound.compose import mime
 from touchline.outbound.compose.plaintext import text_from_html
 from touchline.outbound.compose.senders import ACCOUNT_OWNER, FromChoice, FromDecision
 from touchline.outbound.from_field import service as from_field
-from touchline.outbound.from_field.repository import mailbox_of, team_user
+from touchline.outbound.from_field.repository import team_user_of
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
 from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY, relay_configured
@@ -138,8 +138,8 @@ def _route(
     else:
         assert choice.user_id is not None
         user = workspace_service.get_user(session, actor, choice.user_id)
-    mailbox = mailbox_of(session, user.id)
-    address = team_user(user, mailbox).address
+    sender, mailbox = team_user_of(session, user)
+    address = sender.address
     if mailbox is not None and mailbox.provider in SENDING_PROVIDERS:
         return _Route(choice, user, address, mailbox, VIA_MAILBOX)
     if relay_configured(settings):
