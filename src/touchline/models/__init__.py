@@ -18,6 +18,7 @@ from touchline.models.mail import (
 )
 from touchline.models.outbound import OutboundEmail, OutboundRecipient
 from touchline.models.send_budgets import SendBudget, SendBudgetEntry
+from touchline.models.templates import Template
 from touchline.models.workspace import (
     ApiToken,
     AuditEntry,
@@ -54,6 +55,7 @@ __all__ = [
     "SendBudget",
     "SendBudgetEntry",
     "SpooledMessage",
+    "Template",
     "Throttle",
     "User",
     "UserSession",

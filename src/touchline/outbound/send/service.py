@@ -28,15 +28,28 @@ from touchline.inbound.store.service import Holding, RawIncoming, store_raw_mess
 from touchline.kit.addresses import InvalidAddressError, normalise_address
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.mailboxes.service import backoff_seconds
-from touchline.models import Company, Contact, Email, Mailbox, OutboundEmail, OutboundRecipient, User
+from touchline.models import (
+    Company,
+    Contact,
+    Email,
+    Mailbox,
+    OutboundEmail,
+    OutboundRecipient,
+    Template,
+    User,
+)
+from touchline.outbound import repository
 from touchline.outbound.compose import mime
+from touchline.outbound.compose.merge import EnduserFields, MergeContext
 from touchline.outbound.compose.plaintext import text_from_html
 from touchline.outbound.compose.senders import ACCOUNT_OWNER, FromChoice, FromDecision
+from touchline.outbound.compose.templates import RenderedEmail, RenderFailure, TemplateInvalidError, render
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.repository import team_user_of
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
 from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY, relay_configured
+from touchline.outbound.templates import service as templates
 from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
@@ -74,18 +87,20 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Draft:
-    """What a user asks to send. `sender` is an address or `account-owner`."""
+    """What a user asks to send. `sender` is an address or `account-owner`. With a stored template
+    (by name or id) the subject and bodies are rendered from it for the first To recipient."""
 
     sender: str
     to: Sequence[Recipient]
-    subject: str
-    html: str
+    subject: str = ""
+    html: str = ""
     cc: Sequence[Recipient] = ()
     text: str | None = None
     send_at: datetime | None = None
     reply_to_email_id: uuid.UUID | None = None
     idempotency_key: str | None = None
     template: str | None = None
+    template_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +276,44 @@ def _apply_route(row: OutboundEmail, route: _Route) -> None:
     row.via = route.via
 
 
+def _stored_template(session: Session, actor: Actor, draft: Draft) -> Template | None:
+    if draft.template_id is not None:
+        return templates.get_template(session, actor, draft.template_id)
+    if draft.template is not None:
+        try:
+            return templates.template_named(session, actor, draft.template)
+        except NotFoundError as error:
+            raise SendRefused(str(error)) from None
+    return None
+
+
+def _merge_context(session: Session, actor: Actor, to: Sequence[Recipient], sender: User) -> MergeContext:
+    """What a template reads for this email: its first To recipient that is a contact, else the
+    first To address alone (no name, no company)."""
+    contacts = {
+        contact.email: contact.id
+        for contact in session.scalars(
+            select(Contact).where(
+                Contact.workspace_id == actor.workspace_id, Contact.email.in_([r.address for r in to])
+            )
+        )
+    }
+    first = next((contacts[r.address] for r in to if r.address in contacts), None)
+    if first is not None:
+        return repository.merge_contexts(session, actor, [first], sender)[first]
+    return MergeContext(enduser=EnduserFields(email=to[0].address), sender=repository.sender_fields(sender))
+
+
+def _rendered(template: Template, context: MergeContext) -> RenderedEmail:
+    try:
+        outcome = render(templates.compiled(template), context)
+    except TemplateInvalidError as error:
+        raise SendRefused(f"template {template.name!r} cannot be used: {error}") from None
+    if isinstance(outcome, RenderFailure):
+        raise SendRefused(f"template {template.name!r} cannot be sent to {context.enduser.email}: {outcome}")
+    return outcome
+
+
 def _body(html: str, text: str | None) -> tuple[str, str]:
     if not html.strip():
         raise SendRefused("the email has no body")
@@ -289,8 +342,7 @@ def send_email(
             if existing.created_by != composer_id:
                 raise ConflictError("this idempotency key was used by another user's email")
             return existing
-    if draft.template is not None:
-        raise SendRefused(f"no template named {draft.template!r} in this workspace")
+    template = _stored_template(session, actor, draft)
     to = _checked_recipients("To", draft.to)
     cc = _checked_recipients("Cc", draft.cc)
     if not to:
@@ -305,13 +357,19 @@ def send_email(
     )
     choice = _decided(from_field.check_from(session, actor, draft.sender, context))
     route = _route(session, actor, choice, company, settings)
-    html, text = _body(draft.html, draft.text)
+    subject, track_opens, track_clicks = draft.subject, False, False
+    if template is not None:
+        rendered = _rendered(template, _merge_context(session, actor, to, route.user))
+        subject, track_opens, track_clicks = rendered.subject, rendered.track_opens, rendered.track_clicks
+        html, text = _body(rendered.html or "", rendered.text)
+    else:
+        html, text = _body(draft.html, draft.text)
     scheduled = draft.send_at is not None and draft.send_at > now
     row = OutboundEmail(
         workspace_id=actor.workspace_id,
         created_by=composer_id,
         company_id=company.id if company is not None else None,
-        subject=draft.subject,
+        subject=subject,
         html_body=html,
         text_body=text,
         in_reply_to=_bracketed(answered.message_id) if answered is not None else None,
@@ -323,8 +381,11 @@ def send_email(
         next_attempt_at=None if scheduled else now + LOST_JOB_AFTER,
         attempts=0,
         variant="",
-        track_opens=False,
-        track_clicks=False,
+        track_opens=track_opens,
+        track_clicks=track_clicks,
+        template_id=template.id if template is not None else None,
+        template_name=template.name if template is not None else None,
+        template_version=template.version if template is not None else None,
     )
     _apply_route(row, route)
     recipients = _recipient_rows(session, actor.workspace_id, to, cc)
