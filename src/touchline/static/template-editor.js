@@ -55,5 +55,10 @@
   }
 
   form.addEventListener("input", schedule);
-  form.addEventListener("change", schedule);
+  // The contact picker reports only "change"; text fields already asked on "input".
+  form.addEventListener("change", (event) => {
+    if (event.target instanceof HTMLSelectElement) {
+      schedule();
+    }
+  });
 })();

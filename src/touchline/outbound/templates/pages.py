@@ -26,6 +26,7 @@ from touchline.outbound.compose.templates import (
 from touchline.outbound.templates import service
 from touchline.ui import check_csrf, flash, redirect, render, templates
 from touchline.workspace import repository as workspace_repository
+from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
 
@@ -123,11 +124,10 @@ def _preview(session: Session, actor: Actor, form: EditorForm, contact_id: uuid.
     if contact_id is None:
         return _checked_only(form)
     try:
-        outcome = service.preview_as(session, actor, form.content(), contact_id)
-        contact = session.get(Contact, contact_id)
+        contact = workspace_service.get_contact(session, actor, contact_id)
+        outcome = service.preview_as(session, actor, form.content(), contact.id)
     except NotFoundError:
         return PreviewView(hint="That contact no longer exists; choose another.")
-    assert contact is not None  # preview_as found it in the actor's workspace
     return _shown(outcome, contact)
 
 
