@@ -4,7 +4,7 @@ sequence tick run by hand on a fake clock."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
@@ -129,7 +129,8 @@ class Playbook:
         """An email from `from_address` answering the message `in_reply_to`, as sync would store it."""
         raw = (
             f"From: <{from_address}>\r\nTo: {MEMBER}\r\nSubject: Re: Welcome\r\n"
-            f"Date: Mon, 07 Dec 2026 12:00:00 +0000\r\nMessage-ID: <reply-{uuid.uuid4().hex}@acme.example>\r\n"
+            "Date: Mon, 07 Dec 2026 12:00:00 +0000\r\n"
+            f"Message-ID: <reply-{uuid.uuid4().hex}@acme.example>\r\n"
             f"In-Reply-To: <{in_reply_to}>\r\nReferences: <{in_reply_to}>\r\n\r\nThanks, got it.\r\n"
         ).encode()
         with session_scope(self.sessions) as session:
@@ -150,7 +151,7 @@ def playbook(
     box: SecretBox,
     queue: object,
     open_relay: SmtpSink,
-) -> Iterator[Playbook]:
+) -> Playbook:
     with session_scope(sessions) as session:
         company = Company(
             workspace_id=team.workspace_id,
@@ -186,4 +187,4 @@ def playbook(
     clock = FakeClock()
     clock.now = MONDAY_MORNING
     settings = relay_settings.model_copy(update={"base_url": "https://touchline.example"})
-    yield Playbook(team, sessions, settings, box, clock, open_relay, ids[0], ids[1], made)
+    return Playbook(team, sessions, settings, box, clock, open_relay, ids[0], ids[1], made)

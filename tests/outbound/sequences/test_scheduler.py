@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tests.outbound.sequences.conftest import BOB, JANE, Playbook
 from touchline.db import session_scope
+from touchline.kit.errors import ConflictError, InvalidInputError
 from touchline.models import Contact, Enrolment, OutboundEmail
 from touchline.outbound.sequences import scheduler
 from touchline.outbound.sequences import service as sequences
@@ -134,7 +135,7 @@ def test_field_conditions_read_enduser_and_company_fields(playbook: Playbook) ->
 
 
 def test_a_condition_on_a_later_step_is_refused_when_saved(playbook: Playbook) -> None:
-    with pytest.raises(sequences.InvalidInputError, match="step 1: .*earlier step"):
+    with pytest.raises(InvalidInputError, match=r"step 1: .*earlier step"):
         playbook.create([("Welcome", 0, "step 2 opened")])
 
 
@@ -171,7 +172,7 @@ def test_a_reply_from_someone_else_does_not_end_it(playbook: Playbook) -> None:
 
 def test_without_exit_on_reply_the_steps_go_on_and_answer_the_first_email(playbook: Playbook) -> None:
     sequence = playbook.create(THREE_STEPS, exit_on_reply=False)
-    [jane] = playbook.enrol(sequence, playbook.jane)
+    [_jane] = playbook.enrol(sequence, playbook.jane)
     playbook.tick()
     playbook.deliver_all()
     first = playbook.outbound()[0]
@@ -200,7 +201,7 @@ def test_pause_holds_the_steps_and_resume_sends_an_overdue_one_at_the_next_windo
     assert playbook.tick() == []
     playbook.clock.now = _at("2026-12-11T09:00+01:00")
     assert [d.outcome for d in playbook.tick()] == ["queued"]
-    with session_scope(playbook.sessions) as session, pytest.raises(sequences.ConflictError, match="active"):
+    with session_scope(playbook.sessions) as session, pytest.raises(ConflictError, match="active"):
         sequences.resume(session, playbook.member(session), enrolment, now=playbook.clock.now)
 
 
@@ -261,7 +262,8 @@ def test_an_enduser_who_unsubscribed_is_left_out_with_the_reason(playbook: Playb
     assert [d.outcome for d in playbook.tick()] == ["unsubscribed"]
     row = playbook.enrolment(enrolment)
     assert row.state == "unenrolled"
-    assert row.reason is not None and "unsubscribed" in row.reason
+    assert row.reason is not None
+    assert "unsubscribed" in row.reason
     assert playbook.outbound() == []
 
 
