@@ -40,6 +40,8 @@ from touchline.models.base import utcnow
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
+from touchline.outbound.sequences import endpoints as sequence_endpoints
+from touchline.outbound.sequences import pages as sequence_pages
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
 from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
@@ -83,6 +85,8 @@ ROUTERS = (
     inbound_pages.router,
     from_field_pages.router,
     unsubscribe_pages.router,
+    sequence_endpoints.router,
+    sequence_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

@@ -18,6 +18,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from html import escape
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -32,6 +33,8 @@ from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
 from touchline.models import Mailbox, MailboxFolder, User, Workspace
 from touchline.models.inbound import InboundRefusal
+from touchline.outbound.sequences import service as sequences
+from touchline.outbound.templates import service as templates
 from touchline.workspace import importing
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
@@ -79,6 +82,7 @@ class World:
     contact_ids: list[uuid.UUID] = field(default_factory=list)
     email_ids: list[uuid.UUID] = field(default_factory=list)
     unassigned_ids: list[uuid.UUID] = field(default_factory=list)
+    sequence_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -127,6 +131,8 @@ class World:
             "/users",
             "/settings",
             "/profile/email",
+            "/sequences",
+            *(f"/sequences/{sequence_id}" for sequence_id in self.sequence_ids),
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]
@@ -302,6 +308,28 @@ def plant_custom_field_values(world: World, n: int) -> None:
         workspace_service.update_contact(session, member, world.contact_ids[0], custom_fields=custom)
 
 
+def plant_sequences(world: World, n: int) -> None:
+    """A template and a sequence named by a Member, with the first contact (named by payloads) and a
+    payload step condition; the sequence's builder shows its enrolments."""
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        for value in payloads(n):
+            template = templates.create_template(
+                session, member, value, templates.TemplateText(subject=value, html=f"<p>{escape(value)}</p>")
+            )
+            spec = sequences.SequenceSpec(
+                name=value,
+                sender="member@team-a.example",
+                steps=[
+                    sequences.StepSpec(template.id, 0),
+                    sequences.StepSpec(template.id, 1, f"enduser.email~{value}"),
+                ],
+            )
+            sequence = sequences.create_sequence(session, member, spec)
+            sequences.enrol(session, member, sequence.id, world.contact_ids[:1], now=dt.datetime.now(dt.UTC))
+            world.sequence_ids.append(sequence.id)
+
+
 @dataclass(frozen=True)
 class Planted:
     """One field people or mail can fill: how to fill it, and a page that shows it (None: no page shows
@@ -335,6 +363,7 @@ FIELDS = (
     Planted(
         "custom field value", plant_custom_field_values, lambda world: f"/contacts/{world.contact_ids[0]}"
     ),
+    Planted("sequence, template and step condition", plant_sequences, lambda world: "/sequences"),
 )
 
 
@@ -359,6 +388,16 @@ TYPED = (
     ),
     Typed("internal domains", lambda world: "/settings", "#settings", "Internal domains", separator="\n"),
     Typed("blocklist", lambda world: "/settings", "#settings", "Blocklist", separator="\n"),
+    Typed(
+        "sequence time zone", lambda world: "/sequences", "#new-sequence", "Time zone", (("Name", "Typed"),)
+    ),
+    Typed(
+        "sequence filter",
+        lambda world: f"/sequences/{world.sequence_ids[0]}",
+        "#enrol-by-filter",
+        "Every enduser where",
+        separator="\n",
+    ),
     Typed(
         "assigned companies", lambda world: f"/unassigned/{world.unassigned_ids[0]}", "#assign", "Companies"
     ),
@@ -531,7 +570,19 @@ def test_no_planted_text_runs_on_any_page_or_click(
     # kinds, labels and values) asked first, in their own words.
     field_deletions = [question for question in watch.confirmed if question.startswith("Delete the field ")]
     assert len(field_deletions) == 4 * len(PAYLOADS)
-    others = [question for question in watch.confirmed if question not in field_deletions]
+    # Each sequence's builder asks before pausing it, pausing and unenrolling its enduser, and deleting it.
+    sequence_questions = [
+        question
+        for question in watch.confirmed
+        if question.startswith(("Pause ", "Unenrol "))
+        or question.endswith("Emails already queued still leave.")
+    ]
+    assert len(sequence_questions) == 4 * len(PAYLOADS)
+    others = [
+        question
+        for question in watch.confirmed
+        if question not in field_deletions and question not in sequence_questions
+    ]
     assert [question.split(" ", 1)[0] for question in others] == ["Remove", "Disconnect", "Delete"]
 
 

@@ -476,3 +476,24 @@ def unenrol(session: Session, actor: Actor, enrolment_id: uuid.UUID, *, now: dat
     )
     workspace_service.record_audit(session, actor, "sequence.enrolment.unenrol", "enrolment", row.id, {})
     return row
+
+
+def contacts_by_email(session: Session, actor: Actor, emails: Iterable[str]) -> list[uuid.UUID]:
+    """The workspace's contacts with these addresses; every address that is no contact is named."""
+    actor.require(Permission.VIEW_CUSTOMERS)
+    wanted = {email.strip().lower() for email in emails if email.strip()}
+    if not wanted:
+        raise InvalidInputError("give at least one enduser's email address")
+    found = dict(
+        session.execute(
+            select(Contact.email, Contact.id).where(
+                Contact.workspace_id == actor.workspace_id, Contact.email.in_(sorted(wanted))
+            )
+        ).tuples()
+    )
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise InvalidInputError(
+            f"no contact with the address {', '.join(missing)}; add them as contacts first"
+        )
+    return [found[email] for email in sorted(wanted)]
