@@ -65,6 +65,14 @@ def test_build_a_sequence_enrol_by_filter_and_steer_the_enrolment(
     )
     expect(builder.get_by_label("Condition of step 2")).to_have_value("step 1 not opened")
 
+    by_hand = page.locator("#enrol-by-hand")
+    by_hand.get_by_label("Or these endusers").fill("nobody@acme.example")
+    by_hand.get_by_role("button", name="Enrol", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("no contact with the address nobody@acme.example")
+    expect(page.locator("#enrol-by-hand").get_by_label("Or these endusers")).to_have_value(
+        "nobody@acme.example"
+    )
+
     enrol = page.locator("#enrol-by-filter")
     enrol.get_by_label("Every enduser where").fill("enduser.email~jane")
     enrol.get_by_role("button", name="Enrol matching endusers").click()

@@ -58,6 +58,31 @@ class SequenceIn(BaseModel):
         )
 
 
+class StepFileIn(BaseModel):
+    """A step in a sequence file, its template named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str = Field(min_length=1, max_length=200)
+    delay_days: int = Field(0, ge=0, le=service.MAX_DELAY_DAYS)
+    condition: str = Field("", max_length=2000)
+
+
+class SequenceFile(BaseModel):
+    """`touchline sequence create --file`: a sequence as JSON, templates by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=service.MAX_NAME_CHARS)
+    sender: str = Field(alias="from", max_length=320)
+    steps: list[StepFileIn] = Field(min_length=1, max_length=service.MAX_STEPS)
+    exit_on_reply: bool = True
+    time_zone: str = Field("UTC", max_length=64)
+    window_start: time = time(9, 0)
+    window_end: time = time(17, 0)
+    business_days_only: bool = True
+
+
 class StepOut(BaseModel):
     position: int
     template_id: uuid.UUID

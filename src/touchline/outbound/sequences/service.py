@@ -484,12 +484,15 @@ def contacts_by_email(session: Session, actor: Actor, emails: Iterable[str]) -> 
     wanted = {email.strip().lower() for email in emails if email.strip()}
     if not wanted:
         raise InvalidInputError("give at least one enduser's email address")
+    # .all(): a Result has keys() (its columns), so dict() would read it as a mapping.
     found = dict(
         session.execute(
             select(Contact.email, Contact.id).where(
                 Contact.workspace_id == actor.workspace_id, Contact.email.in_(sorted(wanted))
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     missing = sorted(wanted - set(found))
     if missing:
