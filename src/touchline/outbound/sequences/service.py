@@ -484,16 +484,12 @@ def contacts_by_email(session: Session, actor: Actor, emails: Iterable[str]) -> 
     wanted = {email.strip().lower() for email in emails if email.strip()}
     if not wanted:
         raise InvalidInputError("give at least one enduser's email address")
-    # .all(): a Result has keys() (its columns), so dict() would read it as a mapping.
-    found = dict(
-        session.execute(
-            select(Contact.email, Contact.id).where(
-                Contact.workspace_id == actor.workspace_id, Contact.email.in_(sorted(wanted))
-            )
+    rows = session.execute(
+        select(Contact.email, Contact.id).where(
+            Contact.workspace_id == actor.workspace_id, Contact.email.in_(sorted(wanted))
         )
-        .tuples()
-        .all()
     )
+    found = {row.email: row.id for row in rows}
     missing = sorted(wanted - set(found))
     if missing:
         raise InvalidInputError(
