@@ -290,6 +290,26 @@ def test_a_worker_killed_before_committing_a_step_sends_each_step_once(playbook:
     assert playbook.enrolment(enrolment).state == "finished"
 
 
+def test_an_unexpected_error_in_one_enrolment_leaves_the_others_and_is_retried(playbook: Playbook) -> None:
+    sequence = playbook.create(THREE_STEPS)
+    jane, bob = playbook.enrol(sequence, playbook.jane, playbook.bob)
+    calls: list[int] = []
+
+    def fails_once(session: Session, outbound_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Engagement]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("engagement records could not be read")
+        return {}
+
+    first = [d.enrolment_id for d in playbook.tick(engagement=fails_once)]
+    assert len(first) == 1
+    assert [d.enrolment_id for d in playbook.tick(engagement=fails_once)] == [
+        {jane, bob}.difference(first).pop()
+    ]
+    assert sorted(len(playbook.runs(e)) for e in (jane, bob)) == [1, 1]
+    assert len(playbook.outbound()) == 2
+
+
 def test_a_second_worker_finds_a_step_already_taken(playbook: Playbook) -> None:
     sequence = playbook.create(THREE_STEPS)
     [enrolment] = playbook.enrol(sequence, playbook.jane)

@@ -244,13 +244,21 @@ def run_due(
         due = due_enrolments(session, now)
     results = []
     for enrolment_id in due:
-        with session_scope(sessions) as session:
-            enrolment = _claim(session, enrolment_id, now)
-            if enrolment is None:
-                continue  # another worker ran it, or it was paused or unenrolled meanwhile
-            done = run_step(session, enrolment, settings=settings, box=box, now=now, engagement=engagement)
-            session.flush()
-            before_commit(session, done)
+        try:
+            with session_scope(sessions) as session:
+                enrolment = _claim(session, enrolment_id, now)
+                if enrolment is None:
+                    continue  # another worker ran it, or it was paused or unenrolled meanwhile
+                done = run_step(
+                    session, enrolment, settings=settings, box=box, now=now, engagement=engagement
+                )
+                session.flush()
+                before_commit(session, done)
+        except Exception:
+            # Rolled back, so the step is still due: the next tick tries it again, and this one
+            # goes on with the other enrolments.
+            log.exception("sequence enrolment %s: the step could not be run", enrolment_id)
+            continue
         log.info("sequence enrolment %s step %s: %s", done.enrolment_id, done.position, done.outcome)
         results.append(done)
     return results
