@@ -40,6 +40,8 @@ from touchline.models.base import utcnow
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
+from touchline.outbound.sequences import endpoints as sequence_endpoints
+from touchline.outbound.sequences import pages as sequence_pages
 from touchline.outbound.templates import endpoints as template_endpoints
 from touchline.outbound.templates import pages as template_pages
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
@@ -87,6 +89,8 @@ ROUTERS = (
     from_field_pages.router,
     unsubscribe_pages.router,
     template_pages.router,
+    sequence_endpoints.router,
+    sequence_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

@@ -86,6 +86,7 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "email_id": emails[0],
             "task_id": task_id,
             "template_id": world.template_ids[0],
+            "sequence_id": world.sequence_ids[0],
             "provider": "google",
             "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
                 3:

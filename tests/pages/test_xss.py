@@ -18,6 +18,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from html import escape
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -32,7 +33,8 @@ from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
 from touchline.models import Mailbox, MailboxFolder, User, Workspace
 from touchline.models.inbound import InboundRefusal
-from touchline.outbound.templates import service as templates_service
+from touchline.outbound.sequences import service as sequences
+from touchline.outbound.templates import service as templates
 from touchline.workspace import importing
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
@@ -81,6 +83,7 @@ class World:
     email_ids: list[uuid.UUID] = field(default_factory=list)
     unassigned_ids: list[uuid.UUID] = field(default_factory=list)
     template_ids: list[uuid.UUID] = field(default_factory=list)
+    sequence_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -133,6 +136,8 @@ class World:
             "/templates/new",
             # The first template, with payloads in its fields, and the last, whose preview shows hostile HTML.
             *(f"/templates/{template_id}" for template_id in self.template_ids[:1] + self.template_ids[-1:]),
+            "/sequences",
+            *(f"/sequences/{sequence_id}" for sequence_id in self.sequence_ids),
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]
@@ -313,16 +318,38 @@ def plant_templates(world: World, n: int) -> None:
     with session_scope(world.sessions) as session:
         member = world.member(session)
         for value in payloads(n):
-            content = templates_service.TemplateText(subject=value, html=f"<p>{value}</p>")
-            world.template_ids.append(templates_service.create_template(session, member, value, content).id)
+            content = templates.TemplateText(subject=value, html=f"<p>{value}</p>")
+            world.template_ids.append(templates.create_template(session, member, value, content).id)
 
 
 def plant_hostile_template_html(world: World, n: int) -> None:
     """A template body of hostile markup: the editor's preview shows it rendered for a contact."""
     with session_scope(world.sessions) as session:
-        content = templates_service.TemplateText(subject="Quote", html=HOSTILE_MAIL_HTML.format(n=n))
-        row = templates_service.create_template(session, world.member(session), f"Hostile {n}", content)
+        content = templates.TemplateText(subject="Quote", html=HOSTILE_MAIL_HTML.format(n=n))
+        row = templates.create_template(session, world.member(session), f"Hostile {n}", content)
         world.template_ids.append(row.id)
+
+
+def plant_sequences(world: World, n: int) -> None:
+    """A template and a sequence named by a Member, with the first contact (named by payloads) and a
+    payload step condition; the sequence's builder shows its enrolments."""
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        for value in payloads(n):
+            template = templates.create_template(
+                session, member, value, templates.TemplateText(subject=value, html=f"<p>{escape(value)}</p>")
+            )
+            spec = sequences.SequenceSpec(
+                name=value,
+                sender="member@team-a.example",
+                steps=[
+                    sequences.StepSpec(template.id, 0),
+                    sequences.StepSpec(template.id, 1, f"enduser.email~{value}"),
+                ],
+            )
+            sequence = sequences.create_sequence(session, member, spec)
+            sequences.enrol(session, member, sequence.id, world.contact_ids[:1], now=dt.datetime.now(dt.UTC))
+            world.sequence_ids.append(sequence.id)
 
 
 @dataclass(frozen=True)
@@ -367,6 +394,7 @@ FIELDS = (
         lambda world: f"/templates/{world.template_ids[-1]}",
         lambda values: ["Quote attached."],
     ),
+    Planted("sequence, template and step condition", plant_sequences, lambda world: "/sequences"),
 )
 
 
@@ -391,6 +419,16 @@ TYPED = (
     ),
     Typed("internal domains", lambda world: "/settings", "#settings", "Internal domains", separator="\n"),
     Typed("blocklist", lambda world: "/settings", "#settings", "Blocklist", separator="\n"),
+    Typed(
+        "sequence time zone", lambda world: "/sequences", "#new-sequence", "Time zone", (("Name", "Typed"),)
+    ),
+    Typed(
+        "sequence filter",
+        lambda world: f"/sequences/{world.sequence_ids[0]}",
+        "#enrol-by-filter",
+        "Every enduser where",
+        separator="\n",
+    ),
     Typed(
         "assigned companies", lambda world: f"/unassigned/{world.unassigned_ids[0]}", "#assign", "Companies"
     ),
@@ -573,6 +611,20 @@ def test_no_planted_text_runs_on_any_page_or_click(
     others = [question for question in watch.confirmed if question not in field_deletions]
     assert [question.split(" ", 1)[0] for question in others] == ["Remove", "Disconnect"] + ["Delete"] * 3
     assert all(question.startswith("Delete the template ") for question in others[2:4]), others
+    # Each sequence's builder asks before pausing it, pausing and unenrolling its enduser, and deleting it.
+    sequence_questions = [
+        question
+        for question in watch.confirmed
+        if question.startswith(("Pause ", "Unenrol "))
+        or question.endswith("Emails already queued still leave.")
+    ]
+    assert len(sequence_questions) == 4 * len(PAYLOADS)
+    others = [
+        question
+        for question in watch.confirmed
+        if question not in field_deletions and question not in sequence_questions
+    ]
+    assert [question.split(" ", 1)[0] for question in others] == ["Remove", "Disconnect", "Delete"]
 
 
 def test_a_company_name_cannot_script_the_delete_confirmation(

@@ -6,6 +6,7 @@ import uuid
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.conftest import Team
 from touchline.db import session_scope
@@ -15,7 +16,11 @@ from touchline.inbound.store.directory import load_directory
 from touchline.inbound.store.service import Holding, store_email
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import Folder, SpecialUse
-from touchline.models import OutboundEmail
+from touchline.models import Contact, OutboundEmail
+from touchline.models.base import utcnow
+from touchline.outbound.sequences import service as sequences
+from touchline.outbound.templates import service as templates
+from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
 
 
@@ -62,7 +67,20 @@ def _seed_mail(client: TestClient, team: Team) -> dict[str, str]:
         )
         session.add(outbound)
         session.flush()
+        member = workspace_service.actor_for(workspace_service.get_user(session, operator, team.member_id))
+        template = templates.create_template(
+            session, member, "Secret steps", templates.TemplateText("Hi", "<p>Hi</p>")
+        )
+        spec = sequences.SequenceSpec(
+            "Secret plan", "member@team-a.example", [sequences.StepSpec(template.id)]
+        )
+        sequence = sequences.create_sequence(session, member, spec)
+        contact = session.scalars(select(Contact).where(Contact.workspace_id == team.workspace_id)).first()
+        assert contact is not None
+        [enrolment] = sequences.enrol(session, member, sequence.id, [contact.id], now=utcnow()).enrolled
         return {
+            "sequence_id": str(sequence.id),
+            "enrolment_id": str(enrolment.id),
             "mailbox_id": str(mailbox.id),
             "email_id": str(stored.email_id),
             "task_id": str(task.id),
@@ -142,6 +160,12 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         ("PUT", "/api/v1/templates/{template_id}"): {"name": "Stolen", "subject": "x", "html": "<p>x</p>"},
         ("PATCH", "/api/v1/templates/{template_id}"): {"name": "Stolen"},
         ("POST", "/api/v1/templates/preview"): {"subject": "x", "html": "x", "contact_id": ids["contact_id"]},
+        ("PUT", "/api/v1/sequences/{sequence_id}"): {
+            "name": "Stolen",
+            "from": "admin@team-b.example",
+            "steps": [{"template_id": ids["template_id"]}],
+        },
+        ("POST", "/api/v1/sequences/{sequence_id}/enrolments"): {"contact_ids": [ids["contact_id"]]},
     }
     return bodies.get((method, path))
 
@@ -178,6 +202,8 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/outbox"),
     ("GET", "/api/v1/templates"),
     ("POST", "/api/v1/templates"),
+    ("GET", "/api/v1/sequences"),
+    ("POST", "/api/v1/sequences"),
 }
 
 
@@ -223,6 +249,12 @@ def test_every_route_refuses_another_workspaces_ids(
     assert client.get(f"/api/v1/emails/{ids['email_id']}", headers=victim).json()["subject"] == "Secret plans"
     template = client.get(f"/api/v1/templates/{ids['template_id']}", headers=victim).json()
     assert (template["name"], template["version"]) == ("Secret", 1)
+    sequence = client.get(f"/api/v1/sequences/{ids['sequence_id']}", headers=victim).json()
+    assert (sequence["name"], sequence["status"], sequence["enrolments"]) == (
+        "Secret plan",
+        "active",
+        {"active": 1},
+    )
 
 
 def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(

@@ -18,6 +18,7 @@ from touchline.models.mail import (
 )
 from touchline.models.outbound import OutboundEmail, OutboundRecipient
 from touchline.models.send_budgets import SendBudget, SendBudgetEntry
+from touchline.models.sequences import Enrolment, Sequence, SequenceStep, StepRun
 from touchline.models.templates import Template
 from touchline.models.workspace import (
     ApiToken,
@@ -45,6 +46,7 @@ __all__ = [
     "EmailCompany",
     "EmailContact",
     "EmailHolder",
+    "Enrolment",
     "InboundRefusal",
     "Mailbox",
     "MailboxFolder",
@@ -54,7 +56,10 @@ __all__ = [
     "Role",
     "SendBudget",
     "SendBudgetEntry",
+    "Sequence",
+    "SequenceStep",
     "SpooledMessage",
+    "StepRun",
     "Template",
     "Throttle",
     "User",

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
-from touchline.models import Template, User
+from touchline.models import Sequence, SequenceStep, Template, User
 from touchline.outbound import repository
 from touchline.outbound.compose.templates import (
     CompiledTemplate,
@@ -136,6 +136,19 @@ def update_template(
 def delete_template(session: Session, actor: Actor, template_id: uuid.UUID) -> None:
     """Emails sent from it keep its name and version; sequences that use it refuse the deletion."""
     row = get_template(session, actor, template_id)
+    used_by = sorted(
+        session.scalars(
+            select(Sequence.name)
+            .join(SequenceStep, SequenceStep.sequence_id == Sequence.id)
+            .where(SequenceStep.workspace_id == actor.workspace_id, SequenceStep.template_id == row.id)
+            .distinct()
+        )
+    )
+    if used_by:
+        names = ", ".join(repr(name) for name in used_by)
+        raise ConflictError(
+            f"template {row.name!r} is a step of the sequence(s) {names}; change those steps first"
+        )
     workspace_service.record_audit(session, actor, "template.delete", "template", row.id, {"name": row.name})
     session.delete(row)
     session.flush()

@@ -1,0 +1,1 @@
+"""Sequences: enduser playbooks of template steps, run by the worker."""
