@@ -40,6 +40,7 @@ from touchline.models.base import utcnow
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
+from touchline.outbound.send import pages as outbox_pages
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
 from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
@@ -83,6 +84,7 @@ ROUTERS = (
     inbound_pages.router,
     from_field_pages.router,
     unsubscribe_pages.router,
+    outbox_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

@@ -408,14 +408,24 @@ def _visible(actor: Actor) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def list_outbox(session: Session, actor: Actor, *, limit: int = 500) -> list[OutboundEmail]:
-    """The actor's own outbound emails, newest first; every one of the workspace for admins."""
+def list_outbox(
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int = 500,
+    status: str | None = None,
+    created_by: uuid.UUID | None = None,
+) -> list[OutboundEmail]:
+    """The actor's own outbound emails, newest first; every one of the workspace for admins. `status`
+    and `created_by` narrow what the actor may see; they never widen it."""
+    conditions = _visible(actor)
+    if status is not None:
+        conditions.append(OutboundEmail.status == status)
+    if created_by is not None:
+        conditions.append(OutboundEmail.created_by == created_by)
     return list(
         session.scalars(
-            select(OutboundEmail)
-            .where(*_visible(actor))
-            .order_by(OutboundEmail.created_at.desc())
-            .limit(limit)
+            select(OutboundEmail).where(*conditions).order_by(OutboundEmail.created_at.desc()).limit(limit)
         )
     )
 
