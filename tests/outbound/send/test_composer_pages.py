@@ -293,3 +293,25 @@ def test_a_viewer_sees_no_composer_and_cannot_post_one(
         f"/contacts/{contact_id(world, world.contact)}/compose", data={"csrf_token": "forged"}
     )
     assert forged.status_code == 403
+
+
+def test_a_preview_is_signed_by_the_chosen_from_and_names_a_recipient_who_is_no_contact(
+    page: Page, live_server: str, world: World
+) -> None:
+    make_sending_team(world.sessions, world.box, world.team)
+    _template(world, "Signed", "<p>Hello {{ enduser.first_name }}, regards, {{ sender.name }}</p>")
+    log_in_as(page, live_server, world.sessions, world.team.member_id)
+    page.goto(f"{live_server}/contacts/{contact_id(world, world.contact)}/compose")
+    page.locator("#composer-from").select_option("success@team-a.example")
+    page.get_by_label("Template").select_option(label="Signed")
+    page.get_by_role("button", name="Preview the template").click()
+    expect(page.locator("#preview")).to_contain_text("Hello Jane, regards, Success Team")
+    expect(page.locator("#composer-from")).to_have_value("success@team-a.example")
+
+    page.get_by_label("To", exact=True).fill("stranger@elsewhere.example")
+    page.get_by_role("button", name="Preview the template").click()
+    expect(page.locator("#error")).to_contain_text(
+        "a template is filled in for the first To recipient who is a contact, and none is"
+    )
+    expect(page.get_by_label("To", exact=True)).to_have_value("stranger@elsewhere.example")
+    assert outbound_rows(world) == []

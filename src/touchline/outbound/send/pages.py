@@ -4,7 +4,8 @@ From rule is decided by the From field's service and every send, edit and cancel
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Literal
@@ -14,13 +15,14 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound import repository as inbound_repository
 from touchline.kit.errors import ConflictError, InvalidInputError
 from touchline.kit.html import sanitise_html
 from touchline.kit.pagination import PageRequest
-from touchline.models import OutboundEmail, User
-from touchline.outbound.compose.senders import ACCOUNT_OWNER, FromChoice
+from touchline.models import Company, Contact, Email, OutboundEmail
+from touchline.outbound.compose.senders import FromChoice
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send import service
@@ -184,21 +186,31 @@ class PreviewShown:
     missing_fields: tuple[str, ...] = ()
 
 
-def _compose_context(
-    session: Session, actor: Actor, where: Where
-) -> tuple[ComposeContext, dict[str, object]]:
-    """The From rules' view of this email, and what the page shows around the form."""
+@dataclass(frozen=True)
+class Composing:
+    """What an email is written from, as the From rules and the page around the form see it."""
+
+    context: ComposeContext
+    company: Company | None = None
+    contacts: Sequence[Contact] = ()
+    """The company's contacts, to choose among (company page)."""
+    contact: Contact | None = None
+    email: Email | None = None
+    """The email being answered."""
+
+
+def _composing(session: Session, actor: Actor, where: Where) -> Composing:
     if where.kind == "company":
         company = workspace_service.get_company(session, actor, where.id)
         contacts = workspace_repository.list_contacts(
             session, actor, workspace_repository.ContactFilter(company_id=company.id), PageRequest(200, 0)
         )
-        return ComposeContext(company_id=company.id), {"company": company, "contacts": contacts.items}
+        return Composing(ComposeContext(company_id=company.id), company=company, contacts=contacts.items)
     if where.kind == "contact":
         contact = workspace_service.get_contact(session, actor, where.id)
-        return ComposeContext(company_id=contact.company_id), {"contact": contact}
+        return Composing(ComposeContext(company_id=contact.company_id), contact=contact)
     email = inbound_repository.get_email(session, actor, where.id)
-    return ComposeContext(reply_to=email.id), {"email": email}
+    return Composing(ComposeContext(reply_to=email.id), email=email)
 
 
 def _refused_choices(
@@ -216,63 +228,44 @@ def _refused_choices(
     ]
 
 
-def _first_typed(where: Where, page: dict[str, object], choices: tuple[FromChoice, ...]) -> Typed:
+def _first_typed(composing: Composing, choices: tuple[FromChoice, ...]) -> Typed:
     """The form as it opens: the own address as From, the contact or the person being answered as To."""
-    own = next((choice.key for choice in choices if choice.kind == "own"), choices[0].key if choices else "")
-    contact = page.get("contact")
-    if where.kind == "contact" and contact is not None:
-        return Typed(sender=own, to=(getattr(contact, "email", ""),))
-    email = page.get("email")
-    if where.kind == "reply" and email is not None:
-        subject = getattr(email, "subject", "") or ""
+    own = next((choice.key for choice in choices if choice.kind == "own"), choices[0].key)
+    if composing.contact is not None:
+        return Typed(sender=own, to=(composing.contact.email,))
+    if composing.email is not None:
+        subject = composing.email.subject or ""
         return Typed(
             sender=own,
-            to=(getattr(email, "from_address", "") or "",),
+            to=(composing.email.from_address or "",),
             subject=subject if subject.lower().startswith("re:") else f"Re: {subject}".strip(),
         )
     return Typed(sender=own)
 
 
-def _sender_user(
-    session: Session, actor: Actor, typed: Typed, context: ComposeContext, recipient_company: uuid.UUID | None
-) -> User:
-    """The user the chosen From sends as, for a preview; refused as the send would refuse it."""
-    decision = from_field.check_from(session, actor, typed.sender, context)
-    if not decision.allowed or decision.choice is None:
-        raise InvalidInputError(decision.reason)
-    if decision.choice.key == ACCOUNT_OWNER:
-        company = (
-            workspace_service.get_company(session, actor, recipient_company) if recipient_company else None
-        )
-        if company is None or company.account_owner is None:
-            raise InvalidInputError("this company has no account owner to send as; choose another From")
-        return company.account_owner
-    assert decision.choice.user_id is not None
-    return workspace_service.get_user(session, actor, decision.choice.user_id)
-
-
-def _preview(session: Session, actor: Actor, typed: Typed, context: ComposeContext) -> PreviewShown:
-    template_id = _template_id(typed.template_id)
-    if template_id is None:
+def _preview(
+    session: Session, actor: Actor, where: Where, typed: Typed, settings: Settings, now: datetime
+) -> PreviewShown:
+    """The chosen template for the recipient a send renders it for (the first To that is a contact),
+    from the user the send would leave as."""
+    draft = _draft(where, typed, now)
+    if draft.template_id is None:
         raise InvalidInputError("choose a template to preview")
-    recipients = _recipients("To", typed.to)
-    if not recipients:
-        raise InvalidInputError("choose the recipient to preview the template for (To)")
-    first = recipients[0].address
-    contact = workspace_service.find_contact_by_email(session, actor, first)
+    sender = service.sender_of(session, actor, draft, settings=settings)
+    contact = next(
+        (
+            found
+            for recipient in draft.to
+            if (found := workspace_service.find_contact_by_email(session, actor, recipient.address))
+        ),
+        None,
+    )
     if contact is None:
         raise InvalidInputError(
-            f"{first} is not a contact, so a template has no fields to fill for them; "
-            "add them as a contact first"
+            "a template is filled in for the first To recipient who is a contact, and none is; "
+            "add the recipient as a contact first"
         )
-    sender = _sender_user(
-        session,
-        actor,
-        typed,
-        replace(context, company_id=contact.company_id or context.company_id),
-        contact.company_id,
-    )
-    row = templates.get_template(session, actor, template_id)
+    row = templates.get_template(session, actor, draft.template_id)
     shown = templates.preview_for(
         session,
         actor,
@@ -282,12 +275,12 @@ def _preview(session: Session, actor: Actor, typed: Typed, context: ComposeConte
     )
     if shown.rendered is None:
         return PreviewShown(
-            first,
+            contact.email,
             problems=tuple(str(problem) for problem in shown.problems),
             missing_fields=shown.missing_fields,
         )
     return PreviewShown(
-        first,
+        contact.email,
         subject=shown.rendered.subject,
         html=sanitise_html(shown.rendered.html) if shown.rendered.html else None,
         text=shown.rendered.text,
@@ -305,19 +298,22 @@ def _render_composer(
     preview: PreviewShown | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    context, page = _compose_context(session, actor, where)
-    choices = from_field.from_choices(session, actor, context)
+    composing = _composing(session, actor, where)
+    choices = from_field.from_choices(session, actor, composing.context)
     return render(
         request,
         "composer.html",
         actor,
         {
-            **page,
+            "company": composing.company,
+            "contacts": composing.contacts,
+            "contact": composing.contact,
+            "email": composing.email,
             "where": where,
             "choices": choices,
-            "refused_choices": _refused_choices(session, actor, context, choices),
+            "refused_choices": _refused_choices(session, actor, composing.context, choices),
             "templates": templates.list_templates(session, actor),
-            "typed": typed or _first_typed(where, page, choices),
+            "typed": typed or _first_typed(composing, choices),
             "time_zone": TIME_ZONE,
             "preview": preview,
             "error": error,
@@ -340,9 +336,8 @@ async def _submit(
     typed = Typed.of(form)
     if form.get("action") == "preview":
         with session_scope(sessions) as session:
-            context, _ = _compose_context(session, actor, where)
             try:
-                shown = _preview(session, actor, typed, context)
+                shown = _preview(session, actor, where, typed, settings, now)
             except FORM_ERRORS as error:
                 return _render_composer(
                     request, actor, session, where, typed, error=str(error), status_code=400
