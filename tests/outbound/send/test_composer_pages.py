@@ -17,7 +17,7 @@ from tests.outbound.sending_team import make_sending_team, store_conversation
 from tests.pages.test_companies_pages import log_in
 from touchline.db import session_scope
 from touchline.kit.crypto import hash_password
-from touchline.models import Contact, OutboundEmail, User
+from touchline.models import Contact, Email, OutboundEmail, User
 from touchline.outbound.templates import service as templates
 from touchline.workspace import service as workspace_service
 
@@ -315,3 +315,14 @@ def test_a_preview_is_signed_by_the_chosen_from_and_names_a_recipient_who_is_no_
     )
     expect(page.get_by_label("To", exact=True)).to_have_value("stranger@elsewhere.example")
     assert outbound_rows(world) == []
+
+
+def test_a_reply_to_ones_own_email_goes_to_its_recipients(page: Page, live_server: str, world: World) -> None:
+    last = store_conversation(world.sessions, world.team.workspace_id, "own", [world.contact])
+    with session_scope(world.sessions) as session:
+        email = session.get(Email, last)
+        assert email is not None
+        email.from_address = MEMBER
+    log_in_as(page, live_server, world.sessions, world.team.member_id)
+    page.goto(f"{live_server}/emails/{last}/reply")
+    expect(page.get_by_label("To", exact=True)).to_have_value(world.contact)

@@ -234,10 +234,13 @@ def _first_typed(composing: Composing, choices: tuple[FromChoice, ...]) -> Typed
     if composing.contact is not None:
         return Typed(sender=own, to=(composing.contact.email,))
     if composing.email is not None:
-        subject = composing.email.subject or ""
+        email = composing.email
+        subject = email.subject or ""
+        # Answering one's own email goes on to the people it was sent to, not back to oneself.
+        mine = (email.from_address or "").strip().lower() == own
         return Typed(
             sender=own,
-            to=(composing.email.from_address or "",),
+            to=tuple(email.to_addresses) if mine else (email.from_address or "",),
             subject=subject if subject.lower().startswith("re:") else f"Re: {subject}".strip(),
         )
     return Typed(sender=own)
