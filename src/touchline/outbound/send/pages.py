@@ -114,7 +114,7 @@ def _recipients(field_name: str, values: tuple[str, ...] | str) -> list[service.
     lines = [values] if isinstance(values, str) else list(values)
     if not any(line.strip() for line in lines):
         return []
-    parsed = getaddresses(lines)
+    parsed = [(name, address) for name, address in getaddresses(lines) if name or address]  # stray commas
     if any(not address for _, address in parsed):
         raise InvalidInputError(
             f"{field_name} could not be read; separate addresses with commas, "
