@@ -1,33 +1,80 @@
-"""Where the shared real-mail corpus lives, for tests marked `corpus`.
+"""The real-mail dataset that tests marked `corpus` read.
 
-The corpus sits beside the repository (`../shared/corpus`) or wherever TOUCHLINE_CORPUS points.
-Without it these tests skip, saying why; on CI (`CI=true`) a missing corpus fails them instead, so a
-broken checkout cannot pass by skipping.
+Two datasets share one layout (`enron/`, `enron-MANIFEST.tsv`, `replies/`):
+- the full corpus (21,641 Enron messages), read when TOUCHLINE_CORPUS points at it or when it sits
+  beside the repository at `../shared/corpus`;
+- otherwise the sample kept in the repository, tests/fixtures/corpus (its README.md says what it
+  holds and how it was chosen), so a clone with nothing beside it runs every corpus test.
+
+Tests take their expectations from the dataset they run on: its manifest lists every Enron file with
+its size and sha256, so no count of one dataset is written into a test.
 """
 
 from __future__ import annotations
 
+import csv
 import os
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+SAMPLE = REPOSITORY / "tests" / "fixtures" / "corpus"
+BESIDE = REPOSITORY.parent / "shared" / "corpus"
 
 
 def corpus_root() -> Path:
-    return Path(os.environ.get("TOUCHLINE_CORPUS", REPOSITORY.parent / "shared" / "corpus"))
+    """TOUCHLINE_CORPUS when set, else the full corpus beside the repository, else the in-repo sample."""
+    configured = os.environ.get("TOUCHLINE_CORPUS")
+    if configured:
+        return Path(configured)
+    return BESIDE if BESIDE.is_dir() else SAMPLE
 
 
 def corpus_folder(name: str) -> Path:
-    """The corpus sub-folder `name` (`enron`, `replies`); skips, or fails on CI, when it is missing."""
+    """The dataset's sub-folder `name` (`enron`, `replies`).
+
+    Only a TOUCHLINE_CORPUS that points at the wrong folder can miss it; that fails rather than
+    skips, since the sample in the repository is always there to fall back on by leaving it unset.
+    """
     folder = corpus_root() / name
-    if folder.is_dir():
-        return folder
-    message = (
-        f"the {name} corpus is not at {folder}; put the shared corpus beside the repository "
-        "or set TOUCHLINE_CORPUS to its folder"
+    if not folder.is_dir():
+        pytest.fail(
+            f"the {name} corpus is not at {folder}; point TOUCHLINE_CORPUS at a folder holding it, "
+            "or unset it to use the full corpus beside the repository or else the sample in tests/fixtures"
+        )
+    return folder
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    path: str
+    size: int
+    sha256: str
+
+
+def enron_manifest() -> dict[str, ManifestEntry]:
+    """The Enron manifest of the dataset in use: each file's path under `enron/`, byte size and sha256."""
+    return _manifest(corpus_folder("enron").parent / "enron-MANIFEST.tsv")
+
+
+@cache
+def _manifest(path: Path) -> dict[str, ManifestEntry]:
+    with path.open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream, delimiter="\t"))
+    return {row["path"]: ManifestEntry(row["path"], int(row["bytes"]), row["sha256"]) for row in rows}
+
+
+def enron_files() -> list[Path]:
+    """Every Enron message file of the dataset in use, sorted; exactly the files its manifest lists."""
+    enron = corpus_folder("enron")
+    files = sorted(path for path in enron.rglob("*") if path.is_file())
+    listed = enron_manifest()
+    assert listed, f"the Enron manifest beside {enron} lists no files"
+    on_disk = {path.relative_to(enron).as_posix() for path in files}
+    assert on_disk == set(listed), (
+        f"{len(on_disk - set(listed))} files not in the manifest, {len(set(listed) - on_disk)} missing"
     )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return files

@@ -41,6 +41,8 @@ from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
 from touchline.outbound.send import pages as outbox_pages
+from touchline.outbound.templates import endpoints as template_endpoints
+from touchline.outbound.templates import pages as template_pages
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
 from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
@@ -77,6 +79,7 @@ ROUTERS = (
     from_field_endpoints.router,
     unsubscribe_endpoints.router,
     outbox_endpoints.router,
+    template_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
@@ -85,6 +88,7 @@ ROUTERS = (
     from_field_pages.router,
     unsubscribe_pages.router,
     outbox_pages.router,
+    template_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

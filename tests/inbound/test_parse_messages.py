@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.corpus import corpus_folder
+from tests.corpus import enron_files
 from tests.inbound.samples import FIXTURES, fixture_bytes, message_bytes
 from touchline.inbound.parse import Address, Attachment, mime, parse_headers, parse_message
 from touchline.inbound.parse import message as message_module
@@ -527,8 +527,9 @@ def test_the_reading_is_the_one_policy_default_gave_on_built_mail_and_fixtures()
 
 @pytest.mark.corpus
 def test_the_reading_is_the_one_policy_default_gave_on_the_enron_corpus() -> None:
-    files = sorted(path for path in corpus_folder("enron").rglob("*") if path.is_file())
     different = [
-        path for path in files if _reading(raw := Path(path).read_bytes()) != _policy_default_reading(raw)
+        path
+        for path in enron_files()
+        if _reading(raw := Path(path).read_bytes()) != _policy_default_reading(raw)
     ]
     assert different == []

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.corpus import corpus_folder
+from tests.corpus import enron_files
 from tests.inbound.samples import fixture_bytes
 from touchline.inbound.parse import parse_headers
 from touchline.inbound.thread import (
@@ -232,11 +232,7 @@ def test_incremental_placement_groups_like_the_batch(messages: list[ThreadMessag
 
 @pytest.mark.corpus
 def test_threading_the_enron_corpus_joins_only_same_subject_replies() -> None:
-    messages = [
-        ThreadMessage.from_parsed(parse_headers(path.read_bytes()))
-        for path in sorted(corpus_folder("enron").rglob("*"))
-        if path.is_file()
-    ]
+    messages = [ThreadMessage.from_parsed(parse_headers(path.read_bytes())) for path in enron_files()]
     conversations = thread_messages(messages)
     by_key = {item.key: item for item in messages}
     joined = [conversation for conversation in conversations if len(conversation.message_keys) > 1]

@@ -86,6 +86,7 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "email_id": emails[0],
             "task_id": task_id,
             "outbound_id": world.outbound_ids[0],
+            "template_id": world.template_ids[0],
             "provider": "google",
             "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
                 3:

@@ -32,6 +32,7 @@ from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
 from touchline.models import Mailbox, MailboxFolder, OutboundEmail, OutboundRecipient, User, Workspace
 from touchline.models.inbound import InboundRefusal
+from touchline.outbound.templates import service as templates_service
 from touchline.workspace import importing
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
@@ -80,6 +81,7 @@ class World:
     email_ids: list[uuid.UUID] = field(default_factory=list)
     unassigned_ids: list[uuid.UUID] = field(default_factory=list)
     outbound_ids: list[uuid.UUID] = field(default_factory=list)
+    template_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -134,6 +136,10 @@ class World:
             "/users",
             "/settings",
             "/profile/email",
+            "/templates",
+            "/templates/new",
+            # The first template, with payloads in its fields, and the last, whose preview shows hostile HTML.
+            *(f"/templates/{template_id}" for template_id in self.template_ids[:1] + self.template_ids[-1:]),
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]
@@ -349,6 +355,23 @@ def plant_outbound_emails(world: World, n: int) -> None:
             world.outbound_ids.append(email.id)
 
 
+def plant_templates(world: World, n: int) -> None:
+    """Templates a Member writes: payloads in the name, the subject and the body."""
+    with session_scope(world.sessions) as session:
+        member = world.member(session)
+        for value in payloads(n):
+            content = templates_service.TemplateText(subject=value, html=f"<p>{value}</p>")
+            world.template_ids.append(templates_service.create_template(session, member, value, content).id)
+
+
+def plant_hostile_template_html(world: World, n: int) -> None:
+    """A template body of hostile markup: the editor's preview shows it rendered for a contact."""
+    with session_scope(world.sessions) as session:
+        content = templates_service.TemplateText(subject="Quote", html=HOSTILE_MAIL_HTML.format(n=n))
+        row = templates_service.create_template(session, world.member(session), f"Hostile {n}", content)
+        world.template_ids.append(row.id)
+
+
 @dataclass(frozen=True)
 class Planted:
     """One field people or mail can fill: how to fill it, and a page that shows it (None: no page shows
@@ -383,6 +406,15 @@ FIELDS = (
         "custom field value", plant_custom_field_values, lambda world: f"/contacts/{world.contact_ids[0]}"
     ),
     Planted("outbound email", plant_outbound_emails, lambda world: "/outbox"),
+    Planted(
+        "template name, subject, body", plant_templates, lambda world: f"/templates/{world.template_ids[0]}"
+    ),
+    Planted(
+        "template HTML",
+        plant_hostile_template_html,
+        lambda world: f"/templates/{world.template_ids[-1]}",
+        lambda values: ["Quote attached."],
+    ),
 )
 
 
@@ -412,6 +444,13 @@ TYPED = (
     ),
     Typed(
         "composer subject", lambda world: f"/contacts/{world.contact_ids[0]}/compose", "#composer", "Subject"
+    ),
+    Typed(
+        "template subject",
+        lambda world: "/templates/new",
+        "#template-form",
+        "Subject",
+        (("Name", "Typed"), ("HTML", "<p>{{ enduser.first_name </p>")),
     ),
 )
 
@@ -578,12 +617,16 @@ def test_no_planted_text_runs_on_any_page_or_click(
     assert clicks > 30
     assert watch.ran == []
     assert watch.dialogs == []
-    # Cancelling the scheduled email, deleting the company, removing synced mail, disconnecting and
-    # deleting each custom field (two kinds, labels and values) asked first, in their own words.
+    # Cancelling the scheduled email, deleting the company, removing synced mail, disconnecting,
+    # deleting a template and deleting each custom field (two kinds, labels and values) asked first,
+    # in their own words.
     field_deletions = [question for question in watch.confirmed if question.startswith("Delete the field ")]
     assert len(field_deletions) == 4 * len(PAYLOADS)
     others = [question for question in watch.confirmed if question not in field_deletions]
-    assert [question.split(" ", 1)[0] for question in others] == ["Cancel", "Remove", "Disconnect", "Delete"]
+    assert [question.split(" ", 1)[0] for question in others] == ["Cancel", "Remove", "Disconnect"] + [
+        "Delete"
+    ] * 3
+    assert all(question.startswith("Delete the template ") for question in others[3:5]), others
 
 
 def test_a_company_name_cannot_script_the_delete_confirmation(

@@ -88,7 +88,13 @@ def _seed(client: TestClient, team: Team) -> dict[str, str]:
     field = client.post(
         "/api/v1/custom-fields", json={"kind": "company", "label": "Tier", "type": "text"}, headers=headers
     )
+    template = client.post(
+        "/api/v1/templates",
+        json={"name": "Secret", "subject": "Plans", "html": "<p>Plans</p>"},
+        headers=headers,
+    )
     return {
+        "template_id": template.json()["id"],
         "field_id": field.json()["id"],
         "company_id": company.json()["id"],
         "contact_id": contact.json()["id"],
@@ -133,6 +139,9 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
             "in_reply_to_email_id": ids["email_id"],
         },
         ("PATCH", "/api/v1/outbox/{outbound_id}"): {"subject": "Stolen"},
+        ("PUT", "/api/v1/templates/{template_id}"): {"name": "Stolen", "subject": "x", "html": "<p>x</p>"},
+        ("PATCH", "/api/v1/templates/{template_id}"): {"name": "Stolen"},
+        ("POST", "/api/v1/templates/preview"): {"subject": "x", "html": "x", "contact_id": ids["contact_id"]},
     }
     return bodies.get((method, path))
 
@@ -167,6 +176,8 @@ OWN_WORKSPACE_ONLY = {
     ("PUT", "/api/v1/profile/public-account"),
     ("GET", "/api/v1/compose/from-choices"),
     ("GET", "/api/v1/outbox"),
+    ("GET", "/api/v1/templates"),
+    ("POST", "/api/v1/templates"),
 }
 
 
@@ -186,6 +197,8 @@ def test_every_route_refuses_another_workspaces_ids(
     checked = []
     for method, route_path in sorted(all_routes - OWN_WORKSPACE_ONLY):
         path = route_path.format(**ids)
+        if route_path == "/api/v1/templates/{template_id}/preview":
+            path += f"?contact_id={ids['contact_id']}"
         response = client.request(method, path, json=_body(route_path, method, ids), headers=intruder)
         # The log address's HTTP endpoint takes the workspace's inbound secret, not an API token.
         allowed = {401} if route_path == "/api/v1/inbound/{log_address}/messages" else {403, 404}
@@ -208,6 +221,8 @@ def test_every_route_refuses_another_workspaces_ids(
     mailbox = client.get(f"/api/v1/mailboxes/{ids['mailbox_id']}", headers=victim).json()
     assert (mailbox["lookback_days"], [f["selected"] for f in mailbox["folders"]]) == (None, [True])
     assert client.get(f"/api/v1/emails/{ids['email_id']}", headers=victim).json()["subject"] == "Secret plans"
+    template = client.get(f"/api/v1/templates/{ids['template_id']}", headers=victim).json()
+    assert (template["name"], template["version"]) == ("Secret", 1)
 
 
 def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(

@@ -53,6 +53,11 @@ class OutboundEmail(IdMixin, CreatedMixin, Base):
     from_name: Mapped[str] = mapped_column(String(200), default="")
     mailbox_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("mailboxes.id", ondelete="SET NULL"))
     via: Mapped[str] = mapped_column(String(20))  # mailbox | relay
+    kind: Mapped[str] = mapped_column(String(20), default="personal", server_default="personal")
+    """personal | reply | bulk | sequence: bulk and sequence emails carry the unsubscribe link and
+    skip endusers who used it."""
+    unsubscribe_url: Mapped[str | None] = mapped_column(Text)
+    """The signed one-click unsubscribe URL its List-Unsubscribe header names (bulk and sequence)."""
     company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(Text, default="")
     html_body: Mapped[str | None] = mapped_column(Text)

@@ -34,6 +34,7 @@ def send(
         subject=body.subject,
         html=body.html,
         text=body.text,
+        template_id=body.template_id,
         send_at=body.send_at,
         reply_to_email_id=body.in_reply_to_email_id,
         idempotency_key=body.idempotency_key,

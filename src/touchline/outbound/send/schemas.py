@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from touchline.models import OutboundEmail
 
+Kind = Literal["personal", "reply", "bulk", "sequence"]
 Status = Literal["scheduled", "queued", "sending", "sent", "failed", "unknown", "cancelled"]
 
 
@@ -30,9 +31,12 @@ class SendRequest(BaseModel):
     )
     to: list[RecipientIn] = Field(min_length=1, max_length=100)
     cc: list[RecipientIn] = Field(default_factory=list, max_length=100)
-    subject: str = Field(max_length=998)
-    html: str = Field(min_length=1, max_length=1_000_000)
+    subject: str = Field("", max_length=998, description="Needed unless template_id is given")
+    html: str = Field("", max_length=1_000_000, description="Needed unless template_id is given")
     text: str | None = Field(None, max_length=1_000_000, description="Derived from the HTML when absent")
+    template_id: uuid.UUID | None = Field(
+        None, description="Render subject and bodies from this stored template for the first To recipient"
+    )
     send_at: AwareDatetime | None = Field(None, description="Schedule it; editable until it leaves")
     in_reply_to_email_id: uuid.UUID | None = Field(
         None, description="A stored email this one answers: it is threaded with its conversation"
@@ -78,6 +82,7 @@ class OutboundOut(BaseModel):
     created_by: uuid.UUID | None
     sender_user_id: uuid.UUID | None
     company_id: uuid.UUID | None
+    kind: Kind
     to: list[str]
     cc: list[str]
     first_recipient: str | None
@@ -128,6 +133,7 @@ class OutboundOut(BaseModel):
             created_by=row.created_by,
             sender_user_id=row.sender_user_id,
             company_id=row.company_id,
+            kind=cast(Kind, row.kind),
             to=[r.address for r in recipients if r.kind == "to"],
             cc=[r.address for r in recipients if r.kind == "cc"],
             first_recipient=next((r.address for r in recipients if r.first_enduser), None),

@@ -44,6 +44,11 @@ from touchline.outbound.compose.merge import EnduserFields, MergeContext
 from touchline.outbound.compose.plaintext import text_from_html
 from touchline.outbound.compose.senders import ACCOUNT_OWNER, FromChoice, FromDecision
 from touchline.outbound.compose.templates import RenderedEmail, RenderFailure, TemplateInvalidError, render
+from touchline.outbound.compose.unsubscribes import (
+    SendKind,
+    carries_unsubscribe_link,
+    unsubscribe_skip_reason,
+)
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.repository import team_user_of
 from touchline.outbound.from_field.service import ComposeContext
@@ -79,6 +84,10 @@ class SendRefused(InvalidInputError):
     """Nothing was sent, and this says why (From rules, addresses, header injection, no way out)."""
 
 
+class Skipped(SendRefused):
+    """A bulk or sequence email not made for this enduser (unsubscribed); the reason is shown."""
+
+
 @dataclass(frozen=True)
 class Recipient:
     address: str
@@ -101,6 +110,13 @@ class Draft:
     idempotency_key: str | None = None
     template: str | None = None
     template_id: uuid.UUID | None = None
+    kind: SendKind = "personal"
+    """`bulk` and `sequence` emails carry `unsubscribe_url` in List-Unsubscribe and are refused
+    (`Skipped`) for an enduser who unsubscribed; `personal` becomes `reply` when it answers an email."""
+    unsubscribe_url: str | None = None
+    bulk_id: uuid.UUID | None = None
+    sequence_id: uuid.UUID | None = None
+    sequence_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +228,7 @@ def _validated_message(
             date=now,
             in_reply_to=row.in_reply_to,
             references=tuple(row.references),
+            unsubscribe=mime.Unsubscribe(row.unsubscribe_url) if row.unsubscribe_url else None,
         ),
         row.from_address.rpartition("@")[2],
         message_id=row.message_id or None,
@@ -274,6 +291,21 @@ def _apply_route(row: OutboundEmail, route: _Route) -> None:
     row.from_name = route.user.name
     row.mailbox_id = route.mailbox.id if route.mailbox is not None else None
     row.via = route.via
+
+
+def _skip_unsubscribed(
+    session: Session, workspace_id: uuid.UUID, kind: SendKind, to: Sequence[Recipient]
+) -> None:
+    if not carries_unsubscribe_link(kind):
+        return
+    for contact in session.scalars(
+        select(Contact).where(
+            Contact.workspace_id == workspace_id, Contact.email.in_([r.address for r in to])
+        )
+    ):
+        reason = unsubscribe_skip_reason(kind, contact.unsubscribed_at)
+        if reason is not None:
+            raise Skipped(f"{contact.email}: {reason}")
 
 
 def _stored_template(session: Session, actor: Actor, draft: Draft) -> Template | None:
@@ -367,12 +399,15 @@ def send_email(
                 raise ConflictError("this idempotency key was used by another user's email")
             return existing
     template = _stored_template(session, actor, draft)
+    if carries_unsubscribe_link(draft.kind) and not draft.unsubscribe_url:
+        raise SendRefused(f"a {draft.kind} email needs its enduser's unsubscribe link")
     to = _checked_recipients("To", draft.to)
     cc = _checked_recipients("Cc", draft.cc)
     if not to:
         raise SendRefused("an email needs at least one To recipient")
     if len(to) + len(cc) > MAX_RECIPIENTS:
         raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
+    _skip_unsubscribed(session, actor.workspace_id, draft.kind, to)
     route, company, answered = _decided_route(session, actor, draft, to, settings)
     subject, track_opens, track_clicks = draft.subject, False, False
     if template is not None:
@@ -403,6 +438,11 @@ def send_email(
         template_id=template.id if template is not None else None,
         template_name=template.name if template is not None else None,
         template_version=template.version if template is not None else None,
+        kind="reply" if draft.kind == "personal" and answered is not None else draft.kind,
+        unsubscribe_url=draft.unsubscribe_url if carries_unsubscribe_link(draft.kind) else None,
+        bulk_id=draft.bulk_id,
+        sequence_id=draft.sequence_id,
+        sequence_step=draft.sequence_step,
     )
     _apply_route(row, route)
     recipients = _recipient_rows(session, actor.workspace_id, to, cc)

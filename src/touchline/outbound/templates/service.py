@@ -183,6 +183,22 @@ def preview_for(
     return preview(template, context)
 
 
+def preview_as(
+    session: Session,
+    actor: Actor,
+    content: TemplateText,
+    contact_id: uuid.UUID,
+    sender_id: uuid.UUID | None = None,
+) -> Preview:
+    """`preview_for` with the sender named by id (another workspace's: NotFoundError); the actor when None."""
+    actor.require(Permission.SEND_EMAIL)
+    chosen = sender_id or actor.user_id
+    if chosen is None:
+        raise InvalidInputError("name the user the email would be sent by")
+    sender = workspace_service.get_user(session, actor, chosen)
+    return preview_for(session, actor, content, contact_id, sender)
+
+
 __all__ = [
     "TemplateInvalidError",
     "TemplateText",
@@ -192,6 +208,7 @@ __all__ = [
     "delete_template",
     "get_template",
     "list_templates",
+    "preview_as",
     "preview_for",
     "template_named",
     "update_template",
