@@ -40,6 +40,7 @@ from touchline.models.base import utcnow
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
+from touchline.outbound.send import pages as outbox_pages
 from touchline.outbound.sequences import endpoints as sequence_endpoints
 from touchline.outbound.sequences import pages as sequence_pages
 from touchline.outbound.templates import endpoints as template_endpoints
@@ -88,6 +89,7 @@ ROUTERS = (
     inbound_pages.router,
     from_field_pages.router,
     unsubscribe_pages.router,
+    outbox_pages.router,
     template_pages.router,
     sequence_endpoints.router,
     sequence_pages.router,

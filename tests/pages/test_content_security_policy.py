@@ -85,6 +85,7 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "contact_id": world.contact_ids[0],
             "email_id": emails[0],
             "task_id": task_id,
+            "outbound_id": world.outbound_ids[0],
             "template_id": world.template_ids[0],
             "sequence_id": world.sequence_ids[0],
             "provider": "google",

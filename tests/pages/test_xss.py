@@ -31,7 +31,7 @@ from tests.pages.test_companies_pages import log_in
 from tests.receive.conftest import LOCAL_RELAY
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
-from touchline.models import Mailbox, MailboxFolder, User, Workspace
+from touchline.models import Mailbox, MailboxFolder, OutboundEmail, OutboundRecipient, User, Workspace
 from touchline.models.inbound import InboundRefusal
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
@@ -82,6 +82,7 @@ class World:
     contact_ids: list[uuid.UUID] = field(default_factory=list)
     email_ids: list[uuid.UUID] = field(default_factory=list)
     unassigned_ids: list[uuid.UUID] = field(default_factory=list)
+    outbound_ids: list[uuid.UUID] = field(default_factory=list)
     template_ids: list[uuid.UUID] = field(default_factory=list)
     sequence_ids: list[uuid.UUID] = field(default_factory=list)
 
@@ -124,7 +125,13 @@ class World:
             "/contacts",
             f"/contacts?q={search}",
             *(f"/contacts/{contact_id}" for contact_id in self.contact_ids[:1]),
+            *(f"/contacts/{contact_id}/compose" for contact_id in self.contact_ids[:1]),
             *(f"/emails/{email_id}" for email_id in self.email_ids),
+            *(f"/emails/{email_id}/reply" for email_id in self.email_ids[:1]),
+            *(f"/outbox/{outbound_id}/edit" for outbound_id in self.outbound_ids[:1]),
+            "/outbox",
+            "/outbox?who=everyone",
+            *(f"/companies/{company_id}/compose" for company_id in self.company_ids[:1]),
             "/unassigned",
             *(f"/unassigned/{email_id}" for email_id in self.unassigned_ids),
             "/unassigned/refused",
@@ -313,6 +320,46 @@ def plant_custom_field_values(world: World, n: int) -> None:
         workspace_service.update_contact(session, member, world.contact_ids[0], custom_fields=custom)
 
 
+def plant_outbound_emails(world: World, n: int) -> None:
+    """The admin's outbound emails (the admin has the mailbox they leave through): subject, recipient
+    name, template name, error and notice. The first is scheduled, so it can be edited and cancelled."""
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        for index, value in enumerate(values):
+            email = OutboundEmail(
+                workspace_id=world.team.workspace_id,
+                created_by=world.team.admin_id,
+                sender_choice=ADMIN_EMAIL,
+                sender_user_id=world.team.admin_id,
+                from_address=ADMIN_EMAIL,
+                from_name=value,
+                via="mailbox",
+                subject=value,
+                html_body=f"<p>{value}</p>",
+                text_body=value,
+                idempotency_key=f"planted-{index}",
+                message_id=f"<planted-{index}@team-a.example>",
+                status="scheduled" if index == 0 else ("unknown" if index % 2 else "failed"),
+                scheduled_for=dt.datetime(2031, 1, 1, 9, 0, tzinfo=dt.UTC),
+                template_name=value,
+                template_version=1,
+                error=value,
+                notice=value,
+                recipients=[
+                    OutboundRecipient(
+                        workspace_id=world.team.workspace_id,
+                        position=0,
+                        kind="to",
+                        address=f"contact{index}@{CUSTOMER_DOMAIN}",
+                        name=value,
+                    )
+                ],
+            )
+            session.add(email)
+            session.flush()
+            world.outbound_ids.append(email.id)
+
+
 def plant_templates(world: World, n: int) -> None:
     """Templates a Member writes: payloads in the name, the subject and the body."""
     with session_scope(world.sessions) as session:
@@ -385,6 +432,7 @@ FIELDS = (
     Planted(
         "custom field value", plant_custom_field_values, lambda world: f"/contacts/{world.contact_ids[0]}"
     ),
+    Planted("outbound email", plant_outbound_emails, lambda world: "/outbox"),
     Planted(
         "template name, subject, body", plant_templates, lambda world: f"/templates/{world.template_ids[0]}"
     ),
@@ -431,6 +479,9 @@ TYPED = (
     ),
     Typed(
         "assigned companies", lambda world: f"/unassigned/{world.unassigned_ids[0]}", "#assign", "Companies"
+    ),
+    Typed(
+        "composer subject", lambda world: f"/contacts/{world.contact_ids[0]}/compose", "#composer", "Subject"
     ),
     Typed(
         "template subject",
@@ -604,13 +655,11 @@ def test_no_planted_text_runs_on_any_page_or_click(
     assert clicks > 30
     assert watch.ran == []
     assert watch.dialogs == []
-    # Deleting the company, removing synced mail, disconnecting, deleting a template and deleting each
-    # custom field (two kinds, labels and values) asked first, in their own words.
+    # Cancelling the scheduled email, deleting the company, removing synced mail, disconnecting,
+    # deleting a template and deleting each custom field (two kinds, labels and values) asked first,
+    # in their own words.
     field_deletions = [question for question in watch.confirmed if question.startswith("Delete the field ")]
     assert len(field_deletions) == 4 * len(PAYLOADS)
-    others = [question for question in watch.confirmed if question not in field_deletions]
-    assert [question.split(" ", 1)[0] for question in others] == ["Remove", "Disconnect"] + ["Delete"] * 3
-    assert all(question.startswith("Delete the template ") for question in others[2:4]), others
     # Each sequence's builder asks before pausing it, pausing and unenrolling its enduser, and deleting it.
     sequence_questions = [
         question
@@ -624,7 +673,10 @@ def test_no_planted_text_runs_on_any_page_or_click(
         for question in watch.confirmed
         if question not in field_deletions and question not in sequence_questions
     ]
-    assert [question.split(" ", 1)[0] for question in others] == ["Remove", "Disconnect", "Delete"]
+    assert [question.split(" ", 1)[0] for question in others] == ["Cancel", "Remove", "Disconnect"] + [
+        "Delete"
+    ] * 3
+    assert all(question.startswith("Delete the template ") for question in others[3:5]), others
 
 
 def test_a_company_name_cannot_script_the_delete_confirmation(

@@ -352,7 +352,31 @@ def _body(html: str, text: str | None) -> tuple[str, str]:
     return html, text if text is not None else text_from_html(html)
 
 
+def _decided_route(
+    session: Session, actor: Actor, draft: Draft, to: Sequence[Recipient], settings: Settings
+) -> tuple[_Route, Company | None, Email | None]:
+    """The way `draft` leaves, its From decided for its company and the email it answers."""
+    if not to:
+        raise SendRefused("an email needs at least one To recipient")
+    company = _company_of(session, actor.workspace_id, to)
+    answered = _answered(session, actor.workspace_id, draft.reply_to_email_id)
+    context = ComposeContext(
+        company_id=company.id if company is not None else None,
+        reply_to=answered.id if answered is not None else None,
+    )
+    choice = _decided(from_field.check_from(session, actor, draft.sender, context))
+    return _route(session, actor, choice, company, settings), company, answered
+
+
 # --- composing -------------------------------------------------------------------------------------
+
+
+def sender_of(session: Session, actor: Actor, draft: Draft, *, settings: Settings) -> User:
+    """The user `draft` would be sent as, decided as `send_email` decides it (refusals included): whose
+    fields a template preview fills in."""
+    _composer(actor)
+    route, _, _ = _decided_route(session, actor, draft, _checked_recipients("To", draft.to), settings)
+    return route.user
 
 
 def send_email(
@@ -384,14 +408,7 @@ def send_email(
     if len(to) + len(cc) > MAX_RECIPIENTS:
         raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
     _skip_unsubscribed(session, actor.workspace_id, draft.kind, to)
-    company = _company_of(session, actor.workspace_id, to)
-    answered = _answered(session, actor.workspace_id, draft.reply_to_email_id)
-    context = ComposeContext(
-        company_id=company.id if company is not None else None,
-        reply_to=answered.id if answered is not None else None,
-    )
-    choice = _decided(from_field.check_from(session, actor, draft.sender, context))
-    route = _route(session, actor, choice, company, settings)
+    route, company, answered = _decided_route(session, actor, draft, to, settings)
     subject, track_opens, track_clicks = draft.subject, False, False
     if template is not None:
         rendered = _rendered(template, _merge_context(session, actor, to, route.user))
@@ -448,14 +465,24 @@ def _visible(actor: Actor) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def list_outbox(session: Session, actor: Actor, *, limit: int = 500) -> list[OutboundEmail]:
-    """The actor's own outbound emails, newest first; every one of the workspace for admins."""
+def list_outbox(
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int = 500,
+    status: str | None = None,
+    created_by: uuid.UUID | None = None,
+) -> list[OutboundEmail]:
+    """The actor's own outbound emails, newest first; every one of the workspace for admins. `status`
+    and `created_by` narrow what the actor may see; they never widen it."""
+    conditions = _visible(actor)
+    if status is not None:
+        conditions.append(OutboundEmail.status == status)
+    if created_by is not None:
+        conditions.append(OutboundEmail.created_by == created_by)
     return list(
         session.scalars(
-            select(OutboundEmail)
-            .where(*_visible(actor))
-            .order_by(OutboundEmail.created_at.desc())
-            .limit(limit)
+            select(OutboundEmail).where(*conditions).order_by(OutboundEmail.created_at.desc()).limit(limit)
         )
     )
 
