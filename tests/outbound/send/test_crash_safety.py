@@ -223,12 +223,12 @@ def recovered_before_the_lease(sessions: sessionmaker[Session], interrupted: Out
         return row.updated_at < interrupted.claimed_at + outbox.SENDING_LEASE
 
 
-@pytest.mark.parametrize("queue", ["embedded", "redis"])
+@pytest.mark.parametrize("queue_kind", ["embedded", "redis"])
 def test_a_worker_killed_mid_bulk_send_through_smtp_sends_no_email_twice(
-    world: World, tmp_path: Path, queue: str, request: pytest.FixtureRequest
+    world: World, tmp_path: Path, queue_kind: str, request: pytest.FixtureRequest
 ) -> None:
     settings = world.settings
-    if queue == "redis":
+    if queue_kind == "redis":
         if settings.resolved_database_url.startswith("sqlite"):
             pytest.skip("the Redis queue is run with PostgreSQL, as deployments that scale out run it")
         settings = settings.model_copy(update={"queue_url": request.getfixturevalue("redis_queue_url")})
