@@ -14,7 +14,7 @@ import asyncio
 import base64
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -93,6 +93,8 @@ class _Handler:
         if reply:
             return reply
         number = self.sink.record(session, envelope)
+        if self.sink.after_message is not None:  # off the event loop: it may hold the answer back
+            await asyncio.get_running_loop().run_in_executor(None, self.sink.after_message, number)
         if self.sink.hang_up_after_message:
             asyncio.get_running_loop().call_soon(server.transport.close)
         return f"250 2.0.0 Ok: queued as SINK{number}"
@@ -113,6 +115,8 @@ class SmtpSink:
     hang_up_after_message: bool = False
     """Close each connection once a message is taken, as servers do with idle connections."""
     arrived: threading.Event = field(default_factory=threading.Event)
+    after_message: Callable[[int], None] | None = None
+    """Called with a taken message's number (from 1) before the server answers it."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reply_next(self, command: str, reply: str, times: int = 1) -> None:

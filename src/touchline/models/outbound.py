@@ -86,6 +86,19 @@ class OutboundEmail(IdMixin, CreatedMixin, Base):
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_host: Mapped[str | None] = mapped_column(String(255))
+    """The host name of the process holding the claim (with `claim_pid` and `claim_started`):
+    a worker on the same host takes the claim over at once when that process is gone."""
+    claim_pid: Mapped[int | None] = mapped_column(Integer)
+    claim_started: Mapped[str | None] = mapped_column(String(200))
+    """The holder's start mark (boot id, pid namespace, start time), so a reused pid is not it."""
+    claim_abandoned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When a worker on the holder's host found the holder gone: the claim may be taken over before
+    its lease runs out."""
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """Committed by the attempt holding the claim just before the provider may take the message
+    (before an SMTP DATA's final dot, before an API's send request); cleared by each new attempt.
+    Unset after a crash: the message never left, so sending it again is safe."""
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     email_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("emails.id", ondelete="SET NULL"))

@@ -37,23 +37,30 @@ class _JobSpec:
     retries: int
     retry_delay: int
     every_minutes: int | None = None
+    at_start: bool = False
 
 
 _REGISTRY: dict[str, _JobSpec] = {}
 
 
 def job(
-    name: str, *, retries: int = 3, retry_delay: int = 10, every_minutes: int | None = None
+    name: str,
+    *,
+    retries: int = 3,
+    retry_delay: int = 10,
+    every_minutes: int | None = None,
+    at_start: bool = False,
 ) -> Callable[[JobFunction], JobFunction]:
     """Declare a job. The function takes a JobContext first, then JSON-serialisable keyword arguments.
 
-    With `every_minutes`, the consumers' scheduler also runs it on that period (without arguments).
+    With `every_minutes`, the consumers' scheduler also runs it on that period (without arguments);
+    with `at_start` too, a worker that runs the schedules runs it once before it takes any job.
     """
 
     def register(function: JobFunction) -> JobFunction:
         if name in _REGISTRY and _REGISTRY[name].function is not function:
             raise ValueError(f"job {name!r} is declared twice")
-        _REGISTRY[name] = _JobSpec(name, function, retries, retry_delay, every_minutes)
+        _REGISTRY[name] = _JobSpec(name, function, retries, retry_delay, every_minutes, at_start)
         return function
 
     return register
@@ -125,6 +132,8 @@ class Queue:
         self.huey.pending_count()
 
     def start_in_process(self, workers: int, *, periodic: bool = True) -> None:
+        if periodic:
+            self.run_start_jobs()
         self._consumer = _InProcessConsumer(
             self.huey, workers=workers, worker_type="thread", periodic=periodic
         )
@@ -135,8 +144,18 @@ class Queue:
             self._consumer.stop(graceful=True)
             self._consumer = None
 
+    def run_start_jobs(self) -> None:
+        """The `at_start` jobs, once, in this process; one that fails is logged and the rest run."""
+        for spec in _REGISTRY.values():
+            if spec.at_start:
+                try:
+                    spec.function(self.context)
+                except Exception:
+                    log.exception("the start-up run of %s failed", spec.name)
+
     def run_worker(self, workers: int) -> None:
         """A separate worker process: blocks until interrupted."""
+        self.run_start_jobs()
         Consumer(self.huey, workers=workers, worker_type="thread", periodic=True).run()
 
     def ping_worker(self, timeout: float) -> float | None:

@@ -17,7 +17,13 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.models import SendBudgetEntry
 from touchline.outbound.send import service, tasks
-from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
+from touchline.outbound.send.contract import (
+    Delivered,
+    DeliveryError,
+    HandingOver,
+    Outgoing,
+    nothing_to_record,
+)
 
 
 def _queue(client: TestClient, world: World, who: str = "member", **fields: Any) -> uuid.UUID:
@@ -108,7 +114,7 @@ class _RefusingOnce:
     def __call__(self, mailbox: object, box: object, settings: object) -> _RefusingOnce:
         return self
 
-    def deliver(self, outgoing: Outgoing) -> Delivered:
+    def deliver(self, outgoing: Outgoing, handing_over: HandingOver = nothing_to_record) -> Delivered:
         self.attempts += 1
         if self.attempts == 1:
             raise DeliveryError("421 try again later", temporary=True)

@@ -20,7 +20,13 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.models import Mailbox, OutboundEmail, OutboundRecipient
 from touchline.outbound.send import service, tasks
-from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
+from touchline.outbound.send.contract import (
+    Delivered,
+    DeliveryError,
+    HandingOver,
+    Outgoing,
+    nothing_to_record,
+)
 from touchline.worker import current_queue
 
 
@@ -38,12 +44,15 @@ def _queue_one(client: TestClient, world: World, who: str = "member", **fields: 
     return str(answer.json()["id"])
 
 
-def _left_sending_by_a_dead_process(world: World, outbound_id: str) -> bytes:
-    """The state a worker leaves when it dies after handing the email over: claimed long ago."""
+def _left_sending_by_a_dead_process(world: World, outbound_id: str, *, handed_over: bool = True) -> bytes:
+    """The state a worker leaves when it dies after handing the email over (or, with
+    `handed_over=False`, after claiming it and before the handover): claimed long ago."""
     earlier = world.clock.now - service.SENDING_LEASE - timedelta(minutes=1)
     with session_scope(world.sessions) as session:
         held = service.claim(session, uuid.UUID(outbound_id), earlier)
         assert held is not None
+        if handed_over:
+            assert service.record_handover(session, held, earlier)
         return held.outgoing.raw
 
 
@@ -66,14 +75,42 @@ def test_found_in_sent_after_a_crash_it_is_recorded_sent_without_sending_again(
     assert world.outbound(outbound_id).email_id is not None
 
 
-def test_not_found_in_sent_after_a_crash_it_is_sent_once(world: World, client: TestClient) -> None:
+def test_not_handed_over_before_a_crash_it_is_sent_once(world: World, client: TestClient) -> None:
     outbound_id = _queue_one(client, world)
-    raw = _left_sending_by_a_dead_process(world, outbound_id)
+    raw = _left_sending_by_a_dead_process(world, outbound_id, handed_over=False)
 
     assert world.deliver(outbound_id) == "sent"
     [received] = world.sink.received
     assert received.data.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
     assert world.deliver(outbound_id) is None
+    assert len(world.sink.received) == 1
+
+
+def test_handed_over_to_smtp_and_not_found_in_sent_after_a_crash_it_is_unknown_and_not_sent(
+    world: World, client: TestClient
+) -> None:
+    # The server may have taken it and the process died before appending the copy to Sent.
+    outbound_id = _queue_one(client, world)
+    raw = _left_sending_by_a_dead_process(world, outbound_id)
+
+    assert world.deliver(outbound_id) == "unknown"
+    assert world.sink.received == []
+    assert not world.sent_folder_holds(world.outbound(outbound_id).message_id)
+    row = client.get(f"/api/v1/outbox/{outbound_id}", headers=world.team.headers("member")).json()
+    assert row["status"] == "unknown"
+    assert "Sent not showing it proves nothing" in row["error"]
+    assert "mail server's log" in row["error"]
+    assert world.deliver(outbound_id) is None
+    assert world.outbound(outbound_id).raw_message == raw
+    assert world.sink.received == []
+
+
+def test_not_handed_over_and_sent_cannot_be_checked_it_is_sent_once(world: World, client: TestClient) -> None:
+    outbound_id = _queue_one(client, world)
+    _left_sending_by_a_dead_process(world, outbound_id, handed_over=False)
+    _break_imap(world)
+
+    assert world.deliver(outbound_id) == "sent"
     assert len(world.sink.received) == 1
 
 
@@ -161,17 +198,18 @@ def test_every_recipient_refused_permanently_fails(world: World, client: TestCli
     assert world.sink.received == []
 
 
-def test_a_connection_lost_after_the_data_is_looked_up_before_a_retry(
+def test_a_connection_lost_after_the_data_and_not_in_sent_is_unknown_not_retried(
     world: World, client: TestClient
 ) -> None:
     outbound_id = _queue_one(client, world)
     world.sink.drop_after_data = True
 
-    # Not in Sent: the server did not keep it, so it is retried after the backoff.
-    assert world.deliver(outbound_id) == "queued"
+    # The copy goes to Sent only after the server's answer, so its absence proves nothing.
+    assert world.deliver(outbound_id) == "unknown"
+    assert world.deliver(outbound_id) is None
+    with session_scope(world.sessions) as session:
+        assert service.due_emails(session, world.clock.now + timedelta(days=1)) == []
     assert world.sink.received == []
-    assert world.deliver(outbound_id) == "sent"
-    assert len(world.sink.received) == 1
 
 
 def test_a_connection_lost_after_the_data_without_a_sent_folder_is_unknown(
@@ -276,7 +314,7 @@ class _Throttled:
     def __call__(self, mailbox: object, box: object, settings: object) -> _Throttled:
         return self
 
-    def deliver(self, outgoing: Outgoing) -> Delivered:
+    def deliver(self, outgoing: Outgoing, handing_over: HandingOver = nothing_to_record) -> Delivered:
         self.attempts += 1
         raise DeliveryError("429 too many messages", temporary=True, retry_after_seconds=self.retry_after)
 

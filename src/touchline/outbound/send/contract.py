@@ -9,6 +9,7 @@ silently; the outbox marks it `unknown` for its sender to decide.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,11 +64,27 @@ class DeliveryError(TouchlineError):
         self.outcome_unknown = outcome_unknown
 
 
+class HandoverStopped(TouchlineError):
+    """Raised by a `HandingOver` callback: the message must not be handed over (another attempt
+    took the email). The sender abandons the message so that the provider does not take it."""
+
+
+HandingOver = Callable[[], None]
+"""Called by a sender at the last moment before the provider may take the message (before the
+final dot of SMTP DATA, before an API's send request), so the outbox can commit that it did;
+raises HandoverStopped, or any error recording it met, to stop the handover."""
+
+
+def nothing_to_record() -> None:
+    return None
+
+
 class MessageSender(Protocol):
     """One open way to deliver for one mailbox (or the relay); closed by its user."""
 
-    def deliver(self, outgoing: Outgoing) -> Delivered:
-        """Hand the message over; raises DeliveryError."""
+    def deliver(self, outgoing: Outgoing, handing_over: HandingOver = nothing_to_record) -> Delivered:
+        """Hand the message over; raises DeliveryError. `handing_over` is called once, just before
+        the provider may take it; when it raises, nothing is handed over and its error propagates."""
         ...
 
     def find_sent(self, message_id: str) -> bool | None:

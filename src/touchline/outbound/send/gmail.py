@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from touchline.mailboxes.providers.base import ProviderError
 from touchline.mailboxes.providers.gmail import GmailProvider
-from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
+from touchline.outbound.send.contract import (
+    Delivered,
+    DeliveryError,
+    HandingOver,
+    Outgoing,
+    nothing_to_record,
+)
 from touchline.outbound.send.provider_errors import delivery_error
 
 # Gmail's documented maximum size for a message sent through the API.
@@ -22,12 +28,13 @@ class GmailSender:
     def __init__(self, provider: GmailProvider) -> None:
         self._provider = provider
 
-    def deliver(self, outgoing: Outgoing) -> Delivered:
+    def deliver(self, outgoing: Outgoing, handing_over: HandingOver = nothing_to_record) -> Delivered:
         if len(outgoing.raw) > MAX_MESSAGE_BYTES:
             raise DeliveryError(
                 f"the message is larger than Gmail's {MAX_MESSAGE_BYTES // (1024 * 1024)} MB limit",
                 temporary=False,
             )
+        handing_over()
         try:
             sent = self._provider.send_raw(outgoing.raw, thread_id=outgoing.provider_thread_id or None)
         except ProviderError as error:

@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 from touchline.mailboxes.providers.base import ProviderError
 from touchline.mailboxes.providers.graph import GraphProvider
-from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
+from touchline.outbound.send.contract import (
+    Delivered,
+    DeliveryError,
+    HandingOver,
+    Outgoing,
+    nothing_to_record,
+)
 from touchline.outbound.send.provider_errors import delivery_error
 
 # Graph's documented limit for a sendMail request; the base64 MIME body is a third larger than
@@ -44,12 +50,13 @@ class GraphSender:
         self._interval = sent_lookup_interval_seconds
         self._sleep = sleep
 
-    def deliver(self, outgoing: Outgoing) -> Delivered:
+    def deliver(self, outgoing: Outgoing, handing_over: HandingOver = nothing_to_record) -> Delivered:
         if (len(outgoing.raw) + 2) // 3 * 4 > MAX_REQUEST_BYTES:
             raise DeliveryError(
                 "the message is larger than Microsoft Graph accepts in one sendMail request (4 MB)",
                 temporary=False,
             )
+        handing_over()
         try:
             self._provider.send_mime(outgoing.raw)
         except ProviderError as error:

@@ -5,7 +5,11 @@ anything is sent; the delivery job claims it (`queued` -> `sending`) with one co
 two workers never take the same email, and records the outcome only while its claim still stands.
 An email found in `sending` after its claim expired may have left already (the process died between
 handing it over and recording it): it is looked up in the mailbox's Sent folder before any retry,
-and marked `unknown` when that cannot be done.
+and `recovery.verdict` decides from what was found and whether it had been handed over.
+
+A claim names its holder (host, pid, start mark). A worker on the holder's host that finds the holder
+gone marks the claim abandoned (`take_over_abandoned`), so a restarted worker does not wait out the
+lease; a claim held from another host can only be judged by its lease.
 
 Takes a session; may flush, never commits.
 """
@@ -27,6 +31,7 @@ from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import Holding, RawIncoming, store_raw_messages
 from touchline.kit.addresses import InvalidAddressError, normalise_address
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
+from touchline.kit.processes import ProcessIdentity, StartOf, holder_gone, this_process
 from touchline.mailboxes.service import backoff_seconds
 from touchline.models import (
     Company,
@@ -72,7 +77,8 @@ SCHEDULED, QUEUED, SENDING, SENT, FAILED, UNKNOWN, CANCELLED = (
 )
 SENDING_LEASE: Final = timedelta(minutes=10)
 """How long a claim holds. Longer than any one delivery (SMTP timeouts are a minute), so an email
-still `sending` after it was left by a process that died, not by one that is slow."""
+still `sending` after it was left by a process that died, not by one that is slow. A claim whose
+holder is known to be gone (`take_over_abandoned`) is taken over before."""
 LOST_JOB_AFTER: Final = timedelta(minutes=5)
 """When a queued email's job has not claimed it by then (the queue lost it), the scheduler sends
 another; a duplicate job finds the email claimed and does nothing."""
@@ -582,6 +588,8 @@ class Claim:
     outgoing: Outgoing
     mailbox_id: uuid.UUID | None
     via: str
+    handed_over: bool = False
+    """Recovering: the earlier attempt had committed that it was handing the message over."""
 
 
 def _changed(session: Session, statement: Update) -> int:
@@ -590,21 +598,45 @@ def _changed(session: Session, statement: Update) -> int:
     return cast("CursorResult[Any]", result).rowcount
 
 
-def claim(session: Session, outbound_id: uuid.UUID, now: datetime) -> Claim | None:
+def _holder_values(holder: ProcessIdentity) -> dict[str, object]:
+    return {
+        "claim_host": holder.host,
+        "claim_pid": holder.pid,
+        "claim_started": holder.started,
+        "claim_abandoned_at": None,
+    }
+
+
+def _claim_left(claimed_at: datetime, abandoned_at: datetime | None, now: datetime) -> bool:
+    """Whether a `sending` email's claim may be taken over: its lease ran out, or its holder is gone."""
+    return abandoned_at is not None or claimed_at <= now - SENDING_LEASE
+
+
+def claim(
+    session: Session, outbound_id: uuid.UUID, now: datetime, holder: ProcessIdentity | None = None
+) -> Claim | None:
     """Take an email for delivery, or None when it is not this attempt's to send (sent, cancelled,
-    scheduled for later, or held by a live claim of another worker)."""
+    scheduled for later, or held by a live claim of another worker). `holder` is this process."""
+    holder_values = _holder_values(holder or this_process())
     taken = _changed(
         session,
         update(OutboundEmail)
         .where(OutboundEmail.id == outbound_id, OutboundEmail.status == QUEUED)
-        .values(status=SENDING, claimed_at=now, attempts=OutboundEmail.attempts + 1, updated_at=now),
+        .values(
+            status=SENDING,
+            claimed_at=now,
+            attempts=OutboundEmail.attempts + 1,
+            updated_at=now,
+            handed_over_at=None,  # this attempt's own handover is what counts
+            **holder_values,
+        ),
     )
     recovering = False
     if not taken:
         row = session.get(OutboundEmail, outbound_id)
         if row is None or row.status != SENDING or row.claimed_at is None:
             return None
-        if row.claimed_at > now - SENDING_LEASE:
+        if not _claim_left(row.claimed_at, row.claim_abandoned_at, now):
             return None
         recovering = True
         taken = _changed(
@@ -615,7 +647,8 @@ def claim(session: Session, outbound_id: uuid.UUID, now: datetime) -> Claim | No
                 OutboundEmail.status == SENDING,
                 OutboundEmail.claimed_at == row.claimed_at,
             )
-            .values(claimed_at=now, updated_at=now),
+            # handed_over_at stays: it is what the earlier attempt did
+            .values(claimed_at=now, updated_at=now, **holder_values),
         )
         if not taken:
             return None
@@ -638,7 +671,64 @@ def claim(session: Session, outbound_id: uuid.UUID, now: datetime) -> Claim | No
         ),
         mailbox_id=row.mailbox_id,
         via=row.via,
+        handed_over=recovering and row.handed_over_at is not None,
     )
+
+
+def record_handover(session: Session, held: Claim, now: datetime) -> bool:
+    """Note, while the claim stands, that the message is about to be handed over; committed before
+    the provider may take it. False when another attempt took the claim: then it must not be."""
+    return bool(
+        _changed(
+            session,
+            update(OutboundEmail)
+            .where(
+                OutboundEmail.id == held.outbound_id,
+                OutboundEmail.status == SENDING,
+                OutboundEmail.claimed_at == held.claimed_at,
+            )
+            .values(handed_over_at=now),
+        )
+    )
+
+
+def take_over_abandoned(
+    session: Session, here: ProcessIdentity, start_of: StartOf, now: datetime
+) -> list[uuid.UUID]:
+    """Mark abandoned the live-leased claims held by processes of this host that are gone, so that
+    their emails are recovered now rather than when the lease runs out; returns those emails.
+    Claims held from other hosts are left to their lease: no process there can be seen from here."""
+    held_here = session.execute(
+        select(
+            OutboundEmail.id,
+            OutboundEmail.claimed_at,
+            OutboundEmail.claim_pid,
+            OutboundEmail.claim_started,
+        ).where(
+            OutboundEmail.status == SENDING,
+            OutboundEmail.claim_host == here.host,
+            OutboundEmail.claim_abandoned_at.is_(None),
+            OutboundEmail.claimed_at > now - SENDING_LEASE,
+        )
+    ).all()
+    abandoned = []
+    for outbound_id, claimed_at, pid, started in held_here:
+        holder = ProcessIdentity(here.host, pid or 0, started or "")
+        if not holder_gone(holder, here, start_of):
+            continue
+        if _changed(
+            session,
+            update(OutboundEmail)
+            .where(
+                OutboundEmail.id == outbound_id,
+                OutboundEmail.status == SENDING,
+                OutboundEmail.claimed_at == claimed_at,
+                OutboundEmail.claim_abandoned_at.is_(None),
+            )
+            .values(claim_abandoned_at=now, updated_at=now),
+        ):
+            abandoned.append(outbound_id)
+    return abandoned
 
 
 def _held(session: Session, held: Claim) -> OutboundEmail | None:
@@ -738,7 +828,8 @@ def record_unknown(session: Session, held: Claim, reason: str, now: datetime) ->
 
 def due_emails(session: Session, now: datetime) -> list[uuid.UUID]:
     """Emails whose delivery should run now: scheduled ones that came due (made `queued`), queued
-    ones whose backoff ended or whose job was lost, and `sending` ones whose claim expired."""
+    ones whose backoff ended or whose job was lost, and `sending` ones whose claim expired or whose
+    holder is gone."""
     session.execute(
         update(OutboundEmail)
         .where(OutboundEmail.status == SCHEDULED, OutboundEmail.scheduled_for <= now)
@@ -751,7 +842,11 @@ def due_emails(session: Session, now: datetime) -> list[uuid.UUID]:
             .where(
                 or_(
                     (OutboundEmail.status == QUEUED) & (OutboundEmail.next_attempt_at <= now),
-                    (OutboundEmail.status == SENDING) & (OutboundEmail.claimed_at <= now - SENDING_LEASE),
+                    (OutboundEmail.status == SENDING)
+                    & (
+                        (OutboundEmail.claimed_at <= now - SENDING_LEASE)
+                        | OutboundEmail.claim_abandoned_at.is_not(None)
+                    ),
                 )
             )
             .order_by(OutboundEmail.created_at)

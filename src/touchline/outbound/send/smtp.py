@@ -6,6 +6,13 @@ others are taken is recorded with the server's reason, and a connection lost aft
 handed over (DATA sent, no final reply) leaves the outcome unknown, so it is looked up before any
 retry. After a mailbox's server takes a message, a copy goes to the mailbox's Sent folder (unless the
 server put one there itself), which is where `find_sent` later looks.
+
+The server takes the message when it reads the final `.` line of DATA, and not before: a connection
+closed during the data discards it. So the message's lines are sent first, then the `handing_over`
+callback commits that the message is being handed over, and only then the final dot. A process
+killed before that commit has sent nothing; one killed after it may have, and since the copy in Sent
+is appended only after the server's answer, Sent not showing it then proves nothing
+(`recovery.verdict`).
 """
 
 from __future__ import annotations
@@ -18,7 +25,13 @@ from typing import Final
 from touchline.mailboxes.providers.base import ProviderError, SpecialUse, TransientError
 from touchline.mailboxes.providers.imap import ImapProvider
 from touchline.mailboxes.providers.smtp import SmtpAccount, close_quietly, open_and_login
-from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
+from touchline.outbound.send.contract import (
+    Delivered,
+    DeliveryError,
+    HandingOver,
+    Outgoing,
+    nothing_to_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +58,8 @@ class SmtpSender:
 
     # --- MessageSender -----------------------------------------------------------------------------
 
-    def deliver(self, outgoing: Outgoing) -> Delivered:
-        delivered = self._submit(outgoing)
+    def deliver(self, outgoing: Outgoing, handing_over: HandingOver = nothing_to_record) -> Delivered:
+        delivered = self._submit(outgoing, handing_over)
         self._keep_sent_copy(outgoing)
         return delivered
 
@@ -99,7 +112,7 @@ class SmtpSender:
         if client is not None:
             client.close()
 
-    def _submit(self, outgoing: Outgoing) -> Delivered:
+    def _submit(self, outgoing: Outgoing, handing_over: HandingOver) -> Delivered:
         host = self._account.host
         try:
             client, code, reply = self._begin(outgoing.envelope_from)
@@ -127,12 +140,18 @@ class SmtpSender:
                 raise DeliveryError(
                     f"{host} refused the message: {_one_line(code, reply)}", temporary=400 <= code < 500
                 )
+            client.send(_dot_stuffed(outgoing.raw))
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             self._drop()
             raise DeliveryError(f"the connection to {host} broke: {error}", temporary=True) from error
+        try:
+            handing_over()
+        except BaseException:
+            self._drop()  # without the final dot the server discards what it read
+            raise
         # From here on the server may have the message: a lost answer leaves its fate unknown.
         try:
-            client.send(_dot_stuffed(outgoing.raw))
+            client.send(END_OF_DATA)
             code, reply = client.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as error:
             self._drop()
@@ -181,12 +200,17 @@ class SmtpSender:
             log.warning("sent %s but could not keep a copy in Sent: %s", outgoing.message_id, error)
 
 
+END_OF_DATA: Final = b".\r\n"
+"""The line that ends DATA (after the message's last CRLF): the server takes the message on it."""
+
+
 def _dot_stuffed(raw: bytes) -> bytes:
-    """RFC 5321 4.5.2: a line that starts with a dot gets another; the data ends with CRLF.CRLF."""
+    """RFC 5321 4.5.2: a line that starts with a dot gets another; the lines end with CRLF, and
+    END_OF_DATA follows them."""
     body = _LEADING_DOT.sub(b"..", raw)
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
-    return body + b".\r\n"
+    return body
 
 
 def _is_temporary(error: ProviderError) -> bool:

@@ -2,6 +2,9 @@
 
 Retries are not the queue's: the email's row holds when the next attempt may run, and the scheduler
 honours it, so a restart loses no delay and a retried job never sends twice (the claim decides).
+The scheduler also runs when a worker starts: it takes over at once the claims of this host's
+processes that are gone (a worker killed mid-send), so a restarted worker does not wait out their
+lease.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,10 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
+from touchline.kit.processes import started_of, this_process
 from touchline.models import Mailbox
-from touchline.outbound.send import budget, service
+from touchline.outbound.send import budget, recovery, service
 from touchline.outbound.send.budget import Reserved
-from touchline.outbound.send.contract import Delivered, DeliveryError, MessageSender
+from touchline.outbound.send.contract import Delivered, DeliveryError, HandoverStopped, MessageSender
 from touchline.outbound.send.delivery import VIA_MAILBOX, VIA_RELAY, open_sender
 from touchline.outbound.send.limits import NotBefore, Refused
 from touchline.worker import JobContext, job
@@ -60,6 +65,18 @@ def deliver(
     return _hand_over(sessions, box, settings, held, mailbox, room, clock, opener)
 
 
+@dataclass(frozen=True)
+class _Unknown:
+    """The attempt cannot tell whether the message left; `reason` is what its sender is told."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Lost:
+    """Another attempt took the email before this one handed it over: nothing was sent."""
+
+
 def _hand_over(
     sessions: sessionmaker[Session],
     box: SecretBox,
@@ -78,19 +95,31 @@ def _hand_over(
         else:
             sender = opener(mailbox, box, settings)
     except DeliveryError as error:
-        # An earlier attempt may have got through, and without a sender nothing can check it.
-        if held.recovering:
-            return _record_unknown(sessions, held, clock)
+        # An earlier attempt that handed it over may have got through, and without a sender
+        # nothing can check it; one that did not hand it over sent nothing.
+        if held.recovering and held.handed_over:
+            reason = recovery.unknown_reason(None, _kind(held, mailbox))
+            return _record_unknown(sessions, held, reason, clock)
         return _record_failure(sessions, held, error, room, clock)
     try:
-        outcome = _attempt(sender, held)
+        outcome = _attempt(sender, held, _kind(held, mailbox), sessions, clock)
     finally:
         sender.close()
     if isinstance(outcome, Delivered):
         return _record_sent(sessions, held, outcome, clock)
     if isinstance(outcome, DeliveryError):
         return _record_failure(sessions, held, outcome, room, clock)
-    return _record_unknown(sessions, held, clock)
+    if isinstance(outcome, _Lost):
+        return None
+    return _record_unknown(sessions, held, outcome.reason, clock)
+
+
+def _kind(held: service.Claim, mailbox: Mailbox | None) -> str | None:
+    """The way the email leaves as `recovery` names it: the mailbox kind, None for the relay, and
+    empty for a mailbox disconnected since."""
+    if held.via == VIA_RELAY:
+        return None
+    return mailbox.provider if mailbox is not None else ""
 
 
 def _reserve(
@@ -108,23 +137,51 @@ def _reserve(
     return budget.reserve(session, mailbox, recipients, now, settings)
 
 
-def _attempt(sender: MessageSender, held: service.Claim) -> Delivered | DeliveryError | None:
-    """What became of one attempt: delivered, failed, or None when it cannot be known whether an
-    earlier or this attempt got through. Before any resend, the Sent folder is asked."""
+def _settled(
+    found: bool | None, decided: recovery.Verdict, provider: str | None
+) -> Delivered | _Unknown | None:
+    """The outcome `decided` records; None when the verdict is to send (again)."""
+    if decided is recovery.Verdict.SENT:
+        return Delivered()
+    if decided is recovery.Verdict.UNKNOWN:
+        return _Unknown(recovery.unknown_reason(found, provider))
+    return None
+
+
+def _attempt(
+    sender: MessageSender,
+    held: service.Claim,
+    provider: str | None,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+) -> Delivered | DeliveryError | _Unknown | _Lost:
+    """What became of one attempt: delivered, failed, unknown (it may have left, and nothing can
+    tell), or lost to another attempt. Before any resend, the Sent folder is asked, and
+    `recovery.verdict` decides; `provider` is the mailbox kind (None: the relay)."""
     message_id = held.outgoing.message_id
     if held.recovering:
         found = sender.find_sent(message_id)
-        if found is not False:
-            return Delivered() if found else None
+        decided = recovery.verdict(handed_over=held.handed_over, found=found, provider=provider)
+        settled = _settled(found, decided, provider)
+        if settled is not None:
+            return settled
+
+    def handing_over() -> None:
+        with session_scope(sessions) as session:
+            if not service.record_handover(session, held, clock()):
+                raise HandoverStopped("another attempt took this email over")
+
     try:
-        return sender.deliver(held.outgoing)
+        return sender.deliver(held.outgoing, handing_over)
+    except HandoverStopped:
+        return _Lost()
     except DeliveryError as error:
         if not error.outcome_unknown:
             return error
         found = sender.find_sent(message_id)
-        if found is False:
-            return error  # not taken after all: retried after the backoff
-        return Delivered() if found else None
+        decided = recovery.verdict(handed_over=True, found=found, provider=provider)
+        # Verdict SEND: not taken after all, so retried after the backoff.
+        return _settled(found, decided, provider) or error
 
 
 def _record_sent(
@@ -150,11 +207,9 @@ def _record_failure(
         return status
 
 
-def _record_unknown(sessions: sessionmaker[Session], held: service.Claim, clock: Clock) -> str | None:
-    reason = (
-        "it may have been sent: the process stopped between handing it over and recording the "
-        "outcome, and this mailbox's Sent folder cannot be checked; look there before sending it again"
-    )
+def _record_unknown(
+    sessions: sessionmaker[Session], held: service.Claim, reason: str, clock: Clock
+) -> str | None:
     with session_scope(sessions) as session:
         return service.UNKNOWN if service.record_unknown(session, held, reason, clock()) else None
 
@@ -168,10 +223,15 @@ def deliver_job(context: JobContext, *, outbound_id: str) -> None:
         log.info("outbound %s: %s", outbound_id, status)
 
 
-@job("outbound.schedule_deliveries", retries=0, every_minutes=1)
+@job("outbound.schedule_deliveries", retries=0, every_minutes=1, at_start=True)
 def schedule_deliveries(context: JobContext) -> None:
-    """Scheduled emails leave within a minute of their time; retries and lost jobs are picked up."""
+    """Scheduled emails leave within a minute of their time; retries and lost jobs are picked up,
+    and so are the emails of this host's processes that died holding them."""
     with session_scope(context.sessions) as session:
-        due = service.due_emails(session, _now())
+        now = _now()
+        abandoned = service.take_over_abandoned(session, this_process(), started_of, now)
+        if abandoned:
+            log.warning("taking over %d email(s) left sending by a process that is gone", len(abandoned))
+        due = service.due_emails(session, now)
     for outbound_id in due:
         context.queue.send(service.DELIVER_JOB, outbound_id=str(outbound_id))
