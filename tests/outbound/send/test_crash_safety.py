@@ -229,8 +229,6 @@ def test_a_worker_killed_mid_bulk_send_through_smtp_sends_no_email_twice(
 ) -> None:
     settings = world.settings
     if queue_kind == "redis":
-        if settings.resolved_database_url.startswith("sqlite"):
-            pytest.skip("the Redis queue is run with PostgreSQL, as deployments that scale out run it")
         settings = settings.model_copy(update={"queue_url": request.getfixturevalue("redis_queue_url")})
         request.addfinalizer(configure_queue(settings).close)
     held = HeldAnswer(KILL_AT)

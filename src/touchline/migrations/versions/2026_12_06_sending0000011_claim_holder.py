@@ -1,7 +1,7 @@
 """claim holder: which process holds an outbound email's claim, and when it was handed over
 
 Revision ID: sending0000011
-Revises: sending0000008
+Revises: sending0000010
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from touchline.models.base import UTCDateTime
 
 revision: str = "sending0000011"
-down_revision: str | None = "sending0000008"
+down_revision: str | None = "sending0000010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
