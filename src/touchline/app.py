@@ -37,6 +37,8 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.outbound.bulk import endpoints as bulk_endpoints
+from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
@@ -76,6 +78,7 @@ ROUTERS = (
     from_field_endpoints.router,
     unsubscribe_endpoints.router,
     outbox_endpoints.router,
+    bulk_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
@@ -83,6 +86,7 @@ ROUTERS = (
     inbound_pages.router,
     from_field_pages.router,
     unsubscribe_pages.router,
+    bulk_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

@@ -29,7 +29,8 @@ def test_skip_reason(address: str, unsubscribed_at: datetime | None, starts: str
     if starts is None:
         assert reason is None
     else:
-        assert reason is not None and reason.startswith(starts)
+        assert reason is not None
+        assert reason.startswith(starts)
 
 
 def test_render_skip_reason_names_every_missing_field() -> None:
@@ -75,4 +76,5 @@ def test_plain_http_cannot_carry_one_click_unsubscribe_links() -> None:
     assert rules.unsubscribe_link_problem("https://touchline.example", "each") is None
     assert rules.unsubscribe_link_problem("http://127.0.0.1:8000", "one") is None
     problem = rules.unsubscribe_link_problem("http://127.0.0.1:8000", "each")
-    assert problem is not None and "TOUCHLINE_BASE_URL" in problem
+    assert problem is not None
+    assert "TOUCHLINE_BASE_URL" in problem
