@@ -85,6 +85,7 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "contact_id": world.contact_ids[0],
             "email_id": emails[0],
             "task_id": task_id,
+            "bulk_id": world.bulk_ids[0],
             "provider": "google",
             "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
                 3:

@@ -30,7 +30,7 @@ from tests.pages.test_companies_pages import log_in
 from tests.receive.conftest import LOCAL_RELAY
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
-from touchline.models import Mailbox, MailboxFolder, User, Workspace
+from touchline.models import BulkSend, BulkSkip, Mailbox, MailboxFolder, Template, User, Workspace
 from touchline.models.inbound import InboundRefusal
 from touchline.workspace import importing
 from touchline.workspace import service as workspace_service
@@ -79,6 +79,7 @@ class World:
     contact_ids: list[uuid.UUID] = field(default_factory=list)
     email_ids: list[uuid.UUID] = field(default_factory=list)
     unassigned_ids: list[uuid.UUID] = field(default_factory=list)
+    bulk_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -127,6 +128,8 @@ class World:
             "/users",
             "/settings",
             "/profile/email",
+            "/bulk",
+            *(f"/bulk/{bulk_id}" for bulk_id in self.bulk_ids),
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]
@@ -302,6 +305,41 @@ def plant_custom_field_values(world: World, n: int) -> None:
         workspace_service.update_contact(session, member, world.contact_ids[0], custom_fields=custom)
 
 
+def plant_bulk_send(world: World, n: int) -> None:
+    """A template's name (the bulk page's picker), and a bulk send's From, filters, error and skipped
+    endusers with their reasons (its own page)."""
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        for index, value in enumerate(values):
+            session.add(
+                Template(
+                    workspace_id=world.team.workspace_id,
+                    name=value[:200],
+                    subject=f"Subject {index}",
+                    html="<p>Hello</p>",
+                    version=1,
+                )
+            )
+        bulk = BulkSend(
+            workspace_id=world.team.workspace_id,
+            created_by=world.team.admin_id,
+            sender_choice=values[0][:320],
+            template_name=values[1][:200],
+            template_version=1,
+            mode="each",
+            filters=values,
+            status="refused",
+            error=values[2],
+        )
+        session.add(bulk)
+        session.flush()
+        session.add_all(
+            BulkSkip(workspace_id=world.team.workspace_id, bulk_id=bulk.id, address=value[:320], reason=value)
+            for value in values
+        )
+        world.bulk_ids.append(bulk.id)
+
+
 @dataclass(frozen=True)
 class Planted:
     """One field people or mail can fill: how to fill it, and a page that shows it (None: no page shows
@@ -335,6 +373,7 @@ FIELDS = (
     Planted(
         "custom field value", plant_custom_field_values, lambda world: f"/contacts/{world.contact_ids[0]}"
     ),
+    Planted("bulk send", plant_bulk_send, lambda world: f"/bulk/{world.bulk_ids[0]}"),
 )
 
 

@@ -44,7 +44,8 @@ def start(crowd: Crowd, wanted: bulk.BulkRequest, *, queue_now: bool = True) -> 
     return bulk_id
 
 
-def emails_of(crowd: Crowd, bulk_id: uuid.UUID) -> list[OutboundEmail]:
+def emails_of(crowd: Crowd, bulk_id: uuid.UUID | str) -> list[OutboundEmail]:
+    bulk_id = uuid.UUID(str(bulk_id))
     with session_scope(crowd.world.sessions) as session:
         rows = list(
             session.scalars(
@@ -57,7 +58,7 @@ def emails_of(crowd: Crowd, bulk_id: uuid.UUID) -> list[OutboundEmail]:
         return rows
 
 
-def deliver_all(crowd: Crowd, bulk_id: uuid.UUID) -> dict[str, int]:
+def deliver_all(crowd: Crowd, bulk_id: uuid.UUID | str) -> dict[str, int]:
     outcomes: dict[str, int] = {}
     for row in emails_of(crowd, bulk_id):
         status = crowd.world.deliver(row.id) or "none"
