@@ -40,7 +40,7 @@ from touchline.outbound.bulk.rules import Mode
 from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_filters
 from touchline.outbound.compose.merge import MergeContext, SenderFields
 from touchline.outbound.compose.senders import ACCOUNT_OWNER
-from touchline.outbound.compose.templates import RenderFailure, TemplateInvalidError, render
+from touchline.outbound.compose.templates import CompiledTemplate, RenderFailure, TemplateInvalidError, render
 from touchline.outbound.send import service as outbox
 from touchline.outbound.templates import service as templates
 from touchline.outbound.unsubscribe.service import unsubscribe_url
@@ -215,11 +215,16 @@ class _Routes:
         return self._senders[user.id]
 
 
-def _content(template: Template, context: MergeContext) -> outbox.Content | str:
+def _compiled(template: Template) -> CompiledTemplate:
+    """Compiled once per bulk send; it was checked when saved, so this fails only if fields changed."""
     try:
-        outcome = render(templates.compiled(template), context)
+        return templates.compiled(template)
     except TemplateInvalidError as error:
         raise BulkRefused(f"template {template.name!r} cannot be used: {error}") from None
+
+
+def _content(template: Template, compiled: CompiledTemplate, context: MergeContext) -> outbox.Content | str:
+    outcome = render(compiled, context)
     if isinstance(outcome, RenderFailure):
         return rules.render_skip_reason(outcome.missing_fields, str(outcome))
     try:
@@ -239,6 +244,7 @@ def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Sett
     selected = _selected(session, actor, conditions, composer)
     routes = _routes(session, actor, request.sender, settings, selected)
     result = Plan(template, mode, written, request.sender, recipients=len(selected))
+    compiled = _compiled(template)
     sendable: list[tuple[_Selected, outbox.Route]] = []
     for one in selected:
         reason = rules.skip_reason(one.address, one.contact.unsubscribed_at)
@@ -250,7 +256,7 @@ def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Sett
     if mode == "each":
         for one, route in sendable:
             context = replace(one.context, sender=routes.sender_fields(route.user))
-            content = _content(template, context)
+            content = _content(template, compiled, context)
             if isinstance(content, str):
                 result.skipped.append(Skip(one.contact.id, one.address, content))
                 continue
@@ -259,7 +265,9 @@ def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Sett
     for index, group in enumerate(rules.chunks(sendable, outbox.MAX_RECIPIENTS)):
         # One email to all: its company (and so Account Owner) is its first recipient's, as for any email.
         first, route = group[0]
-        content = _content(template, replace(first.context, sender=routes.sender_fields(route.user)))
+        content = _content(
+            template, compiled, replace(first.context, sender=routes.sender_fields(route.user))
+        )
         if isinstance(content, str):
             result.skipped.extend(Skip(one.contact.id, one.address, content) for one, _ in group)
             continue
