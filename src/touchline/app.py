@@ -37,6 +37,8 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.outbound.bulk import endpoints as bulk_endpoints
+from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
@@ -82,6 +84,7 @@ ROUTERS = (
     unsubscribe_endpoints.router,
     outbox_endpoints.router,
     template_endpoints.router,
+    bulk_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
@@ -93,6 +96,7 @@ ROUTERS = (
     template_pages.router,
     sequence_endpoints.router,
     sequence_pages.router,
+    bulk_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

@@ -1052,6 +1052,142 @@ def sequence_resume(
     console.print(_sequence_switch(workspace, as_user, name, contact, pause=False))
 
 
+# --- bulk sends ------------------------------------------------------------------------------------
+
+bulk_app = typer.Typer(
+    help="Bulk sends: one template to the endusers that filters select.", no_args_is_help=True
+)
+app.add_typer(bulk_app, name="bulk")
+
+
+class BulkMode(StrEnum):
+    each = "each"
+    one = "one"
+
+
+@bulk_app.command("send")
+def bulk_send(
+    workspace: Workspace,
+    as_user: Annotated[str, typer.Option("--as", help="The user who sends (needs send_email)")],
+    template: Annotated[str, typer.Option(help="A stored template's name")],
+    mode: Annotated[BulkMode, typer.Option(help="each: one personalised email per enduser; one: one to all")],
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where", help="FIELD=VALUE, FIELD!=VALUE, FIELD<VALUE, FIELD>VALUE or FIELD~TEXT; all must hold"
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option("--from", help="Your address (the default), a public address, or account-owner"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count and list the skipped; queue nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Send a template to every enduser the filters select; a refused bulk send exits 2 and sends nothing."""
+    from touchline.models import BulkSend
+    from touchline.outbound.bulk import service as bulk
+    from touchline.outbound.bulk import tasks as bulk_tasks
+    from touchline.outbound.bulk.schemas import BulkSummaryOut
+
+    settings = _settings()
+    _configure_jobs(settings)
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        with session_scope(sessions) as session:
+            actor = service.actor_for(
+                service.find_user_by_email(session, _operator(session, workspace), as_user)
+            )
+            wanted = bulk.BulkRequest(sender or as_user, template, None, mode.value, tuple(where or ()))
+            if dry_run:
+                summary = BulkSummaryOut.of_plan(bulk.plan(session, actor, wanted, settings=settings))
+            else:
+                bulk_id = bulk.start(session, actor, wanted, settings=settings, run_job=False).id
+        if not dry_run:
+            with Progress(
+                TextColumn("queueing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors
+            ) as shown:
+                task = shown.add_task("queueing", total=None)
+                bulk_tasks.queue_bulk(
+                    sessions,
+                    SecretBox(settings.secret_keys),
+                    settings,
+                    bulk_id,
+                    on_progress=lambda done, total: shown.update(task, completed=done, total=total),
+                )
+            with session_scope(sessions) as session:
+                row = session.get(BulkSend, bulk_id)
+                assert row is not None
+                if row.status == bulk.REFUSED:
+                    raise bulk.BulkRefused(row.error or "refused")
+                summary = BulkSummaryOut.of_bulk(
+                    row, bulk.skipped_of(session, _operator(session, workspace), bulk_id)
+                )
+    except TouchlineError as error:
+        raise _fail(f"not sent: {error}", REFUSED_EXIT_CODE) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(summary.model_dump_json())
+        return
+    console.print(
+        f"bulk_id: {summary.bulk_id or '(dry run: nothing queued)'}\nrecipients: {summary.recipients}\n"
+        f"queued: {summary.queued}\nskipped: {summary.skipped}"
+    )
+    for skip in summary.skipped_endusers:
+        console.print(f"  skipped {skip.address}: {skip.reason}", markup=False)
+
+
+@bulk_app.command("show")
+def bulk_show(
+    workspace: Workspace,
+    bulk_id: Annotated[str, typer.Argument(help="The bulk send's id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """A bulk send's progress: queued, skipped, sent, failed, waiting for the sending budget."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from touchline.outbound.bulk import service as bulk
+    from touchline.outbound.bulk.schemas import BulkSendOut
+
+    try:
+        wanted = uuid.UUID(bulk_id)
+    except ValueError:
+        raise _fail(f"{bulk_id!r} is not a bulk send id") from None
+    with _transaction(_settings()) as session:
+        operator = _operator(session, workspace)
+        row = bulk.get_bulk_send(session, operator, wanted)
+        shown = BulkSendOut.of(row, bulk.progress(session, operator, row.id, datetime.now(UTC)))
+    if as_json:
+        typer.echo(shown.model_dump_json(by_alias=True))
+        return
+    table = Table(
+        "status",
+        "recipients",
+        "queued",
+        "skipped",
+        "sent",
+        "waiting to leave",
+        "waiting for budget",
+        "failed",
+        "unknown",
+    )
+    table.add_row(
+        *(str(value) for value in (shown.status, shown.recipients, shown.queued, shown.skipped, shown.sent)),
+        str(shown.in_queue),
+        str(shown.waiting),
+        str(shown.failed),
+        str(shown.unknown),
+    )
+    console.print(table)
+    if shown.continues:
+        console.print(f"{shown.continues}: {shown.waiting_reason}", markup=False)
+
+
 def main() -> None:
     try:
         app()

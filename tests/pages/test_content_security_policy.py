@@ -88,6 +88,7 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "outbound_id": world.outbound_ids[0],
             "template_id": world.template_ids[0],
             "sequence_id": world.sequence_ids[0],
+            "bulk_id": world.bulk_ids[0],
             "provider": "google",
             "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
                 3:

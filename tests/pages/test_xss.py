@@ -31,7 +31,17 @@ from tests.pages.test_companies_pages import log_in
 from tests.receive.conftest import LOCAL_RELAY
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
-from touchline.models import Mailbox, MailboxFolder, OutboundEmail, OutboundRecipient, User, Workspace
+from touchline.models import (
+    BulkSend,
+    BulkSkip,
+    Mailbox,
+    MailboxFolder,
+    OutboundEmail,
+    OutboundRecipient,
+    Template,
+    User,
+    Workspace,
+)
 from touchline.models.inbound import InboundRefusal
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
@@ -85,6 +95,7 @@ class World:
     outbound_ids: list[uuid.UUID] = field(default_factory=list)
     template_ids: list[uuid.UUID] = field(default_factory=list)
     sequence_ids: list[uuid.UUID] = field(default_factory=list)
+    bulk_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -145,6 +156,8 @@ class World:
             *(f"/templates/{template_id}" for template_id in self.template_ids[:1] + self.template_ids[-1:]),
             "/sequences",
             *(f"/sequences/{sequence_id}" for sequence_id in self.sequence_ids),
+            "/bulk",
+            *(f"/bulk/{bulk_id}" for bulk_id in self.bulk_ids),
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]
@@ -399,6 +412,41 @@ def plant_sequences(world: World, n: int) -> None:
             world.sequence_ids.append(sequence.id)
 
 
+def plant_bulk_send(world: World, n: int) -> None:
+    """A template's name (the bulk page's picker), and a bulk send's From, filters, error and skipped
+    endusers with their reasons (its own page)."""
+    values = payloads(n)
+    with session_scope(world.sessions) as session:
+        for index, value in enumerate(values):
+            session.add(
+                Template(
+                    workspace_id=world.team.workspace_id,
+                    name=value[:200],
+                    subject=f"Subject {index}",
+                    html="<p>Hello</p>",
+                    version=1,
+                )
+            )
+        bulk = BulkSend(
+            workspace_id=world.team.workspace_id,
+            created_by=world.team.admin_id,
+            sender_choice=values[0][:320],
+            template_name=values[1][:200],
+            template_version=1,
+            mode="each",
+            filters=values,
+            status="refused",
+            error=values[2],
+        )
+        session.add(bulk)
+        session.flush()
+        session.add_all(
+            BulkSkip(workspace_id=world.team.workspace_id, bulk_id=bulk.id, address=value[:320], reason=value)
+            for value in values
+        )
+        world.bulk_ids.append(bulk.id)
+
+
 @dataclass(frozen=True)
 class Planted:
     """One field people or mail can fill: how to fill it, and a page that shows it (None: no page shows
@@ -443,6 +491,7 @@ FIELDS = (
         lambda values: ["Quote attached."],
     ),
     Planted("sequence, template and step condition", plant_sequences, lambda world: "/sequences"),
+    Planted("bulk send", plant_bulk_send, lambda world: f"/bulk/{world.bulk_ids[0]}"),
 )
 
 

@@ -2,6 +2,7 @@
 
 import touchline.models.versioning  # noqa: F401 -- registers the directory-version listener
 from touchline.models.base import Base
+from touchline.models.bulk import BulkSend, BulkSkip
 from touchline.models.customers import Company, CompanyDomain, Contact, CustomFieldDefinition
 from touchline.models.inbound import InboundRefusal, SpooledMessage
 from touchline.models.mail import (
@@ -36,6 +37,8 @@ __all__ = [
     "AuditEntry",
     "BackgroundTask",
     "Base",
+    "BulkSend",
+    "BulkSkip",
     "Company",
     "CompanyDomain",
     "Contact",

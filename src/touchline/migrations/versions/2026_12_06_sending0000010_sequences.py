@@ -1,7 +1,7 @@
 """sequences: playbooks of template steps, enrolments (one running per enduser and sequence) and step runs
 
 Revision ID: sending0000010
-Revises: sending0000008
+Revises: sending0000009
 Create Date: 2026-12-06 05:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import touchline.models.base
 
 revision: str = "sending0000010"
-down_revision: str | None = "sending0000008"
+down_revision: str | None = "sending0000009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

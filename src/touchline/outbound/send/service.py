@@ -17,7 +17,7 @@ Takes a session; may flush, never commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -141,7 +141,8 @@ class Changes:
 # --- who may send from where -----------------------------------------------------------------------
 
 
-def _composer(actor: Actor) -> uuid.UUID:
+def composer_of(actor: Actor) -> uuid.UUID:
+    """The user an email is sent by; refused without send_email or without a user."""
     actor.require(Permission.SEND_EMAIL)
     if actor.user_id is None:
         raise SendRefused("emails are sent by a user; act as one (--as USER)")
@@ -149,7 +150,9 @@ def _composer(actor: Actor) -> uuid.UUID:
 
 
 @dataclass(frozen=True)
-class _Route:
+class Route:
+    """How an email leaves: whose address, through which mailbox or the relay."""
+
     choice: FromChoice
     user: User
     address: str
@@ -158,15 +161,27 @@ class _Route:
     via: str
 
 
+def decide_from(
+    session: Session, actor: Actor, sender: str, company: Company | None, answered: Email | None = None
+) -> FromChoice:
+    """The From choice `sender` names, if the From rules let the actor use it for this email."""
+    context = ComposeContext(
+        company_id=company.id if company is not None else None,
+        reply_to=answered.id if answered is not None else None,
+    )
+    return _decided(from_field.check_from(session, actor, sender, context))
+
+
 def _decided(decision: FromDecision) -> FromChoice:
     if not decision.allowed or decision.choice is None:
         raise SendRefused(decision.reason)
     return decision.choice
 
 
-def _route(
+def route_for(
     session: Session, actor: Actor, choice: FromChoice, company: Company | None, settings: Settings
-) -> _Route:
+) -> Route:
+    """The route of a decided From choice; Account Owner is the company's (each company's own)."""
     if choice.key == ACCOUNT_OWNER:
         if company is None or company.account_owner is None:
             name = company.name if company is not None else "this email's company"
@@ -178,9 +193,9 @@ def _route(
     sender, mailbox = team_user_of(session, user)
     address = sender.address
     if mailbox is not None and mailbox.provider in SENDING_PROVIDERS:
-        return _Route(choice, user, address, mailbox, VIA_MAILBOX)
+        return Route(choice, user, address, mailbox, VIA_MAILBOX)
     if relay_configured(settings):
-        return _Route(choice, user, address, None, VIA_RELAY)
+        return Route(choice, user, address, None, VIA_RELAY)
     raise SendRefused(
         f"{user.email} has no mailbox touchline can send through, and no relay is configured; "
         "connect a mailbox or ask the operator to set TOUCHLINE_RELAY_SMTP_HOST"
@@ -251,6 +266,16 @@ def _recipient_rows(
             select(Contact).where(Contact.workspace_id == workspace_id, Contact.email.in_(addresses))
         )
     }
+    return recipient_rows(workspace_id, to, cc, contacts)
+
+
+def recipient_rows(
+    workspace_id: uuid.UUID,
+    to: Sequence[Recipient],
+    cc: Sequence[Recipient],
+    contacts: Mapping[str, Contact],
+) -> list[OutboundRecipient]:
+    """The recipient rows of an email, each with the contact (by address) and company it reaches."""
     rows = []
     first_marked = False
     for position, (kind, recipient) in enumerate([("to", r) for r in to] + [("cc", r) for r in cc]):
@@ -290,7 +315,7 @@ def _threading(answered: Email | None) -> list[str]:
     return [value for value in ids if value]
 
 
-def _apply_route(row: OutboundEmail, route: _Route) -> None:
+def _apply_route(row: OutboundEmail, route: Route) -> None:
     row.sender_choice = route.choice.key
     row.sender_user_id = route.user.id
     row.from_address = route.address
@@ -352,6 +377,23 @@ def _rendered(template: Template, context: MergeContext) -> RenderedEmail:
     return outcome
 
 
+@dataclass(frozen=True)
+class Content:
+    """What an email says, and the template (if any) it was rendered from."""
+
+    subject: str
+    html: str
+    text: str
+    track_opens: bool = False
+    track_clicks: bool = False
+    template: Template | None = None
+
+
+def rendered_content(template: Template, rendered: RenderedEmail) -> Content:
+    html, text = _body(rendered.html or "", rendered.text)
+    return Content(rendered.subject, html, text, rendered.track_opens, rendered.track_clicks, template)
+
+
 def _body(html: str, text: str | None) -> tuple[str, str]:
     if not html.strip():
         raise SendRefused("the email has no body")
@@ -360,18 +402,14 @@ def _body(html: str, text: str | None) -> tuple[str, str]:
 
 def _decided_route(
     session: Session, actor: Actor, draft: Draft, to: Sequence[Recipient], settings: Settings
-) -> tuple[_Route, Company | None, Email | None]:
+) -> tuple[Route, Company | None, Email | None]:
     """The way `draft` leaves, its From decided for its company and the email it answers."""
     if not to:
         raise SendRefused("an email needs at least one To recipient")
     company = _company_of(session, actor.workspace_id, to)
     answered = _answered(session, actor.workspace_id, draft.reply_to_email_id)
-    context = ComposeContext(
-        company_id=company.id if company is not None else None,
-        reply_to=answered.id if answered is not None else None,
-    )
-    choice = _decided(from_field.check_from(session, actor, draft.sender, context))
-    return _route(session, actor, choice, company, settings), company, answered
+    choice = decide_from(session, actor, draft.sender, company, answered)
+    return route_for(session, actor, choice, company, settings), company, answered
 
 
 # --- composing -------------------------------------------------------------------------------------
@@ -380,9 +418,61 @@ def _decided_route(
 def sender_of(session: Session, actor: Actor, draft: Draft, *, settings: Settings) -> User:
     """The user `draft` would be sent as, decided as `send_email` decides it (refusals included): whose
     fields a template preview fills in."""
-    _composer(actor)
+    composer_of(actor)
     route, _, _ = _decided_route(session, actor, draft, _checked_recipients("To", draft.to), settings)
     return route.user
+
+
+def new_outbound(
+    actor: Actor,
+    draft: Draft,
+    content: Content,
+    route: Route,
+    company: Company | None,
+    recipients: list[OutboundRecipient],
+    *,
+    now: datetime,
+    answered: Email | None = None,
+) -> OutboundEmail:
+    """The outbound email of a decided send (its From route, content and recipients), not stored yet:
+    `queued`, or `scheduled` for a later send_at. Building its message is what refuses header
+    injection through any field (SendRefused)."""
+    scheduled = draft.send_at is not None and draft.send_at > now
+    template = content.template
+    row = OutboundEmail(
+        workspace_id=actor.workspace_id,
+        created_by=actor.user_id,
+        company_id=company.id if company is not None else None,
+        subject=content.subject,
+        html_body=content.html,
+        text_body=content.text,
+        in_reply_to=_bracketed(answered.message_id) if answered is not None else None,
+        references=_threading(answered),
+        idempotency_key=draft.idempotency_key or uuid.uuid4().hex,
+        message_id="",
+        status=SCHEDULED if scheduled else QUEUED,
+        scheduled_for=draft.send_at if scheduled else None,
+        next_attempt_at=None if scheduled else now + LOST_JOB_AFTER,
+        attempts=0,
+        variant="",
+        track_opens=content.track_opens,
+        track_clicks=content.track_clicks,
+        template_id=template.id if template is not None else None,
+        template_name=template.name if template is not None else None,
+        template_version=template.version if template is not None else None,
+        kind="reply" if draft.kind == "personal" and answered is not None else draft.kind,
+        unsubscribe_url=draft.unsubscribe_url if carries_unsubscribe_link(draft.kind) else None,
+        bulk_id=draft.bulk_id,
+        sequence_id=draft.sequence_id,
+        sequence_step=draft.sequence_step,
+    )
+    _apply_route(row, route)
+    try:
+        row.message_id = _validated_message(row, now, recipients).message_id
+    except mime.InvalidMessageError as error:
+        raise SendRefused(str(error)) from None
+    row.recipients = recipients
+    return row
 
 
 def send_email(
@@ -391,7 +481,7 @@ def send_email(
     """Store an email to send (now: `queued`, its job enqueued after the commit; later: `scheduled`).
 
     A repeated idempotency key returns the email it made the first time, sending nothing more."""
-    composer_id = _composer(actor)
+    composer_id = composer_of(actor)
     if draft.idempotency_key:
         mime.refuse_header_injection("the idempotency key", draft.idempotency_key)
         existing = session.scalar(
@@ -415,48 +505,23 @@ def send_email(
         raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
     _skip_unsubscribed(session, actor.workspace_id, draft.kind, to)
     route, company, answered = _decided_route(session, actor, draft, to, settings)
-    subject, track_opens, track_clicks = draft.subject, False, False
     if template is not None:
-        rendered = _rendered(template, _merge_context(session, actor, to, route.user))
-        subject, track_opens, track_clicks = rendered.subject, rendered.track_opens, rendered.track_clicks
-        html, text = _body(rendered.html or "", rendered.text)
+        context = _merge_context(session, actor, to, route.user)
+        content = rendered_content(template, _rendered(template, context))
     else:
         html, text = _body(draft.html, draft.text)
+        content = Content(draft.subject, html, text)
     scheduled = draft.send_at is not None and draft.send_at > now
-    row = OutboundEmail(
-        workspace_id=actor.workspace_id,
-        created_by=composer_id,
-        company_id=company.id if company is not None else None,
-        subject=subject,
-        html_body=html,
-        text_body=text,
-        in_reply_to=_bracketed(answered.message_id) if answered is not None else None,
-        references=_threading(answered),
-        idempotency_key=draft.idempotency_key or uuid.uuid4().hex,
-        message_id="",
-        status=SCHEDULED if scheduled else QUEUED,
-        scheduled_for=draft.send_at if scheduled else None,
-        next_attempt_at=None if scheduled else now + LOST_JOB_AFTER,
-        attempts=0,
-        variant="",
-        track_opens=track_opens,
-        track_clicks=track_clicks,
-        template_id=template.id if template is not None else None,
-        template_name=template.name if template is not None else None,
-        template_version=template.version if template is not None else None,
-        kind="reply" if draft.kind == "personal" and answered is not None else draft.kind,
-        unsubscribe_url=draft.unsubscribe_url if carries_unsubscribe_link(draft.kind) else None,
-        bulk_id=draft.bulk_id,
-        sequence_id=draft.sequence_id,
-        sequence_step=draft.sequence_step,
+    row = new_outbound(
+        actor,
+        draft,
+        content,
+        route,
+        company,
+        _recipient_rows(session, actor.workspace_id, to, cc),
+        now=now,
+        answered=answered,
     )
-    _apply_route(row, route)
-    recipients = _recipient_rows(session, actor.workspace_id, to, cc)
-    try:
-        row.message_id = _validated_message(row, now, recipients).message_id
-    except mime.InvalidMessageError as error:
-        raise SendRefused(str(error)) from None
-    row.recipients = recipients
     session.add(row)
     session.flush()
     if not scheduled:
@@ -511,7 +576,7 @@ def edit_scheduled(
 ) -> OutboundEmail:
     """Edit an email that has not left yet. Its From is decided again for the editor (SPEC §5): one
     that is no longer a choice falls back to the first choice, and `notice` says so."""
-    _composer(actor)
+    composer_of(actor)
     row = get_outbound(session, actor, outbound_id)
     session.refresh(row, with_for_update=True)  # the scheduler's promotion waits for this edit
     if row.status != SCHEDULED:
@@ -534,7 +599,7 @@ def edit_scheduled(
     else:
         kept = from_field.sender_after_edit(session, actor, row.sender_choice)
         choice, notice = kept.sender, kept.notice
-    route = _route(session, actor, choice, company, settings)
+    route = route_for(session, actor, choice, company, settings)
     _apply_route(row, route)
     row.notice = notice
     row.company_id = company.id if company is not None else None
@@ -560,7 +625,7 @@ def edit_scheduled(
 
 def cancel(session: Session, actor: Actor, outbound_id: uuid.UUID) -> OutboundEmail:
     """Cancel an email that has not been claimed for delivery yet."""
-    _composer(actor)
+    composer_of(actor)
     row = get_outbound(session, actor, outbound_id)
     changed = _changed(
         session,

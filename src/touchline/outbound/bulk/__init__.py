@@ -1,0 +1,1 @@
+"""Bulk sends: one template to the endusers that filters select."""
