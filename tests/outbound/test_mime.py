@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from touchline.outbound.compose.mime import (
     MAX_REFERENCES,
+    MAX_SUBJECT_CHARS,
     InvalidMessageError,
     Mailbox,
     OutgoingEmail,
     Unsubscribe,
     build_message,
     make_message_id,
+    refuse_header_injection,
+    validate_outgoing,
 )
 
 WHEN = datetime(2026, 12, 6, 9, 30, tzinfo=timezone(timedelta(hours=1)))
@@ -309,3 +314,132 @@ def test_any_text_in_any_field_never_yields_an_extra_header(
 def test_message_is_built_the_same_at_any_offset() -> None:
     utc = build_message(replace(EMAIL, date=WHEN.astimezone(UTC)), "touchline.example")
     assert parsed(utc.raw)["Date"].datetime == WHEN
+
+
+HOSTILE = st.sampled_from(
+    [
+        *LINE_BREAKS,
+        "\t",
+        " ",
+        '"',
+        "<",
+        ">",
+        ",",
+        ";",
+        ":",
+        "@",
+        "\\",
+        "(",
+        ")",
+        "=?utf-8?q?x?=",
+        "é",
+        "\ud800",
+    ]
+)
+TEXT = st.one_of(st.text(max_size=40), st.lists(st.one_of(HOSTILE, st.text(max_size=8))).map("".join))
+ADDRESS = st.one_of(
+    st.sampled_from(["jane@acme.example", "ops@xn--bcher-kva.example", "bob@bücher.example", "x@[1.2.3.4]"]),
+    st.builds(lambda local, domain: f"{local}@{domain}", TEXT, st.sampled_from(["acme.example", "", "a..b"])),
+    TEXT,
+)
+MAILBOX = st.builds(Mailbox, ADDRESS, TEXT)
+MESSAGE_ID = st.one_of(
+    st.builds(lambda left, right: f"<{left}@{right}>", TEXT, st.sampled_from(["acme.example", "a@b", ""])),
+    TEXT,
+)
+
+
+@st.composite
+def outgoing_emails(draw: st.DrawFn) -> tuple[OutgoingEmail, str, str | None]:
+    """A usable email, Message-ID domain and given Message-ID, with up to three of them (or of the
+    email's fields) replaced by random or hostile values, so that each rule is reached, not only the
+    first one checked."""
+    changes: dict[str, st.SearchStrategy[object]] = {
+        "domain": st.one_of(st.sampled_from(["bücher.example", "", "-x.example"]), TEXT),
+        "message_id": st.none() | MESSAGE_ID,
+        "sender": MAILBOX,
+        "to": st.lists(MAILBOX, max_size=3).map(tuple),
+        "cc": st.lists(MAILBOX, max_size=2).map(tuple),
+        "reply_to": st.none() | MAILBOX,
+        "subject": st.one_of(TEXT, st.just("s" * (MAX_SUBJECT_CHARS + 1))),
+        "text": TEXT,
+        "html": st.none() | TEXT,
+        "date": st.sampled_from([WHEN.replace(tzinfo=None), WHEN.astimezone(UTC)]),
+        "in_reply_to": st.none() | MESSAGE_ID,
+        "references": st.lists(MESSAGE_ID, max_size=3).map(tuple),
+        "unsubscribe": st.none()
+        | st.builds(
+            Unsubscribe,
+            st.one_of(
+                st.builds("https://t.example/u/{}".format, TEXT),
+                st.sampled_from(["http://t.example/u", "https://t.example/" + "u" * 990]),
+            ),
+            st.none() | ADDRESS,
+        ),
+    }
+    fields = draw(st.lists(st.sampled_from(sorted(changes)), max_size=3, unique=True))
+    drawn = {field: draw(changes[field]) for field in fields}
+    domain = drawn.pop("domain", "touchline.example")
+    message_id = drawn.pop("message_id", None)
+    usable = replace(
+        EMAIL,
+        reply_to=Mailbox("help@touchline.example", "Help"),
+        in_reply_to="<parent@acme.example>",
+        unsubscribe=Unsubscribe("https://t.example/u/1", "u@t.example"),
+    )
+    assert isinstance(domain, str)
+    assert message_id is None or isinstance(message_id, str)
+    return replace(usable, **drawn), domain, message_id
+
+
+def _outcome(check: Callable[[], str]) -> tuple[str, str]:
+    try:
+        return "ok", check()
+    except InvalidMessageError as error:
+        return "refused", str(error)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(case=outgoing_emails())
+@example(case=(replace(EMAIL, text="\ud800"), "touchline.example", None))
+@example(case=(replace(EMAIL, subject="a\udfff"), "touchline.example", None))
+@example(case=(replace(EMAIL, sender=Mailbox("sam@touchline.example", "\ud800")), "t.example", None))
+@example(case=(replace(EMAIL, to=(Mailbox("jane\ud800@acme.example"),)), "t.example", None))
+def test_validate_outgoing_refuses_exactly_what_build_message_refuses(
+    case: tuple[OutgoingEmail, str, str | None],
+) -> None:
+    email, domain, message_id = case
+    validated = _outcome(lambda: validate_outgoing(email, domain, message_id))
+    built = _outcome(lambda: build_message(email, domain, message_id=message_id).message_id)
+    assert validated[0] == built[0]
+    if validated[0] == "refused" or message_id:
+        assert validated == built  # the same message, or the same given Message-ID
+    else:  # a new random id each time, at the same domain
+        assert validated[1].rpartition("@")[2] == built[1].rpartition("@")[2]
+
+
+def test_validate_outgoing_gives_the_message_id_build_message_uses() -> None:
+    assert validate_outgoing(EMAIL, "touchline.example", "<given@touchline.example>") == (
+        "<given@touchline.example>"
+    )
+    made = validate_outgoing(EMAIL, "Touchline.Example")
+    assert re.fullmatch(r"<[0-9a-f]{32}@touchline\.example>", made)
+    with pytest.raises(InvalidMessageError, match="the subject may not contain a line break"):
+        validate_outgoing(replace(EMAIL, subject="Hi\r\nBcc: x@evil.example"), "touchline.example")
+    with pytest.raises(InvalidMessageError, match="unsubscribe URL must be a plain https URL"):
+        validate_outgoing(replace(EMAIL, unsubscribe=Unsubscribe("http://t.example/u")), "touchline.example")
+
+
+def test_header_injection_is_refused_for_every_line_breaking_or_control_character() -> None:
+    """Every code point: refused exactly when `str.splitlines` ends a line at it, or it is a control
+    character other than tab."""
+    for code_point in range(sys.maxunicode + 1):
+        ch = chr(code_point)
+        breaking = len(f"a{ch}b".splitlines()) > 1 or (code_point < 32 and ch != "\t") or code_point == 127
+        try:
+            refuse_header_injection("the field", f"x{ch}y")
+        except InvalidMessageError as error:
+            assert breaking, hex(code_point)
+            assert repr(ch) in str(error)
+        else:
+            assert not breaking, hex(code_point)

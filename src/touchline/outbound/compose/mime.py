@@ -114,6 +114,18 @@ def refuse_header_injection(field: str, value: str) -> str:
     return value
 
 
+def _refuse_lone_surrogates(field: str, value: str) -> str:
+    """`value` unchanged, or InvalidMessageError when it is not Unicode text that can be written as
+    UTF-8 (a lone surrogate, as a JSON "\\ud800" escape can make)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidMessageError(
+            f"{field} is not valid text (it holds a lone surrogate, {value[error.start]!r})"
+        ) from None
+    return value
+
+
 def make_message_id(domain: str, token: str | None = None) -> str:
     """`<random@domain>`: 128 random bits, so ids never collide or reveal anything."""
     try:
@@ -135,7 +147,8 @@ def check_message_id(field: str, value: str) -> str:
 
 def _address(field: str, mailbox: Mailbox) -> Address:
     refuse_header_injection(f"{field} address", mailbox.address)
-    name = refuse_header_injection(f"{field} name", mailbox.name).strip()
+    name = _refuse_lone_surrogates(f"{field} name", refuse_header_injection(f"{field} name", mailbox.name))
+    name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise InvalidMessageError(f"{field} name is longer than {MAX_NAME_CHARS} characters")
     try:
@@ -183,20 +196,33 @@ def _references(email: OutgoingEmail) -> tuple[str | None, tuple[str, ...]]:
     return in_reply_to, tuple(references)
 
 
-def build_message(
-    email: OutgoingEmail, message_id_domain: str, *, message_id: str | None = None
-) -> BuiltMessage:
-    """The message as bytes with CRLF line ends, ready for SMTP or a provider's raw-send API.
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """Every header value of an email, checked: what `build_message` writes, nothing left to refuse."""
 
-    `message_id` is for a resend of the same email; otherwise a new one is made at
-    `message_id_domain` (the sender's domain, so replies thread in the recipient's client)."""
+    message_id: str
+    sender: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_to: Address | None
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    unsubscribe: str | None
+
+
+def _checked(email: OutgoingEmail, message_id_domain: str, message_id: str | None) -> _Checked:
+    """The one place for the rules: raises InvalidMessageError naming the first field that breaks one."""
     if not email.to:
         raise InvalidMessageError("an email needs at least one To recipient")
     if email.date.tzinfo is None:
         raise InvalidMessageError("the Date needs a time zone")
-    subject = refuse_header_injection("the subject", email.subject)
+    subject = _refuse_lone_surrogates("the subject", refuse_header_injection("the subject", email.subject))
     if len(subject) > MAX_SUBJECT_CHARS:
         raise InvalidMessageError(f"the subject is longer than {MAX_SUBJECT_CHARS} characters")
+    _refuse_lone_surrogates("the text body", email.text)
+    if email.html is not None:
+        _refuse_lone_surrogates("the HTML body", email.html)
     identifier = (
         check_message_id("Message-ID", message_id) if message_id else make_message_id(message_id_domain)
     )
@@ -204,31 +230,50 @@ def build_message(
     to = _addresses("To", email.to)
     cc = _addresses("Cc", email.cc)
     in_reply_to, references = _references(email)
+    reply_to = _address("Reply-To", email.reply_to) if email.reply_to is not None else None
+    unsubscribe = _unsubscribe_headers(email.unsubscribe) if email.unsubscribe is not None else None
+    return _Checked(identifier, sender, to, cc, reply_to, subject, in_reply_to, references, unsubscribe)
 
+
+def validate_outgoing(email: OutgoingEmail, domain: str, message_id: str | None = None) -> str:
+    """The Message-ID `build_message(email, domain, message_id=message_id)` would use, or the
+    InvalidMessageError it would raise: the same checks without writing the message, for checking an
+    email when it is queued and building it only when it leaves."""
+    return _checked(email, domain, message_id).message_id
+
+
+def build_message(
+    email: OutgoingEmail, message_id_domain: str, *, message_id: str | None = None
+) -> BuiltMessage:
+    """The message as bytes with CRLF line ends, ready for SMTP or a provider's raw-send API.
+
+    `message_id` is for a resend of the same email; otherwise a new one is made at
+    `message_id_domain` (the sender's domain, so replies thread in the recipient's client)."""
+    checked = _checked(email, message_id_domain, message_id)
     message = EmailMessage(policy=_POLICY)
-    message["From"] = sender
-    message["To"] = to
-    if cc:
-        message["Cc"] = cc
-    if email.reply_to is not None:
-        message["Reply-To"] = _address("Reply-To", email.reply_to)
-    message["Subject"] = subject
+    message["From"] = checked.sender
+    message["To"] = checked.to
+    if checked.cc:
+        message["Cc"] = checked.cc
+    if checked.reply_to is not None:
+        message["Reply-To"] = checked.reply_to
+    message["Subject"] = checked.subject
     message["Date"] = format_datetime(email.date)
-    message["Message-ID"] = identifier
-    if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-    if references:
-        message["References"] = " ".join(references)
-    if email.unsubscribe is not None:
-        message["List-Unsubscribe"] = _unsubscribe_headers(email.unsubscribe)
+    message["Message-ID"] = checked.message_id
+    if checked.in_reply_to:
+        message["In-Reply-To"] = checked.in_reply_to
+    if checked.references:
+        message["References"] = " ".join(checked.references)
+    if checked.unsubscribe is not None:
+        message["List-Unsubscribe"] = checked.unsubscribe
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(email.text)
     if email.html is not None:
         message.add_alternative(email.html, subtype="html")
         for part in message.iter_parts():
             del part["MIME-Version"]  # the standard library repeats it in each part; it belongs on top
-    recipients = tuple(dict.fromkeys(address.addr_spec for address in (*to, *cc)))
-    return BuiltMessage(message_id=identifier, raw=message.as_bytes(), recipients=recipients)
+    recipients = tuple(dict.fromkeys(address.addr_spec for address in (*checked.to, *checked.cc)))
+    return BuiltMessage(message_id=checked.message_id, raw=message.as_bytes(), recipients=recipients)
 
 
 def _addresses(field: str, mailboxes: Sequence[Mailbox]) -> tuple[Address, ...]:
