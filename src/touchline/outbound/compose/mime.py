@@ -49,7 +49,27 @@ class _UnfoldedHeader(UnstructuredHeader, BaseHeader):
         return f"{self.name}: {self}{policy.linesep}"
 
 
-_HEADERS = HeaderRegistry()
+class _CachedHeaderRegistry(HeaderRegistry):
+    """The standard registry makes a new class for every header of every message (`type(...)` in
+    `__getitem__`), a fifth of the time of building one; the class for a name is the same each time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        super().map_to_type(name, cls)
+        self._classes.clear()
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._classes.get(key)
+        if made is None:
+            made = self._classes[key] = super().__getitem__(name)
+        return made
+
+
+_HEADERS = _CachedHeaderRegistry()
 _HEADERS.map_to_type("list-unsubscribe", _UnfoldedHeader)
 _POLICY: Final = policy.SMTP.clone(header_factory=_HEADERS)
 
@@ -250,30 +270,77 @@ def build_message(
     `message_id` is for a resend of the same email; otherwise a new one is made at
     `message_id_domain` (the sender's domain, so replies thread in the recipient's client)."""
     checked = _checked(email, message_id_domain, message_id)
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = checked.sender
-    message["To"] = checked.to
+    headers = [_header("From", checked.sender), _header("To", checked.to)]
     if checked.cc:
-        message["Cc"] = checked.cc
+        headers.append(_header("Cc", checked.cc))
     if checked.reply_to is not None:
-        message["Reply-To"] = checked.reply_to
-    message["Subject"] = checked.subject
-    message["Date"] = format_datetime(email.date)
-    message["Message-ID"] = checked.message_id
+        headers.append(_header("Reply-To", checked.reply_to))
+    headers.append(_header("Subject", checked.subject))
+    headers.append(_header("Date", format_datetime(email.date)))
+    headers.append(_header("Message-ID", checked.message_id))
     if checked.in_reply_to:
-        message["In-Reply-To"] = checked.in_reply_to
+        headers.append(_header("In-Reply-To", checked.in_reply_to))
     if checked.references:
-        message["References"] = " ".join(checked.references)
+        headers.append(_header("References", " ".join(checked.references)))
     if checked.unsubscribe is not None:
-        message["List-Unsubscribe"] = checked.unsubscribe
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(email.text)
+        headers.append(_header("List-Unsubscribe", checked.unsubscribe))
+        headers.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    # The content (MIME-Version, Content-Type, the parts) is the standard library's, written on its
+    # own and put after touchline's headers: the generator writes a message's headers, then its body,
+    # so this is the message it would write with all the headers on one EmailMessage.
+    content = EmailMessage(policy=_POLICY)
+    content.set_content(email.text)
     if email.html is not None:
-        message.add_alternative(email.html, subtype="html")
-        for part in message.iter_parts():
+        content.make_alternative(boundary=_boundary(email.text, email.html))
+        content.add_alternative(email.html, subtype="html")
+        for part in content.iter_parts():
             del part["MIME-Version"]  # the standard library repeats it in each part; it belongs on top
     recipients = tuple(dict.fromkeys(address.addr_spec for address in (*checked.to, *checked.cc)))
-    return BuiltMessage(message_id=checked.message_id, raw=message.as_bytes(), recipients=recipients)
+    raw = b"".join(headers) + content.as_bytes()
+    return BuiltMessage(message_id=checked.message_id, raw=raw, recipients=recipients)
+
+
+def _boundary(*bodies: str) -> str:
+    """A multipart boundary in the standard library's form that no body contains, chosen here: the
+    library's own choice compiles a new regular expression for every message."""
+    while True:
+        boundary = f"{'=' * 15}{secrets.randbits(63):019d}=="
+        if not any(boundary in body for body in bodies):
+            return boundary
+
+
+_PLAIN_HEADER_VALUE: Final = re.compile(r"[!-~]+(?: [!-~]+)*")
+"""Printable ASCII words with single spaces between them: written as they are."""
+_ATOM_PHRASE: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+"""A display name that needs neither quotes nor encoding (RFC 5322 atoms)."""
+_HEADER_LINE: Final = 78  # RFC 5322 2.1.1: lines SHOULD be no longer; the policy folds at it
+
+
+def _header(name: str, value: str | Address | tuple[Address, ...]) -> bytes:
+    """One header line exactly as the standard library writes it under the message policy.
+
+    Parsing a value into a header object and folding it again is most of the time of building a
+    message, and for a short value of plain ASCII words (and plain names) it gives the value back
+    unchanged: such a line is written here. Anything else (non-ASCII text, quoted or encoded names,
+    `=?` that could read as an encoded word, a line that needs folding) goes through the library."""
+    if isinstance(value, str):
+        text = value
+    else:
+        addresses = (value,) if isinstance(value, Address) else value
+        if all(
+            not address.display_name or _ATOM_PHRASE.fullmatch(address.display_name) for address in addresses
+        ):
+            text = ", ".join(str(address) for address in addresses)
+        else:
+            text = ""
+    if (
+        text
+        and len(name) + 2 + len(text) <= _HEADER_LINE
+        and "=?" not in text
+        and _PLAIN_HEADER_VALUE.fullmatch(text)
+    ):
+        return f"{name}: {text}\r\n".encode("ascii")
+    return _POLICY.fold_binary(name, _POLICY.header_factory(name, value))
 
 
 def _addresses(field: str, mailboxes: Sequence[Mailbox]) -> tuple[Address, ...]:
