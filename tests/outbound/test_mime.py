@@ -512,3 +512,21 @@ def test_the_boundary_is_in_neither_body() -> None:
     assert boundary not in taken * 50
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     assert message.get_body(("plain",)).get_content().rstrip("\r\n") == taken * 50  # type: ignore[union-attr]
+
+
+def test_an_address_checked_before_is_judged_the_same_in_any_field() -> None:
+    """Address checks are remembered: the second field with the same address gets its own name in
+    the refusal, and a good address stays good (written the same) wherever it appears."""
+    for field, change in (
+        ("From", {"sender": Mailbox("no-at-sign.example")}),
+        ("To", {"to": (Mailbox("no-at-sign.example"),)}),
+        ("Reply-To", {"reply_to": Mailbox(" no-at-sign.example ")}),
+    ):
+        with pytest.raises(
+            InvalidMessageError, match=f"^{field} address .*no-at-sign.example.* is not usable"
+        ):
+            validate_outgoing(replace(EMAIL, **change), "touchline.example")  # type: ignore[arg-type]
+    built = build_message(replace(EMAIL, to=(Mailbox("Jane@Bücher.example"),), cc=()), "touchline.example")
+    again = build_message(replace(EMAIL, cc=(Mailbox("Jane@Bücher.example"),)), "touchline.example")
+    assert built.recipients == ("Jane@xn--bcher-kva.example",)
+    assert "Jane@xn--bcher-kva.example" in again.recipients

@@ -9,6 +9,7 @@ syntax, no quoted local parts, no comments), so one field can never name a secon
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Sequence
@@ -160,7 +161,7 @@ def check_message_id(field: str, value: str) -> str:
     refuse_header_injection(field, value)
     inner = value[1:-1] if value.startswith("<") and value.endswith(">") else ""
     left, at, right = inner.partition("@")
-    if not (left and at and right) or any(ch not in _MESSAGE_ID_CHARS for ch in inner) or "@" in right:
+    if not (left and at and right) or not _MESSAGE_ID_CHARS.issuperset(inner) or "@" in right:
         raise InvalidMessageError(f"{field} {value!r} is not a message id of the form <left@right>")
     return value
 
@@ -171,19 +172,36 @@ def _address(field: str, mailbox: Mailbox) -> Address:
     name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise InvalidMessageError(f"{field} name is longer than {MAX_NAME_CHARS} characters")
+    checked = _address_spec(mailbox.address)
+    if isinstance(checked, _Unusable):
+        raise InvalidMessageError(f"{field} address {mailbox.address!r} is not usable: {checked.reason}")
+    local, _, domain = checked.rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unusable:
+    reason: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_spec(address: str) -> str | _Unusable:
+    """The address as it is written in a header (ASCII, the domain in punycode), or why it cannot be.
+
+    Remembered: checking an address is most of the time of checking an email, and a bulk send has
+    one sender (and often one Reply-To and unsubscribe mailto) for thousands of emails."""
     try:
         # Reserved names (.test, .invalid) are allowed: they are for test and internal mail servers.
         checked = validate_email(
-            mailbox.address.strip(),
+            address.strip(),
             check_deliverability=False,
             allow_smtputf8=False,
             globally_deliverable=False,
         )
         normalise_address(checked.ascii_email or checked.normalized)  # the project's own rules too
     except (EmailNotValidError, InvalidAddressError) as error:
-        raise InvalidMessageError(f"{field} address {mailbox.address!r} is not usable: {error}") from None
-    local, _, domain = (checked.ascii_email or checked.normalized).rpartition("@")
-    return Address(display_name=name, username=local, domain=domain)
+        return _Unusable(str(error))
+    return str(checked.ascii_email or checked.normalized)
 
 
 def _unsubscribe_headers(unsubscribe: Unsubscribe) -> str:
