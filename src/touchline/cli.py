@@ -182,31 +182,50 @@ def demo(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
 ) -> None:
     """Create (or refresh) a demo workspace, print how to log in, and serve."""
-    from touchline.demo import DEMO_TRUSTED_NETWORKS, ensure_demo_workspace, import_demo_mail
+    from touchline.demo import (
+        DEMO_TRUSTED_NETWORKS,
+        SINK_HOST,
+        demo_relay_environment,
+        ensure_demo_workspace,
+        import_demo_mail,
+        start_demo_sink,
+    )
 
     os.environ["TOUCHLINE_INBOUND_TRUSTED_NETWORKS"] = DEMO_TRUSTED_NETWORKS
 
     # A demo is tried against mail servers on this machine or its network (unless told otherwise).
     os.environ.setdefault("TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS", "true")
-    settings = _settings()
-    _upgrade(settings)
-    password = secrets.token_urlsafe(12)
-    with _transaction(settings) as session:
-        email, created = ensure_demo_workspace(session, SecretBox(settings.secret_keys), settings, password)
-    if created:
-        engine = make_engine(settings.resolved_database_url)
-        report = import_demo_mail(make_sessionmaker(engine))
-        engine.dispose()
-        console.print(f"demo mail: {report.kept} customer emails kept, {report.ignored} internal ignored")
-    console.rule("touchline demo")
-    console.print(f"Open  [bold]http://{host}:{port}/login[/]")
-    console.print(f"Email [bold]{email}[/]   Password [bold]{password}[/]")
-    console.print(
-        f"The log address takes mail sent from this machine as authenticated "
-        f"(TOUCHLINE_INBOUND_TRUSTED_NETWORKS={DEMO_TRUSTED_NETWORKS}); other senders need DKIM or SPF"
-    )
-    console.rule()
-    serve(host=host, port=port, migrate=False, worker=True)
+    sink = start_demo_sink(_settings().data_dir)
+    # Whatever relay is configured, the demo's outbox sends to its sink: demo mail stays on this machine.
+    os.environ.update(demo_relay_environment(sink))
+    try:
+        settings = _settings()
+        _upgrade(settings)
+        password = secrets.token_urlsafe(12)
+        with _transaction(settings) as session:
+            email, created = ensure_demo_workspace(
+                session, SecretBox(settings.secret_keys), settings, password
+            )
+        if created:
+            engine = make_engine(settings.resolved_database_url)
+            report = import_demo_mail(make_sessionmaker(engine))
+            engine.dispose()
+            console.print(f"demo mail: {report.kept} customer emails kept, {report.ignored} internal ignored")
+        console.rule("touchline demo")
+        console.print(f"Open  [bold]http://{host}:{port}/login[/]")
+        console.print(f"Email [bold]{email}[/]   Password [bold]{password}[/]")
+        console.print(
+            f"The log address takes mail sent from this machine as authenticated "
+            f"(TOUCHLINE_INBOUND_TRUSTED_NETWORKS={DEMO_TRUSTED_NETWORKS}); other senders need DKIM or SPF"
+        )
+        console.print(
+            f"Sent mail is caught by a local sink (the demo's relay, SMTP on {SINK_HOST}:{sink.port}): "
+            f"open [bold]{sink.folder}[/] (one .eml file per message); nothing is sent on"
+        )
+        console.rule()
+        serve(host=host, port=port, migrate=False, worker=True)
+    finally:
+        sink.stop()
 
 
 @queue_app.command("ping")

@@ -1,14 +1,24 @@
-"""The demo workspace behind the README's first command: customers, a team, and real conversations."""
+"""The demo workspace behind the README's first command: customers, a team, real conversations, a
+stored template, and a local sink that catches what the demo sends."""
 
 from __future__ import annotations
 
+import os
 import random
+import socket
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from importlib.resources import files
+from pathlib import Path
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +26,8 @@ from touchline.config import Settings
 from touchline.inbound.importing import ImportReport, import_messages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
-from touchline.models import User, Workspace
+from touchline.models import Template, User, Workspace
+from touchline.outbound.templates import service as templates
 from touchline.workspace import importing, service
 from touchline.workspace.permissions import Actor
 
@@ -129,6 +140,26 @@ def demo_messages(now: datetime) -> Iterator[tuple[str, bytes]]:
     )
 
 
+DEMO_TEMPLATE = "Renewal check-in"
+_DEMO_TEMPLATE_TEXT = templates.TemplateText(
+    subject="{{ company.name }}: your renewal",
+    html=(
+        "<p>Hi {{ enduser.first_name | default('there') }},</p>"
+        "<p>{{ company.name }}'s plan renews next month. Shall we go through it together?</p>"
+        "<p>Best,<br>{{ sender.name }}</p>"
+    ),
+)
+
+
+def ensure_demo_template(session: Session, admin: User) -> Template:
+    """The demo's stored template, made once, so that the outbox and a template can be tried at once."""
+    actor = service.actor_for(admin)
+    found = session.scalar(
+        select(Template).where(Template.workspace_id == admin.workspace_id, Template.name == DEMO_TEMPLATE)
+    )
+    return found or templates.create_template(session, actor, DEMO_TEMPLATE, _DEMO_TEMPLATE_TEXT)
+
+
 def ensure_demo_workspace(
     session: Session, box: SecretBox, settings: Settings, password: str
 ) -> tuple[str, bool]:
@@ -151,11 +182,14 @@ def ensure_demo_workspace(
         data = files("touchline.demo_data")
         importing.import_companies(session, operator, data.joinpath("companies.csv").read_bytes())
         importing.import_contacts(session, operator, data.joinpath("contacts.csv").read_bytes())
+        created_admin = session.scalars(select(User).where(User.email == DEMO_ADMIN)).one()
+        ensure_demo_template(session, created_admin)
         return DEMO_ADMIN, True
     admin = session.scalar(select(User).where(User.email == DEMO_ADMIN))
     if admin is None:
         raise NotFoundError(f"the demo workspace exists but {DEMO_ADMIN} is gone; remove the data folder")
     service.update_user(session, Actor.operator(workspace.id), admin.id, password=password, active=True)
+    ensure_demo_template(session, admin)  # demo data folders made before the template existed
     return DEMO_ADMIN, False
 
 
@@ -165,3 +199,64 @@ def import_demo_mail(sessions: sessionmaker[Session]) -> ImportReport:
         admin = session.scalars(select(User).where(User.email == DEMO_ADMIN)).one()
         workspace_id, admin_id = admin.workspace_id, admin.id
     return import_messages(sessions, workspace_id, admin_id, demo_messages(datetime.now(UTC)))
+
+
+# --- the sink that catches what the demo sends ------------------------------------------------------
+
+SINK_HOST = "127.0.0.1"
+SENT_FOLDER = "demo-sent"
+"""Under the data directory: one .eml file per message the demo's sink received."""
+
+
+@dataclass
+class _KeepAsFiles:
+    folder: Path
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+        # Written under a hidden name, then renamed: whoever lists the folder sees whole messages only.
+        partial = self.folder / f".{name}.part"
+        partial.write_bytes(data)
+        os.replace(partial, self.folder / name)
+        return "250 2.0.0 kept by the touchline demo sink"
+
+
+@dataclass
+class DemoSink:
+    """An SMTP server on loopback that keeps every message it receives as a file and sends nothing on."""
+
+    folder: Path
+    port: int
+    _controller: Controller
+
+    def received(self) -> list[Path]:
+        """The messages received so far, oldest first."""
+        return sorted(self.folder.glob("*.eml"))
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def start_demo_sink(data_dir: Path) -> DemoSink:
+    """Start the sink on a free loopback port; its messages go to `data_dir`/demo-sent."""
+    folder = data_dir / SENT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind((SINK_HOST, 0))
+        port = int(probe.getsockname()[1])
+    controller = Controller(_KeepAsFiles(folder), hostname=SINK_HOST, port=port)
+    controller.start()
+    return DemoSink(folder, port, controller)
+
+
+def demo_relay_environment(sink: DemoSink) -> dict[str, str]:
+    """Settings that make the sink the demo's relay: the demo users have no mailbox, so everything
+    their outbox sends leaves through it (in plain text, which is allowed on loopback only)."""
+    return {
+        "TOUCHLINE_RELAY_SMTP_HOST": SINK_HOST,
+        "TOUCHLINE_RELAY_SMTP_PORT": str(sink.port),
+        "TOUCHLINE_RELAY_SMTP_SECURITY": "plain",
+        "TOUCHLINE_RELAY_SMTP_USERNAME": "",
+        "TOUCHLINE_RELAY_SMTP_PASSWORD": "",
+    }

@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from touchline.outbound.compose.mime import (
+    _HEADER_BREAKERS,
+    _POLICY,
     MAX_REFERENCES,
+    MAX_SUBJECT_CHARS,
     InvalidMessageError,
     Mailbox,
     OutgoingEmail,
     Unsubscribe,
+    _header,
     build_message,
     make_message_id,
+    refuse_header_injection,
+    validate_outgoing,
 )
 
 WHEN = datetime(2026, 12, 6, 9, 30, tzinfo=timezone(timedelta(hours=1)))
@@ -309,3 +319,214 @@ def test_any_text_in_any_field_never_yields_an_extra_header(
 def test_message_is_built_the_same_at_any_offset() -> None:
     utc = build_message(replace(EMAIL, date=WHEN.astimezone(UTC)), "touchline.example")
     assert parsed(utc.raw)["Date"].datetime == WHEN
+
+
+HOSTILE = st.sampled_from(
+    [
+        *LINE_BREAKS,
+        "\t",
+        " ",
+        '"',
+        "<",
+        ">",
+        ",",
+        ";",
+        ":",
+        "@",
+        "\\",
+        "(",
+        ")",
+        "=?utf-8?q?x?=",
+        "é",
+        "\ud800",
+    ]
+)
+TEXT = st.one_of(st.text(max_size=40), st.lists(st.one_of(HOSTILE, st.text(max_size=8))).map("".join))
+ADDRESS = st.one_of(
+    st.sampled_from(["jane@acme.example", "ops@xn--bcher-kva.example", "bob@bücher.example", "x@[1.2.3.4]"]),
+    st.builds(lambda local, domain: f"{local}@{domain}", TEXT, st.sampled_from(["acme.example", "", "a..b"])),
+    TEXT,
+)
+MAILBOX = st.builds(Mailbox, ADDRESS, TEXT)
+MESSAGE_ID = st.one_of(
+    st.builds(lambda left, right: f"<{left}@{right}>", TEXT, st.sampled_from(["acme.example", "a@b", ""])),
+    TEXT,
+)
+
+
+@st.composite
+def outgoing_emails(draw: st.DrawFn) -> tuple[OutgoingEmail, str, str | None]:
+    """A usable email, Message-ID domain and given Message-ID, with up to three of them (or of the
+    email's fields) replaced by random or hostile values, so that each rule is reached, not only the
+    first one checked."""
+    changes: dict[str, st.SearchStrategy[object]] = {
+        "domain": st.one_of(st.sampled_from(["bücher.example", "", "-x.example"]), TEXT),
+        "message_id": st.none() | MESSAGE_ID,
+        "sender": MAILBOX,
+        "to": st.lists(MAILBOX, max_size=3).map(tuple),
+        "cc": st.lists(MAILBOX, max_size=2).map(tuple),
+        "reply_to": st.none() | MAILBOX,
+        "subject": st.one_of(TEXT, st.just("s" * (MAX_SUBJECT_CHARS + 1))),
+        "text": TEXT,
+        "html": st.none() | TEXT,
+        "date": st.sampled_from([WHEN.replace(tzinfo=None), WHEN.astimezone(UTC)]),
+        "in_reply_to": st.none() | MESSAGE_ID,
+        "references": st.lists(MESSAGE_ID, max_size=3).map(tuple),
+        "unsubscribe": st.none()
+        | st.builds(
+            Unsubscribe,
+            st.one_of(
+                st.builds("https://t.example/u/{}".format, TEXT),
+                st.sampled_from(["http://t.example/u", "https://t.example/" + "u" * 990]),
+            ),
+            st.none() | ADDRESS,
+        ),
+    }
+    fields = draw(st.lists(st.sampled_from(sorted(changes)), max_size=3, unique=True))
+    drawn = {field: draw(changes[field]) for field in fields}
+    domain = drawn.pop("domain", "touchline.example")
+    message_id = drawn.pop("message_id", None)
+    usable = replace(
+        EMAIL,
+        reply_to=Mailbox("help@touchline.example", "Help"),
+        in_reply_to="<parent@acme.example>",
+        unsubscribe=Unsubscribe("https://t.example/u/1", "u@t.example"),
+    )
+    assert isinstance(domain, str)
+    assert message_id is None or isinstance(message_id, str)
+    return replace(usable, **drawn), domain, message_id
+
+
+def _outcome(check: Callable[[], str]) -> tuple[str, str]:
+    try:
+        return "ok", check()
+    except InvalidMessageError as error:
+        return "refused", str(error)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(case=outgoing_emails())
+@example(case=(replace(EMAIL, text="\ud800"), "touchline.example", None))
+@example(case=(replace(EMAIL, subject="a\udfff"), "touchline.example", None))
+@example(case=(replace(EMAIL, sender=Mailbox("sam@touchline.example", "\ud800")), "t.example", None))
+@example(case=(replace(EMAIL, to=(Mailbox("jane\ud800@acme.example"),)), "t.example", None))
+def test_validate_outgoing_refuses_exactly_what_build_message_refuses(
+    case: tuple[OutgoingEmail, str, str | None],
+) -> None:
+    email, domain, message_id = case
+    validated = _outcome(lambda: validate_outgoing(email, domain, message_id))
+    built = _outcome(lambda: build_message(email, domain, message_id=message_id).message_id)
+    assert validated[0] == built[0]
+    if validated[0] == "refused" or message_id:
+        assert validated == built  # the same message, or the same given Message-ID
+    else:  # a new random id each time, at the same domain
+        assert validated[1].rpartition("@")[2] == built[1].rpartition("@")[2]
+
+
+def test_validate_outgoing_gives_the_message_id_build_message_uses() -> None:
+    assert validate_outgoing(EMAIL, "touchline.example", "<given@touchline.example>") == (
+        "<given@touchline.example>"
+    )
+    made = validate_outgoing(EMAIL, "Touchline.Example")
+    assert re.fullmatch(r"<[0-9a-f]{32}@touchline\.example>", made)
+    with pytest.raises(InvalidMessageError, match="the subject may not contain a line break"):
+        validate_outgoing(replace(EMAIL, subject="Hi\r\nBcc: x@evil.example"), "touchline.example")
+    with pytest.raises(InvalidMessageError, match="unsubscribe URL must be a plain https URL"):
+        validate_outgoing(replace(EMAIL, unsubscribe=Unsubscribe("http://t.example/u")), "touchline.example")
+
+
+def test_header_injection_is_refused_for_every_line_breaking_or_control_character() -> None:
+    """Every code point: refused exactly when `str.splitlines` ends a line at it, or it is a control
+    character other than tab."""
+    for code_point in range(sys.maxunicode + 1):
+        ch = chr(code_point)
+        breaking = len(f"a{ch}b".splitlines()) > 1 or (code_point < 32 and ch != "\t") or code_point == 127
+        if breaking:
+            with pytest.raises(InvalidMessageError, match=re.escape(repr(ch))):
+                refuse_header_injection("the field", f"x{ch}y")
+        else:
+            assert refuse_header_injection("the field", f"x{ch}y") == f"x{ch}y"
+
+
+PHRASE_CHARS = st.sampled_from([*"abcXYZ019 .,:;<>\"\\()@=?!#'-_é\t", "=?utf-8?q?x?="])
+HEADER_TEXT = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
+    st.lists(PHRASE_CHARS, max_size=40).map("".join),
+    st.text(max_size=30).filter(lambda text: not _HEADER_BREAKERS.search(text)),
+)
+
+
+ID_PART = st.text(st.sampled_from("abcXYZ019!#$%&'*+-/=?^_`{|}~."), min_size=1, max_size=40)
+CHECKED_ID = st.builds("<{}@{}>".format, ID_PART, ID_PART.filter(lambda part: "@" not in part))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name_and_value=st.one_of(
+        st.tuples(st.sampled_from(["Subject", "X-Other"]), HEADER_TEXT),
+        st.tuples(st.just("List-Unsubscribe"), st.text(st.characters(min_codepoint=32, max_codepoint=126))),
+        # What the checks let into these: message ids, and dates as format_datetime writes them.
+        st.tuples(st.sampled_from(["Message-ID", "In-Reply-To"]), CHECKED_ID),
+        st.tuples(st.just("References"), st.lists(CHECKED_ID, min_size=1, max_size=5).map(" ".join)),
+        st.tuples(
+            st.just("Date"),
+            st.datetimes(
+                min_value=datetime(1970, 1, 1),
+                timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7))]),
+            ).map(format_datetime),
+        ),
+    ),
+)
+def test_a_header_is_written_as_the_standard_library_writes_it(name_and_value: tuple[str, str]) -> None:
+    name, value = name_and_value
+    assert _header(name, value) == _POLICY.fold_binary(name, _POLICY.header_factory(name, value))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.sampled_from(["From", "To", "Cc", "Reply-To"]),
+    addresses=st.lists(
+        st.builds(
+            lambda display, local, domain: Address(display_name=display, username=local, domain=domain),
+            HEADER_TEXT.filter(lambda text: not _HEADER_BREAKERS.search(text)),
+            st.sampled_from(["jane", "j.doe", "a+b", "x" * 60]),
+            st.sampled_from(["acme.example", "xn--bcher-kva.example"]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_an_address_header_is_written_as_the_standard_library_writes_it(
+    name: str, addresses: list[Address]
+) -> None:
+    value = addresses[0] if len(addresses) == 1 else tuple(addresses)
+    assert _header(name, value) == _POLICY.fold_binary(name, _POLICY.header_factory(name, value))
+
+
+def test_the_boundary_is_in_neither_body() -> None:
+    taken = "--" + "=" * 15
+    built = build_message(replace(EMAIL, text=taken * 50, html=f"<pre>{taken}</pre>"), "touchline.example")
+    message = parsed(built.raw)
+    boundary = message.get_boundary()
+    assert boundary
+    assert boundary not in taken * 50
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message.get_body(("plain",)).get_content().rstrip("\r\n") == taken * 50  # type: ignore[union-attr]
+
+
+def test_an_address_checked_before_is_judged_the_same_in_any_field() -> None:
+    """Address checks are remembered: the second field with the same address gets its own name in
+    the refusal, and a good address stays good (written the same) wherever it appears."""
+    for field, change in (
+        ("From", {"sender": Mailbox("no-at-sign.example")}),
+        ("To", {"to": (Mailbox("no-at-sign.example"),)}),
+        ("Reply-To", {"reply_to": Mailbox(" no-at-sign.example ")}),
+    ):
+        with pytest.raises(
+            InvalidMessageError, match=f"^{field} address .*no-at-sign.example.* is not usable"
+        ):
+            validate_outgoing(replace(EMAIL, **change), "touchline.example")  # type: ignore[arg-type]
+    built = build_message(replace(EMAIL, to=(Mailbox("Jane@Bücher.example"),), cc=()), "touchline.example")
+    again = build_message(replace(EMAIL, cc=(Mailbox("Jane@Bücher.example"),)), "touchline.example")
+    assert built.recipients == ("Jane@xn--bcher-kva.example",)
+    assert "Jane@xn--bcher-kva.example" in again.recipients

@@ -446,3 +446,50 @@ def test_the_costliest_templates_allowed_still_finish_quickly(source: str) -> No
     started = time.process_time()
     preview(EmailTemplate(subject="s", html=source), context())
     assert time.process_time() - started < 15
+
+
+def test_each_part_and_each_recipient_gets_a_budget_of_its_own() -> None:
+    """The budget is kept per part's render, not per recipient or per process: every part may use all
+    of its iterations, and a render that used them all leaves nothing behind for the next one."""
+    whole = f"{{% for i in range({MAX_LOOP_ITERATIONS}) %}}{{% endfor %}}"
+    compiled = compile_template(EmailTemplate(subject=whole + "s", html=whole + "<p>h</p>", text=whole + "t"))
+    over = compile_template(EmailTemplate(subject="s", text=whole + "{% for i in range(1) %}{% endfor %}"))
+    for _ in range(3):
+        assert isinstance(render(compiled, context()), RenderedEmail)
+        failure = render(over, context())
+        assert isinstance(failure, RenderFailure)
+        assert [problem.kind for problem in failure.problems] == ["unsafe"]
+
+
+def test_blanks_of_one_recipient_s_search_do_not_reach_the_next_render() -> None:
+    """The parts of one render read the same fields: a missing one is named once, where it is first
+    used. The blanks that search puts in its place are gone for the next recipient's render."""
+    template = compile_template(
+        EmailTemplate(subject="{{ enduser.title }} {{ enduser.first_name }}", text="{{ enduser.title }}")
+    )
+    failure = render(template, context())
+    assert isinstance(failure, RenderFailure)
+    assert [(problem.part, problem.field) for problem in failure.problems] == [
+        ("subject", "enduser.title"),
+    ]
+    assert isinstance(render(template, context(title="CTO")), RenderedEmail)
+    assert rendered(EmailTemplate(subject="{{ enduser.title | default('') }}x", text="t")).subject == "x"
+
+
+@pytest.mark.parametrize(
+    "source", ["{{ company.custom._values }}", "{{ company.custom._path }}", "{{ company.custom.__class__ }}"]
+)
+def test_a_merge_group_s_own_attributes_stay_out_of_reach(source: str) -> None:
+    result = preview(EmailTemplate(subject="s", text=source), context())
+    assert result.rendered is None
+    assert [problem.kind for problem in result.problems] == ["unsafe"]
+
+
+def test_custom_fields_read_by_attribute_or_by_key_are_the_same() -> None:
+    email = rendered(
+        EmailTemplate(
+            subject="s",
+            text="{{ company.custom.tier }} {{ company.custom['tier'] }} {{ company['custom'].seats }}",
+        )
+    )
+    assert email.text == "gold gold 40"

@@ -9,6 +9,8 @@ syntax, no quoted local parts, no comments), so one field can never name a secon
 
 from __future__ import annotations
 
+import functools
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +50,27 @@ class _UnfoldedHeader(UnstructuredHeader, BaseHeader):
         return f"{self.name}: {self}{policy.linesep}"
 
 
-_HEADERS = HeaderRegistry()
+class _CachedHeaderRegistry(HeaderRegistry):
+    """The standard registry makes a new class for every header of every message (`type(...)` in
+    `__getitem__`), a fifth of the time of building one; the class for a name is the same each time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        super().map_to_type(name, cls)
+        self._classes.clear()
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._classes.get(key)
+        if made is None:
+            made = self._classes[key] = super().__getitem__(name)
+        return made
+
+
+_HEADERS = _CachedHeaderRegistry()
 _HEADERS.map_to_type("list-unsubscribe", _UnfoldedHeader)
 _POLICY: Final = policy.SMTP.clone(header_factory=_HEADERS)
 
@@ -96,16 +118,32 @@ class BuiltMessage:
     """Every To and Cc address, for the envelope."""
 
 
-def _line_breaking(ch: str) -> bool:
-    return len(f"a{ch}b".splitlines()) > 1
+_HEADER_BREAKERS: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+"""Every character that ends a line as `str.splitlines` counts them (CR, LF, VT, FF, the file, group
+and record separators, NEL, the line and paragraph separators), and every other control character
+but tab. One regular expression, so that checking a long value does not cost a call per character."""
 
 
 def refuse_header_injection(field: str, value: str) -> str:
     """`value` unchanged, or InvalidMessageError when it could end a header line or hides a control
     character."""
-    for ch in value:
-        if ch in "\r\n\x00" or _line_breaking(ch) or (ord(ch) < 32 and ch != "\t") or ord(ch) == 127:
-            raise InvalidMessageError(f"{field} may not contain a line break or control character ({ch!r})")
+    found = _HEADER_BREAKERS.search(value)
+    if found is not None:
+        raise InvalidMessageError(
+            f"{field} may not contain a line break or control character ({found.group()!r})"
+        )
+    return value
+
+
+def _refuse_lone_surrogates(field: str, value: str) -> str:
+    """`value` unchanged, or InvalidMessageError when it is not Unicode text that can be written as
+    UTF-8 (a lone surrogate, as a JSON "\\ud800" escape can make)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidMessageError(
+            f"{field} is not valid text (it holds a lone surrogate, {value[error.start]!r})"
+        ) from None
     return value
 
 
@@ -123,29 +161,47 @@ def check_message_id(field: str, value: str) -> str:
     refuse_header_injection(field, value)
     inner = value[1:-1] if value.startswith("<") and value.endswith(">") else ""
     left, at, right = inner.partition("@")
-    if not (left and at and right) or any(ch not in _MESSAGE_ID_CHARS for ch in inner) or "@" in right:
+    if not (left and at and right) or not _MESSAGE_ID_CHARS.issuperset(inner) or "@" in right:
         raise InvalidMessageError(f"{field} {value!r} is not a message id of the form <left@right>")
     return value
 
 
 def _address(field: str, mailbox: Mailbox) -> Address:
     refuse_header_injection(f"{field} address", mailbox.address)
-    name = refuse_header_injection(f"{field} name", mailbox.name).strip()
+    name = _refuse_lone_surrogates(f"{field} name", refuse_header_injection(f"{field} name", mailbox.name))
+    name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise InvalidMessageError(f"{field} name is longer than {MAX_NAME_CHARS} characters")
+    checked = _address_spec(mailbox.address)
+    if isinstance(checked, _Unusable):
+        raise InvalidMessageError(f"{field} address {mailbox.address!r} is not usable: {checked.reason}")
+    local, _, domain = checked.rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unusable:
+    reason: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_spec(address: str) -> str | _Unusable:
+    """The address as it is written in a header (ASCII, the domain in punycode), or why it cannot be.
+
+    Remembered: checking an address is most of the time of checking an email, and a bulk send has
+    one sender (and often one Reply-To and unsubscribe mailto) for thousands of emails."""
     try:
         # Reserved names (.test, .invalid) are allowed: they are for test and internal mail servers.
         checked = validate_email(
-            mailbox.address.strip(),
+            address.strip(),
             check_deliverability=False,
             allow_smtputf8=False,
             globally_deliverable=False,
         )
         normalise_address(checked.ascii_email or checked.normalized)  # the project's own rules too
     except (EmailNotValidError, InvalidAddressError) as error:
-        raise InvalidMessageError(f"{field} address {mailbox.address!r} is not usable: {error}") from None
-    local, _, domain = (checked.ascii_email or checked.normalized).rpartition("@")
-    return Address(display_name=name, username=local, domain=domain)
+        return _Unusable(str(error))
+    return str(checked.ascii_email or checked.normalized)
 
 
 def _unsubscribe_headers(unsubscribe: Unsubscribe) -> str:
@@ -178,20 +234,33 @@ def _references(email: OutgoingEmail) -> tuple[str | None, tuple[str, ...]]:
     return in_reply_to, tuple(references)
 
 
-def build_message(
-    email: OutgoingEmail, message_id_domain: str, *, message_id: str | None = None
-) -> BuiltMessage:
-    """The message as bytes with CRLF line ends, ready for SMTP or a provider's raw-send API.
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """Every header value of an email, checked: what `build_message` writes, nothing left to refuse."""
 
-    `message_id` is for a resend of the same email; otherwise a new one is made at
-    `message_id_domain` (the sender's domain, so replies thread in the recipient's client)."""
+    message_id: str
+    sender: Address
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_to: Address | None
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    unsubscribe: str | None
+
+
+def _checked(email: OutgoingEmail, message_id_domain: str, message_id: str | None) -> _Checked:
+    """The one place for the rules: raises InvalidMessageError naming the first field that breaks one."""
     if not email.to:
         raise InvalidMessageError("an email needs at least one To recipient")
     if email.date.tzinfo is None:
         raise InvalidMessageError("the Date needs a time zone")
-    subject = refuse_header_injection("the subject", email.subject)
+    subject = _refuse_lone_surrogates("the subject", refuse_header_injection("the subject", email.subject))
     if len(subject) > MAX_SUBJECT_CHARS:
         raise InvalidMessageError(f"the subject is longer than {MAX_SUBJECT_CHARS} characters")
+    _refuse_lone_surrogates("the text body", email.text)
+    if email.html is not None:
+        _refuse_lone_surrogates("the HTML body", email.html)
     identifier = (
         check_message_id("Message-ID", message_id) if message_id else make_message_id(message_id_domain)
     )
@@ -199,31 +268,97 @@ def build_message(
     to = _addresses("To", email.to)
     cc = _addresses("Cc", email.cc)
     in_reply_to, references = _references(email)
+    reply_to = _address("Reply-To", email.reply_to) if email.reply_to is not None else None
+    unsubscribe = _unsubscribe_headers(email.unsubscribe) if email.unsubscribe is not None else None
+    return _Checked(identifier, sender, to, cc, reply_to, subject, in_reply_to, references, unsubscribe)
 
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = sender
-    message["To"] = to
-    if cc:
-        message["Cc"] = cc
-    if email.reply_to is not None:
-        message["Reply-To"] = _address("Reply-To", email.reply_to)
-    message["Subject"] = subject
-    message["Date"] = format_datetime(email.date)
-    message["Message-ID"] = identifier
-    if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-    if references:
-        message["References"] = " ".join(references)
-    if email.unsubscribe is not None:
-        message["List-Unsubscribe"] = _unsubscribe_headers(email.unsubscribe)
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(email.text)
+
+def validate_outgoing(email: OutgoingEmail, domain: str, message_id: str | None = None) -> str:
+    """The Message-ID `build_message(email, domain, message_id=message_id)` would use, or the
+    InvalidMessageError it would raise: the same checks without writing the message, for checking an
+    email when it is queued and building it only when it leaves."""
+    return _checked(email, domain, message_id).message_id
+
+
+def build_message(
+    email: OutgoingEmail, message_id_domain: str, *, message_id: str | None = None
+) -> BuiltMessage:
+    """The message as bytes with CRLF line ends, ready for SMTP or a provider's raw-send API.
+
+    `message_id` is for a resend of the same email; otherwise a new one is made at
+    `message_id_domain` (the sender's domain, so replies thread in the recipient's client)."""
+    checked = _checked(email, message_id_domain, message_id)
+    headers = [_header("From", checked.sender), _header("To", checked.to)]
+    if checked.cc:
+        headers.append(_header("Cc", checked.cc))
+    if checked.reply_to is not None:
+        headers.append(_header("Reply-To", checked.reply_to))
+    headers.append(_header("Subject", checked.subject))
+    headers.append(_header("Date", format_datetime(email.date)))
+    headers.append(_header("Message-ID", checked.message_id))
+    if checked.in_reply_to:
+        headers.append(_header("In-Reply-To", checked.in_reply_to))
+    if checked.references:
+        headers.append(_header("References", " ".join(checked.references)))
+    if checked.unsubscribe is not None:
+        headers.append(_header("List-Unsubscribe", checked.unsubscribe))
+        headers.append(_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    # The content (MIME-Version, Content-Type, the parts) is the standard library's, written on its
+    # own and put after touchline's headers: the generator writes a message's headers, then its body,
+    # so this is the message it would write with all the headers on one EmailMessage.
+    content = EmailMessage(policy=_POLICY)
+    content.set_content(email.text)
     if email.html is not None:
-        message.add_alternative(email.html, subtype="html")
-        for part in message.iter_parts():
+        content.make_alternative(boundary=_boundary(email.text, email.html))
+        content.add_alternative(email.html, subtype="html")
+        for part in content.iter_parts():
             del part["MIME-Version"]  # the standard library repeats it in each part; it belongs on top
-    recipients = tuple(dict.fromkeys(address.addr_spec for address in (*to, *cc)))
-    return BuiltMessage(message_id=identifier, raw=message.as_bytes(), recipients=recipients)
+    recipients = tuple(dict.fromkeys(address.addr_spec for address in (*checked.to, *checked.cc)))
+    raw = b"".join(headers) + content.as_bytes()
+    return BuiltMessage(message_id=checked.message_id, raw=raw, recipients=recipients)
+
+
+def _boundary(*bodies: str) -> str:
+    """A multipart boundary in the standard library's form that no body contains, chosen here: the
+    library's own choice compiles a new regular expression for every message."""
+    while True:
+        boundary = f"{'=' * 15}{secrets.randbits(63):019d}=="
+        if not any(boundary in body for body in bodies):
+            return boundary
+
+
+_PLAIN_HEADER_VALUE: Final = re.compile(r"[!-~]+(?: [!-~]+)*")
+"""Printable ASCII words with single spaces between them: written as they are."""
+_ATOM_PHRASE: Final = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+"""A display name that needs neither quotes nor encoding (RFC 5322 atoms)."""
+_HEADER_LINE: Final = 78  # RFC 5322 2.1.1: lines SHOULD be no longer; the policy folds at it
+
+
+def _header(name: str, value: str | Address | tuple[Address, ...]) -> bytes:
+    """One header line exactly as the standard library writes it under the message policy.
+
+    Parsing a value into a header object and folding it again is most of the time of building a
+    message, and for a short value of plain ASCII words (and plain names) it gives the value back
+    unchanged: such a line is written here. Anything else (non-ASCII text, quoted or encoded names,
+    `=?` that could read as an encoded word, a line that needs folding) goes through the library."""
+    if isinstance(value, str):
+        text = value
+    else:
+        addresses = (value,) if isinstance(value, Address) else value
+        if all(
+            not address.display_name or _ATOM_PHRASE.fullmatch(address.display_name) for address in addresses
+        ):
+            text = ", ".join(str(address) for address in addresses)
+        else:
+            text = ""
+    if (
+        text
+        and len(name) + 2 + len(text) <= _HEADER_LINE
+        and "=?" not in text
+        and _PLAIN_HEADER_VALUE.fullmatch(text)
+    ):
+        return f"{name}: {text}\r\n".encode("ascii")
+    return _POLICY.fold_binary(name, _POLICY.header_factory(name, value))
 
 
 def _addresses(field: str, mailboxes: Sequence[Mailbox]) -> tuple[Address, ...]:

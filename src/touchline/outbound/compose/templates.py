@@ -19,10 +19,10 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Final, Literal, NoReturn
 
 from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, nodes
@@ -183,22 +183,26 @@ class MissingFieldError(UndefinedError):
         self.path = path or ""
 
 
-# While every missing field is being looked for, the ones already found read as empty text, so that
-# the next render gets past them to the next one.
-_blanked: ContextVar[frozenset[str]] = ContextVar("touchline_blanked_fields", default=frozenset())
-
-
 @dataclass(slots=True)
-class _Budget:
-    """One part's render: the loop iterations it may run and has run, and the characters it may
-    still produce."""
+class _PartRender:
+    """One part's render: the loop iterations it may run and has run, the characters it may still
+    produce, and the missing fields already reported. While every missing field is being looked
+    for, the ones already found read as empty text, so that the next render gets past them to the
+    next one."""
 
     allowed_iterations: int
     iterations: int = 0
     chars: int = MAX_WORK_CHARS
+    blanked: frozenset[str] = frozenset()
 
 
-_budget: ContextVar[_Budget | None] = ContextVar("touchline_render_budget", default=None)
+# Set for the length of one part's render: the range() global, the filters, calls, operators and
+# the merge groups it reaches read it here (Jinja gives them no other handle on the render).
+_rendering: ContextVar[_PartRender | None] = ContextVar("touchline_part_render", default=None)
+
+
+_FIELD_VALUE_TYPES: Final = (str, int, float, Decimal, date)
+"""What a field holds (merge.FieldValue): checked first, as it is cheaper than asking the Mapping ABC."""
 
 
 class _MergeGroup:
@@ -211,10 +215,10 @@ class _MergeGroup:
         self._values = values
 
     def __getitem__(self, key: str) -> object:
-        if key not in self._values and f"{self._path}.{key}" in _blanked.get():
+        if key not in self._values and f"{self._path}.{key}" in _current_render().blanked:
             return _BLANK
         value = self._values[key]
-        if isinstance(value, Mapping):
+        if not isinstance(value, _FIELD_VALUE_TYPES) and isinstance(value, Mapping):
             return _MergeGroup(f"{self._path}.{key}", value)
         return value
 
@@ -318,15 +322,15 @@ class _Missing(StrictUndefined):
         return str(super()._undefined_message)
 
 
-def _current_budget() -> _Budget:
-    budget = _budget.get()
+def _current_render() -> _PartRender:
+    state = _rendering.get()
     # Outside a render (nothing here does that) each call gets the smallest budget on its own.
-    return budget if budget is not None else _Budget(allowed_iterations=1, chars=MAX_BODY_CHARS)
+    return state if state is not None else _PartRender(allowed_iterations=1, chars=MAX_BODY_CHARS)
 
 
 def _counted_range(*args: int) -> range:
     steps = range(*args)
-    budget = _current_budget()
+    budget = _current_render()
     try:
         budget.iterations += len(steps)
     except OverflowError:  # longer than the machine's integers: far too long in any case
@@ -341,7 +345,7 @@ def _counted_range(*args: int) -> range:
 
 def _charge(result: object) -> object:
     size = len(result) if isinstance(result, str | list | tuple) else 1
-    budget = _current_budget()
+    budget = _current_render()
     budget.chars -= size
     if budget.chars < 0:
         raise SecurityError("this template builds more text than any email needs")
@@ -381,6 +385,17 @@ def _bounded_join(value: Iterable[object], separator: object = "") -> str:
 
 class _Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
+
+    def getattr(self, obj: object, attribute: str) -> object:
+        # `enduser.first_name`: a merge group has no attribute that does not start with "_", so the
+        # sandbox's own lookup would fail on getattr (an exception per field read) and then index
+        # it; index it straight away. Anything else, and any "_" name, takes the sandbox's path.
+        if type(obj) is _MergeGroup and attribute[:1] != "_":
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
         if not super().is_safe_attribute(obj, attr, value):
@@ -606,22 +621,13 @@ def compile_template(template: EmailTemplate) -> CompiledTemplate:
     return CompiledTemplate(template, tuple(compiled))
 
 
-@contextmanager
-def _render_scope(blanked: frozenset[str], budget: _Budget) -> Iterator[None]:
-    blanks = _blanked.set(blanked)
-    budget_token = _budget.set(budget)
-    try:
-        yield
-    finally:
-        _budget.reset(budget_token)
-        _blanked.reset(blanks)
-
-
-def _render_part(template: Template, part: Part, values: Mapping[str, object]) -> str:
+def _render_part(template: Template, part: Part, values: dict[str, object]) -> str:
     limit = MAX_SUBJECT_CHARS if part == "subject" else MAX_BODY_CHARS
     size = 0
     chunks: list[str] = []
-    for chunk in template.generate(values):
+    # The compiled render function itself, not Template.generate: that wraps each chunk in one more
+    # generator only to rewrite the traceback of an error, which is turned into a problem here anyway.
+    for chunk in template.root_render_func(template.new_context(values)):
         size += len(chunk)
         if size > limit:
             raise _TooLargeError(part, limit)
@@ -643,22 +649,29 @@ MAX_MISSING_FIELDS: Final = 100
 MAX_COLLECTION_WORK: Final = 4 * MAX_LOOP_WORK
 
 
+def _merge_groups(context: MergeContext) -> dict[str, object]:
+    """What every part of one recipient's render reads: built once per recipient (the groups are
+    read-only, so the parts share them)."""
+    return {kind: _MergeGroup(kind, fields) for kind, fields in template_values(context).items()}
+
+
 def _render_one(
-    compiled: _CompiledPart, context: MergeContext, blanked: frozenset[str], budget: _Budget | None = None
+    compiled: _CompiledPart, context: MergeContext, groups: dict[str, object], state: _PartRender
 ) -> str | TemplateProblem:
-    groups = {kind: _MergeGroup(kind, fields) for kind, fields in template_values(context).items()}
     part = compiled.name
-    with _render_scope(blanked, budget or _Budget(compiled.loop_iterations)):
-        try:
-            return _render_part(compiled.template, part, groups)
-        except MissingFieldError as error:
-            return _missing(part, error.path, context)
-        except SecurityError as error:
-            return TemplateProblem(part, "unsafe", str(error))
-        except _TooLargeError as error:
-            return TemplateProblem(part, "too-large", str(error))
-        except _RENDER_ERRORS as error:
-            return TemplateProblem(part, "error", str(error) or type(error).__name__)
+    token = _rendering.set(state)
+    try:
+        return _render_part(compiled.template, part, groups)
+    except MissingFieldError as error:
+        return _missing(part, error.path, context)
+    except SecurityError as error:
+        return TemplateProblem(part, "unsafe", str(error))
+    except _TooLargeError as error:
+        return TemplateProblem(part, "too-large", str(error))
+    except _RENDER_ERRORS as error:
+        return TemplateProblem(part, "error", str(error) or type(error).__name__)
+    finally:
+        _rendering.reset(token)
 
 
 def _every_problem(compiled: CompiledTemplate, context: MergeContext) -> tuple[TemplateProblem, ...]:
@@ -670,13 +683,14 @@ def _every_problem(compiled: CompiledTemplate, context: MergeContext) -> tuple[T
     MAX_COLLECTION_WORK (loop iterations plus one, times the part's size): the fields found are named."""
     problems: list[TemplateProblem] = []
     blanked: set[str] = set()
+    groups = _merge_groups(context)
     for part in compiled.parts:
         blanked_here = False
         work = 0
         while len(blanked) < MAX_MISSING_FIELDS and work < MAX_COLLECTION_WORK:
-            budget = _Budget(part.loop_iterations)
-            outcome = _render_one(part, context, frozenset(blanked), budget)
-            work += (budget.iterations + 1) * part.size
+            state = _PartRender(part.loop_iterations, blanked=frozenset(blanked))
+            outcome = _render_one(part, context, groups, state)
+            work += (state.iterations + 1) * part.size
             if not isinstance(outcome, TemplateProblem):
                 break
             if outcome.kind == "missing-field" and outcome.field not in blanked:
@@ -726,8 +740,9 @@ def _assemble(compiled: CompiledTemplate, parts: Mapping[Part, str]) -> Rendered
 def render(compiled: CompiledTemplate, context: MergeContext) -> RenderedEmail | RenderFailure:
     """The email for one recipient, or every reason it cannot be sent; never a partial email."""
     parts: dict[Part, str] = {}
+    groups = _merge_groups(context)
     for part in compiled.parts:
-        outcome = _render_one(part, context, frozenset())
+        outcome = _render_one(part, context, groups, _PartRender(part.loop_iterations))
         if isinstance(outcome, TemplateProblem):
             return RenderFailure(_every_problem(compiled, context) or (outcome,))
         parts[part.name] = outcome

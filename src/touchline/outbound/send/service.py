@@ -234,26 +234,31 @@ def _answered(session: Session, workspace_id: uuid.UUID, email_id: uuid.UUID | N
     return email
 
 
+def _outgoing(
+    row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient]
+) -> tuple[mime.OutgoingEmail, str]:
+    """The email as it would leave now, and the domain of its Message-ID (the sender's)."""
+    email = mime.OutgoingEmail(
+        sender=mime.Mailbox(row.from_address, row.from_name),
+        to=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "to"),
+        cc=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "cc"),
+        subject=row.subject,
+        text=row.text_body,
+        html=row.html_body,
+        date=now,
+        in_reply_to=row.in_reply_to,
+        references=tuple(row.references),
+        unsubscribe=mime.Unsubscribe(row.unsubscribe_url) if row.unsubscribe_url else None,
+    )
+    return email, row.from_address.rpartition("@")[2]
+
+
 def _validated_message(
     row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient]
 ) -> mime.BuiltMessage:
     """The message as it would leave now: building it is what refuses header injection."""
-    return mime.build_message(
-        mime.OutgoingEmail(
-            sender=mime.Mailbox(row.from_address, row.from_name),
-            to=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "to"),
-            cc=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "cc"),
-            subject=row.subject,
-            text=row.text_body,
-            html=row.html_body,
-            date=now,
-            in_reply_to=row.in_reply_to,
-            references=tuple(row.references),
-            unsubscribe=mime.Unsubscribe(row.unsubscribe_url) if row.unsubscribe_url else None,
-        ),
-        row.from_address.rpartition("@")[2],
-        message_id=row.message_id or None,
-    )
+    email, domain = _outgoing(row, now, recipients)
+    return mime.build_message(email, domain, message_id=row.message_id or None)
 
 
 def _recipient_rows(
@@ -468,7 +473,8 @@ def new_outbound(
     )
     _apply_route(row, route)
     try:
-        row.message_id = _validated_message(row, now, recipients).message_id
+        # Checked now, written when claimed: the checks build_message makes, without the bytes.
+        row.message_id = mime.validate_outgoing(*_outgoing(row, now, recipients))
     except mime.InvalidMessageError as error:
         raise SendRefused(str(error)) from None
     row.recipients = recipients
