@@ -29,6 +29,7 @@ from touchline.outbound.compose.mime import (
     build_message,
     make_message_id,
     refuse_header_injection,
+    unsubscribe_url_problem,
     validate_outgoing,
 )
 
@@ -433,6 +434,23 @@ def test_validate_outgoing_gives_the_message_id_build_message_uses() -> None:
         validate_outgoing(replace(EMAIL, subject="Hi\r\nBcc: x@evil.example"), "touchline.example")
     with pytest.raises(InvalidMessageError, match="unsubscribe URL must be a plain https URL"):
         validate_outgoing(replace(EMAIL, unsubscribe=Unsubscribe("http://t.example/u")), "touchline.example")
+
+
+@pytest.mark.parametrize(
+    ("url", "taken"),
+    [
+        ("https://touchline.example/u/t", True),
+        ("http://127.0.0.1:8000/u/t", True),
+        ("http://[::1]:8000/u/t", True),
+        ("http://localhost/u/t", True),
+        ("http://touchline.example/u/t", False),
+        ("http://127.0.0.1.evil.example/u/t", False),
+        ("http://localhost.evil.example/u/t", False),
+        ("ftp://127.0.0.1/u/t", False),
+    ],
+)
+def test_one_click_unsubscribe_wants_https_or_a_loopback_address(url: str, taken: bool) -> None:
+    assert (unsubscribe_url_problem(url) is None) is taken
 
 
 def test_header_injection_is_refused_for_every_line_breaking_or_control_character() -> None:

@@ -72,9 +72,11 @@ def test_continues_message(when: datetime, said: str) -> None:
     assert rules.continues_message(when, NOW) == said
 
 
-def test_plain_http_cannot_carry_one_click_unsubscribe_links() -> None:
+def test_plain_http_carries_one_click_unsubscribe_links_only_on_loopback() -> None:
     assert rules.unsubscribe_link_problem("https://touchline.example", "each") is None
-    assert rules.unsubscribe_link_problem("http://127.0.0.1:8000", "one") is None
-    problem = rules.unsubscribe_link_problem("http://127.0.0.1:8000", "each")
+    assert rules.unsubscribe_link_problem("http://touchline.example", "one") is None
+    assert rules.unsubscribe_link_problem("http://127.0.0.1:8000", "each") is None
+    assert rules.unsubscribe_link_problem("http://localhost:8000/", "each") is None
+    problem = rules.unsubscribe_link_problem("http://touchline.example", "each")
     assert problem is not None
     assert "TOUCHLINE_BASE_URL" in problem

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Final, Literal, TypeVar
-from urllib.parse import urlsplit
 
 from jinja2 import Environment, TemplateSyntaxError, meta
 
 from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
-from touchline.outbound.compose.mime import InvalidMessageError, refuse_header_injection
+from touchline.outbound.compose.mime import (
+    InvalidMessageError,
+    refuse_header_injection,
+    unsubscribe_url_problem,
+)
 from touchline.outbound.compose.templates import EmailTemplate
 from touchline.outbound.compose.unsubscribes import unsubscribe_skip_reason
 
@@ -80,9 +83,9 @@ def continues_message(when: datetime, now: datetime) -> str:
 
 
 def unsubscribe_link_problem(base_url: str, mode: Mode) -> str | None:
-    """Each personalised bulk email carries its enduser's one-click unsubscribe link, which RFC 8058
-    wants on https: with touchline on plain http no such email can be made."""
-    if mode == "each" and urlsplit(base_url).scheme != "https":
+    """Each personalised bulk email carries its enduser's one-click unsubscribe link under touchline's
+    address, which RFC 8058 wants on https (plain http only on a loopback address)."""
+    if mode == "each" and unsubscribe_url_problem(f"{base_url.rstrip('/')}/u/token") is not None:
         return (
             "each bulk email carries a one-click unsubscribe link, which must be an https address "
             f"(RFC 8058), and touchline's address is {base_url}; set TOUCHLINE_BASE_URL to its https address"

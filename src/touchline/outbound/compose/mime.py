@@ -10,6 +10,7 @@ syntax, no quoted local parts, no comments), so one field can never name a secon
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import secrets
 from collections.abc import Sequence
@@ -204,16 +205,36 @@ def _address_spec(address: str) -> str | _Unusable:
     return str(checked.ascii_email or checked.normalized)
 
 
+def _on_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unsubscribe_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a one-click unsubscribe target (None when it can). RFC 8058 wants https;
+    plain http is taken only on a loopback host (touchline tried on one machine, such as its demo),
+    where no receiver elsewhere could follow the link anyway."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and _on_loopback(parts.hostname))
+    if not secure or not parts.netloc or not url.isascii() or any(ch in _URL_FORBIDDEN for ch in url):
+        return (
+            "the unsubscribe URL must be a plain https URL (RFC 8058; http only on this machine's "
+            f"loopback address), and it is {url!r}"
+        )
+    return None
+
+
 def _unsubscribe_headers(unsubscribe: Unsubscribe) -> str:
     url = refuse_header_injection("the unsubscribe URL", unsubscribe.url)
-    parts = urlsplit(url)
-    if (
-        parts.scheme != "https"
-        or not parts.netloc
-        or not url.isascii()
-        or any(ch in _URL_FORBIDDEN for ch in url)
-    ):
-        raise InvalidMessageError("the unsubscribe URL must be a plain https URL (RFC 8058)")
+    problem = unsubscribe_url_problem(url)
+    if problem is not None:
+        raise InvalidMessageError(problem)
     targets = [f"<{url}>"]
     if unsubscribe.mailto is not None:
         mailto = _address("the unsubscribe mailto", Mailbox(unsubscribe.mailto))
