@@ -16,6 +16,8 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.demo import (
     DEMO_ADMIN,
+    DEMO_FOLLOW_UP,
+    DEMO_SEQUENCE,
     DEMO_TEMPLATE,
     SENT_FOLDER,
     DemoSink,
@@ -24,9 +26,11 @@ from touchline.demo import (
     start_demo_sink,
 )
 from touchline.kit.crypto import SecretBox
-from touchline.models import Template, User
+from touchline.models import OutboundEmail, Sequence, Template, User
 from touchline.outbound.send import service as outbox
 from touchline.outbound.send import tasks
+from touchline.outbound.sequences import scheduler
+from touchline.outbound.sequences import service as sequences
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import service
 
@@ -111,5 +115,30 @@ def test_the_demo_template_is_made_once_and_kept_on_every_start(
         assert created is expect_created
     with session_scope(sessions) as session:
         stored = session.scalars(select(Template)).all()
-        assert [(template.name, template.version) for template in stored] == [(DEMO_TEMPLATE, 1)]
-        assert stored[0].created_by == _demo_admin(session).id
+        assert sorted((template.name, template.version) for template in stored) == [
+            (DEMO_TEMPLATE, 1),
+            (DEMO_FOLLOW_UP, 1),
+        ]
+        assert {template.created_by for template in stored} == {_demo_admin(session).id}
+        assert [sequence.name for sequence in session.scalars(select(Sequence))] == [DEMO_SEQUENCE]
+
+
+@pytest.mark.usefixtures("queue")
+def test_enrolling_a_customer_in_the_demo_playbook_sends_its_first_step_to_the_sink(
+    sessions: sessionmaker[Session], box: SecretBox, demo_settings: Settings, sink: DemoSink
+) -> None:
+    with session_scope(sessions) as session:
+        ensure_demo_workspace(session, box, demo_settings, "demo-password")
+        admin = service.actor_for(_demo_admin(session))
+        playbook = sequences.sequence_named(session, admin, DEMO_SEQUENCE)
+        [contact] = sequences.contacts_by_email(session, admin, [CUSTOMER])
+        sequences.enrol(session, admin, playbook.id, [contact], now=NOW)
+    [step] = scheduler.run_due(sessions, demo_settings, NOW)
+    assert step.outcome == "queued"
+    with session_scope(sessions) as session:
+        [queued] = session.scalars(select(OutboundEmail.id).where(OutboundEmail.sequence_id == playbook.id))
+    assert tasks.deliver(sessions, box, demo_settings, queued, clock=lambda: NOW) == "sent"
+    [path] = sink.received()
+    message = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert message["Subject"] == "Northwind Traders: your renewal"
+    assert message["List-Unsubscribe"].startswith(f"<{demo_settings.base_url.rstrip('/')}/u/")

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from email.message import EmailMessage
 from email.utils import format_datetime
 from importlib.resources import files
@@ -26,7 +27,8 @@ from touchline.config import Settings
 from touchline.inbound.importing import ImportReport, import_messages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
-from touchline.models import Template, User, Workspace
+from touchline.models import Sequence, Template, User, Workspace
+from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
 from touchline.workspace import importing, service
 from touchline.workspace.permissions import Actor
@@ -153,11 +155,54 @@ _DEMO_TEMPLATE_TEXT = templates.TemplateText(
 
 def ensure_demo_template(session: Session, admin: User) -> Template:
     """The demo's stored template, made once, so that the outbox and a template can be tried at once."""
-    actor = service.actor_for(admin)
+    return _demo_template(session, admin, DEMO_TEMPLATE, _DEMO_TEMPLATE_TEXT)
+
+
+DEMO_FOLLOW_UP = "Renewal follow-up"
+_DEMO_FOLLOW_UP_TEXT = templates.TemplateText(
+    subject="Re: {{ company.name }}: your renewal",
+    html=(
+        "<p>Hi {{ enduser.first_name | default('there') }},</p>"
+        "<p>Just checking you saw my note about {{ company.name }}'s renewal. "
+        "A short call this week?</p><p>{{ sender.name }}</p>"
+    ),
+)
+DEMO_SEQUENCE = "Renewal playbook"
+
+
+def _demo_template(session: Session, admin: User, name: str, text: templates.TemplateText) -> Template:
     found = session.scalar(
-        select(Template).where(Template.workspace_id == admin.workspace_id, Template.name == DEMO_TEMPLATE)
+        select(Template).where(Template.workspace_id == admin.workspace_id, Template.name == name)
     )
-    return found or templates.create_template(session, actor, DEMO_TEMPLATE, _DEMO_TEMPLATE_TEXT)
+    return found or templates.create_template(session, service.actor_for(admin), name, text)
+
+
+def ensure_demo_sequence(session: Session, admin: User) -> None:
+    """The demo's playbook, made once: the check-in at once, then a follow-up two days later unless
+    the enduser replied (a reply ends it) or opened the first. Its window is the whole day, every day,
+    so that enrolling someone in the demo sends the first step within a minute."""
+    actor = service.actor_for(admin)
+    if session.scalar(
+        select(Sequence.id).where(Sequence.workspace_id == admin.workspace_id, Sequence.name == DEMO_SEQUENCE)
+    ):
+        return
+    first = _demo_template(session, admin, DEMO_TEMPLATE, _DEMO_TEMPLATE_TEXT)
+    follow_up = _demo_template(session, admin, DEMO_FOLLOW_UP, _DEMO_FOLLOW_UP_TEXT)
+    sequences.create_sequence(
+        session,
+        actor,
+        sequences.SequenceSpec(
+            name=DEMO_SEQUENCE,
+            sender=admin.email,
+            steps=[
+                sequences.StepSpec(first.id),
+                sequences.StepSpec(follow_up.id, delay_days=2, condition="step 1 not opened"),
+            ],
+            window_start=time_of_day(0, 0),
+            window_end=time_of_day(23, 59),
+            business_days_only=False,
+        ),
+    )
 
 
 def ensure_demo_workspace(
@@ -184,12 +229,14 @@ def ensure_demo_workspace(
         importing.import_contacts(session, operator, data.joinpath("contacts.csv").read_bytes())
         created_admin = session.scalars(select(User).where(User.email == DEMO_ADMIN)).one()
         ensure_demo_template(session, created_admin)
+        ensure_demo_sequence(session, created_admin)
         return DEMO_ADMIN, True
     admin = session.scalar(select(User).where(User.email == DEMO_ADMIN))
     if admin is None:
         raise NotFoundError(f"the demo workspace exists but {DEMO_ADMIN} is gone; remove the data folder")
     service.update_user(session, Actor.operator(workspace.id), admin.id, password=password, active=True)
     ensure_demo_template(session, admin)  # demo data folders made before the template existed
+    ensure_demo_sequence(session, admin)
     return DEMO_ADMIN, False
 
 
