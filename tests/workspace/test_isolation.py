@@ -16,7 +16,7 @@ from touchline.inbound.store.directory import load_directory
 from touchline.inbound.store.service import Holding, store_email
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import Folder, SpecialUse
-from touchline.models import Contact, OutboundEmail
+from touchline.models import BulkSend, Contact, OutboundEmail
 from touchline.models.base import utcnow
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
@@ -78,7 +78,21 @@ def _seed_mail(client: TestClient, team: Team) -> dict[str, str]:
         contact = session.scalars(select(Contact).where(Contact.workspace_id == team.workspace_id)).first()
         assert contact is not None
         [enrolment] = sequences.enrol(session, member, sequence.id, [contact.id], now=utcnow()).enrolled
+        bulk = BulkSend(
+            workspace_id=team.workspace_id,
+            created_by=team.member_id,
+            sender_choice="member@team-a.example",
+            template_id=template.id,
+            template_name=template.name,
+            template_version=template.version,
+            mode="one",
+            filters=["company.name=Secret Co"],
+            status="queued",
+        )
+        session.add(bulk)
+        session.flush()
         return {
+            "bulk_id": str(bulk.id),
             "sequence_id": str(sequence.id),
             "enrolment_id": str(enrolment.id),
             "mailbox_id": str(mailbox.id),
@@ -166,6 +180,11 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
             "steps": [{"template_id": ids["template_id"]}],
         },
         ("POST", "/api/v1/sequences/{sequence_id}/enrolments"): {"contact_ids": [ids["contact_id"]]},
+        ("POST", "/api/v1/bulk-sends"): {
+            "from": "admin@team-b.example",
+            "template_id": ids["template_id"],
+            "mode": "one",
+        },
     }
     return bodies.get((method, path))
 
@@ -204,6 +223,8 @@ OWN_WORKSPACE_ONLY = {
     ("POST", "/api/v1/templates"),
     ("GET", "/api/v1/sequences"),
     ("POST", "/api/v1/sequences"),
+    ("GET", "/api/v1/bulk-sends"),
+    ("GET", "/api/v1/bulk-sends/count"),
 }
 
 
@@ -286,6 +307,7 @@ def test_lists_and_own_workspace_routes_show_nothing_of_another_workspace(
     assert client.get("/api/v1/users/me", headers=intruder).json()["email"] == "admin@team-b.example"
     assert client.get("/api/v1/emails", headers=intruder).json()["total"] == 0
     assert client.get("/api/v1/mailboxes", headers=intruder).json() == []
+    assert client.get("/api/v1/bulk-sends", headers=intruder).json() == []
     # The victim's public address is a From choice only in its own workspace.
     assert client.put(
         "/api/v1/profile/public-account", json={"public": True}, headers=team.headers("member")
