@@ -20,7 +20,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,9 +41,10 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes.oauth_connect import GOOGLE
 from touchline.models import Contact, OutboundEmail, User
+from touchline.outbound.bulk import service as bulk
+from touchline.outbound.bulk import tasks as bulk_tasks
 from touchline.outbound.send import service as outbox
 from touchline.outbound.templates.service import TemplateText, create_template
-from touchline.outbound.unsubscribe.service import unsubscribe_url
 from touchline.worker import configure_queue
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
@@ -76,21 +76,21 @@ def queue_bulk(
     domain: str,
     company_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """`count` new endusers at `domain` and one bulk email to each from the sender's own address,
-    rendered from a stored template, as a bulk send queues them; the delivery jobs go to the queue
-    when the transaction commits."""
-    bulk_id = uuid.uuid4()
-    now = datetime.now(UTC)
+    """`count` new endusers at `domain`, and a bulk send of a stored template to them from the
+    sender's own address, queued as `touchline bulk send` queues it; its delivery jobs go to the
+    queue as each chunk commits. Returns the bulk send's outbound emails."""
+    name = f"bulk {uuid.uuid4().hex[:8]}"
+    queueing = settings.model_copy(update={"base_url": "https://touchline.example"})
     with session_scope(sessions) as session:
         sender = session.get_one(User, sender_id)
         actor = service.actor_for(sender)
         template = create_template(
             session,
             actor,
-            f"bulk {bulk_id.hex[:8]}",
+            name,
             TemplateText(subject="News for {{ enduser.email }}", html="<p>Hello {{ enduser.email }}</p>"),
         )
-        contacts = [
+        session.add_all(
             Contact(
                 workspace_id=actor.workspace_id,
                 email=f"enduser{number:03}@{domain}",
@@ -98,23 +98,25 @@ def queue_bulk(
                 company_id=company_id,
             )
             for number in range(count)
-        ]
-        session.add_all(contacts)
-        session.flush()
-        drafts = (
-            outbox.Draft(
-                sender=sender.email,
-                to=[outbox.Recipient(contact.email, contact.name)],
-                kind="bulk",
-                bulk_id=bulk_id,
-                unsubscribe_url=unsubscribe_url(
-                    "https://touchline.example", box, actor.workspace_id, contact.id
-                ),
-                template_id=template.id,
-            )
-            for contact in contacts
         )
-        return [outbox.send_email(session, actor, draft, settings=settings, now=now).id for draft in drafts]
+        session.flush()
+        request = bulk.BulkRequest(
+            sender.email,
+            template_id=template.id,
+            filters=("enduser.email~enduser", f"enduser.email~@{domain}"),
+        )
+        bulk_id = bulk.start(session, actor, request, settings=queueing, run_job=False).id
+    assert bulk_tasks.queue_bulk(sessions, box, queueing, bulk_id) == bulk.QUEUED
+    with session_scope(sessions) as session:
+        ids = list(
+            session.scalars(
+                select(OutboundEmail.id)
+                .where(OutboundEmail.bulk_id == bulk_id)
+                .order_by(OutboundEmail.created_at)
+            )
+        )
+    assert len(ids) == count
+    return ids
 
 
 class HeldAnswer:
