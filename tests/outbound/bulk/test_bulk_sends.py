@@ -176,6 +176,23 @@ def test_queueing_again_after_a_crash_makes_nothing_twice(crowd: Crowd) -> None:
     assert len(world.sink.received) == 11
 
 
+def test_a_bulk_send_whose_queueing_stopped_is_sent_to_the_queue_again(crowd: Crowd) -> None:
+    world = crowd.world
+    bulk_id = start(crowd, request("company.custom.tier=gold"), queue_now=False)  # its job was lost
+    with session_scope(world.sessions) as session:
+        stopped_at = session.get_one(BulkSend, bulk_id).updated_at
+    with session_scope(world.sessions) as session:
+        assert bulk.resume_stalled(session, stopped_at + bulk.STALLED_AFTER / 2) == []
+    with session_scope(world.sessions) as session:
+        assert bulk.resume_stalled(session, stopped_at + bulk.STALLED_AFTER * 2) == [bulk_id]
+    with session_scope(world.sessions) as session:  # the job just sent is given its time
+        assert bulk.resume_stalled(session, stopped_at + bulk.STALLED_AFTER * 2) == []
+    assert tasks.queue_bulk(world.sessions, world.box, world.settings, bulk_id, clock=world.clock) == "queued"
+    with session_scope(world.sessions) as session:
+        assert bulk.resume_stalled(session, stopped_at + bulk.STALLED_AFTER * 10) == []
+    assert len(emails_of(crowd, bulk_id)) == 11
+
+
 def test_a_spent_budget_makes_the_rest_wait_and_the_bulk_says_when_it_continues(crowd: Crowd) -> None:
     world = crowd.world
     world.settings = world.settings.model_copy(update={"send_smtp_messages_per_day": 4})

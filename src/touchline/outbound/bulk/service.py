@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import ColumnElement, func, select
@@ -50,6 +50,9 @@ from touchline.workspace.permissions import Actor, Permission
 
 QUEUE_JOB: Final = "outbound.bulk_queue"
 CHUNK_SIZE: Final = 500
+STALLED_AFTER: Final = timedelta(minutes=5)
+"""A bulk send still `queueing` with no chunk committed for this long lost its job (the worker or the
+command queueing it died): its queueing job is sent again, and goes on after the last chunk."""
 """Emails made per transaction: progress shows after each, and a stopped job resumes after the last."""
 _LOOKUP_SIZE: Final = 1000
 QUEUEING, QUEUED, REFUSED = "queueing", "queued", "refused"
@@ -572,3 +575,20 @@ def progress(session: Session, actor: Actor, bulk_id: uuid.UUID, now: datetime) 
         continues=rules.continues_message(earliest, now) if earliest is not None else None,
         waiting_reason=reason,
     )
+
+
+def resume_stalled(session: Session, now: datetime) -> list[uuid.UUID]:
+    """Send the queueing job again for every bulk send whose queueing stopped (see STALLED_AFTER);
+    marking them touched, so the next sweep waits for this job before it tries again."""
+    stalled = list(
+        session.scalars(
+            select(BulkSend.id)
+            .where(BulkSend.status == QUEUEING, BulkSend.updated_at < now - STALLED_AFTER)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for bulk_id in stalled:
+        bulk = session.get_one(BulkSend, bulk_id)
+        bulk.updated_at = now
+        enqueue(session, QUEUE_JOB, bulk_id=str(bulk_id))
+    return stalled

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
+from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.models import BulkSend
 from touchline.outbound.bulk import service
@@ -70,3 +71,12 @@ def queue_bulk_job(context: JobContext, *, bulk_id: str) -> None:
         context.sessions, SecretBox(context.settings.secret_keys), context.settings, uuid.UUID(bulk_id)
     )
     log.info("bulk send %s: %s", bulk_id, status)
+
+
+@job("outbound.bulk_resume", retries=0, every_minutes=1, at_start=True)
+def resume_stalled_job(context: JobContext) -> None:
+    """A bulk send whose queueing died with its worker (or its command) goes on by itself."""
+    with session_scope(context.sessions) as session:
+        resumed = service.resume_stalled(session, _now())
+    if resumed:
+        log.info("bulk sends resumed after their queueing stopped: %s", ", ".join(map(str, resumed)))
