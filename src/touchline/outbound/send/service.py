@@ -214,12 +214,24 @@ def _checked_recipients(field_name: str, recipients: Sequence[Recipient]) -> lis
     return checked
 
 
-def _company_of(session: Session, workspace_id: uuid.UUID, to: Sequence[Recipient]) -> Company | None:
+def _contacts_of(
+    session: Session, workspace_id: uuid.UUID, recipients: Sequence[Recipient]
+) -> dict[str, Contact]:
+    """The workspace's contacts among an email's recipients, by address: read once per email and
+    used by every decision that needs them."""
+    addresses = [r.address for r in recipients]
+    return {
+        contact.email: contact
+        for contact in session.scalars(
+            select(Contact).where(Contact.workspace_id == workspace_id, Contact.email.in_(addresses))
+        )
+    }
+
+
+def _company_of(to: Sequence[Recipient], contacts: Mapping[str, Contact]) -> Company | None:
     """The company an email is sent on behalf of: that of its first To address that is a contact."""
     for recipient in to:
-        contact = session.scalar(
-            select(Contact).where(Contact.workspace_id == workspace_id, Contact.email == recipient.address)
-        )
+        contact = contacts.get(recipient.address)
         if contact is not None and contact.company is not None:
             return contact.company
     return None
@@ -259,19 +271,6 @@ def _validated_message(
     """The message as it would leave now: building it is what refuses header injection."""
     email, domain = _outgoing(row, now, recipients)
     return mime.build_message(email, domain, message_id=row.message_id or None)
-
-
-def _recipient_rows(
-    session: Session, workspace_id: uuid.UUID, to: Sequence[Recipient], cc: Sequence[Recipient]
-) -> list[OutboundRecipient]:
-    addresses = [r.address for r in (*to, *cc)]
-    contacts = {
-        contact.email: contact
-        for contact in session.scalars(
-            select(Contact).where(Contact.workspace_id == workspace_id, Contact.email.in_(addresses))
-        )
-    }
-    return recipient_rows(workspace_id, to, cc, contacts)
 
 
 def recipient_rows(
@@ -329,19 +328,14 @@ def _apply_route(row: OutboundEmail, route: Route) -> None:
     row.via = route.via
 
 
-def _skip_unsubscribed(
-    session: Session, workspace_id: uuid.UUID, kind: SendKind, to: Sequence[Recipient]
-) -> None:
+def _skip_unsubscribed(kind: SendKind, to: Sequence[Recipient], contacts: Mapping[str, Contact]) -> None:
     if not carries_unsubscribe_link(kind):
         return
-    for contact in session.scalars(
-        select(Contact).where(
-            Contact.workspace_id == workspace_id, Contact.email.in_([r.address for r in to])
-        )
-    ):
-        reason = unsubscribe_skip_reason(kind, contact.unsubscribed_at)
+    for recipient in to:
+        contact = contacts.get(recipient.address)
+        reason = unsubscribe_skip_reason(kind, contact.unsubscribed_at) if contact is not None else None
         if reason is not None:
-            raise Skipped(f"{contact.email}: {reason}")
+            raise Skipped(f"{recipient.address}: {reason}")
 
 
 def _stored_template(session: Session, actor: Actor, draft: Draft) -> Template | None:
@@ -355,18 +349,12 @@ def _stored_template(session: Session, actor: Actor, draft: Draft) -> Template |
     return None
 
 
-def _merge_context(session: Session, actor: Actor, to: Sequence[Recipient], sender: User) -> MergeContext:
+def _merge_context(
+    session: Session, actor: Actor, to: Sequence[Recipient], contacts: Mapping[str, Contact], sender: User
+) -> MergeContext:
     """What a template reads for this email: its first To recipient that is a contact, else the
     first To address alone (no name, no company)."""
-    contacts = {
-        contact.email: contact.id
-        for contact in session.scalars(
-            select(Contact).where(
-                Contact.workspace_id == actor.workspace_id, Contact.email.in_([r.address for r in to])
-            )
-        )
-    }
-    first = next((contacts[r.address] for r in to if r.address in contacts), None)
+    first = next((contacts[r.address].id for r in to if r.address in contacts), None)
     if first is not None:
         return repository.merge_contexts(session, actor, [first], sender)[first]
     return MergeContext(enduser=EnduserFields(email=to[0].address), sender=repository.sender_fields(sender))
@@ -406,12 +394,17 @@ def _body(html: str, text: str | None) -> tuple[str, str]:
 
 
 def _decided_route(
-    session: Session, actor: Actor, draft: Draft, to: Sequence[Recipient], settings: Settings
+    session: Session,
+    actor: Actor,
+    draft: Draft,
+    to: Sequence[Recipient],
+    contacts: Mapping[str, Contact],
+    settings: Settings,
 ) -> tuple[Route, Company | None, Email | None]:
     """The way `draft` leaves, its From decided for its company and the email it answers."""
     if not to:
         raise SendRefused("an email needs at least one To recipient")
-    company = _company_of(session, actor.workspace_id, to)
+    company = _company_of(to, contacts)
     answered = _answered(session, actor.workspace_id, draft.reply_to_email_id)
     choice = decide_from(session, actor, draft.sender, company, answered)
     return route_for(session, actor, choice, company, settings), company, answered
@@ -424,7 +417,9 @@ def sender_of(session: Session, actor: Actor, draft: Draft, *, settings: Setting
     """The user `draft` would be sent as, decided as `send_email` decides it (refusals included): whose
     fields a template preview fills in."""
     composer_of(actor)
-    route, _, _ = _decided_route(session, actor, draft, _checked_recipients("To", draft.to), settings)
+    to = _checked_recipients("To", draft.to)
+    contacts = _contacts_of(session, actor.workspace_id, to)
+    route, _, _ = _decided_route(session, actor, draft, to, contacts, settings)
     return route.user
 
 
@@ -509,10 +504,11 @@ def send_email(
         raise SendRefused("an email needs at least one To recipient")
     if len(to) + len(cc) > MAX_RECIPIENTS:
         raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
-    _skip_unsubscribed(session, actor.workspace_id, draft.kind, to)
-    route, company, answered = _decided_route(session, actor, draft, to, settings)
+    contacts = _contacts_of(session, actor.workspace_id, [*to, *cc])
+    _skip_unsubscribed(draft.kind, to, contacts)
+    route, company, answered = _decided_route(session, actor, draft, to, contacts, settings)
     if template is not None:
-        context = _merge_context(session, actor, to, route.user)
+        context = _merge_context(session, actor, to, contacts, route.user)
         content = rendered_content(template, _rendered(template, context))
     else:
         html, text = _body(draft.html, draft.text)
@@ -524,7 +520,7 @@ def send_email(
         content,
         route,
         company,
-        _recipient_rows(session, actor.workspace_id, to, cc),
+        recipient_rows(actor.workspace_id, to, cc, contacts),
         now=now,
         answered=answered,
     )
@@ -597,7 +593,8 @@ def edit_scheduled(
     current_cc = (
         cc if cc is not None else [Recipient(r.address, r.name) for r in row.recipients if r.kind == "cc"]
     )
-    company = _company_of(session, actor.workspace_id, current_to)
+    contacts = _contacts_of(session, actor.workspace_id, [*current_to, *current_cc])
+    company = _company_of(current_to, contacts)
     notice = None
     if changes.sender is not None:
         context = ComposeContext(company_id=company.id if company is not None else None)
@@ -620,7 +617,7 @@ def edit_scheduled(
     if to is not None or cc is not None:
         row.recipients.clear()
         session.flush()
-        row.recipients.extend(_recipient_rows(session, actor.workspace_id, current_to, current_cc))
+        row.recipients.extend(recipient_rows(actor.workspace_id, current_to, current_cc, contacts))
     try:
         _validated_message(row, now, row.recipients)
     except mime.InvalidMessageError as error:
