@@ -265,10 +265,10 @@ def _outgoing(
     return email, row.from_address.rpartition("@")[2]
 
 
-def _validated_message(
+def _built_message(
     row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient]
 ) -> mime.BuiltMessage:
-    """The message as it would leave now: building it is what refuses header injection."""
+    """The message as it leaves now, with the Message-ID it was given when queued."""
     email, domain = _outgoing(row, now, recipients)
     return mime.build_message(email, domain, message_id=row.message_id or None)
 
@@ -619,7 +619,7 @@ def edit_scheduled(
         session.flush()
         row.recipients.extend(recipient_rows(actor.workspace_id, current_to, current_cc, contacts))
     try:
-        _validated_message(row, now, row.recipients)
+        mime.validate_outgoing(*_outgoing(row, now, row.recipients), message_id=row.message_id or None)
     except mime.InvalidMessageError as error:
         raise SendRefused(str(error)) from None
     session.flush()
@@ -725,7 +725,7 @@ def claim(
     if row.raw_message is None:
         # Built once, when first claimed (Date: the moment it leaves); every later attempt sends
         # these same bytes, so a copy found in Sent is this very message.
-        row.raw_message = _validated_message(row, now, row.recipients).raw
+        row.raw_message = _built_message(row, now, row.recipients).raw
     session.flush()
     return Claim(
         outbound_id=row.id,
