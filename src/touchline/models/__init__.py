@@ -4,6 +4,7 @@ import touchline.models.versioning  # noqa: F401 -- registers the directory-vers
 from touchline.models.base import Base
 from touchline.models.bulk import BulkSend, BulkSkip
 from touchline.models.customers import Company, CompanyDomain, Contact, CustomFieldDefinition
+from touchline.models.engagement import EngagementEvent, TrackedLink
 from touchline.models.inbound import InboundRefusal, SpooledMessage
 from touchline.models.mail import (
     BackgroundTask,
@@ -49,6 +50,7 @@ __all__ = [
     "EmailCompany",
     "EmailContact",
     "EmailHolder",
+    "EngagementEvent",
     "Enrolment",
     "InboundRefusal",
     "Mailbox",
@@ -65,6 +67,7 @@ __all__ = [
     "StepRun",
     "Template",
     "Throttle",
+    "TrackedLink",
     "User",
     "UserSession",
     "Workspace",

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
@@ -62,6 +62,9 @@ class Contact(IdMixin, CreatedMixin, Base):
     last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set by the enduser's unsubscribe link; bulk and sequence emails skip them while it is set.
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by a hard bounce; later sends skip the address with this reason until an admin clears it.
+    undeliverable_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undeliverable_reason: Mapped[str | None] = mapped_column(Text)
 
     company: Mapped[Company | None] = relationship(lazy="joined")
 
