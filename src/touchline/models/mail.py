@@ -97,6 +97,9 @@ class Email(IdMixin, CreatedMixin, Base):
     html_body: Mapped[str | None] = mapped_column(Text)  # sanitised before it is stored
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     defects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    automatic: Mapped[str | None] = mapped_column(String(200))
+    """Why this is an automatic reply (an out-of-office, Auto-Submitted, ...); None: written by a person.
+    Automatic replies are neither replies nor bounces and end no sequence."""
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL")
     )

@@ -1,4 +1,4 @@
-"""tracking and events: tracked links, engagement events, undeliverable contacts
+"""tracking and events: tracked links, engagement events, undeliverable contacts, automatic replies
 
 Revision ID: engagement0000001
 Revises: sending0000011
@@ -97,9 +97,13 @@ def upgrade() -> None:
     with op.batch_alter_table("contacts") as batch:
         batch.add_column(sa.Column("undeliverable_at", UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("undeliverable_reason", sa.Text(), nullable=True))
+    with op.batch_alter_table("emails") as batch:
+        batch.add_column(sa.Column("automatic", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("emails") as batch:
+        batch.drop_column("automatic")
     with op.batch_alter_table("contacts") as batch:
         batch.drop_column("undeliverable_reason")
         batch.drop_column("undeliverable_at")

@@ -1,0 +1,1 @@
+"""Delivery reports (bounces) and automatic replies found in synced and logged mail."""
