@@ -54,6 +54,7 @@ from touchline.outbound.compose.unsubscribes import (
     carries_unsubscribe_link,
     unsubscribe_skip_reason,
 )
+from touchline.outbound.engagement import repository as engagement_records
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.repository import team_user_of
 from touchline.outbound.from_field.service import ComposeContext
@@ -830,6 +831,7 @@ def record_sent(session: Session, held: Claim, delivered: Delivered, now: dateti
     if refused:
         row.error = "; ".join(f"{address}: {reason}" for address, reason in refused.items())[:4000]
     _store_sent_copy(session, row)
+    engagement_records.ensure_record(session, row, now)
     return True
 
 
