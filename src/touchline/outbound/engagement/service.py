@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, tuple_
 from sqlalchemy.orm import Session
@@ -348,18 +349,22 @@ def _visible(actor: Actor) -> list[ColumnElement[bool]]:
 def _filtered(given: EngagementFilter) -> list[ColumnElement[bool]]:
     if given.bounce is not None and given.bounce not in BOUNCE_KINDS:
         raise InvalidInputError(f"bounce is one of {', '.join(BOUNCE_KINDS)}")
-    chosen: list[tuple[object, ColumnElement[bool]]] = [
-        (given.sender, EmailEngagement.sender_user_id == given.sender),
-        (given.template, EmailEngagement.template_id == given.template),
-        (given.sequence, EmailEngagement.sequence_id == given.sequence),
-        (given.step, EmailEngagement.sequence_step == given.step),
-        (given.bulk_id, EmailEngagement.bulk_id == given.bulk_id),
-        (given.variant, EmailEngagement.variant == given.variant),
-        (given.bounce, EmailEngagement.bounce == given.bounce),
-        (given.sent_after, EmailEngagement.sent_at >= given.sent_after),
-        (given.sent_before, EmailEngagement.sent_at < given.sent_before),
+    conditions: list[ColumnElement[bool]] = []
+    equal: list[tuple[object, Any]] = [
+        (given.sender, EmailEngagement.sender_user_id),
+        (given.template, EmailEngagement.template_id),
+        (given.sequence, EmailEngagement.sequence_id),
+        (given.step, EmailEngagement.sequence_step),
+        (given.bulk_id, EmailEngagement.bulk_id),
+        (given.variant, EmailEngagement.variant),
+        (given.bounce, EmailEngagement.bounce),
     ]
-    return [condition for value, condition in chosen if value is not None]
+    conditions.extend(column == value for value, column in equal if value is not None)
+    if given.sent_after is not None:
+        conditions.append(EmailEngagement.sent_at >= given.sent_after)
+    if given.sent_before is not None:
+        conditions.append(EmailEngagement.sent_at < given.sent_before)
+    return conditions
 
 
 def list_engagements(

@@ -181,6 +181,10 @@ def _send_step(
         )
         with session.begin_nested():  # a refused send leaves nothing half-made behind
             sent = outbox.send_email(session, actor, draft, settings=settings, now=now)
+    except outbox.Undeliverable as undeliverable:
+        _record(session, enrolment, step, "undeliverable", now, reason=str(undeliverable))
+        _end(enrolment, service.UNENROLLED, str(undeliverable), now)
+        return "undeliverable"
     except outbox.Skipped as skipped:
         _record(session, enrolment, step, "unsubscribed", now, reason=str(skipped))
         _end(enrolment, service.UNENROLLED, str(skipped), now)
