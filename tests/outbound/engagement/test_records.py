@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import touchline.outbound.engagement.tasks  # noqa: F401 -- declares the jobs this file sends
 from tests.conftest import Team
 from tests.outbound.engagement.conftest import (
     Notifications,
@@ -20,9 +21,10 @@ from tests.outbound.engagement.conftest import (
     stored_email,
 )
 from touchline.db import session_scope
-from touchline.inbound.reports.model import DeliveryReport, RecipientReport
+from touchline.inbound.reports.model import DELIVERY_REPORT_JOB, STORED_JOB, DeliveryReport, RecipientReport
 from touchline.models import Contact, EmailEngagement, EngagementEvent, OutboundEmail
-from touchline.outbound.engagement import service
+from touchline.outbound.engagement import REFRESH_JOB, service
+from touchline.worker import current_queue
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -244,3 +246,21 @@ def test_a_report_on_no_email_of_the_workspace_records_nothing(
             is None
         )
         assert session.scalar(select(EngagementEvent.id)) is None
+
+
+def test_inbounds_named_jobs_reach_engagement(
+    sessions: sessionmaker[Session], team: Team, notifications: Notifications
+) -> None:
+    """The jobs inbound sends, with the kwargs its contract names, run on the worker's queue."""
+    ana = add_contact(sessions, team, "ana@globex.example")
+    outbound = sent_email(sessions, team, [ana.address])
+    ours = message_id_of(sessions, outbound)
+    reply = stored_email(sessions, team, ana.address, in_reply_to=(ours,))
+    queue = current_queue()
+    queue.send(STORED_JOB, workspace_id=str(team.workspace_id), email_ids=[str(reply)])
+    report = _report(ours, RecipientReport(ana.address, "soft", "failed", "4.2.2", "mailbox full"))
+    queue.send(DELIVERY_REPORT_JOB, workspace_id=str(team.workspace_id), report=report.to_json())
+    queue.send(REFRESH_JOB, outbound_ids=[str(outbound)])
+    record = record_of(sessions, outbound)
+    assert (record.reply_rate, record.bounce) == (100, "soft")
+    assert [[n["kind"] for n in call["notices"]] for call in notifications.calls] == [["reply"], ["bounce"]]
