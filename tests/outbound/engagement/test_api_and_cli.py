@@ -18,11 +18,15 @@ from tests.conftest import Team, touchline_environment
 from tests.outbound.engagement.conftest import add_contact, add_event, link_ids, sent_email
 from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.models import Contact, EmailEngagement, OutboundEmail, WorkspaceSettings
+from touchline.kit.crypto import SecretBox
+from touchline.models import BulkSkip, Contact, EmailEngagement, OutboundEmail, WorkspaceSettings
 from touchline.outbound.bulk import rules as bulk_rules
+from touchline.outbound.bulk import service as bulk
+from touchline.outbound.bulk import tasks as bulk_tasks
 from touchline.outbound.engagement import service
 from touchline.outbound.send import service as outbox
 from touchline.outbound.templates import service as templates
+from touchline.worker import configure_queue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
 
@@ -231,3 +235,29 @@ def test_cli_engagement_list_prints_one_json_line_per_sent_email(
     with session_scope(sessions) as session:
         assert session.scalar(select(Contact.undeliverable_at).where(Contact.id == ana.contact_id)) is None
         assert session.scalar(select(EmailEngagement.id)) is not None
+
+
+def test_a_bulk_sends_switches_reach_its_emails_and_undeliverable_endusers_are_skipped(
+    sessions: sessionmaker[Session], team: Team, settings: Settings, box: SecretBox
+) -> None:
+    relay = settings.model_copy(update={"relay_smtp_host": "127.0.0.1"})
+    configure_queue(relay)  # nobody consumes it: the emails stay queued
+    ana = add_contact(sessions, team, "ana@globex.example")
+    bo = add_contact(sessions, team, "bo@globex.example")
+    _undeliverable(sessions, bo.contact_id)
+    with session_scope(sessions) as session:
+        operator = Actor.operator(team.workspace_id)
+        member = workspace_service.actor_for(workspace_service.get_user(session, operator, team.member_id))
+        templates.create_template(session, member, "News", templates.TemplateText("News", "<p>News</p>"))
+        wanted = bulk.BulkRequest("member@team-a.example", "News", track_opens=False)
+        bulk_id = bulk.start(session, member, wanted, settings=relay, run_job=False).id
+    assert bulk_tasks.queue_bulk(sessions, box, relay, bulk_id) == "queued"
+    with session_scope(sessions) as session:
+        [row] = session.scalars(select(OutboundEmail).where(OutboundEmail.bulk_id == bulk_id))
+        assert [r.address for r in row.recipients] == [ana.address]
+        assert (row.track_opens, row.track_clicks) == (False, True)  # the send's choice, the template's
+        [skip] = session.scalars(select(BulkSkip))
+        assert (skip.address, skip.reason) == (
+            bo.address,
+            "undeliverable: hard bounce 5.1.1: 550 user unknown",
+        )

@@ -11,10 +11,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import Team
 from tests.outbound.engagement.conftest import add_contact, add_event, bare, sent_email, stored_email
+from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.models import Conversation, Email, Enrolment, OutboundEmail
+from touchline.kit.crypto import SecretBox
+from touchline.models import Contact, Conversation, Email, Enrolment, OutboundEmail, StepRun
 from touchline.outbound.engagement import service
 from touchline.outbound.engagement.repository import recorded_engagement
+from touchline.outbound.sequences import scheduler
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.sequences.outcomes import Engagement, replied_conversations
 from touchline.outbound.templates import service as templates
@@ -108,3 +111,25 @@ def test_conditions_read_the_records(sessions: sessionmaker[Session], team: Team
         service.refresh(session, [opened])
         read = recorded_engagement(session, [opened, untouched, uuid.uuid4()])
     assert read == {opened: Engagement(opened=True), untouched: Engagement()}
+
+
+def test_a_step_for_an_undeliverable_address_unenrols_with_the_reason(
+    sessions: sessionmaker[Session], team: Team, settings: Settings, box: SecretBox
+) -> None:
+    ana = add_contact(sessions, team, "ana@globex.example")
+    _, enrolment_id = _enrolled(sessions, team, ana.contact_id)
+    with session_scope(sessions) as session:
+        contact = session.get(Contact, ana.contact_id)
+        assert contact is not None
+        contact.undeliverable_at, contact.undeliverable_reason = NOW, "hard bounce 5.1.1: user unknown"
+    with session_scope(sessions) as session:
+        enrolment = session.get(Enrolment, enrolment_id)
+        assert enrolment is not None
+        done = scheduler.run_step(session, enrolment, settings=settings, box=box, now=NOW + timedelta(days=1))
+        [run] = session.scalars(select(StepRun))
+        assert (run.outcome, run.outbound_id) == ("undeliverable", None)
+    assert (done.outcome, done.state) == ("undeliverable", "unenrolled")
+    state, reason = _state(sessions, enrolment_id)
+    assert state == "unenrolled"
+    assert reason is not None
+    assert "is undeliverable (hard bounce 5.1.1: user unknown)" in reason

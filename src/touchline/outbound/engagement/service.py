@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from touchline.inbound.parse.headers import message_ids
 from touchline.inbound.reports.model import DeliveryReport
-from touchline.kit.errors import InvalidInputError, NotFoundError
+from touchline.kit.errors import InvalidInputError
 from touchline.models import (
     Contact,
     Email,
@@ -401,10 +401,7 @@ def events_of(
 ) -> list[tuple[EngagementEvent, str | None]]:
     """Every event of one sent email the actor may see, oldest first, with the URL of a click."""
     actor.require(Permission.SEND_EMAIL)
-    try:
-        row = outbox.get_outbound(session, actor, outbound_id)
-    except NotFoundError:
-        raise NotFoundError("outbound email not found") from None
+    row = outbox.get_outbound(session, actor, outbound_id)
     rows = session.execute(
         select(EngagementEvent, TrackedLink.url)
         .outerjoin(TrackedLink, TrackedLink.id == EngagementEvent.link_id)
