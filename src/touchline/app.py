@@ -39,6 +39,7 @@ from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
 from touchline.outbound.bulk import endpoints as bulk_endpoints
 from touchline.outbound.bulk import pages as bulk_pages
+from touchline.outbound.engagement import endpoints as engagement_endpoints
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
@@ -85,6 +86,7 @@ ROUTERS = (
     outbox_endpoints.router,
     template_endpoints.router,
     bulk_endpoints.router,
+    engagement_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,

@@ -53,6 +53,10 @@ app.add_typer(emails_app, name="emails")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(template_app, name="template")
 app.add_typer(sequence_app, name="sequence")
+engagement_app = typer.Typer(help="What came of the emails touchline sent.", no_args_is_help=True)
+contact_app = typer.Typer(help="Contacts (endusers).", no_args_is_help=True)
+app.add_typer(engagement_app, name="engagement")
+app.add_typer(contact_app, name="contact")
 
 console = Console()
 errors = Console(stderr=True)
@@ -699,6 +703,24 @@ def _outbox_record(row: OutboundEmail) -> dict[str, str | int | list[str] | None
     }
 
 
+TrackOpens = Annotated[
+    bool | None,
+    typer.Option(
+        "--track-opens/--no-track-opens",
+        help="Track opens with a pixel (default: the template's switch, else the workspace's setting)",
+        show_default=False,
+    ),
+]
+TrackClicks = Annotated[
+    bool | None,
+    typer.Option(
+        "--track-clicks/--no-track-clicks",
+        help="Track clicks through a redirect (default: the template's switch, else the workspace's)",
+        show_default=False,
+    ),
+]
+
+
 @app.command("send")
 def send(
     workspace: Workspace,
@@ -715,6 +737,8 @@ def send(
         str | None,
         typer.Option("--at", help="Send at this ISO 8601 time with a zone, e.g. 2027-01-04T09:00+01:00"),
     ] = None,
+    track_opens: TrackOpens = None,
+    track_clicks: TrackClicks = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Send one email (now, or scheduled with --at); a refused send exits 2 and sends nothing."""
@@ -743,6 +767,8 @@ def send(
         html=html,
         send_at=send_at,
         template=template,
+        track_opens=track_opens,
+        track_clicks=track_clicks,
     )
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -1103,6 +1129,8 @@ def bulk_send(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count and list the skipped; queue nothing")
     ] = False,
+    track_opens: TrackOpens = None,
+    track_clicks: TrackClicks = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Send a template to every enduser the filters select; a refused bulk send exits 2 and sends nothing."""
@@ -1120,7 +1148,9 @@ def bulk_send(
             actor = service.actor_for(
                 service.find_user_by_email(session, _operator(session, workspace), as_user)
             )
-            wanted = bulk.BulkRequest(sender or as_user, template, None, mode.value, tuple(where or ()))
+            wanted = bulk.BulkRequest(
+                sender or as_user, template, None, mode.value, tuple(where or ()), track_opens, track_clicks
+            )
             if dry_run:
                 summary = BulkSummaryOut.of_plan(bulk.plan(session, actor, wanted, settings=settings))
             else:
@@ -1205,6 +1235,83 @@ def bulk_show(
     console.print(table)
     if shown.continues:
         console.print(f"{shown.continues}: {shown.waiting_reason}", markup=False)
+
+
+# --- engagement ----------------------------------------------------------------------------------
+
+
+@engagement_app.command("list")
+def engagement_list(
+    workspace: Workspace,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
+) -> None:
+    """Every sent email's Email Engagement record, newest first: rates (null: not tracked), bounce, events."""
+    from touchline.outbound.engagement import service as engagement
+
+    lines = []
+    with _transaction(_settings()) as session:
+        operator = _operator(session, workspace)
+        after = None
+        while True:
+            rows = engagement.list_engagements(session, operator, after=after, limit=500)
+            for record, row, events in rows:
+                lines.append(
+                    {
+                        "email_id": str(row.id),
+                        "message_id": row.message_id,
+                        "sender": row.from_address,
+                        "first_recipient": record.recipient_address,
+                        "template": record.template_name,
+                        "sequence": str(record.sequence_id) if record.sequence_id else None,
+                        "step": record.sequence_step,
+                        "bulk_id": str(record.bulk_id) if record.bulk_id else None,
+                        "variant": record.variant or None,
+                        "open_rate": record.open_rate,
+                        "click_rate": record.click_rate,
+                        "reply_rate": record.reply_rate,
+                        "human_open_rate": record.human_open_rate,
+                        "human_click_rate": record.human_click_rate,
+                        "bounce": record.bounce,
+                        "events": events,
+                    }
+                )
+            if len(rows) < 500:
+                break
+            after = (rows[-1][0].sent_at, rows[-1][0].id)
+    if as_json:
+        for line in lines:
+            typer.echo(json.dumps(line))
+        return
+    table = Table("sender", "to", "template", "open", "click", "reply", "human open", "human click", "bounce")
+    for line in lines:
+        shown = [
+            "-" if line[key] is None else str(line[key])
+            for key in ("open_rate", "click_rate", "reply_rate", "human_open_rate", "human_click_rate")
+        ]
+        table.add_row(
+            str(line["sender"]),
+            str(line["first_recipient"]),
+            str(line["template"] or ""),
+            *shown,
+            str(line["bounce"] or ""),
+        )
+    console.print(table)
+
+
+@contact_app.command("deliverable")
+def contact_deliverable(
+    workspace: Workspace,
+    email: Annotated[str, typer.Argument(help="The contact's address")],
+) -> None:
+    """Let sends reach an address again that a hard bounce marked undeliverable."""
+    with _transaction(_settings()) as session:
+        operator = _operator(session, workspace)
+        contact = service.find_contact_by_email(session, operator, email)
+        if contact is None:
+            raise _fail(f"no contact with the address {email}")
+        was = contact.undeliverable_reason
+        service.clear_undeliverable(session, operator, contact.id)
+    console.print(f"{email} is deliverable again" + (f" (was: {was})" if was else ""), markup=False)
 
 
 def main() -> None:

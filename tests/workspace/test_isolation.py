@@ -225,6 +225,7 @@ OWN_WORKSPACE_ONLY = {
     ("POST", "/api/v1/sequences"),
     ("GET", "/api/v1/bulk-sends"),
     ("GET", "/api/v1/bulk-sends/count"),
+    ("GET", "/api/v1/engagements"),
 }
 
 
@@ -252,6 +253,9 @@ def test_every_route_refuses_another_workspaces_ids(
         assert response.status_code in allowed, f"{method} {route_path} answered {response.status_code}"
         checked.append((method, route_path))
     assert len(checked) >= 14
+    # Engagement: the events of one sent email, and clearing an undeliverable contact, name ids.
+    assert ("GET", "/api/v1/outbound-emails/{outbound_id}/events") in checked
+    assert ("DELETE", "/api/v1/contacts/{contact_id}/undeliverable") in checked
     # Nothing of the victim's changed.
     victim = team.headers()
     assert client.get(f"/api/v1/companies/{ids['company_id']}", headers=victim).json()["name"] == "Secret Co"

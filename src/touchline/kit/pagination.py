@@ -1,7 +1,8 @@
-"""Offset pagination shared by API lists and pages."""
+"""Pagination shared by API lists and pages: offsets, and opaque cursors for lists that grow at the top."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -36,3 +37,20 @@ class Page(Generic[T]):
     @property
     def has_previous(self) -> bool:
         return self.offset > 0
+
+
+def encode_cursor(*parts: str) -> str:
+    """An opaque cursor for keyset pagination: the sort key of the last item of a page."""
+    return base64.urlsafe_b64encode("|".join(parts).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, parts: int) -> list[str]:
+    """The sort key a cursor holds; ValueError when it is not one this module made."""
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError("not a cursor of this list") from error
+    values = decoded.split("|")
+    if len(values) != parts:
+        raise ValueError("not a cursor of this list")
+    return values

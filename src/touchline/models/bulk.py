@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime, utcnow
@@ -43,6 +43,9 @@ class BulkSend(IdMixin, CreatedMixin, Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """When its last email was made."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    track_opens: Mapped[bool | None] = mapped_column(Boolean)
+    """The sender's choice for this send; None: the template's switch."""
+    track_clicks: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class BulkSkip(IdMixin, Base):

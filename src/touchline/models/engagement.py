@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from touchline.models.base import Base, IdMixin, UTCDateTime, utcnow
@@ -66,3 +66,58 @@ class EngagementEvent(IdMixin, Base):
     """Who acted, when known (a reply's sender, a bounce's recipient)."""
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     """Kind-specific facts: a bounce's class, status, recipient and diagnostic."""
+
+
+class EmailEngagement(IdMixin, Base):
+    """The Email Engagement record of one sent email (SPEC §7): who sent it to whom, from what, and its
+    rates, counts, bounce and first and last event. Made when the email is recorded sent and brought
+    up to date from all its events by the refresh job."""
+
+    __tablename__ = "email_engagements"
+    __table_args__ = (
+        Index("ix_email_engagements_workspace_sent", "workspace_id", "sent_at"),
+        Index("ix_email_engagements_template", "workspace_id", "template_id"),
+        Index("ix_email_engagements_sequence", "workspace_id", "sequence_id", "sequence_step"),
+        Index("ix_email_engagements_bulk", "bulk_id"),
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    outbound_email_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("outbound_emails.id", ondelete="CASCADE"), unique=True
+    )
+    sender_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    """Who composed the email: members see the records of their own emails, as in the outbox."""
+    contact_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    """The first enduser in To: every outcome is credited to them, whoever acted."""
+    recipient_address: Mapped[str] = mapped_column(String(320))
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    template_id: Mapped[uuid.UUID | None] = mapped_column()
+    template_name: Mapped[str | None] = mapped_column(String(200))
+    template_version: Mapped[int | None] = mapped_column(Integer)
+    sequence_id: Mapped[uuid.UUID | None] = mapped_column()
+    sequence_step: Mapped[int | None] = mapped_column(Integer)
+    bulk_id: Mapped[uuid.UUID | None] = mapped_column()
+    variant: Mapped[str] = mapped_column(String(50), default="")
+    track_opens: Mapped[bool] = mapped_column(Boolean)
+    track_clicks: Mapped[bool] = mapped_column(Boolean)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    open_rate: Mapped[int | None] = mapped_column(Integer)
+    """100 opened (a click or a reply counts), 0 not, None: open tracking was off."""
+    click_rate: Mapped[int | None] = mapped_column(Integer)
+    reply_rate: Mapped[int] = mapped_column(Integer, default=0)
+    human_open_rate: Mapped[int | None] = mapped_column(Integer)
+    """100 a person opened it; None unknown (tracking off, or only machines opened it); 0 nobody did."""
+    human_click_rate: Mapped[int | None] = mapped_column(Integer)
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    human_opens: Mapped[int] = mapped_column(Integer, default=0)
+    human_clicks: Mapped[int] = mapped_column(Integer, default=0)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
+    auto_replies: Mapped[int] = mapped_column(Integer, default=0)
+    bounces: Mapped[int] = mapped_column(Integer, default=0)
+    bounce: Mapped[str | None] = mapped_column(String(10))
+    """The worst bounce: hard, blocked or soft (a delay is an event, not a bounce class)."""
+    first_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

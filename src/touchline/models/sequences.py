@@ -112,7 +112,9 @@ class StepRun(IdMixin, Base):
     enrolment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sequence_enrolments.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     step_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("sequence_steps.id", ondelete="SET NULL"))
-    outcome: Mapped[str] = mapped_column(String(20))  # queued | skipped | unsubscribed | failed
+    outcome: Mapped[str] = mapped_column(
+        String(20)
+    )  # queued | skipped | unsubscribed | undeliverable | failed
     outbound_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("outbound_emails.id", ondelete="SET NULL"), index=True
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
@@ -37,6 +37,9 @@ class WorkspaceSettings(Base):
     inbound_secret_encrypted: Mapped[str] = mapped_column(Text)
     # From domains whose mail the log address takes without authentication (an admin's choice).
     unauthenticated_sender_domains: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # Whether emails not made from a template track opens and clicks (a template has its own switches).
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     workspace: Mapped[Workspace] = relationship(back_populates="settings")
 

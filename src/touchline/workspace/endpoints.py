@@ -401,6 +401,16 @@ def delete_contact(contact_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+@router.delete(
+    "/contacts/{contact_id}/undeliverable",
+    tags=["contacts"],
+    summary="Let sends reach a contact whose address bounced hard again (admins)",
+)
+def clear_undeliverable(contact_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> ContactOut:
+    with session_scope(sessions) as session:
+        return ContactOut.of(service.clear_undeliverable(session, actor, contact_id))
+
+
 # --- custom fields -------------------------------------------------------------------------------
 
 

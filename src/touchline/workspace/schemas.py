@@ -278,6 +278,10 @@ class ContactOut(BaseModel):
     unsubscribed_at: datetime | None = Field(
         description="When the contact unsubscribed from bulk and sequence emails through their link"
     )
+    undeliverable_at: datetime | None = Field(
+        None, description="When a hard bounce marked the address undeliverable: later sends skip it"
+    )
+    undeliverable_reason: str | None = None
     created_at: datetime
 
     @classmethod
@@ -291,6 +295,8 @@ class ContactOut(BaseModel):
             custom_fields=custom_values_of(row.custom_fields),
             last_touch_at=row.last_touch_at,
             unsubscribed_at=row.unsubscribed_at,
+            undeliverable_at=row.undeliverable_at,
+            undeliverable_reason=row.undeliverable_reason,
             created_at=row.created_at,
         )
 

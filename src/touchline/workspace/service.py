@@ -887,6 +887,26 @@ def get_contact(session: Session, actor: Actor, contact_id: uuid.UUID) -> Contac
     return contact
 
 
+def clear_undeliverable(session: Session, actor: Actor, contact_id: uuid.UUID) -> Contact:
+    """Sends reach the contact's address again after a hard bounce marked it undeliverable (an admin
+    who edits contacts decides the address works again)."""
+    actor.require(Permission.EDIT_CUSTOMERS)
+    actor.require(Permission.ADMIN_ACCESS)
+    contact = get_contact(session, actor, contact_id)
+    if contact.undeliverable_at is not None:
+        record_audit(
+            session,
+            actor,
+            "contact.deliverable",
+            "contact",
+            contact.id,
+            {"email": contact.email, "was": contact.undeliverable_reason},
+        )
+    contact.undeliverable_at, contact.undeliverable_reason = None, None
+    session.flush()
+    return contact
+
+
 def find_contact_by_email(session: Session, actor: Actor, email: str) -> Contact | None:
     return session.scalar(
         select(Contact).where(Contact.workspace_id == actor.workspace_id, Contact.email == _address(email))

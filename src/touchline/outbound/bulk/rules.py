@@ -29,12 +29,17 @@ _PARSER: Final = Environment(autoescape=True)
 """Only parses (never renders): the sandbox renders, this finds the names a template reads."""
 
 
-def skip_reason(address: str, unsubscribed_at: datetime | None) -> str | None:
+def skip_reason(
+    address: str, unsubscribed_at: datetime | None, undeliverable_reason: str | None = None
+) -> str | None:
     """Why a bulk send makes no email for this enduser, or None when it does: the enduser
-    unsubscribed, or their address is one touchline cannot send to."""
+    unsubscribed, their address bounced hard (`undeliverable_reason`, until an admin clears it), or
+    it is one touchline cannot send to."""
     unsubscribed = unsubscribe_skip_reason("bulk", unsubscribed_at)
     if unsubscribed is not None:
         return unsubscribed
+    if undeliverable_reason is not None:
+        return f"undeliverable: {undeliverable_reason}"
     try:
         refuse_header_injection("the address", address)
         normalised = normalise_address(address)

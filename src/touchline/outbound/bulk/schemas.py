@@ -33,10 +33,18 @@ class BulkSendRequest(BaseModel):
         ),
     )
     dry_run: bool = Field(False, description="Count and list the skipped without queueing anything")
+    track_opens: bool | None = Field(None, description="Track opens; default: the template's switch")
+    track_clicks: bool | None = Field(None, description="Track clicks; default: the template's switch")
 
     def request(self) -> service.BulkRequest:
         return service.BulkRequest(
-            self.sender, self.template, self.template_id, self.mode, tuple(self.filters)
+            self.sender,
+            self.template,
+            self.template_id,
+            self.mode,
+            tuple(self.filters),
+            self.track_opens,
+            self.track_clicks,
         )
 
 

@@ -71,6 +71,9 @@ class BulkRequest:
     template_id: uuid.UUID | None = None
     mode: Mode = "each"
     filters: Sequence[str] = ()
+    track_opens: bool | None = None
+    """None: the template's switch."""
+    track_clicks: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,9 @@ def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Sett
     compiled = _compiled(template)
     sendable: list[tuple[_Selected, outbox.Route]] = []
     for one in selected:
-        reason = rules.skip_reason(one.address, one.contact.unsubscribed_at)
+        reason = rules.skip_reason(
+            one.address, one.contact.unsubscribed_at, outbox.undeliverable_reason(one.contact)
+        )
         route = routes.route(one.contact.company) if reason is None else reason
         if isinstance(route, str):
             result.skipped.append(Skip(one.contact.id, one.address, reason or route))
@@ -298,7 +303,13 @@ def count(session: Session, actor: Actor, filters: Sequence[str]) -> tuple[int, 
     assert actor.user_id is not None
     composer = workspace_service.get_user(session, actor, actor.user_id)
     selected = _selected(session, actor, conditions, composer)
-    skipped = sum(1 for one in selected if rules.skip_reason(one.address, one.contact.unsubscribed_at))
+    skipped = sum(
+        1
+        for one in selected
+        if rules.skip_reason(
+            one.address, one.contact.unsubscribed_at, outbox.undeliverable_reason(one.contact)
+        )
+    )
     return len(selected), skipped
 
 
@@ -321,6 +332,8 @@ def start(
         mode=_mode(request.mode),
         filters=list(_filters(request.filters)[0]),
         status=QUEUEING,
+        track_opens=request.track_opens,
+        track_clicks=request.track_clicks,
         recipients=0,
         queued=0,
         skipped=0,
@@ -375,7 +388,15 @@ def prepare(session: Session, bulk_id: uuid.UUID, *, settings: Settings) -> Queu
         bulk.status, bulk.error = REFUSED, "the user who started it is no longer active"
         return None
     actor = workspace_service.actor_for(user)
-    request = BulkRequest(bulk.sender_choice, None, bulk.template_id, _mode(bulk.mode), tuple(bulk.filters))
+    request = BulkRequest(
+        bulk.sender_choice,
+        None,
+        bulk.template_id,
+        _mode(bulk.mode),
+        tuple(bulk.filters),
+        bulk.track_opens,
+        bulk.track_clicks,
+    )
     try:
         planned = plan(session, actor, request, settings=settings)
     except (InvalidInputError, NotFoundError) as error:
@@ -465,6 +486,8 @@ def _outbound(
             else None
         ),
         bulk_id=bulk.id,
+        track_opens=bulk.track_opens,
+        track_clicks=bulk.track_clicks,
     )
     contacts = {one.address: one.contact for one in email.to}
     recipients = outbox.recipient_rows(bulk.workspace_id, to, (), contacts)

@@ -38,6 +38,8 @@ def send(
         send_at=body.send_at,
         reply_to_email_id=body.in_reply_to_email_id,
         idempotency_key=body.idempotency_key,
+        track_opens=body.track_opens,
+        track_clicks=body.track_clicks,
     )
     with session_scope(sessions) as session:
         return OutboundOut.of(service.send_email(session, actor, draft, settings=settings, now=now))

@@ -47,6 +47,12 @@ class SendRequest(BaseModel):
         max_length=200,
         description="Sending the same key again returns the email made the first time",
     )
+    track_opens: bool | None = Field(
+        None, description="Track opens; default: the template's switch, else the workspace's setting"
+    )
+    track_clicks: bool | None = Field(
+        None, description="Track clicks; default: the template's switch, else the workspace's setting"
+    )
 
 
 class ScheduledChange(BaseModel):

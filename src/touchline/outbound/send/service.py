@@ -42,6 +42,7 @@ from touchline.models import (
     OutboundRecipient,
     Template,
     User,
+    WorkspaceSettings,
 )
 from touchline.outbound import repository
 from touchline.outbound.compose import mime
@@ -54,6 +55,7 @@ from touchline.outbound.compose.unsubscribes import (
     carries_unsubscribe_link,
     unsubscribe_skip_reason,
 )
+from touchline.outbound.engagement import repository as engagement_records
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.repository import team_user_of
 from touchline.outbound.from_field.service import ComposeContext
@@ -94,6 +96,10 @@ class Skipped(SendRefused):
     """A bulk or sequence email not made for this enduser (unsubscribed); the reason is shown."""
 
 
+class Undeliverable(Skipped):
+    """An email not made because a recipient's address bounced hard; says how to clear it."""
+
+
 @dataclass(frozen=True)
 class Recipient:
     address: str
@@ -123,6 +129,10 @@ class Draft:
     bulk_id: uuid.UUID | None = None
     sequence_id: uuid.UUID | None = None
     sequence_step: int | None = None
+    track_opens: bool | None = None
+    """Track opens (a pixel); None: the template's switch, else the workspace's setting."""
+    track_clicks: bool | None = None
+    """Track clicks (links through a redirect); None: the template's switch, else the workspace's."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +348,25 @@ def _skip_unsubscribed(kind: SendKind, to: Sequence[Recipient], contacts: Mappin
             raise Skipped(f"{recipient.address}: {reason}")
 
 
+def undeliverable_reason(contact: Contact) -> str | None:
+    """Why a contact's address takes no more email (a hard bounce), or None."""
+    if contact.undeliverable_at is None:
+        return None
+    return contact.undeliverable_reason or "marked undeliverable"
+
+
+def _refuse_undeliverable(recipients: Sequence[Recipient], contacts: Mapping[str, Contact]) -> None:
+    for recipient in recipients:
+        contact = contacts.get(recipient.address)
+        reason = undeliverable_reason(contact) if contact is not None else None
+        if contact is not None and reason is not None:
+            raise Undeliverable(
+                f"{recipient.address} is undeliverable ({reason}); once the address works again an admin "
+                f"clears it with `touchline contact deliverable --workspace W {recipient.address}` or "
+                f"DELETE /api/v1/contacts/{contact.id}/undeliverable"
+            )
+
+
 def _stored_template(session: Session, actor: Actor, draft: Draft) -> Template | None:
     if draft.template_id is not None:
         return templates.get_template(session, actor, draft.template_id)
@@ -385,6 +414,12 @@ class Content:
 def rendered_content(template: Template, rendered: RenderedEmail) -> Content:
     html, text = _body(rendered.html or "", rendered.text)
     return Content(rendered.subject, html, text, rendered.track_opens, rendered.track_clicks, template)
+
+
+def workspace_tracking(session: Session, workspace_id: uuid.UUID) -> tuple[bool, bool]:
+    """Whether emails not made from a template track opens and clicks: the workspace's settings."""
+    row = session.get(WorkspaceSettings, workspace_id)
+    return (row.track_opens, row.track_clicks) if row is not None else (True, True)
 
 
 def _body(html: str, text: str | None) -> tuple[str, str]:
@@ -455,8 +490,8 @@ def new_outbound(
         next_attempt_at=None if scheduled else now + LOST_JOB_AFTER,
         attempts=0,
         variant="",
-        track_opens=content.track_opens,
-        track_clicks=content.track_clicks,
+        track_opens=content.track_opens if draft.track_opens is None else draft.track_opens,
+        track_clicks=content.track_clicks if draft.track_clicks is None else draft.track_clicks,
         template_id=template.id if template is not None else None,
         template_name=template.name if template is not None else None,
         template_version=template.version if template is not None else None,
@@ -506,13 +541,15 @@ def send_email(
         raise SendRefused(f"an email goes to at most {MAX_RECIPIENTS} recipients; use a bulk send")
     contacts = _contacts_of(session, actor.workspace_id, [*to, *cc])
     _skip_unsubscribed(draft.kind, to, contacts)
+    _refuse_undeliverable([*to, *cc], contacts)
     route, company, answered = _decided_route(session, actor, draft, to, contacts, settings)
     if template is not None:
         context = _merge_context(session, actor, to, contacts, route.user)
         content = rendered_content(template, _rendered(template, context))
     else:
         html, text = _body(draft.html, draft.text)
-        content = Content(draft.subject, html, text)
+        opens, clicks = workspace_tracking(session, actor.workspace_id)
+        content = Content(draft.subject, html, text, opens, clicks)
     scheduled = draft.send_at is not None and draft.send_at > now
     row = new_outbound(
         actor,
@@ -830,6 +867,7 @@ def record_sent(session: Session, held: Claim, delivered: Delivered, now: dateti
     if refused:
         row.error = "; ".join(f"{address}: {reason}" for address, reason in refused.items())[:4000]
     _store_sent_copy(session, row)
+    engagement_records.ensure_record(session, row, now)
     return True
 
 

@@ -2,11 +2,10 @@
 
 `replied` is read from stored mail: an inbound email from the enrolled enduser in the conversation
 of an email the sequence sent them (the sent copy's conversation, OutboundEmail.email_id). `opened`,
-`clicked` and `bounced` come from engagement records, which engagement tracking will write; until it
-does, `no_engagement_recorded` reports none, so "step N not opened" holds for an email sent with open
-tracking on. An email sent with tracking off reports None (unknown) for what it did not track, as
-the condition evaluator expects. Tests, and later the tracking feature, pass their own `Engagement`
-reader.
+`clicked` and `bounced` come from an `EngagementReader`: the scheduler reads the Email Engagement
+records (`touchline.outbound.engagement.repository.recorded_engagement`); `no_engagement_recorded`
+reports none. An email sent with tracking off reports None (unknown) for what it did not track, as
+the condition evaluator expects.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ def no_engagement_recorded(session: Session, outbound_ids: Many[uuid.UUID]) -> M
 def replied_conversations(
     session: Session, enrolment: Enrolment, conversation_ids: Many[uuid.UUID]
 ) -> set[uuid.UUID]:
-    """Those of the conversations holding an email from the enrolled enduser."""
+    """Those of the conversations holding an email the enrolled enduser wrote (automatic replies
+    are not theirs)."""
     if not conversation_ids:
         return set()
     return {
@@ -55,6 +55,7 @@ def replied_conversations(
                 Email.workspace_id == enrolment.workspace_id,
                 Email.conversation_id.in_(list(conversation_ids)),
                 func.lower(Email.from_address) == enrolment.contact.email.lower(),
+                Email.automatic.is_(None),  # an out-of-office is no reply and does not end a sequence
             )
             .distinct()
         )

@@ -26,9 +26,10 @@ from touchline.kit.errors import TouchlineError
 from touchline.models import Enrolment, OutboundEmail, Sequence, SequenceStep, StepRun, User
 from touchline.outbound import repository
 from touchline.outbound.compose.conditions import StepOutcome, continues, evaluate
+from touchline.outbound.engagement.repository import recorded_engagement
 from touchline.outbound.send import service as outbox
 from touchline.outbound.sequences import service
-from touchline.outbound.sequences.outcomes import EngagementReader, no_engagement_recorded, step_outcomes
+from touchline.outbound.sequences.outcomes import EngagementReader, step_outcomes
 from touchline.outbound.sequences.timing import step_due
 from touchline.outbound.unsubscribe.service import unsubscribe_url
 from touchline.workspace.service import actor_for
@@ -180,6 +181,10 @@ def _send_step(
         )
         with session.begin_nested():  # a refused send leaves nothing half-made behind
             sent = outbox.send_email(session, actor, draft, settings=settings, now=now)
+    except outbox.Undeliverable as undeliverable:
+        _record(session, enrolment, step, "undeliverable", now, reason=str(undeliverable))
+        _end(enrolment, service.UNENROLLED, str(undeliverable), now)
+        return "undeliverable"
     except outbox.Skipped as skipped:
         _record(session, enrolment, step, "unsubscribed", now, reason=str(skipped))
         _end(enrolment, service.UNENROLLED, str(skipped), now)
@@ -200,7 +205,7 @@ def run_step(
     settings: Settings,
     box: SecretBox,
     now: datetime,
-    engagement: EngagementReader = no_engagement_recorded,
+    engagement: EngagementReader = recorded_engagement,
 ) -> StepDone:
     """Run the enrolment's current step: exit on a reply, skip the step when its condition does not
     hold, otherwise queue its email; then move on to the next step."""
@@ -234,7 +239,7 @@ def run_due(
     settings: Settings,
     now: datetime,
     *,
-    engagement: EngagementReader = no_engagement_recorded,
+    engagement: EngagementReader = recorded_engagement,
     before_commit: BeforeCommit = _nothing,
 ) -> list[StepDone]:
     """One tick: every due enrolment's step, each in a transaction of its own. `before_commit` runs

@@ -478,6 +478,26 @@ def unenrol(session: Session, actor: Actor, enrolment_id: uuid.UUID, *, now: dat
     return row
 
 
+def end_on_reply(session: Session, enrolment: Enrolment, *, now: datetime) -> bool:
+    """End a running enrolment because its enduser replied (the sequence exits on a reply); False when
+    it had already ended. The tick would find the reply too, at the step's next due time: this ends
+    it when the reply arrives."""
+    changed = session.execute(
+        update(Enrolment)
+        .where(Enrolment.id == enrolment.id, Enrolment.state.in_(RUNNING_STATES))
+        .values(
+            state=EXITED,
+            reason=f"{enrolment.contact.email} replied",
+            next_due_at=None,
+            ended_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(enrolment)
+    return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+
 def contacts_by_email(session: Session, actor: Actor, emails: Iterable[str]) -> list[uuid.UUID]:
     """The workspace's contacts with these addresses; every address that is no contact is named."""
     actor.require(Permission.VIEW_CUSTOMERS)
