@@ -225,6 +225,9 @@ OWN_WORKSPACE_ONLY = {
     ("POST", "/api/v1/sequences"),
     ("GET", "/api/v1/bulk-sends"),
     ("GET", "/api/v1/bulk-sends/count"),
+    ("GET", "/api/v1/me/notifications"),
+    ("PUT", "/api/v1/me/notifications"),
+    ("GET", "/api/v1/me/notifications/deliveries"),
 }
 
 
