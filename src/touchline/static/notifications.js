@@ -46,7 +46,12 @@
     }
   }
 
-  const stream = new EventSource("/notifications/stream");
+  // A page may ask its stream to start after a given notification (the settings page after a test).
+  const start = document.getElementById("notifications-stream-after");
+  const after = start ? start.dataset.after : null;
+  const stream = new EventSource("/notifications/stream" + (after ? "?after=" + encodeURIComponent(after) : ""));
+  // Marks the page once the stream is open: from then on every new notification reaches it.
+  stream.addEventListener("open", function () { document.documentElement.dataset.notificationStream = "open"; });
   stream.addEventListener("notification", function (event) {
     let notice;
     try { notice = JSON.parse(event.data); } catch (error) { return; }

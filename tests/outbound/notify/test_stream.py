@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.browser import live_server
 from tests.conftest import FakeClock, Team
 from tests.outbound.notify.helpers import notice
+from tests.pages.test_content_security_policy import assert_strict
 from touchline.config import Settings
 from touchline.kit.crypto import SecretBox
 from touchline.outbound.notify import pages, tasks
@@ -81,6 +82,7 @@ def test_the_stream_delivers_the_users_new_notifications_and_resumes_after_the_l
         with client.stream("GET", "/notifications/stream") as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
+            assert_strict(stream.headers, "the notification stream")
             arriving = events(stream.iter_lines())
             start = next(arriving)  # the stream's cursor is set: what is recorded now is new
             assert start["retry"] == "3000"

@@ -75,6 +75,7 @@ def _page(
                 "error": error,
                 "channels": CHANNELS,
                 "kinds": KINDS,
+                "stream_after": _last_event_id(request.query_params.get("after")),
             },
             status_code=status,
         )
@@ -172,12 +173,14 @@ def send_test_notification(
     check_csrf(request, csrf_token)
     with session_scope(sessions) as session:
         created = tasks.send_test(session, actor, settings, now)
+    others = [channel for channel in created if channel != "browser"]
     flash(
         request,
-        "A test notification is on its way"
-        + (" to your other channels too; their outcome shows in the log below." if created else "."),
+        "A test notification was sent"
+        + (f" (also by {', '.join(others)}: see the log below)." if others else "."),
     )
-    return redirect(PAGE)
+    # The next page's stream starts just before the test notification, so that this page shows it.
+    return redirect(f"{PAGE}?after={created['browser'] - 1}" if "browser" in created else PAGE)
 
 
 def _last_event_id(value: str | None) -> int | None:
@@ -190,6 +193,7 @@ async def notification_stream(
     actor: PageActor,
     sessions: Sessions,
     last_event_id: Annotated[str | None, Header()] = None,
+    after: str | None = None,
 ) -> StreamingResponse:
     assert actor.user_id is not None
     user_id = actor.user_id
@@ -198,7 +202,7 @@ async def notification_stream(
         with session_scope(sessions) as session:
             return repository.latest_browser_id(session, actor.workspace_id, user_id)
 
-    def after(cursor: int) -> list[tuple[int, str]]:
+    def newer(cursor: int) -> list[tuple[int, str]]:
         with session_scope(sessions) as session:
             rows = repository.browser_after(session, actor.workspace_id, user_id, cursor)
             return [
@@ -206,7 +210,10 @@ async def notification_stream(
                 for row in rows
             ]
 
+    # A reconnecting browser names the last event it saw; a page may ask to start after a given one.
     resumed = _last_event_id(last_event_id)
+    if resumed is None:
+        resumed = _last_event_id(after)
     # A new stream starts after what is already there: a page load does not replay old notifications.
     cursor = resumed if resumed is not None else await run_in_threadpool(latest)
 
@@ -215,7 +222,7 @@ async def notification_stream(
         started = quiet_since = time.monotonic()
         yield f"retry: 3000\nid: {cursor}\n\n"
         while time.monotonic() - started < STREAM_SECONDS and not await request.is_disconnected():
-            for notification_id, data in await run_in_threadpool(after, cursor):
+            for notification_id, data in await run_in_threadpool(newer, cursor):
                 cursor = notification_id
                 quiet_since = time.monotonic()
                 yield f"id: {notification_id}\nevent: notification\ndata: {data}\n\n"

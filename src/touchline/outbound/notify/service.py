@@ -317,8 +317,9 @@ def record_notices(
     return [delivery.id for delivery in created if delivery.status == "pending"]
 
 
-def record_test(session: Session, actor: Actor, settings: Settings, now: datetime) -> list[int]:
-    """A test notification on every channel the caller has set up (the settings page's button)."""
+def record_test(session: Session, actor: Actor, settings: Settings, now: datetime) -> dict[str, int]:
+    """A test notification on every channel the caller has set up (the settings page's button); the
+    new delivery's id by channel."""
     if actor.user_id is None:
         raise InvalidInputError("notifications belong to a user: act as one")
     workspace_service.get_user(session, actor, actor.user_id)
@@ -332,7 +333,7 @@ def record_test(session: Session, actor: Actor, settings: Settings, now: datetim
         session.add(delivery)
         created.append(delivery)
     session.flush()
-    return [delivery.id for delivery in created if delivery.status == "pending"]
+    return {delivery.channel: delivery.id for delivery in created}
 
 
 def _new_delivery(

@@ -153,9 +153,11 @@ def retry_due_job(context: JobContext) -> None:
         log.info("%d notification deliveries attempted in %.1f s", len(outcomes), time.monotonic() - started)
 
 
-def send_test(session: Session, actor: Actor, settings: Settings, now: datetime) -> list[int]:
-    """Records a test notification for the caller and sends its delivery job after the commit."""
+def send_test(session: Session, actor: Actor, settings: Settings, now: datetime) -> dict[str, int]:
+    """Records a test notification for the caller and sends the delivery job of its channels that
+    leave touchline after the commit; returns the new delivery's id by channel."""
     created = service.record_test(session, actor, settings, now)
-    if created:
-        enqueue(session, DELIVER_JOB, delivery_ids=created)
+    leaving = [delivery_id for channel, delivery_id in created.items() if channel != "browser"]
+    if leaving:
+        enqueue(session, DELIVER_JOB, delivery_ids=leaving)
     return created
