@@ -14,8 +14,9 @@ from tests.outbound.notify.conftest import WebhookReceiver, make_sent_email
 from tests.outbound.notify.helpers import configure, deliveries, notice
 from tests.services.smtp_sink import SmtpSink
 from touchline.config import Settings
+from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
-from touchline.outbound.notify import channels, signature, tasks
+from touchline.outbound.notify import channels, service, signature, tasks
 from touchline.outbound.notify.service import MAX_ATTEMPTS, SettingsChange
 
 ALL = ("open", "click", "reply", "bounce")
@@ -370,3 +371,40 @@ def test_email_refused_by_the_relay_is_retried(
     tasks.retry_due(sessions, box, relay_settings, clock=clock)
     assert deliveries(sessions, "email")[0].status == "sent"
     assert len(open_relay.received) == 1
+
+
+def test_a_delivery_whose_worker_died_mid_attempt_is_taken_again_when_its_lease_ends(
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    notify_settings: Settings,
+    team: Team,
+    sent_email: uuid.UUID,
+    clock: FakeClock,
+    receiver: WebhookReceiver,
+) -> None:
+    configure(
+        sessions,
+        box,
+        notify_settings,
+        team,
+        SettingsChange({"slack": ("click",)}, slack_url=receiver.url),
+        clock.now,
+    )
+    with session_scope(sessions) as session:
+        [delivery_id] = service.record_notices(
+            session,
+            notify_settings,
+            team.workspace_id,
+            team.member_id,
+            [notice(sent_email, clock.now)],
+            clock.now,
+        )
+    with session_scope(sessions) as session:
+        assert service.claim(session, box, delivery_id, clock.now) is not None  # then the worker dies
+    with session_scope(sessions) as session:
+        assert service.claim(session, box, delivery_id, clock.now) is None  # held: nobody else takes it
+    clock.advance(seconds=service.ATTEMPT_LEASE.total_seconds() - 1)
+    assert tasks.retry_due(sessions, box, notify_settings, clock=clock) == {}
+    clock.advance(seconds=1)
+    assert tasks.retry_due(sessions, box, notify_settings, clock=clock) == {delivery_id: "sent"}
+    assert len(receiver.posted) == 1

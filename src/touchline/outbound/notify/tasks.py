@@ -50,7 +50,12 @@ def record_and_deliver(
     with session_scope(sessions) as session:
         created = service.record_notices(session, settings, workspace_id, user_id, notices, clock())
     for delivery_id in created:
-        attempt(sessions, box, settings, delivery_id, clock=clock)
+        try:
+            attempt(sessions, box, settings, delivery_id, clock=clock)
+        except Exception:
+            # The notices are stored: a retry of this job would record them twice. The delivery's
+            # lease runs out and the retry sweep attempts it again.
+            log.exception("notification delivery %s failed unexpectedly", delivery_id)
     return created
 
 
