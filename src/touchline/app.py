@@ -42,6 +42,8 @@ from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.engagement import endpoints as engagement_endpoints
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
+from touchline.outbound.notify import endpoints as notify_endpoints
+from touchline.outbound.notify import pages as notify_pages
 from touchline.outbound.send import endpoints as outbox_endpoints
 from touchline.outbound.send import pages as outbox_pages
 from touchline.outbound.sequences import endpoints as sequence_endpoints
@@ -99,6 +101,8 @@ ROUTERS = (
     sequence_endpoints.router,
     sequence_pages.router,
     bulk_pages.router,
+    notify_endpoints.router,
+    notify_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

@@ -131,7 +131,9 @@ def serve(
             ) from None
         console.print(f"log address SMTP on {settings.inbound_smtp_host}:{settings.inbound_smtp_port}")
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # Browsers hold notification streams open; at shutdown they are cut after a few seconds and
+        # reconnect (to another process, when several serve), resuming from their last event.
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
     finally:
         if inbound is not None:
             inbound.stop()

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         description="Let users connect mailboxes on loopback, private and link-local addresses "
         "(mail servers on the operator's own network)",
     )
+    allow_private_webhook_hosts: bool = Field(
+        default=False,
+        description="Let users' notification webhooks go to loopback, private and link-local addresses "
+        "(and plain http to loopback)",
+    )
 
     # Users without a connected mailbox send through this relay (touchline does not store its copies
     # in any Sent folder, so an email whose outcome is unknown cannot be checked there).

@@ -36,6 +36,7 @@ from touchline.models import (
     BulkSkip,
     Mailbox,
     MailboxFolder,
+    NotificationDelivery,
     OutboundEmail,
     OutboundRecipient,
     Template,
@@ -150,6 +151,7 @@ class World:
             "/users",
             "/settings",
             "/profile/email",
+            "/profile/notifications",
             "/templates",
             "/templates/new",
             # The first template, with payloads in its fields, and the last, whose preview shows hostile HTML.
@@ -373,6 +375,28 @@ def plant_outbound_emails(world: World, n: int) -> None:
             world.outbound_ids.append(email.id)
 
 
+def plant_notifications(world: World, n: int) -> None:
+    """The admin's notification log: subjects and recipients come from sent mail, details from what
+    recipients clicked, errors from the webhook servers users name."""
+    with session_scope(world.sessions) as session:
+        for value in payloads(n):
+            session.add(
+                NotificationDelivery(
+                    workspace_id=world.team.workspace_id,
+                    user_id=world.team.admin_id,
+                    channel="webhook",
+                    kind="click",
+                    outbound_email_id=world.outbound_ids[0],
+                    subject=value,
+                    recipient=value,
+                    detail=value,
+                    status="failed",
+                    attempts=1,
+                    last_error=value,
+                )
+            )
+
+
 def plant_templates(world: World, n: int) -> None:
     """Templates a Member writes: payloads in the name, the subject and the body."""
     with session_scope(world.sessions) as session:
@@ -492,6 +516,7 @@ FIELDS = (
     ),
     Planted("sequence, template and step condition", plant_sequences, lambda world: "/sequences"),
     Planted("bulk send", plant_bulk_send, lambda world: f"/bulk/{world.bulk_ids[0]}"),
+    Planted("notification log", plant_notifications, lambda world: "/profile/notifications"),
 )
 
 

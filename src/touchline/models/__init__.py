@@ -18,6 +18,7 @@ from touchline.models.mail import (
     MailboxFolder,
     QuarantinedMessage,
 )
+from touchline.models.notifications import NotificationDelivery, NotificationSetting
 from touchline.models.outbound import OutboundEmail, OutboundRecipient
 from touchline.models.send_budgets import SendBudget, SendBudgetEntry
 from touchline.models.sequences import Enrolment, Sequence, SequenceStep, StepRun
@@ -56,6 +57,8 @@ __all__ = [
     "InboundRefusal",
     "Mailbox",
     "MailboxFolder",
+    "NotificationDelivery",
+    "NotificationSetting",
     "OutboundEmail",
     "OutboundRecipient",
     "QuarantinedMessage",

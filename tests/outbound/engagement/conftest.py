@@ -17,8 +17,8 @@ from tests.conftest import Team
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.models import Contact, Email, EngagementEvent, OutboundEmail, OutboundRecipient, TrackedLink
-from touchline.outbound.engagement import NOTIFY_JOB
 from touchline.outbound.engagement.repository import ensure_record
+from touchline.outbound.notify import ENGAGEMENT_JOB as NOTIFY_JOB
 from touchline.worker import Queue, configure_queue
 from touchline.worker import queue as worker_queue
 from touchline.workspace import service as workspace_service

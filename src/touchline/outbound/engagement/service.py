@@ -35,8 +35,9 @@ from touchline.models import (
     Sequence as SequenceRow,
 )
 from touchline.models.sequences import RUNNING_STATES
-from touchline.outbound.engagement import NOTIFY_JOB, rules
+from touchline.outbound.engagement import rules
 from touchline.outbound.engagement.repository import ensure_record, outcome_of, write_outcome
+from touchline.outbound.notify import ENGAGEMENT_JOB as NOTIFY_JOB
 from touchline.outbound.send import service as outbox
 from touchline.outbound.sequences import service as sequences
 from touchline.worker import enqueue
