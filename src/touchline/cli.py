@@ -160,6 +160,32 @@ def inbound(
 
 
 @app.command()
+def tracking(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+) -> None:
+    """Run only the tracking endpoints (the open pixel and click redirects under /t; serve mounts
+    them too). Stateless: several may serve one PostgreSQL database behind a load balancer."""
+    tune_garbage_collector()
+    import uvicorn
+
+    import touchline.jobs  # noqa: F401 -- this process sends the engagement refresh job
+    from touchline.outbound.track.app import create_tracking_app
+    from touchline.worker import configure_queue
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    queue = configure_queue(settings)
+    try:
+        application = create_tracking_app(settings, make_sessionmaker(engine), queue, prefix="/t")
+        console.print(f"tracking endpoints on http://{host}:{port}/t/")
+        uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        queue.close()
+        engine.dispose()
+
+
+@app.command()
 def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this process")] = 2) -> None:
     """Run a separate worker that takes jobs from the queue."""
     tune_garbage_collector()
