@@ -42,6 +42,7 @@ from touchline.models.base import utcnow
 from touchline.models.engagement import EngagementEvent, TrackedLink
 from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.track import signals
+from touchline.worker import Queue
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,12 @@ def create_tracking_app(
     clock: Clock = utcnow,
     prefix: str = "",
 ) -> TrackingApp:
+    if isinstance(jobs, Queue):
+        try:
+            jobs.task(REFRESH_JOB)
+        except KeyError:
+            log.warning("no job named %s in this process: engagement records are not refreshed", REFRESH_JOB)
+            jobs = None
     return TrackingApp(
         sessions, jobs=jobs, relay_ranges=relay_ranges_of(settings), clock=clock, prefix=prefix
     )
