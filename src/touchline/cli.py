@@ -742,11 +742,16 @@ def send(
         typer.Option("--at", help="Send at this ISO 8601 time with a zone, e.g. 2027-01-04T09:00+01:00"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    utm_source: Annotated[str | None, typer.Option(help="utm_source of its tracked links")] = None,
+    utm_medium: Annotated[str | None, typer.Option(help="utm_medium of its tracked links")] = None,
+    utm_campaign: Annotated[str | None, typer.Option(help="utm_campaign (merge fields allowed)")] = None,
+    utm_content: Annotated[str | None, typer.Option(help="utm_content (merge fields allowed)")] = None,
 ) -> None:
     """Send one email (now, or scheduled with --at); a refused send exits 2 and sends nothing."""
     from datetime import UTC, datetime
 
     from touchline.outbound.send import service as outbox
+    from touchline.outbound.track.utm import checked_utm
 
     if (template is None) == (subject is None or html_file is None):
         raise _fail("give either --template NAME, or --subject and --html-file", REFUSED_EXIT_CODE)
@@ -769,6 +774,14 @@ def send(
         html=html,
         send_at=send_at,
         template=template,
+        utm=checked_utm(
+            {
+                "utm_source": utm_source,
+                "utm_medium": utm_medium,
+                "utm_campaign": utm_campaign,
+                "utm_content": utm_content,
+            }
+        ),
     )
     engine = make_engine(settings.resolved_database_url)
     try:

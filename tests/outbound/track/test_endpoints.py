@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from tests.conftest import touchline_environment
-from tests.outbound.track.conftest import HTML, TRACKING_BASE, RecordingJobs, Tracked
+from tests.outbound.track.conftest import TRACKING_BASE, RecordingJobs, Tracked
 from tests.services import free_port
 from touchline.db import session_scope
 from touchline.models import OutboundEmail, User
@@ -105,39 +105,39 @@ def test_a_click_redirects_to_exactly_the_recorded_url_with_utm_merged(
 ) -> None:
     client, _ = tracking_client
     outbound_id = _send_with_utm(tracked)
-    [click] = tracked.links(outbound_id)["click"]
-    assert click.url == "https://acme.example/renewal?plan=pro&utm_source=touchline&utm_medium=email"
-    for path in (f"/t/c/{click.token}", f"/t/c/{click.token}?url=https://evil.example"):
+    [mine, plain] = tracked.links(outbound_id)["click"]
+    # The template's values, the send's own replacing them, merge fields filled in, the link's own kept.
+    assert mine.url == "https://acme.example/a?utm_source=site&utm_medium=email&utm_campaign=for+Jane"
+    assert plain.url == "https://acme.example/b?utm_source=touchline&utm_medium=email&utm_campaign=for+Jane"
+    for path in (f"/t/c/{mine.token}", f"/t/c/{mine.token}?url=https://evil.example"):
         answer = client.get(path, follow_redirects=False)
         assert answer.status_code == 302
-        assert answer.headers["location"] == click.url
+        assert answer.headers["location"] == mine.url
     assert [event.kind for event in tracked.events()] == ["click", "click"]
 
 
 def _send_with_utm(tracked: Tracked) -> uuid.UUID:
-    outbound_id = _queued(tracked)
-    with session_scope(tracked.sessions) as session:
-        row = session.get(OutboundEmail, outbound_id)
-        assert row is not None
-        # The email's UTM values as queueing stores them, before its message is first built.
-        row.utm = {"utm_source": "touchline", "utm_medium": "email", "utm_campaign": ""}
-    assert (
-        tasks.deliver(tracked.sessions, tracked.box, tracked.settings, outbound_id, clock=tracked.clock)
-        == "sent"
-    )
-    return outbound_id
-
-
-def _queued(tracked: Tracked) -> uuid.UUID:
+    html = '<a href="https://acme.example/a?utm_source=site">a</a> <a href="https://acme.example/b">b</a>'
     with session_scope(tracked.sessions) as session:
         admin = session.get(User, tracked.team.admin_id)
         assert admin is not None
         actor = workspace.actor_for(admin)
-        templates.create_template(session, actor, "utm", templates.TemplateText("Renewal", HTML))
-        draft = outbox.Draft(
-            sender="admin@team-a.example", to=[outbox.Recipient("jane@acme.example")], template="utm"
+        utm = {"utm_source": "touchline", "utm_medium": "web", "utm_campaign": "for {{ enduser.first_name }}"}
+        templates.create_template(
+            session, actor, "utm", templates.TemplateText("Renewal", html, None, True, True, utm)
         )
-        return outbox.send_email(session, actor, draft, settings=tracked.settings, now=tracked.clock.now).id
+        to = [outbox.Recipient("jane@acme.example")]
+        draft = outbox.Draft(
+            sender="admin@team-a.example", to=to, template="utm", utm={"utm_medium": "email"}
+        )
+        row = outbox.send_email(session, actor, draft, settings=tracked.settings, now=tracked.clock.now)
+        assert row.utm == {"utm_source": "touchline", "utm_medium": "email", "utm_campaign": "for Jane"}
+        outbound_id = row.id
+    delivered = tasks.deliver(
+        tracked.sessions, tracked.box, tracked.settings, outbound_id, clock=tracked.clock
+    )
+    assert delivered == "sent"
+    return outbound_id
 
 
 def test_forged_altered_unknown_and_wrong_kind_tokens_get_404_and_store_nothing(
@@ -282,3 +282,29 @@ def test_touchline_tracking_serves_the_endpoints_alone(tracked: Tracked) -> None
         process.terminate()
         process.wait(timeout=30)
     assert [event.kind for event in tracked.events()] == ["open"]
+
+
+def test_the_api_takes_a_sends_utm_parameters_and_refuses_unknown_ones(
+    tracked: Tracked, tracking_client: Client
+) -> None:
+    client, _ = tracking_client
+    body = {
+        "from": "admin@team-a.example",
+        "to": [{"address": "jane@acme.example"}],
+        "subject": "Hello",
+        "html": '<p><a href="https://acme.example/">x</a></p>',
+        "utm": {"utm_source": "api", "utm_campaign": "{{ enduser.first_name | lower }}"},
+    }
+    answer = client.post("/api/v1/outbox", json=body, headers=tracked.team.headers("admin"))
+    assert answer.status_code == 201, answer.text
+    with session_scope(tracked.sessions) as session:
+        row = session.get(OutboundEmail, uuid.UUID(answer.json()["id"]))
+        assert row is not None
+        assert row.utm == {"utm_source": "api", "utm_campaign": "jane"}
+    body["utm"] = {"utm_term": "x"}
+    refused = client.post("/api/v1/outbox", json=body, headers=tracked.team.headers("admin"))
+    assert refused.status_code == 422
+    body["utm"] = {"utm_source": "{{ enduser.shoe_size }}"}
+    refused = client.post("/api/v1/outbox", json=body, headers=tracked.team.headers("admin"))
+    assert refused.status_code == 422
+    assert "UTM" in refused.json()["detail"]

@@ -62,6 +62,7 @@ from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA
 from touchline.outbound.templates import service as templates
 from touchline.outbound.track.links import TrackingUrls
 from touchline.outbound.track.service import tracked_html
+from touchline.outbound.track.utm import rendered_utm
 from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
@@ -125,6 +126,9 @@ class Draft:
     bulk_id: uuid.UUID | None = None
     sequence_id: uuid.UUID | None = None
     sequence_step: int | None = None
+    utm: Mapping[str, str] | None = None
+    """UTM parameters for its tracked links (merge fields allowed); each one given replaces the
+    template's."""
 
 
 @dataclass(frozen=True)
@@ -513,8 +517,10 @@ def send_email(
     contacts = _contacts_of(session, actor.workspace_id, [*to, *cc])
     _skip_unsubscribed(draft.kind, to, contacts)
     route, company, answered = _decided_route(session, actor, draft, to, contacts, settings)
-    if template is not None:
-        context = _merge_context(session, actor, to, contacts, route.user)
+    given = {**((template.utm or {}) if template is not None else {}), **(draft.utm or {})}
+    utm = {key: value for key, value in given.items() if value}
+    context = _merge_context(session, actor, to, contacts, route.user) if template or utm else None
+    if template is not None and context is not None:
         content = rendered_content(template, _rendered(template, context))
     else:
         html, text = _body(draft.html, draft.text)
@@ -530,6 +536,11 @@ def send_email(
         now=now,
         answered=answered,
     )
+    if utm and context is not None:
+        try:
+            row.utm = rendered_utm(utm, context)
+        except InvalidInputError as error:
+            raise SendRefused(f"UTM parameters cannot be filled in: {error}") from None
     session.add(row)
     session.flush()
     if not scheduled:
