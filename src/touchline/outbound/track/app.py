@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 from urllib.parse import quote
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
@@ -67,6 +67,7 @@ _CLICK_PATH: Final = re.compile(r"/c/([^/]+)")
 _URL_SAFE: Final = "!#$%&'()*+,/:;=?@[]~"
 _NO_STORE: Final = (b"cache-control", b"no-store")
 BUNDLED_RELAY_RANGES: Final = "apple_relay_ranges.csv"
+_EVENTS: Final = cast("Table", EngagementEvent.__table__)
 
 
 def relay_ranges_of(settings: Settings) -> signals.RelayRanges:
@@ -140,7 +141,8 @@ class EventWriter:
 
     def store(self, session: Session, events: list[dict[str, Any]]) -> None:
         """Adds one batch's events to the transaction that commits them."""
-        session.execute(insert(EngagementEvent), events)
+        # Core's executemany: the ORM's bulk insert costs several times as much per row here.
+        session.connection().execute(insert(_EVENTS), events)
 
     def _refresh(self, outbound_ids: list[str]) -> None:
         if self.jobs is None:
