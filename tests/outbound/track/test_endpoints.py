@@ -3,6 +3,7 @@ tracked email as it was sent."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -308,3 +309,27 @@ def test_the_api_takes_a_sends_utm_parameters_and_refuses_unknown_ones(
     refused = client.post("/api/v1/outbox", json=body, headers=tracked.team.headers("admin"))
     assert refused.status_code == 422
     assert "UTM" in refused.json()["detail"]
+
+
+def test_touchline_send_takes_utm_options(tracked: Tracked) -> None:
+    html_file = tracked.settings.data_dir / "body.html"
+    html_file.write_text('<p><a href="https://acme.example/">x</a></p>', encoding="utf-8")
+    env = touchline_environment(tracked.settings)
+    env.update(TOUCHLINE_RELAY_SMTP_HOST="127.0.0.1", TOUCHLINE_RELAY_SMTP_SECURITY="plain")
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "touchline.cli", "send", "--workspace", "Team A"),
+            *("--as", "admin@team-a.example", "--from", "admin@team-a.example", "--to", "jane@acme.example"),
+            *("--subject", "Hi", "--html-file", str(html_file), "--json"),
+            *("--utm-source", "cli", "--utm-content", "{{ enduser.first_name }}"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with session_scope(tracked.sessions) as session:
+        row = session.get(OutboundEmail, uuid.UUID(json.loads(done.stdout)["id"]))
+        assert row is not None
+        assert row.utm == {"utm_source": "cli", "utm_content": "Jane"}
