@@ -50,6 +50,7 @@ from touchline.outbound.sequences import endpoints as sequence_endpoints
 from touchline.outbound.sequences import pages as sequence_pages
 from touchline.outbound.templates import endpoints as template_endpoints
 from touchline.outbound.templates import pages as template_pages
+from touchline.outbound.track.app import create_tracking_app
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
 from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
@@ -131,12 +132,14 @@ def _add_middleware(app: FastAPI, settings: Settings, box: SecretBox) -> None:
     app.add_middleware(SecurityHeadersMiddleware)
 
 
-def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:  # noqa: PLR0915 -- the whole app, assembled in one place
     settings = settings or Settings()
     settings.ensure_data_dir()
     engine = make_engine(settings.resolved_database_url)
     box = SecretBox(settings.secret_keys)
     queue = queue or configure_queue(settings)
+    sessions = make_sessionmaker(engine)
+    tracking = create_tracking_app(settings, sessions, queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
         try:
             yield
         finally:
+            await tracking.writer.close()
             queue.stop_in_process()
             engine.dispose()
 
@@ -160,7 +164,8 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessions = make_sessionmaker(engine)
+    app.state.sessions = sessions
+    app.state.tracking = tracking
     app.state.secret_box = box
     app.state.queue = queue
     app.state.clock = utcnow
@@ -235,4 +240,5 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.mount("/t", tracking, name="tracking")
     return app

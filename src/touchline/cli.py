@@ -166,6 +166,32 @@ def inbound(
 
 
 @app.command()
+def tracking(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+) -> None:
+    """Run only the tracking endpoints (the open pixel and click redirects under /t; serve mounts
+    them too). Stateless: several may serve one PostgreSQL database behind a load balancer."""
+    tune_garbage_collector()
+    import uvicorn
+
+    import touchline.jobs  # noqa: F401 -- this process sends the engagement refresh job
+    from touchline.outbound.track.app import create_tracking_app
+    from touchline.worker import configure_queue
+
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url)
+    queue = configure_queue(settings)
+    try:
+        application = create_tracking_app(settings, make_sessionmaker(engine), queue, prefix="/t")
+        console.print(f"tracking endpoints on http://{host}:{port}/t/")
+        uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        queue.close()
+        engine.dispose()
+
+
+@app.command()
 def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this process")] = 2) -> None:
     """Run a separate worker that takes jobs from the queue."""
     tune_garbage_collector()
@@ -742,11 +768,16 @@ def send(
     track_opens: TrackOpens = None,
     track_clicks: TrackClicks = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    utm_source: Annotated[str | None, typer.Option(help="utm_source of its tracked links")] = None,
+    utm_medium: Annotated[str | None, typer.Option(help="utm_medium of its tracked links")] = None,
+    utm_campaign: Annotated[str | None, typer.Option(help="utm_campaign (merge fields allowed)")] = None,
+    utm_content: Annotated[str | None, typer.Option(help="utm_content (merge fields allowed)")] = None,
 ) -> None:
     """Send one email (now, or scheduled with --at); a refused send exits 2 and sends nothing."""
     from datetime import UTC, datetime
 
     from touchline.outbound.send import service as outbox
+    from touchline.outbound.track.utm import checked_utm
 
     if (template is None) == (subject is None or html_file is None):
         raise _fail("give either --template NAME, or --subject and --html-file", REFUSED_EXIT_CODE)
@@ -771,6 +802,14 @@ def send(
         template=template,
         track_opens=track_opens,
         track_clicks=track_clicks,
+        utm=checked_utm(
+            {
+                "utm_source": utm_source,
+                "utm_medium": utm_medium,
+                "utm_campaign": utm_campaign,
+                "utm_content": utm_content,
+            }
+        ),
     )
     engine = make_engine(settings.resolved_database_url)
     try:

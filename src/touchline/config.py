@@ -33,6 +33,16 @@ class Settings(BaseSettings):
         description="Comma-separated Fernet keys, newest first; generated and stored on first run.",
     )
     base_url: str = "http://127.0.0.1:8000"
+    tracking_base_url: str = Field(
+        default="",
+        description="Where recipients reach the open pixel and click redirects (`touchline tracking` "
+        "behind a load balancer, say); empty: base_url",
+    )
+    apple_relay_ranges_file: Path | None = Field(
+        default=None,
+        description="Apple Private Relay egress ranges (egress-ip-ranges.csv as Apple publishes it); "
+        "opens and clicks from them are labelled as a proxy's. Empty: the sample bundled with touchline",
+    )
     inbound_domain: str = "log.touchline.localhost"
     # The log address's SMTP server (`touchline inbound`, and inside `touchline serve`).
     inbound_smtp_enabled: bool = Field(default=True, description="Start it with `touchline serve`")
@@ -162,6 +172,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'touchline.db'}"
+
+    @property
+    def resolved_tracking_base_url(self) -> str:
+        return (self.tracking_base_url or self.base_url).rstrip("/")
 
     @property
     def uses_redis_queue(self) -> bool:

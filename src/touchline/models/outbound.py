@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -73,6 +73,8 @@ class OutboundEmail(IdMixin, CreatedMixin, Base):
     variant: Mapped[str] = mapped_column(String(50), default="")
     track_opens: Mapped[bool] = mapped_column(Boolean, default=False)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=False)
+    utm: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """UTM parameters added to its tracked links, merge fields rendered when it was queued."""
     idempotency_key: Mapped[str] = mapped_column(String(200))
     message_id: Mapped[str] = mapped_column(String(998))
     raw_message: Mapped[bytes | None] = mapped_column(LargeBinary)

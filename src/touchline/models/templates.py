@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime, utcnow
@@ -26,6 +27,9 @@ class Template(IdMixin, CreatedMixin, Base):
     """None: the text part is derived from the rendered HTML."""
     track_opens: Mapped[bool] = mapped_column(Boolean, default=True)
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True)
+    utm: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """UTM parameters (utm_source, utm_medium, utm_campaign, utm_content) added to its tracked links;
+    values may hold merge fields. None: none."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

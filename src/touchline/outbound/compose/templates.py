@@ -750,6 +750,18 @@ def render(compiled: CompiledTemplate, context: MergeContext) -> RenderedEmail |
     return email if isinstance(email, RenderedEmail) else RenderFailure((email,))
 
 
+def render_value(source: str, context: MergeContext) -> str | RenderFailure:
+    """A one-line value with merge fields (a UTM parameter, say), rendered in the same sandbox as a
+    subject is (not HTML-escaped), for one recipient; or every reason it cannot be."""
+    compiled = _compile_part("subject", source)
+    if not isinstance(compiled, _CompiledPart):
+        return RenderFailure(tuple(compiled))
+    outcome = _render_one(compiled, context, _merge_groups(context), _PartRender(compiled.loop_iterations))
+    if isinstance(outcome, TemplateProblem):
+        return RenderFailure(_every_problem(CompiledTemplate(EmailTemplate(source), (compiled,)), context))
+    return " ".join(outcome.split())
+
+
 def preview(template: EmailTemplate, context: MergeContext) -> Preview:
     """The template as `context`'s enduser would get it, or every problem: template errors with
     their line, and each merge field that is empty for this enduser."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, status
 from touchline.db import session_scope
 from touchline.outbound.send import service
 from touchline.outbound.send.schemas import OutboundOut, RecipientIn, ScheduledChange, SendRequest
+from touchline.outbound.track.utm import checked_utm
 from touchline.workspace.auth import ApiActor, AppSettings, Now, Sessions
 
 router = APIRouter(prefix="/api/v1", tags=["outbox"])
@@ -40,6 +41,7 @@ def send(
         idempotency_key=body.idempotency_key,
         track_opens=body.track_opens,
         track_clicks=body.track_clicks,
+        utm=checked_utm(body.utm.model_dump()) if body.utm is not None else None,
     )
     with session_scope(sessions) as session:
         return OutboundOut.of(service.send_email(session, actor, draft, settings=settings, now=now))

@@ -21,6 +21,18 @@ class RecipientIn(BaseModel):
     name: str = Field("", max_length=200)
 
 
+class UtmIn(BaseModel):
+    """UTM parameters added to the email's tracked links (never replacing a link's own); merge fields
+    such as `{{ company.name }}` are filled in for the recipient when it is queued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    utm_source: str | None = Field(None, max_length=200)
+    utm_medium: str | None = Field(None, max_length=200)
+    utm_campaign: str | None = Field(None, max_length=200)
+    utm_content: str | None = Field(None, max_length=200)
+
+
 class SendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +65,7 @@ class SendRequest(BaseModel):
     track_clicks: bool | None = Field(
         None, description="Track clicks; default: the template's switch, else the workspace's setting"
     )
+    utm: UtmIn | None = Field(None, description="UTM parameters; each one given replaces the template's")
 
 
 class ScheduledChange(BaseModel):

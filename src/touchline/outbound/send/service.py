@@ -62,6 +62,9 @@ from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
 from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY, relay_configured
 from touchline.outbound.templates import service as templates
+from touchline.outbound.track.links import TrackingUrls
+from touchline.outbound.track.service import tracked_html
+from touchline.outbound.track.utm import rendered_utm
 from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
@@ -133,6 +136,9 @@ class Draft:
     """Track opens (a pixel); None: the template's switch, else the workspace's setting."""
     track_clicks: bool | None = None
     """Track clicks (links through a redirect); None: the template's switch, else the workspace's."""
+    utm: Mapping[str, str] | None = None
+    """UTM parameters for its tracked links (merge fields allowed); each one given replaces the
+    template's."""
 
 
 @dataclass(frozen=True)
@@ -257,16 +263,17 @@ def _answered(session: Session, workspace_id: uuid.UUID, email_id: uuid.UUID | N
 
 
 def _outgoing(
-    row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient]
+    row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient], html: str | None = None
 ) -> tuple[mime.OutgoingEmail, str]:
-    """The email as it would leave now, and the domain of its Message-ID (the sender's)."""
+    """The email as it would leave now (with `html` as its HTML part, when given), and the domain of
+    its Message-ID (the sender's)."""
     email = mime.OutgoingEmail(
         sender=mime.Mailbox(row.from_address, row.from_name),
         to=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "to"),
         cc=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "cc"),
         subject=row.subject,
         text=row.text_body,
-        html=row.html_body,
+        html=html if html is not None else row.html_body,
         date=now,
         in_reply_to=row.in_reply_to,
         references=tuple(row.references),
@@ -276,10 +283,13 @@ def _outgoing(
 
 
 def _built_message(
-    row: OutboundEmail, now: datetime, recipients: Sequence[OutboundRecipient]
+    session: Session, row: OutboundEmail, now: datetime, tracking: TrackingUrls | None
 ) -> mime.BuiltMessage:
-    """The message as it leaves now, with the Message-ID it was given when queued."""
-    email, domain = _outgoing(row, now, recipients)
+    """The message as it leaves now, with the Message-ID it was given when queued, and its tracking
+    tokens (added to the session, so stored with the bytes) when it is tracked. `tracking`: where
+    the tracking endpoints answer; None builds it untracked."""
+    html = tracked_html(session, row, tracking) if tracking is not None else None
+    email, domain = _outgoing(row, now, row.recipients, html)
     return mime.build_message(email, domain, message_id=row.message_id or None)
 
 
@@ -543,8 +553,10 @@ def send_email(
     _skip_unsubscribed(draft.kind, to, contacts)
     _refuse_undeliverable([*to, *cc], contacts)
     route, company, answered = _decided_route(session, actor, draft, to, contacts, settings)
-    if template is not None:
-        context = _merge_context(session, actor, to, contacts, route.user)
+    given = {**((template.utm or {}) if template is not None else {}), **(draft.utm or {})}
+    utm = {key: value for key, value in given.items() if value}
+    context = _merge_context(session, actor, to, contacts, route.user) if template or utm else None
+    if template is not None and context is not None:
         content = rendered_content(template, _rendered(template, context))
     else:
         html, text = _body(draft.html, draft.text)
@@ -561,6 +573,11 @@ def send_email(
         now=now,
         answered=answered,
     )
+    if utm and context is not None:
+        try:
+            row.utm = rendered_utm(utm, context)
+        except InvalidInputError as error:
+            raise SendRefused(f"UTM parameters cannot be filled in: {error}") from None
     session.add(row)
     session.flush()
     if not scheduled:
@@ -718,10 +735,16 @@ def _claim_left(claimed_at: datetime, abandoned_at: datetime | None, now: dateti
 
 
 def claim(
-    session: Session, outbound_id: uuid.UUID, now: datetime, holder: ProcessIdentity | None = None
+    session: Session,
+    outbound_id: uuid.UUID,
+    now: datetime,
+    holder: ProcessIdentity | None = None,
+    *,
+    tracking: TrackingUrls | None = None,
 ) -> Claim | None:
     """Take an email for delivery, or None when it is not this attempt's to send (sent, cancelled,
-    scheduled for later, or held by a live claim of another worker). `holder` is this process."""
+    scheduled for later, or held by a live claim of another worker). `holder` is this process;
+    `tracking` where the tracking endpoints of a tracked email's links and pixel answer."""
     holder_values = _holder_values(holder or this_process())
     taken = _changed(
         session,
@@ -761,8 +784,8 @@ def claim(
     assert row is not None
     if row.raw_message is None:
         # Built once, when first claimed (Date: the moment it leaves); every later attempt sends
-        # these same bytes, so a copy found in Sent is this very message.
-        row.raw_message = _built_message(row, now, row.recipients).raw
+        # these same bytes, so a copy found in Sent is this very message (and the same tokens).
+        row.raw_message = _built_message(session, row, now, tracking).raw
     session.flush()
     return Claim(
         outbound_id=row.id,

@@ -27,6 +27,7 @@ from touchline.outbound.send.budget import Reserved
 from touchline.outbound.send.contract import Delivered, DeliveryError, HandoverStopped, MessageSender
 from touchline.outbound.send.delivery import VIA_MAILBOX, VIA_RELAY, open_sender
 from touchline.outbound.send.limits import NotBefore, Refused
+from touchline.outbound.track.links import TrackingUrls
 from touchline.worker import JobContext, job
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def deliver(
     (None: nothing to do)."""
     with session_scope(sessions) as session:
         now = clock()
-        held = service.claim(session, outbound_id, now)
+        held = service.claim(
+            session, outbound_id, now, tracking=TrackingUrls(settings.resolved_tracking_base_url)
+        )
         if held is None:
             return None
         mailbox = session.get(Mailbox, held.mailbox_id) if held.mailbox_id else None

@@ -34,9 +34,12 @@ class TemplateIn(BaseModel):
     text: str | None = Field(None, max_length=MAX_SOURCE_CHARS, description=_TEXT)
     track_opens: bool = Field(True, description="Count opens of emails sent from it")
     track_clicks: bool = Field(True, description="Count clicks on its links")
+    utm: dict[str, str] | None = Field(
+        None, description="utm_source, utm_medium, utm_campaign, utm_content (merge fields allowed)"
+    )
 
     def content(self) -> TemplateText:
-        return TemplateText(self.subject, self.html, self.text, self.track_opens, self.track_clicks)
+        return TemplateText(self.subject, self.html, self.text, self.track_opens, self.track_clicks, self.utm)
 
 
 class TemplateChange(BaseModel):
@@ -52,6 +55,7 @@ class TemplateChange(BaseModel):
     )
     track_opens: bool | None = None
     track_clicks: bool | None = None
+    utm: dict[str, str] | None = None
 
     def applied_to(self, row: Template) -> TemplateText:
         given = self.model_fields_set
@@ -61,6 +65,7 @@ class TemplateChange(BaseModel):
             text=self.text if "text" in given else row.text,
             track_opens=self.track_opens if self.track_opens is not None else row.track_opens,
             track_clicks=self.track_clicks if self.track_clicks is not None else row.track_clicks,
+            utm=self.utm if "utm" in given else row.utm,
         )
 
 
@@ -72,6 +77,7 @@ class TemplateOut(BaseModel):
     text: str | None = Field(description="None: derived from the rendered HTML")
     track_opens: bool
     track_clicks: bool
+    utm: dict[str, str] | None = None
     version: int = Field(description="Grows with every edit; each email records the version it came from")
     created_at: datetime
     updated_at: datetime
@@ -86,6 +92,7 @@ class TemplateOut(BaseModel):
             text=row.text,
             track_opens=row.track_opens,
             track_clicks=row.track_clicks,
+            utm=row.utm,
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,

@@ -10,6 +10,7 @@ Takes a session; may flush, never commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +28,7 @@ from touchline.outbound.compose.templates import (
     compile_template,
     preview,
 )
+from touchline.outbound.track.utm import checked_utm
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
@@ -42,6 +44,8 @@ class TemplateText:
     text: str | None = None
     track_opens: bool = True
     track_clicks: bool = True
+    utm: Mapping[str, str] | None = None
+    """UTM parameters for the tracked links of emails sent from it (merge fields allowed)."""
 
 
 def as_email_template(row: Template) -> EmailTemplate:
@@ -71,7 +75,14 @@ def _checked_name(name: str) -> str:
 
 def _checked_text(content: TemplateText) -> TemplateText:
     text = content.text if content.text is not None and content.text.strip() else None
-    checked = TemplateText(content.subject, content.html, text, content.track_opens, content.track_clicks)
+    checked = TemplateText(
+        content.subject,
+        content.html,
+        text,
+        content.track_opens,
+        content.track_clicks,
+        checked_utm(content.utm),
+    )
     if not checked.html.strip():
         raise InvalidInputError("a template needs an HTML body")
     compile_template(
@@ -101,6 +112,7 @@ def create_template(session: Session, actor: Actor, name: str, content: Template
         text=checked.text,
         track_opens=checked.track_opens,
         track_clicks=checked.track_clicks,
+        utm=dict(checked.utm) if checked.utm else None,
         version=1,
         created_by=actor.user_id,
         updated_by=actor.user_id,
@@ -124,6 +136,7 @@ def update_template(
         row.name = new_name
     row.subject, row.html, row.text = checked.subject, checked.html, checked.text
     row.track_opens, row.track_clicks = checked.track_opens, checked.track_clicks
+    row.utm = dict(checked.utm) if checked.utm else None
     row.version += 1
     row.updated_by = actor.user_id
     session.flush()
