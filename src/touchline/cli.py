@@ -42,6 +42,7 @@ emails_app = typer.Typer(help="Stored emails.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Emails sent through touchline and what became of them.", no_args_is_help=True)
 template_app = typer.Typer(help="Email templates with merge fields.", no_args_is_help=True)
 sequence_app = typer.Typer(help="Sequences: enduser playbooks of template steps.", no_args_is_help=True)
+bounces_app = typer.Typer(help="Delivery reports (bounces) and automatic replies.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
@@ -53,6 +54,7 @@ app.add_typer(emails_app, name="emails")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(template_app, name="template")
 app.add_typer(sequence_app, name="sequence")
+app.add_typer(bounces_app, name="bounces")
 
 console = Console()
 errors = Console(stderr=True)
@@ -438,6 +440,16 @@ def triage(
     from touchline.inbound.triage import run_triage
 
     raise typer.Exit(run_triage(directory, paths, sys.stdout))
+
+
+@bounces_app.command("classify")
+def bounces_classify(
+    paths: Annotated[list[Path], typer.Argument(help="Message files, mbox files, or folders of .eml files")],
+) -> None:
+    """One JSON line per message: a bounce (hard, soft, blocked, delayed), an automatic reply, or neither."""
+    from touchline.inbound.reports.files import run_classify
+
+    raise typer.Exit(run_classify(paths, sys.stdout))
 
 
 # --- mailboxes, sync and stored mail ------------------------------------------------------------
