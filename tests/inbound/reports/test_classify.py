@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.inbound import hostile
 from tests.inbound.reports.samples import delivery_report
 from touchline.inbound.reports.classify import (
     MAX_REPORT_BYTES,
@@ -199,3 +200,24 @@ def test_likely_report_reads_headers_only() -> None:
     assert not likely_report(
         b"Subject: hi\r\n\r\nContent-Type: multipart/report", "pat@customer.example", "hi"
     )
+
+
+_DAEMON_HEAD = (
+    b"From: MAILER-DAEMON@mx.customer.example\r\nSubject: failure notice\r\n"
+    b"X-Failed-Recipients: gone@customer.example\r\n\r\n"
+)
+_HOSTILE_BODIES = {
+    "spaces": b" " * MAX_REPORT_BYTES,
+    "blank lines of spaces": b"\r\n \r\n" * (MAX_REPORT_BYTES // 5),
+    "at signs": b"a@" * (MAX_REPORT_BYTES // 2),
+    "address lines": b"<a@b.example>:\r\n" * (MAX_REPORT_BYTES // 16),
+    "status-like dots": b"5." * (MAX_REPORT_BYTES // 2),
+    "failure words": b"user unknown mailbox full " * (MAX_REPORT_BYTES // 26),
+    "message-id lines": b"> Message-ID: <" * (MAX_REPORT_BYTES // 15),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_HOSTILE_BODIES))
+def test_a_hostile_report_is_classified_in_bounded_time(name: str) -> None:
+    raw = _DAEMON_HEAD + _HOSTILE_BODIES[name] * 4  # cut at MAX_REPORT_BYTES before reading
+    hostile.assert_linear(classify_bytes, raw, hostile.benign_like(raw[:MAX_REPORT_BYTES]))

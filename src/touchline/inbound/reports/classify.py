@@ -33,6 +33,7 @@ from typing import Literal
 from touchline.inbound.parse.headers import auto_reply_marker, message_ids
 from touchline.inbound.parse.message import header_block
 from touchline.inbound.reports.model import DeliveryReport, RecipientReport
+from touchline.kit.linescan import LineStartPattern
 
 MAX_REPORT_BYTES = 256 * 1024
 """A report is read up to this many bytes: its status part comes first, the returned message (which
@@ -42,6 +43,7 @@ _MAX_TEXT = 20_000
 _MAX_DIAGNOSTIC = 1000
 _MAX_SUBJECT = 300
 _MAX_RECIPIENTS = 100
+_MAX_ATTACHED = 20
 
 FailureKind = Literal["hard", "soft", "blocked", "delayed"]
 _SEVERITY: dict[FailureKind, int] = {"hard": 4, "blocked": 3, "soft": 2, "delayed": 1}
@@ -97,7 +99,10 @@ _AUTOMATIC_SUBJECT = re.compile(
 _AUTOMATIC_PREFIX = re.compile(r"(?:auto|autoreply|absence|abwesend|ausente|vacation)\s?:", re.IGNORECASE)
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SMTP_REPLY = re.compile(r"(?<!\d)([45])\d\d(?![\d.])")
-_RETURNED_ID_LINE = re.compile(r"^[ \t>]*message-id:[ \t]*(<[^<>\s]{1,500}>)", re.IGNORECASE | re.MULTILINE)
+# Tried only at line starts where the gate finds "message-id:" (kit/linescan.py).
+_RETURNED_ID_LINE = LineStartPattern(
+    re.compile(r"^[ \t>]*message-id:[ \t]*(<[^<>\s]{1,500}>)", re.IGNORECASE | re.MULTILINE)
+)
 
 # Why a recipient failed, in words: about the sender (blocked), about the address (hard), passing
 # (soft). Looked for in this order, so a spam block worded with "mailbox unavailable" is blocked.
@@ -156,6 +161,36 @@ def classify(message: Message) -> Verdict:
         return report if report.recipients else None
     reason = automatic_reply_reason(message)
     return AutomaticReply(reason) if reason is not None else None
+
+
+def classify_logged(message: Message) -> Verdict:
+    """A message a user logged: its own verdict, else that on a delivery report it forwards as an
+    attachment (message/rfc822), which is how a user hands a bounce they received to the log
+    address. A report quoted in the text of a forward is a person's mail, as any quote is."""
+    verdict = classify(message)
+    if verdict is not None:
+        return verdict
+    for part in _children(message)[:_MAX_ATTACHED]:
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            attached = inner[0] if isinstance(inner, list) and inner else None
+            if isinstance(attached, Message):
+                found = classify(attached)
+                if isinstance(found, DeliveryReport):
+                    return found
+    return None
+
+
+def classify_logged_bytes(raw: bytes) -> Verdict:
+    return classify_logged(read_message(raw))
+
+
+def logged_needs_classifying(raw: bytes, sender: str | None, subject: str, auto_reply: str | None) -> bool:
+    """`needs_classifying`, and a forwarded attachment (looked for in the bytes `classify` reads)."""
+    head = header_block(raw)
+    return needs_classifying(head, sender, subject, auto_reply) or (
+        b"message/rfc822" in raw[:MAX_REPORT_BYTES].lower()
+    )
 
 
 def automatic_reply_reason(message: Message) -> str | None:
@@ -302,7 +337,7 @@ def _bracketed(ids: Iterable[str]) -> tuple[str, ...]:
 
 def _ids_in_text(text: str) -> tuple[str, ...]:
     """Message-IDs of a returned message quoted as text (the legacy formats), in order, once each."""
-    found = dict.fromkeys(match.group(1) for match in _RETURNED_ID_LINE.finditer(text[:_MAX_TEXT]))
+    found = dict.fromkeys(str(one) for one in _RETURNED_ID_LINE.findall(text[:_MAX_TEXT]))
     return tuple(one for one in found if message_ids(one))
 
 

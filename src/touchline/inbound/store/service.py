@@ -746,14 +746,22 @@ def _report(
     mailbox_id: uuid.UUID | None,
     outcome: BatchOutcome,
 ) -> None:
-    """A delivery report is not a conversation: it is sent on to engagement after the commit."""
     outcome.reports += 1
-    if not report.returned_message_ids:
+    if not pass_report_on(session, workspace_id, report, mailbox_id):
         outcome.unlinked_reports += 1
+
+
+def pass_report_on(
+    session: Session, workspace_id: uuid.UUID, report: DeliveryReport, mailbox_id: uuid.UUID | None
+) -> bool:
+    """A delivery report is not a conversation: it goes to engagement tracking after the commit.
+    False for one that names no returned Message-ID: with nothing to link it to, it is only logged."""
+    if not report.returned_message_ids:
         log.info("a %s delivery report names no returned Message-ID; nothing to link it to", report.kind)
-        return
+        return False
     mine = replace(report, mailbox_id=str(mailbox_id) if mailbox_id is not None else None)
     enqueue(session, DELIVERY_REPORT_JOB, workspace_id=str(workspace_id), report=mine.to_json())
+    return True
 
 
 def _quarantine_one(
