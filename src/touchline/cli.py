@@ -209,7 +209,7 @@ def demo(
                 session, SecretBox(settings.secret_keys), settings, password
             )
         if created:
-            _send_jobs_to(settings)  # storing mail sends jobs (engagement finds replies among it)
+            _configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
             engine = make_engine(settings.resolved_database_url)
             report = import_demo_mail(make_sessionmaker(engine))
             engine.dispose()
@@ -443,14 +443,6 @@ def triage(
     raise typer.Exit(run_triage(directory, paths, sys.stdout))
 
 
-def _send_jobs_to(settings: Settings) -> None:
-    """The queue that jobs sent by this process go to; the worker runs them."""
-    import touchline.jobs  # noqa: F401 -- every job this process may send is known
-    from touchline.worker import configure_queue
-
-    configure_queue(settings)
-
-
 @bounces_app.command("classify")
 def bounces_classify(
     paths: Annotated[list[Path], typer.Argument(help="Message files, mbox files, or folders of .eml files")],
@@ -581,6 +573,7 @@ def sync(
 
     settings = _settings()
     configure_readers(settings.sync_reader_processes)
+    _configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     box = SecretBox(settings.secret_keys)
@@ -669,7 +662,7 @@ def import_mail(
     if not path.exists():
         raise _fail(f"{path} does not exist")
     settings = _settings()
-    _send_jobs_to(settings)  # storing mail sends jobs (engagement finds replies among it)
+    _configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     with session_scope(sessions) as session:

@@ -221,3 +221,23 @@ _HOSTILE_BODIES = {
 def test_a_hostile_report_is_classified_in_bounded_time(name: str) -> None:
     raw = _DAEMON_HEAD + _HOSTILE_BODIES[name] * 4  # cut at MAX_REPORT_BYTES before reading
     hostile.assert_linear(classify_bytes, raw, hostile.benign_like(raw[:MAX_REPORT_BYTES]))
+
+
+@pytest.mark.parametrize(
+    ("subject", "automatic"),
+    [
+        ("Automatic reply: Renewal", True),
+        ("RE: Renewal (Out of Office)", True),
+        ("Abwesenheitsnotiz: Angebot", True),
+        ("Auto: Quarterly review", True),
+        ("[Auto-Reply] Renewal", True),
+        ("On vacation until the 14th", True),
+        ("Absence du bureau", True),
+        ("Re: who is on vacation next week?", False),
+        ("Re: Renewal", False),
+        ("Automobile fleet renewal", False),
+    ],
+)
+def test_automatic_reply_subjects(subject: str, automatic: bool) -> None:
+    raw = f"From: Erin <erin@customer.example>\r\nSubject: {subject}\r\n\r\nHello\r\n".encode()
+    assert isinstance(classify_bytes(raw), AutomaticReply) is automatic

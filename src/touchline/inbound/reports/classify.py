@@ -84,19 +84,23 @@ _BOUNCE_SUBJECT = re.compile(
     r"|delayed mail|mail system error|unzustellbar|non remis|no se puede entregar",
     re.IGNORECASE,
 )
-# Subjects of out-of-office and other automatic replies; the short prefixes only at the start.
+# Subjects of out-of-office and other automatic replies. Phrases no person titles a mail with count
+# anywhere in the subject; words a person might use ("on vacation", "absence") only where an
+# autoresponder puts them, at the start.
 _AUTOMATIC_SUBJECT = re.compile(
-    r"out of (?:the )?office|automatic reply|auto(?:matic)?[ -]?(?:reply|response)|autoresponder"
-    r"|away from (?:the )?office|vacation (?:reply|message|notice)|on vacation"
-    r"|abwesenheitsnotiz|automatische antwort|nicht im b\u00fcro|abwesend"
-    r"|r\u00e9ponse automatique|reponse automatique|absent du bureau|absence du bureau"
-    r"|respuesta autom\u00e1tica|fuera de la oficina|risposta automatica|fuori sede|fuori ufficio"
-    r"|resposta autom\u00e1tica|fora do escrit\u00f3rio|automatisch antwoord|afwezig|niet aanwezig"
-    r"|fr\u00e5nvaro|autosvar|frav\u00e6r|frav\u00e6rende|poza biurem|automatyczna odpowied\u017a"
-    r"|\u81ea\u52d5\u8fd4\u4fe1|\u4e0d\u5728|\u81ea\u52a8\u56de\u590d",
+    r"out of (?:the )?office|automatic reply|auto[ -]?reply|auto[ -]?response|autoresponder"
+    r"|abwesenheitsnotiz|automatische antwort|r\u00e9ponse automatique|reponse automatique"
+    r"|respuesta autom\u00e1tica|risposta automatica|resposta autom\u00e1tica|automatisch antwoord"
+    r"|automatyczna odpowied\u017a|\u81ea\u52d5\u8fd4\u4fe1|\u81ea\u52a8\u56de\u590d",
     re.IGNORECASE,
 )
-_AUTOMATIC_PREFIX = re.compile(r"(?:auto|autoreply|absence|abwesend|ausente|vacation)\s?:", re.IGNORECASE)
+_AUTOMATIC_SUBJECT_START = re.compile(
+    r"[\[(]?(?:auto|autoreply|absence|abwesend|ausente|vacation|urlaub|afwezig|fr\u00e5nvaro|autosvar)\s?:"
+    r"|[\[(]?(?:away from (?:the )?office|on vacation|vacation (?:reply|message|notice)|nicht im b\u00fcro"
+    r"|absent du bureau|absence du bureau|fuera de la oficina|fuori sede|fuori ufficio"
+    r"|fora do escrit\u00f3rio|niet aanwezig|frav\u00e6r|poza biurem|\u4e0d\u5728)",
+    re.IGNORECASE,
+)
 _ENHANCED_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 _SMTP_REPLY = re.compile(r"(?<!\d)([45])\d\d(?![\d.])")
 # Tried only at line starts where the gate finds "message-id:" (kit/linescan.py).
@@ -233,7 +237,7 @@ def likely_report(raw_header_block: bytes, sender: str | None, subject: str) -> 
 
 
 def _automatic_subject(subject: str) -> str | None:
-    found = _AUTOMATIC_PREFIX.match(subject.lstrip()) or _AUTOMATIC_SUBJECT.search(subject)
+    found = _AUTOMATIC_SUBJECT_START.match(subject.lstrip()) or _AUTOMATIC_SUBJECT.search(subject)
     return found.group(0).strip() if found else None
 
 
@@ -243,7 +247,7 @@ def _automatic_subject(subject: str) -> str | None:
 def _rfc3464(message: Message, reporter: str) -> DeliveryReport | None:
     if message.get_content_type() != "multipart/report":
         return None
-    if message.get_param("report-type", "", header="content-type") != "delivery-status":
+    if str(message.get_param("report-type", "", header="content-type")).lower() != "delivery-status":
         return None
     status_part = returned = None
     for part in _children(message):
