@@ -182,7 +182,8 @@ def store_emails(
     Each email is stored once per workspace (by dedup key, within the batch too); every other copy
     adds its holder and links. Runs in a savepoint: when another worker stores the same email or
     threads the same conversation at the same moment, the batch is stored again from what that
-    worker committed, so nothing is lost or doubled.
+    worker committed, so nothing is lost or doubled. The emails stored for the first time are named
+    in one `STORED_JOB`, sent when the caller commits.
     """
     for incoming in batch:
         if incoming.decision.action not in {"keep", "unassigned"}:
