@@ -16,7 +16,8 @@ Human mail that merely quotes addresses or says "delivery failed" has neither a 
 a daemon sender, so it is never a bounce. Work is bounded: the raw message is cut at
 `MAX_REPORT_BYTES` before parsing, texts are cut before any pattern reads them, and every pattern is
 an alternation of literal phrases or a short fixed shape (no nested repeats), so each runs in time
-linear in its bounded text.
+linear in its bounded text; the phrase lists are searched through `kit.linescan.LineStartPattern`,
+whose gate tries them only where one may start.
 """
 
 from __future__ import annotations
@@ -72,27 +73,33 @@ _DAEMON_LOCAL_PARTS = frozenset(
         "mail-delivery-system",
     }
 )
-_DAEMON_NAME = re.compile(
-    r"mailer[ _-]?daemon|postmaster|mail delivery (?:sub)?system|mail delivery service"
-    r"|delivery subsystem|internet mail delivery",
-    re.IGNORECASE,
+_DAEMON_NAME = LineStartPattern(
+    re.compile(
+        r"mailer[ _-]?daemon|postmaster|mail delivery (?:sub)?system|mail delivery service"
+        r"|delivery subsystem|internet mail delivery",
+        re.IGNORECASE,
+    )
 )
-_BOUNCE_SUBJECT = re.compile(
-    r"undeliver|undelivered mail|delivery status notification|delivery (?:status )?fail"
-    r"|mail delivery failed|failure notice|returned mail|returned to sender|non-?delivery"
-    r"|nondeliverable|could not be delivered|delivery has failed|warning: could not send"
-    r"|delayed mail|mail system error|unzustellbar|non remis|no se puede entregar",
-    re.IGNORECASE,
+_BOUNCE_SUBJECT = LineStartPattern(
+    re.compile(
+        r"undeliver|undelivered mail|delivery status notification|delivery (?:status )?fail"
+        r"|mail delivery failed|failure notice|returned mail|returned to sender|non-?delivery"
+        r"|nondeliverable|could not be delivered|delivery has failed|warning: could not send"
+        r"|delayed mail|mail system error|unzustellbar|non remis|no se puede entregar",
+        re.IGNORECASE,
+    )
 )
 # Subjects of out-of-office and other automatic replies. Phrases no person titles a mail with count
 # anywhere in the subject; words a person might use ("on vacation", "absence") only where an
 # autoresponder puts them, at the start.
-_AUTOMATIC_SUBJECT = re.compile(
-    r"out of (?:the )?office|automatic reply|auto[ -]?reply|auto[ -]?response|autoresponder"
-    r"|abwesenheitsnotiz|automatische antwort|r\u00e9ponse automatique|reponse automatique"
-    r"|respuesta autom\u00e1tica|risposta automatica|resposta autom\u00e1tica|automatisch antwoord"
-    r"|automatyczna odpowied\u017a|\u81ea\u52d5\u8fd4\u4fe1|\u81ea\u52a8\u56de\u590d",
-    re.IGNORECASE,
+_AUTOMATIC_SUBJECT = LineStartPattern(
+    re.compile(
+        r"out of (?:the )?office|automatic reply|auto[ -]?reply|auto[ -]?response|autoresponder"
+        r"|abwesenheitsnotiz|automatische antwort|r\u00e9ponse automatique|reponse automatique"
+        r"|respuesta autom\u00e1tica|risposta automatica|resposta autom\u00e1tica|automatisch antwoord"
+        r"|automatyczna odpowied\u017a|\u81ea\u52d5\u8fd4\u4fe1|\u81ea\u52a8\u56de\u590d",
+        re.IGNORECASE,
+    )
 )
 _AUTOMATIC_SUBJECT_START = re.compile(
     r"[\[(]?(?:auto|autoreply|absence|abwesend|ausente|vacation|urlaub|afwezig|fr\u00e5nvaro|autosvar)\s?:"
@@ -110,31 +117,38 @@ _RETURNED_ID_LINE = LineStartPattern(
 
 # Why a recipient failed, in words: about the sender (blocked), about the address (hard), passing
 # (soft). Looked for in this order, so a spam block worded with "mailbox unavailable" is blocked.
-_BLOCKED_WORDS = re.compile(
-    r"spam|blacklist|black list|blocklist|block list|blocked|reputation|dmarc|\bspf\b|\bdkim\b"
-    r"|policy|rejected for policy|not authori[sz]ed|unauthenticated|authentication|rbl|dnsbl|spamhaus"
-    r"|barracuda|junk mail|content rejected|message rejected|denied|listed at|listed in|virus",
-    re.IGNORECASE,
+_BLOCKED_WORDS = LineStartPattern(
+    re.compile(
+        r"spam|blacklist|black list|blocklist|block list|blocked|reputation|dmarc|\bspf\b|\bdkim\b"
+        r"|policy|rejected for policy|not authori[sz]ed|unauthenticated|authentication|rbl|dnsbl|spamhaus"
+        r"|barracuda|junk mail|content rejected|message rejected|denied|listed at|listed in|virus",
+        re.IGNORECASE,
+    )
 )
-_HARD_WORDS = re.compile(
-    r"user unknown|unknown user|no such user|mailbox unavailable|mailbox not found|no mailbox"
-    r"|mailbox does not exist|does not exist|doesn't exist|unknown recipient|recipient unknown"
-    r"|no such recipient|invalid recipient|invalid address|invalid mailbox|address rejected"
-    r"|recipient rejected|user not found|not found|no such address|unknown address|unknown local"
-    r"|host unknown|unknown host|domain not found|no such domain|unrouteable|unroutable"
-    r"|account (?:has been )?disabled|account (?:is )?inactive|deactivated|no longer (?:valid|active|exists?)"
-    r"|has been moved|is not a valid|not our customer|bad destination|address unknown"
-    r"|not listed in|relaying denied|unknown in",
-    re.IGNORECASE,
+_HARD_WORDS = LineStartPattern(
+    re.compile(
+        r"user unknown|unknown user|no such user|mailbox unavailable|mailbox not found|no mailbox"
+        r"|mailbox does not exist|does not exist|doesn't exist|unknown recipient|recipient unknown"
+        r"|no such recipient|invalid recipient|invalid address|invalid mailbox|address rejected"
+        r"|recipient rejected|user not found|not found|no such address|unknown address|unknown local"
+        r"|host unknown|unknown host|domain not found|no such domain|unrouteable|unroutable"
+        r"|account (?:has been )?disabled|account (?:is )?inactive|deactivated"
+        r"|no longer (?:valid|active|exists?)"
+        r"|has been moved|is not a valid|not our customer|bad destination|address unknown"
+        r"|not listed in|relaying denied|unknown in",
+        re.IGNORECASE,
+    )
 )
-_SOFT_WORDS = re.compile(
-    r"mailbox full|mailbox is full|over quota|quota exceeded|exceeded (?:the |their |his |her )?quota"
-    r"|exceeds? (?:the |his |her |their )?(?:storage|quota|size)|insufficient (?:storage|system storage)"
-    r"|too large|size limit|message size|temporar|try again|try later|timed? ?out|deferred"
-    r"|retry|will be retried|connection refused|out of space|disk full",
-    re.IGNORECASE,
+_SOFT_WORDS = LineStartPattern(
+    re.compile(
+        r"mailbox full|mailbox is full|quota|exceeds? (?:the |his |her |their )?(?:storage|size)"
+        r"|insufficient (?:storage|system storage)"
+        r"|too large|size limit|message size|temporar|try again|try later|timed? ?out|deferred"
+        r"|retry|will be retried|connection refused|out of space|disk full",
+        re.IGNORECASE,
+    )
 )
-_WORDS: tuple[tuple[re.Pattern[str], FailureKind], ...] = (
+_WORDS: tuple[tuple[LineStartPattern, FailureKind], ...] = (
     (_BLOCKED_WORDS, "blocked"),
     (_HARD_WORDS, "hard"),
     (_SOFT_WORDS, "soft"),
@@ -230,10 +244,32 @@ def likely_report(raw_header_block: bytes, sender: str | None, subject: str) -> 
     customer. Cheap: the sender, the subject, and two byte searches of the block."""
     if sender is not None and sender.rpartition("@")[0].lower() in _DAEMON_LOCAL_PARTS:
         return True
-    if _BOUNCE_SUBJECT.search(subject[:_MAX_SUBJECT]) is not None:
-        return True
-    lowered = b"\n" + header_block(raw_header_block).lower()
-    return b"multipart/report" in lowered or b"\nx-failed-recipients:" in lowered
+    if any(hint in raw_header_block for hint in _STRUCTURE_HINTS):
+        lowered = b"\n" + header_block(raw_header_block).lower()
+        if b"multipart/report" in lowered or b"\nx-failed-recipients:" in lowered:
+            return True
+    subject = subject[:_MAX_SUBJECT]
+    folded = subject.lower()
+    return (
+        any(word in folded for word in _BOUNCE_SUBJECT_WORDS) and _BOUNCE_SUBJECT.search(subject) is not None
+    )
+
+
+# Every phrase of _BOUNCE_SUBJECT holds one of these: most subjects are ruled out by a few `in` tests.
+_BOUNCE_SUBJECT_WORDS = (
+    "deliver",
+    "fail",
+    "returned",
+    "error",
+    "warning",
+    "delayed",
+    "unzustellbar",
+    "non remis",
+    "entregar",
+)
+# Found in any spelling of "multipart/report" or "X-Failed-Recipients" that mailers use: the block is
+# lowered and read closely only when one is there.
+_STRUCTURE_HINTS = (b"eport", b"EPORT", b"ailed-", b"AILED-")
 
 
 def _automatic_subject(subject: str) -> str | None:
@@ -302,13 +338,18 @@ def _recipient(block: Message) -> RecipientReport | None:
         action = "failed"  # Action is required, yet some mailers leave it out of a failure
     if action not in {"failed", "delayed"}:
         return None
-    address = _typed_value(_header(block, "final-recipient")) or _typed_value(
-        _header(block, "original-recipient")
-    )
+    # The address as sent (Original-Recipient) is the one touchline knows; Final-Recipient may be
+    # what an alias or a forward made of it.
+    original = _typed_value(_header(block, "original-recipient"))
+    address = original if "@" in original else _typed_value(_header(block, "final-recipient"))
     if not address:
         return None
-    diagnostic = _typed_value(_header(block, "diagnostic-code"))[:_MAX_DIAGNOSTIC]
-    status = _status_code(_header(block, "status")) or _status_code(diagnostic)
+    status_field = _header(block, "status")
+    # Without a Diagnostic-Code, some mailers say why in a comment after the status code.
+    diagnostic = (
+        _typed_value(_header(block, "diagnostic-code")) or status_field.partition("(")[2].rstrip(") ")
+    )[:_MAX_DIAGNOSTIC]
+    status = _status_code(status_field) or _status_code(diagnostic)
     kind: FailureKind = (
         "delayed" if action == "delayed" else classify_failure(status, diagnostic, permanent=None)
     )
