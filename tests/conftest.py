@@ -20,6 +20,7 @@ from httpx import Response
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests import jobs_seam  # noqa: F401 -- the jobs storing sends are known before any test stores
 from tests.browser import browser, live_server, page
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 from touchline.app import create_app
@@ -112,6 +113,18 @@ def touchline_environment(settings: Settings) -> dict[str, str]:
         COLUMNS="200",  # Rich tables wide enough for the assertions on their lines
     )
     return env
+
+
+@pytest.fixture(autouse=True)
+def _job_queue(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Storing mail sends jobs after the commit: every database test has a queue to send them to
+    (fixtures that need a queue of their own configure it after this one)."""
+    if "sessions" not in request.fixturenames:
+        yield
+        return
+    queue = configure_queue(request.getfixturevalue("settings"))
+    yield
+    queue.close()
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ emails_app = typer.Typer(help="Stored emails.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Emails sent through touchline and what became of them.", no_args_is_help=True)
 template_app = typer.Typer(help="Email templates with merge fields.", no_args_is_help=True)
 sequence_app = typer.Typer(help="Sequences: enduser playbooks of template steps.", no_args_is_help=True)
+bounces_app = typer.Typer(help="Delivery reports (bounces) and automatic replies.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
@@ -57,6 +58,7 @@ engagement_app = typer.Typer(help="What came of the emails touchline sent.", no_
 contact_app = typer.Typer(help="Contacts (endusers).", no_args_is_help=True)
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(contact_app, name="contact")
+app.add_typer(bounces_app, name="bounces")
 
 console = Console()
 errors = Console(stderr=True)
@@ -239,6 +241,7 @@ def demo(
                 session, SecretBox(settings.secret_keys), settings, password
             )
         if created:
+            _configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
             engine = make_engine(settings.resolved_database_url)
             report = import_demo_mail(make_sessionmaker(engine))
             engine.dispose()
@@ -472,6 +475,16 @@ def triage(
     raise typer.Exit(run_triage(directory, paths, sys.stdout))
 
 
+@bounces_app.command("classify")
+def bounces_classify(
+    paths: Annotated[list[Path], typer.Argument(help="Message files, mbox files, or folders of .eml files")],
+) -> None:
+    """One JSON line per message: a bounce (hard, soft, blocked, delayed), an automatic reply, or neither."""
+    from touchline.inbound.reports.files import run_classify
+
+    raise typer.Exit(run_classify(paths, sys.stdout))
+
+
 # --- mailboxes, sync and stored mail ------------------------------------------------------------
 
 
@@ -592,6 +605,7 @@ def sync(
 
     settings = _settings()
     configure_readers(settings.sync_reader_processes)
+    _configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     box = SecretBox(settings.secret_keys)
@@ -680,6 +694,7 @@ def import_mail(
     if not path.exists():
         raise _fail(f"{path} does not exist")
     settings = _settings()
+    _configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
     with session_scope(sessions) as session:

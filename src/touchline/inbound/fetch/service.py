@@ -34,6 +34,7 @@ from touchline.inbound.directory import Directory
 from touchline.inbound.match import match
 from touchline.inbound.parse import parse_headers
 from touchline.inbound.readers import Reading, readers
+from touchline.inbound.reports.classify import likely_report
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import Holding, RawIncoming, quarantine, store_raw_messages
 from touchline.kit.ahead import run_ahead
@@ -340,8 +341,7 @@ def _fetch_batches(
             wanted = [
                 message
                 for message in messages
-                if message.provider_message_id not in held
-                and match(parse_headers(message.raw_headers), directory).kept
+                if message.provider_message_id not in held and _wanted(message.raw_headers, directory)
             ]
         too_big = {
             m.provider_message_id
@@ -360,6 +360,13 @@ def _fetch_batches(
         # Read (parsed, snippet, safe HTML) by a helper process while the batch before is stored.
         reading = readers().submit([raw.raw for raw in raw_messages])
         yield _Fetched(plan, batch, raw_messages, reading, too_big, directory)
+
+
+def _wanted(raw_headers: bytes, directory: Directory) -> bool:
+    """Customer mail, and delivery reports (which match no customer): those are fetched whole.
+    Storing classifies the report and sends it on instead of storing it."""
+    headers = parse_headers(raw_headers)
+    return match(headers, directory).kept or likely_report(raw_headers, headers.sender, headers.subject)
 
 
 def _already_held(session: Session, folder_id: uuid.UUID, provider_ids: list[str]) -> set[str]:

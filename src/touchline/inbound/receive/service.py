@@ -46,11 +46,19 @@ from touchline.inbound.reading import Shown, shown_of
 from touchline.inbound.receive.authentication import NO_EVIDENCE, Evidence, SenderChecks, collect, judge
 from touchline.inbound.receive.forwarded import Forwarded, find_forwarded
 from touchline.inbound.receive.signatures import DkimResult
+from touchline.inbound.reports.classify import (
+    AutomaticReply,
+    Verdict,
+    classify_logged_bytes,
+    logged_needs_classifying,
+)
+from touchline.inbound.reports.model import DeliveryReport
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import (
     Holding,
     Incoming,
     Stored,
+    pass_report_on,
     quarantine,
     store_emails,
     touch_last,
@@ -116,6 +124,8 @@ class Prepared:
     evidence: Evidence = NO_EVIDENCE
     shown: Shown | None = None
     forwarded: Forwarded | None = None
+    verdict: Verdict = None
+    """A delivery report it is or forwards, or why it is an automatic reply (`reports.classify`)."""
 
     @property
     def dkim(self) -> DkimResult:
@@ -157,7 +167,18 @@ def prepare(raw: bytes, envelope: Envelope, checks: SenderChecks) -> Prepared:
         authenticate(raw, head, parsed, envelope, checks),
         shown=shown_of(parsed),
         forwarded=find_forwarded(raw),
+        verdict=_verdict(raw, parsed),
     )
+
+
+def _verdict(raw: bytes, parsed: ParsedEmail) -> Verdict:
+    if not logged_needs_classifying(raw, parsed.sender, parsed.subject, parsed.auto_reply):
+        return None
+    try:
+        return classify_logged_bytes(raw)
+    except Exception:  # an unreadable report is logged like any other message
+        log.warning("could not classify a logged message that looks like a report", exc_info=True)
+        return None
 
 
 def authenticate(
@@ -426,6 +447,10 @@ def _decide(
         if refusal.outcome == "refused":
             record_refusal(session, workspace_id, refusal, envelope, stage=job.stage, prepared=prepared)
         return refusal
+    if isinstance(prepared.verdict, DeliveryReport):
+        # A bounce a user forwards: it goes to engagement tracking, never into the customer records.
+        linked = pass_report_on(session, workspace_id, prepared.verdict, None)
+        return REPORT_PASSED_ON if linked else REPORT_UNLINKED
     directory = directories_of.get(workspace_id)
     if directory is None:
         directory = directories_of[workspace_id] = directories.get(session, workspace_id)
@@ -454,6 +479,7 @@ def _decide(
         suggested_company_ids=tuple(suggestions),
         log_entry=_log_entry(prepared, envelope, job.spool_id),
         shown=prepared.shown,
+        automatic=prepared.verdict.reason if isinstance(prepared.verdict, AutomaticReply) else None,
         forwarded={
             "styles": list(forwarded.styles),
             "participants": list(forwarded.participants),
@@ -562,6 +588,12 @@ DATABASE_UNAVAILABLE = LogResult(
 """The database could not be reached or was busy: nothing was stored, and the sender should retry."""
 
 
+REPORT_PASSED_ON = LogResult(
+    "logged", 250, "2.0.0", "a delivery report: passed to engagement tracking, not stored", "delivery-report"
+)
+REPORT_UNLINKED = LogResult(
+    "logged", 250, "2.0.0", "a delivery report that names no sent message: not stored", "delivery-report"
+)
 NO_WORKSPACE = LogResult("refused", 550, "5.1.1", "this log address no longer exists", "no-workspace")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from touchline.db import after_commit, open_transaction
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import Decision, match
-from touchline.inbound.parse import ParsedEmail
+from touchline.inbound.parse import ParsedEmail, header_block
 from touchline.inbound.reading import (
     MAX_BODY_CHARS,
     Read,
@@ -35,6 +35,8 @@ from touchline.inbound.reading import (
     shown_of,
     storable,
 )
+from touchline.inbound.reports.classify import AutomaticReply, classify_bytes, needs_classifying
+from touchline.inbound.reports.model import DELIVERY_REPORT_JOB, STORED_JOB, DeliveryReport
 from touchline.inbound.store.bulk import (
     chunks,
     insert_ignoring_duplicates,
@@ -55,6 +57,7 @@ from touchline.models import (
     Workspace,
 )
 from touchline.models.versioning import bump_directory_versions
+from touchline.worker import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ class Incoming:
     forwarded: Mapping[str, Any] | None = None
     # What the timeline shows of it, when it was made already (by a reader process during sync).
     shown: Shown | None = None
+    # Why it is an automatic reply (an out-of-office, ...), as the classifier said; None: a person wrote it.
+    automatic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,8 @@ def store_emails(
     Each email is stored once per workspace (by dedup key, within the batch too); every other copy
     adds its holder and links. Runs in a savepoint: when another worker stores the same email or
     threads the same conversation at the same moment, the batch is stored again from what that
-    worker committed, so nothing is lost or doubled.
+    worker committed, so nothing is lost or doubled. The emails stored for the first time are named
+    in one `STORED_JOB`, sent when the caller commits.
     """
     for incoming in batch:
         if incoming.decision.action not in {"keep", "unassigned"}:
@@ -190,7 +196,12 @@ def store_emails(
                 session.flush()  # the caller's pending rows go first, outside the savepoint
                 open_transaction(session)  # so that the batch commits with the caller's transaction
                 with session.begin_nested():
-                    return _BatchWriter(session, workspace_id, batch, told).write()
+                    stored = _BatchWriter(session, workspace_id, batch, told).write()
+            new_ids = list(dict.fromkeys(str(one.email_id) for one in stored if one.created))
+            if new_ids:
+                # Engagement finds replies among newly stored mail; it runs once this batch commits.
+                enqueue(session, STORED_JOB, workspace_id=str(workspace_id), email_ids=new_ids)
+            return stored
         except (_EmailContended, ThreadingContended) as contended:
             if attempt == CONTENDED_ATTEMPTS:
                 raise
@@ -621,6 +632,7 @@ def _email_row(
         "unassigned": email.unassigned,
         "suggested_company_ids": list(first.suggested_company_ids),
         "decision": _with_log(_decision_record(first.decision), logged_copies),
+        "automatic": first.automatic[:200] if first.automatic else None,
     }
 
 
@@ -644,6 +656,10 @@ class BatchOutcome:
     stored_new: int = 0
     ignored: int = 0
     quarantined: int = 0
+    reports: int = 0
+    """Delivery reports: not stored; each one that names a returned Message-ID is sent on."""
+    unlinked_reports: int = 0
+    """Delivery reports that name no returned Message-ID: nothing to link them to."""
 
 
 def store_raw_messages(
@@ -669,6 +685,10 @@ def store_raw_messages(
             _quarantine_one(session, workspace_id, message, read.reason, source=source, mailbox_id=mailbox_id)
             outcome.quarantined += 1
             continue
+        verdict = _verdict(message.raw, read.parsed)
+        if isinstance(verdict, DeliveryReport):
+            _report(session, workspace_id, verdict, mailbox_id, outcome)
+            continue
         try:
             decision = match(read.parsed, directory)
         except Exception as error:
@@ -682,7 +702,10 @@ def store_raw_messages(
             continue
         for new in decision.created_contacts:
             directory.add_contact(new.email, new.company)
-        pending.append((message, Incoming(read.parsed, decision, message.holding, shown=read.shown)))
+        automatic = verdict.reason if isinstance(verdict, AutomaticReply) else None
+        pending.append(
+            (message, Incoming(read.parsed, decision, message.holding, shown=read.shown, automatic=automatic))
+        )
     if not pending:
         return outcome
     try:
@@ -703,6 +726,43 @@ def store_raw_messages(
     outcome.kept += len(results)
     outcome.stored_new += sum(result.created for result in results)
     return outcome
+
+
+def _verdict(raw: bytes, parsed: ParsedEmail) -> DeliveryReport | AutomaticReply | None:
+    """The classifier's verdict on messages whose headers hint at a report or an automatic reply;
+    ordinary mail is not parsed again."""
+    if not needs_classifying(header_block(raw), parsed.sender, parsed.subject, parsed.auto_reply):
+        return None
+    try:
+        return classify_bytes(raw)
+    except Exception as error:  # an unreadable report is stored or ignored like any other message
+        log.warning("could not classify a likely report: %s", reason_of(error))
+        return None
+
+
+def _report(
+    session: Session,
+    workspace_id: uuid.UUID,
+    report: DeliveryReport,
+    mailbox_id: uuid.UUID | None,
+    outcome: BatchOutcome,
+) -> None:
+    outcome.reports += 1
+    if not pass_report_on(session, workspace_id, report, mailbox_id):
+        outcome.unlinked_reports += 1
+
+
+def pass_report_on(
+    session: Session, workspace_id: uuid.UUID, report: DeliveryReport, mailbox_id: uuid.UUID | None
+) -> bool:
+    """A delivery report is not a conversation: it goes to engagement tracking after the commit.
+    False for one that names no returned Message-ID: with nothing to link it to, it is only logged."""
+    if not report.returned_message_ids:
+        log.info("a %s delivery report names no returned Message-ID; nothing to link it to", report.kind)
+        return False
+    mine = replace(report, mailbox_id=str(mailbox_id) if mailbox_id is not None else None)
+    enqueue(session, DELIVERY_REPORT_JOB, workspace_id=str(workspace_id), report=mine.to_json())
+    return True
 
 
 def _quarantine_one(

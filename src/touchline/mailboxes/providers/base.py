@@ -69,7 +69,8 @@ from touchline.kit.errors import TouchlineError
 DEFAULT_BATCH_SIZE = 100
 
 # Header fields the triage stage reads: participants (rule 2), threading and reply attribution
-# (In-Reply-To, References), bulk and automatic mail (rule 5) and bounce reports (Content-Type).
+# (In-Reply-To, References), bulk and automatic mail (rule 5) and delivery reports (Content-Type,
+# X-Failed-Recipients).
 # Providers that cannot return the whole header block ask for these.
 TRIAGE_HEADER_NAMES: tuple[str, ...] = (
     "From",
@@ -86,6 +87,9 @@ TRIAGE_HEADER_NAMES: tuple[str, ...] = (
     "List-Unsubscribe",
     "Precedence",
     "Auto-Submitted",
+    "X-Autoreply",
+    "X-Autorespond",
+    "X-Failed-Recipients",
     "Content-Type",
 )
 

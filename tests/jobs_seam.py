@@ -1,0 +1,17 @@
+"""The jobs inbound sends to engagement tracking, as tests need them.
+
+Their handlers are engagement tracking's (touchline.jobs imports them). Tests read what was sent
+from the queue itself (`sent_jobs`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import touchline.jobs  # noqa: F401 -- every production handler first
+from touchline.worker import Queue
+
+
+def sent_jobs(queue: Queue, name: str) -> list[dict[str, Any]]:
+    """The keyword arguments of each pending job named `name`, oldest first."""
+    return [task.kwargs for task in queue.huey.pending() if task.name == name]
