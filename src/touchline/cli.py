@@ -71,6 +71,8 @@ def _transaction(settings: Settings) -> Iterator[Session]:
     try:
         with session_scope(make_sessionmaker(engine)) as session:
             yield session
+    except importing.UnreadableCsvError as error:
+        raise _fail(str(error), code=2) from None  # an unusable input file, as for triage
     except TouchlineError as error:
         raise _fail(str(error)) from None
     finally:
