@@ -668,8 +668,15 @@ def import_mail(
     engine.dispose()
     console.print(
         f"{report.read} read: {report.kept} kept ({report.stored_new} new), "
-        f"{report.ignored} not customer mail, {report.quarantined} quarantined"
+        f"{report.ignored} not customer mail, {report.quarantined} quarantined, "
+        f"{len(report.unreadable)} unreadable"
     )
+    if report.unreadable:
+        table = Table("item", "reason", title="not read")
+        for label, reason in report.unreadable:
+            table.add_row(label, reason)
+        console.print(table)
+        raise typer.Exit(1)
 
 
 # --- sending -------------------------------------------------------------------------------------
