@@ -77,6 +77,8 @@ def _transaction(settings: Settings) -> Iterator[Session]:
     try:
         with session_scope(make_sessionmaker(engine)) as session:
             yield session
+    except importing.UnreadableCsvError as error:
+        raise _fail(str(error), code=2) from None  # an unusable input file, as for triage
     except TouchlineError as error:
         raise _fail(str(error)) from None
     finally:
@@ -713,8 +715,15 @@ def import_mail(
     engine.dispose()
     console.print(
         f"{report.read} read: {report.kept} kept ({report.stored_new} new), "
-        f"{report.ignored} not customer mail, {report.quarantined} quarantined"
+        f"{report.ignored} not customer mail, {report.quarantined} quarantined, "
+        f"{len(report.unreadable)} unreadable"
     )
+    if report.unreadable:
+        table = Table("item", "reason", title="not read")
+        for label, reason in report.unreadable:
+            table.add_row(label, reason)
+        console.print(table)
+        raise typer.Exit(1)
 
 
 # --- sending -------------------------------------------------------------------------------------

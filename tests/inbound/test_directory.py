@@ -79,6 +79,15 @@ def test_company_domains_stop_at_the_registrable_domain() -> None:
     assert directory.standing("x@other.co.uk").domain_company is None
 
 
+def test_company_domains_under_a_suffix_missing_from_the_list_cover_their_subdomains() -> None:
+    directory = Directory()
+    directory.add_company_domain("c-hostname", "hostname.supplied")
+    directory.add_company_domain("c-acme", "acme.internal")
+    assert directory.standing("x@no.hostname.supplied").domain_company == "c-hostname"
+    assert directory.standing("x@eu.mail.acme.internal").domain_company == "c-acme"
+    assert directory.standing("x@other.supplied").domain_company is None
+
+
 def test_a_free_mail_users_domain_is_not_internal() -> None:
     directory = Directory()
     directory.add_user("someone@gmail.com")

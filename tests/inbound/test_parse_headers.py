@@ -265,3 +265,100 @@ def test_the_stdlib_parser_is_the_reference() -> None:
     raw = message_bytes(to=["a@acme.com", "b@acme.com"], extra_headers=[("List-Id", "<l.acme.com>")])
     assert parse_headers(raw) == parse_headers(raw, stdlib_only=True)
     assert BytesHeaderParser().parsebytes(raw)["List-Id"] == "<l.acme.com>"
+
+
+def _raw(message_id: bytes, in_reply_to: bytes = b"", to: bytes = b"success@touchline.example") -> bytes:
+    lines = [
+        b"From: Jane <jane@acme.com>",
+        b"To: " + to,
+        b"Subject: Hello",
+        b"Date: Mon, 03 Mar 2025 09:15:00 +0000",
+        b"Message-ID: " + message_id,
+    ]
+    if in_reply_to:
+        lines.append(b"In-Reply-To: " + in_reply_to)
+    return b"\r\n".join(lines) + b"\r\n\r\nHello.\r\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "parent"),
+    [
+        # The parent's author comes first in this older style; the id is the token after the date.
+        (
+            b'Message from Lee Kay <lee@other.example> of "Mon, 3 Mar 2025 09:00." <p-1@other.example>',
+            "p-1@other.example",
+        ),
+        (
+            b"message from lee@other.example <lee@other.example> of Mon, 3 Mar 2025 <p-1@other.example>",
+            "p-1@other.example",
+        ),
+        (b'Your message of "Mon, 3 Mar 2025" <p-1@other.example>', "p-1@other.example"),
+        (b'<p-1@other.example> (Lee Kay\'s message of "Mon, 3 Mar 2025")', "p-1@other.example"),
+    ],
+)
+def test_in_reply_to_follows_the_id_never_the_authors_address(value: bytes, parent: str) -> None:
+    for parse in (parse_headers, parse_message):
+        assert parse(_raw(b"<r-1@acme.com>", value)).in_reply_to == (parent,)
+
+
+def test_in_reply_to_holding_only_an_address_names_no_parent() -> None:
+    raw = _raw(b"<r-1@acme.com>", b"Message from Lee Kay <lee@other.example> of Mon, 3 Mar 2025")
+    assert parse_headers(raw).in_reply_to == ()
+    # Named as a recipient, the address is no id either, whatever the words before it.
+    raw = _raw(b"<r-1@acme.com>", b"<lee@other.example>", to=b"Lee <lee@other.example>")
+    assert parse_headers(raw).in_reply_to == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"<abc @ gateway.example>", "abc@gateway.example"),
+        (b"<abc.def@\r\n gateway.example>", "abc.def@gateway.example"),
+        (b'<"/C=DE/ADMD=X400/O=ACME/" @ mhs.example>', '"/C=DE/ADMD=X400/O=ACME/"@mhs.example'),
+    ],
+)
+def test_message_ids_with_whitespace_inside_the_brackets_are_read_without_it(
+    value: bytes, expected: str
+) -> None:
+    for parse in (parse_headers, parse_message):
+        parsed = parse(_raw(value, b"<p @ gateway.example>"))
+        assert parsed.message_id == expected
+        assert parsed.dedup_key == expected
+        assert parsed.in_reply_to == ("p@gateway.example",)
+    assert message_ids("<a@x> < b@x > <a@x>") == ("a@x", "b@x")
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        (b"<caf\xc3\xa9@acme.com>", "caf\u00e9@acme.com"),  # UTF-8: read as the text it is
+        (b"<caf\xe9@acme.com>", "caf\\xe9@acme.com"),  # a Latin-1 byte: kept as \xNN
+        (b"<a\\xe9@acme.com>", "a\\\\xe9@acme.com"),  # a backslash the sender wrote: doubled
+        (b"<\xff\xfe@acme.com>", "\\xff\\xfe@acme.com"),
+    ],
+)
+def test_8bit_message_ids_are_kept_losslessly_as_valid_text(written: bytes, stored: str) -> None:
+    for parse in (parse_headers, parse_message):
+        parsed = parse(_raw(written, written))
+        assert (parsed.message_id, parsed.dedup_key, parsed.in_reply_to) == (stored, stored, (stored,))
+        stored.encode("utf-8")  # no surrogate: a database and JSON take it
+    recovered = (
+        stored.encode("ascii", "backslashreplace").decode("unicode_escape").encode("latin-1", "replace")
+    )
+    if written.isascii() or b"\xc3" not in written:
+        assert b"<" + recovered + b">" == written
+
+
+@given(
+    st.binary(min_size=1, max_size=12).filter(
+        lambda b: b"<" not in b and b">" not in b and not any(c in b for c in b" \t\r\n")
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_different_id_bytes_never_read_as_one_id(left: bytes) -> None:
+    ids = {
+        parse_headers(_raw(b"<" + left + suffix + b"@x>")).message_id
+        for suffix in (b"", b"\\", b"\xe9", b"\xc3\xa9")
+    }
+    assert len(ids) == 4
+    assert all(message_id is not None and message_id.encode("utf-8") for message_id in ids)

@@ -243,3 +243,25 @@ def test_threading_the_enron_corpus_joins_only_same_subject_replies() -> None:
         assert len(subjects) == 1
         for key in conversation.message_keys[1:]:
             assert base_subject(by_key[key].subject)[1]
+
+
+def _reply(key: str, in_reply_to: str, subject: str) -> bytes:
+    return (
+        f"From: Sam <sam{key}@acme.com>\r\nTo: Lee <lee@other.example>\r\nSubject: {subject}\r\n"
+        f"Date: Mon, 03 Mar 2025 09:1{key}:00 +0000\r\nMessage-ID: <{key}@acme.com>\r\n"
+        f"In-Reply-To: {in_reply_to}\r\n\r\nHi\r\n"
+    ).encode()
+
+
+def test_replies_naming_one_author_in_the_older_style_are_not_merged() -> None:
+    # Two replies to different messages of one author, In-Reply-To written as older clients do.
+    first = parse_headers(
+        _reply("1", 'Message from Lee <lee@other.example> of "Mon." <budget@other.example>', "Re: Budget")
+    )
+    second = parse_headers(
+        _reply("2", 'Message from Lee <lee@other.example> of "Tue." <picnic@other.example>', "Re: Picnic")
+    )
+    messages = [ThreadMessage.from_parsed(first), ThreadMessage.from_parsed(second)]
+    assert groups(messages) == {frozenset({"1@acme.com"}), frozenset({"2@acme.com"})}
+    assert [m.ancestors for m in messages] == [("budget@other.example",), ("picnic@other.example",)]
+    assert lookup_for(messages[0]).message_ids == ("budget@other.example", "1@acme.com")

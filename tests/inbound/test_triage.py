@@ -120,7 +120,8 @@ def test_a_folder_is_read_recursively_and_bad_files_are_quarantined(
     code, lines = triage(directory_file, folder)
     assert code == 0
     by_name = {Path(str(line["path"])).name: line for line in lines}
-    assert len(by_name) == len(list(FIXTURES.glob("*.eml"))) + 2
+    assert len(by_name) == len(list(FIXTURES.glob("*.eml"))) + 3
+    assert by_name["dangling.eml"]["error"] == "a symbolic link to nothing"
     assert ".DS_Store" not in by_name
     assert by_name["garbage.bin"]["decision"] == "quarantine"
     assert by_name["empty.eml"]["error"] == "empty message"

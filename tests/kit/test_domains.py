@@ -44,6 +44,28 @@ def test_registrable_domains_and_parents() -> None:
     assert not domain_covers("acme.com", "notacme.com")
 
 
+@pytest.mark.parametrize(
+    ("domain", "registrable"),
+    [
+        ("no.hostname.supplied", "hostname.supplied"),  # a suffix the bundled list does not name
+        ("a.b.corp", "b.corp"),
+        ("eu.mail.acme.internal", "acme.internal"),
+        ("acme.internal", "acme.internal"),
+        ("internal", "internal"),  # a suffix alone has no registrable domain
+        ("www.ck", "www.ck"),  # an exception rule (!www.ck) under a wildcard (*.ck) still wins
+        ("x.city.kawasaki.jp", "city.kawasaki.jp"),
+        ("192.0.2.10", "192.0.2.10"),  # an address is not a name with a suffix
+    ],
+)
+def test_suffixes_missing_from_the_list_follow_the_default_rule(domain: str, registrable: str) -> None:
+    assert registrable_domain(domain) == registrable
+
+
+def test_parents_under_an_unlisted_suffix_stop_above_it() -> None:
+    assert parent_domains("no.hostname.supplied") == ["no.hostname.supplied", "hostname.supplied"]
+    assert parent_domains("a.b.c.corp") == ["a.b.c.corp", "b.c.corp", "c.corp"]
+
+
 def test_free_mail_domains() -> None:
     assert is_free_mail_domain("gmail.com")
     assert is_free_mail_domain("outlook.com")

@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from touchline.kit.errors import InvalidInputError
 from touchline.kit.net import (
     AddressKind,
     AddressPolicy,
     CheckedTarget,
     ForbiddenAddressError,
+    InvalidHostNameError,
     UnresolvableHostError,
     address_kind,
 )
@@ -144,3 +146,39 @@ def test_connecting_tries_the_checked_addresses_in_turn() -> None:
             accepted.close()
             assert connection.getpeername() == ("127.0.0.1", port)
             assert peer == connection.getsockname()
+
+
+def _answering_every_name(host: str, port: int) -> Sequence[str]:
+    # A resolver that answers names that do not exist (ISPs that rewrite NXDOMAIN do): the check
+    # must not leave it to the resolver to refuse what is not a host name.
+    return ["93.184.215.14"]
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "a..b",
+        ".",
+        "bad\x00host.example",
+        "line\nbreak.example",
+        "tab\there.example",
+        "x\x7fy.example",
+        "a" * 64 + ".example",
+        ("a" * 60 + ".") * 5 + "example",
+        "\u3002\u3002",
+    ],
+)
+def test_what_is_not_a_host_name_is_refused_before_it_is_resolved(host: str) -> None:
+    policy = AddressPolicy(resolver=_answering_every_name)
+    with pytest.raises(InvalidHostNameError, match="not a host name") as refusal:
+        policy.check(host, 993)
+    assert isinstance(refusal.value, InvalidInputError)
+    assert host not in str(refusal.value) or host.isprintable()
+
+
+@pytest.mark.parametrize(
+    "host", ["mail.example", "imap", "bücher.example", "mail_1.corp.example", "93.184.215.14"]
+)
+def test_host_names_in_use_pass_the_syntax_check(host: str) -> None:
+    target = AddressPolicy(resolver=_answering_every_name).check(f" {host} ", 993)
+    assert target.host == host

@@ -204,8 +204,9 @@ def test_mail_import_goes_through_the_same_pipeline(
     box.add(b"\xff\xfe not a message at all")
     box.flush()
     imported = _cli(settings, "import", "mail", str(tmp_path / "export.mbox"), "--user", f"sam@{INTERNAL}")
-    assert imported.returncode == 0, imported.stderr
-    assert "4 read: 2 kept (2 new), 2 not customer mail" in imported.stdout
+    assert imported.returncode == 1, imported.stderr  # the item that is no message is reported
+    assert "4 read: 2 kept (2 new), 1 not customer mail, 0 quarantined, 1 unreadable" in imported.stdout
+    assert "no readable header fields" in imported.stdout
     records = world.emails()
     assert {r["source"] for r in records} == {"import"}
     assert len({r["conversation_id"] for r in records}) == 1

@@ -17,7 +17,7 @@ from touchline.inbound.schemas import (
     TimelineOut,
     explanation_of,
 )
-from touchline.kit.pagination import Page, PageRequest
+from touchline.kit.pagination import MAX_OFFSET, Page, PageRequest
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import ApiActor, Sessions
 from touchline.workspace.schemas import PageOut
@@ -25,7 +25,7 @@ from touchline.workspace.schemas import PageOut
 router = APIRouter(prefix="/api/v1", tags=["emails"])
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 @router.get("/emails", summary="Stored emails, newest first")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import mailbox
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
-from touchline.inbound.reading import read_messages
+from touchline.inbound.mailfiles import MailItem, mail_items, unreadable_reason
+from touchline.inbound.reading import ReadMessage, read_messages
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import BatchOutcome, Holding, RawIncoming, store_raw_messages
 
@@ -21,31 +21,9 @@ BATCH = 200
 @dataclass
 class ImportReport(BatchOutcome):
     read: int = 0
-
-
-def iter_messages(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(label, raw bytes) of every message under `path`: an mbox file, a maildir, a folder, a file."""
-    if path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir():
-        box = mailbox.Maildir(path, factory=None, create=False)
-        for key in sorted(box.keys()):
-            yield f"{path}#{key}", box.get_bytes(key)
-        return
-    if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            yield from iter_messages(file)
-        return
-    with path.open("rb") as handle:
-        head = handle.read(5)
-    if head == b"From ":
-        box_file = mailbox.mbox(path, create=False)
-        for index, key in enumerate(box_file.keys()):
-            yield f"{path}#{index}", box_file.get_bytes(key)
-        return
-    yield str(path), path.read_bytes()
-
-
-def count_messages(path: Path) -> int:
-    return sum(1 for _ in iter_messages(path))
+    # (label, reason) of every item that is no readable message: a file or folder that cannot be
+    # read, an empty or binary file. `touchline triage` quarantines the same items.
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def import_mail(
@@ -56,7 +34,23 @@ def import_mail(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    return import_messages(sessions, workspace_id, user_id, iter_messages(path), progress=progress)
+    report = ImportReport()
+    return _import(sessions, workspace_id, user_id, _readable(mail_items(path), report), progress, report)
+
+
+def _readable(items: Iterable[MailItem], report: ImportReport) -> Iterator[tuple[str, bytes, str]]:
+    """The messages among `items`; the rest are counted and reported unreadable as they pass."""
+    for item in items:
+        if item.raw is None:
+            report.read += 1
+            report.unreadable.append((item.label, item.error or "unreadable"))
+        else:
+            yield item.label, item.raw, item.folder
+
+
+def count_messages(path: Path) -> int:
+    """How many items `import_mail` will go through (headers only are read to count them)."""
+    return sum(1 for _ in mail_items(path, headers_only=True))
 
 
 def import_messages(
@@ -67,13 +61,33 @@ def import_messages(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Decide, store and thread each (label, raw message) for `user_id`, in batches of one transaction."""
-    report = ImportReport()
-    pending: list[tuple[str, bytes]] = []
+    """Decide, store and thread each (label, raw message) for `user_id`, in batches of one transaction;
+    the folder is the label's last folder. A message that is no message at all (empty, binary) is
+    reported unreadable."""
+    labelled = ((label, raw, _folder_of(label)) for label, raw in messages)
+    return _import(sessions, workspace_id, user_id, labelled, progress, ImportReport())
+
+
+def _import(
+    sessions: sessionmaker[Session],
+    workspace_id: uuid.UUID,
+    user_id: uuid.UUID,
+    messages: Iterable[tuple[str, bytes, str]],
+    progress: Callable[[int], None] | None,
+    report: ImportReport,
+) -> ImportReport:
+    pending: list[tuple[str, bytes, str]] = []
 
     def flush() -> None:
         # Read before the transaction opens: parsing is the dear part, and no lock waits on it.
-        reads = read_messages([raw for _, raw in pending])
+        reads = read_messages([raw for _, raw, _ in pending])
+        storing = []
+        for (label, raw, folder), read in zip(pending, reads, strict=True):
+            problem = unreadable_reason(raw, read.parsed) if isinstance(read, ReadMessage) else None
+            if problem is None:
+                storing.append((label, raw, folder, read))
+            else:
+                report.unreadable.append((label, problem))
         with session_scope(sessions) as session:
             directory = directories.get(session, workspace_id)
             outcome = store_raw_messages(
@@ -83,15 +97,11 @@ def import_messages(
                 [
                     RawIncoming(
                         raw,
-                        Holding(
-                            user_id=user_id,
-                            via="import",
-                            folder_name=label.rsplit("/", 2)[-2] if "/" in label else "",
-                        ),
+                        Holding(user_id=user_id, via="import", folder_name=folder),
                         label=label,
                         read=read,
                     )
-                    for (label, raw), read in zip(pending, reads, strict=True)
+                    for label, raw, folder, read in storing
                 ],
                 source="import",
             )
@@ -103,11 +113,15 @@ def import_messages(
             progress(len(pending))
         pending.clear()
 
-    for label, raw in messages:
+    for message in messages:
         report.read += 1
-        pending.append((label, raw))
+        pending.append(message)
         if len(pending) >= BATCH:
             flush()
     if pending:
         flush()
     return report
+
+
+def _folder_of(label: str) -> str:
+    return label.rsplit("/", 2)[-2] if "/" in label else ""

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from touchline.db import session_scope
 from touchline.inbound import repository, timeline
 from touchline.inbound.schemas import explanation_of
-from touchline.kit.pagination import PageRequest
+from touchline.kit.pagination import MAX_PAGE, PageRequest
 from touchline.ui import render
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
@@ -28,7 +28,7 @@ def company_page(
     company_id: uuid.UUID,
     actor: PageActor,
     sessions: Sessions,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
     with session_scope(sessions) as session:
         company = workspace_service.get_company(session, actor, company_id)
@@ -63,7 +63,7 @@ def contact_page(
     contact_id: uuid.UUID,
     actor: PageActor,
     sessions: Sessions,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
     with session_scope(sessions) as session:
         contact = workspace_service.get_contact(session, actor, contact_id)

@@ -48,11 +48,20 @@ def normalise_domain(raw: str) -> str:
 
 @lru_cache(maxsize=65536)
 def registrable_domain(domain: str) -> str:
-    """The domain a person can register (`eu.mail.acme.co.uk` -> `acme.co.uk`); the input if it has none."""
+    """The domain a person can register (`eu.mail.acme.co.uk` -> `acme.co.uk`); the input if it has none.
+
+    A suffix the bundled list does not name (a new gTLD, `.internal`, `.corp`) follows the Public
+    Suffix algorithm's default rule `*`: its last label is the public suffix. tldextract answers such
+    names with an empty suffix instead (it has no option for the default rule), so the rule is applied
+    here.
+    """
     parts = _EXTRACT(domain)
     if parts.domain and parts.suffix:
         return f"{parts.domain}.{parts.suffix}"
-    return domain
+    if parts.suffix or parts.ipv4 or parts.ipv6:
+        return domain
+    labels = domain.rsplit(".", 2)
+    return ".".join(labels[-2:])
 
 
 def is_free_mail_domain(domain: str) -> bool:

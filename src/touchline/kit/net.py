@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import idna
+
 from touchline.kit.errors import InvalidInputError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -46,6 +48,10 @@ _NEVER_ALLOWED = frozenset({AddressKind.MULTICAST, AddressKind.UNSPECIFIED, Addr
 
 class UnresolvableHostError(InvalidInputError):
     """The name has no address (or the resolver cannot be reached)."""
+
+
+class InvalidHostNameError(InvalidInputError):
+    """The text given as a host is neither an address nor a DNS name."""
 
 
 class ForbiddenAddressError(InvalidInputError):
@@ -122,6 +128,8 @@ class AddressPolicy:
 
     def check(self, host: str, port: int) -> CheckedTarget:
         name = host.strip().strip("[]")
+        if not _is_literal(name):
+            _check_host_name(name)
         try:
             resolved = self.resolver(name, port)
         except (OSError, UnicodeError) as error:
@@ -139,6 +147,31 @@ class AddressPolicy:
             hint = "" if kind in _NEVER_ALLOWED or not self.private_hint else f"; {self.private_hint}"
             raise ForbiddenAddressError(f"{where} {kind.value}{hint}")
         return CheckedTarget(host=name, port=port, addresses=addresses)
+
+
+_MAX_NAME_LENGTH = 253
+_MAX_LABEL_LENGTH = 63
+
+
+def _check_host_name(name: str) -> None:
+    """Refuses text that no resolver should be asked about (empty or overlong labels, control
+    characters, names IDNA cannot encode): such a name reaches the TLS layer's IDNA codec, which
+    raises, when a resolver answers every name."""
+    ascii_form = name
+    if not name.isascii():
+        try:
+            ascii_form = idna.encode(name, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            ascii_form = ""
+    # Underscores and other printable ASCII stay allowed: private mail hosts use them.
+    labels = ascii_form.removesuffix(".").split(".")
+    if (
+        not ascii_form.isprintable()
+        or " " in ascii_form
+        or len(ascii_form) > _MAX_NAME_LENGTH
+        or any(not 1 <= len(label) <= _MAX_LABEL_LENGTH for label in labels)
+    ):
+        raise InvalidHostNameError(f"{name!r} is not a host name")
 
 
 def _is_literal(host: str) -> bool:

@@ -9,6 +9,10 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 MAX_LIMIT = 500
+# Beyond any list's length and well inside every database's 64-bit OFFSET (a larger number
+# overflows the driver); 1-based page numbers stop where their offset would pass it.
+MAX_OFFSET = 1_000_000_000
+MAX_PAGE = MAX_OFFSET // MAX_LIMIT
 
 
 @dataclass(frozen=True)
@@ -19,8 +23,8 @@ class PageRequest:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
-        if self.offset < 0:
-            raise ValueError("offset must not be negative")
+        if not 0 <= self.offset <= MAX_OFFSET:
+            raise ValueError(f"offset must be between 0 and {MAX_OFFSET}")
 
 
 @dataclass(frozen=True)

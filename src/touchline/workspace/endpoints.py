@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from touchline.db import session_scope
-from touchline.kit.pagination import PageRequest
+from touchline.kit.pagination import MAX_OFFSET, PageRequest
 from touchline.models import ApiToken, WorkspaceSettings
 from touchline.workspace import importing, repository, service
 from touchline.workspace.auth import ApiActor, Sessions
@@ -47,7 +47,7 @@ from touchline.workspace.schemas import (
 router = APIRouter(prefix="/api/v1")
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 
 # --- workspace and settings ----------------------------------------------------------------------

@@ -56,7 +56,85 @@ class CustomColumn:
 class _Table:
     rows: list[dict[str, str]]  # known columns by name
     cells: list[list[str]]  # every row's cells, in column order
+    lines: list[int]  # the line each row starts on
     custom: list[CustomColumn]
+
+
+class UnreadableCsvError(InvalidInputError):
+    """A file that cannot be read as CSV: refused whole, nothing imported."""
+
+    def __init__(self, problems: list[RowError]) -> None:
+        self.problems = problems
+        listed = "; ".join(
+            f"line {problem.row}: {problem.message}" for problem in problems[:_LISTED_PROBLEMS]
+        )
+        more = len(problems) - _LISTED_PROBLEMS
+        super().__init__(
+            "the file cannot be read as CSV, so nothing was imported: "
+            + listed
+            + (f"; and {more} more problem{'s' if more > 1 else ''}" if more > 0 else "")
+        )
+
+
+_LISTED_PROBLEMS = 20
+
+
+def _records(text: str) -> tuple[list[tuple[int, list[str]]], list[RowError]]:
+    """(line a record starts on, its cells) for each non-blank record, and what cannot be read.
+
+    `strict` makes the csv module refuse a quote it cannot close or a character after a closing
+    quote, instead of reading the rest of the file into one cell; reading stops at such an error,
+    since nothing after it can be trusted to start where the file meant it to.
+    """
+    reader = csv.reader(io.StringIO(text), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    problems: list[RowError] = []
+    start = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            problems.append(RowError(start, _csv_problem(error)))
+            break
+        if record:
+            if any("\x00" in cell for cell in record):
+                problems.append(RowError(start, "a NUL character: this is not CSV text"))
+            records.append((start, record))
+        start = reader.line_num + 1
+    return records, problems
+
+
+def _csv_problem(error: csv.Error) -> str:
+    text = str(error)
+    if "end of data" in text:
+        return "a quoted cell is never closed (a quote is missing)"
+    if "field limit" in text:
+        return f"a cell longer than {csv.field_size_limit():,} characters"
+    return f"not CSV: {text}"
+
+
+def _shape_problems(
+    header_line: int, header: list[str], records: list[tuple[int, list[str]]]
+) -> list[RowError]:
+    """Columns that give one key, and rows with more cells than the header names."""
+    problems = []
+    seen: dict[str, str] = {}
+    for name in header:
+        key = normalise_key(name) if name else ""
+        if key and key in seen:
+            problems.append(
+                RowError(
+                    header_line,
+                    f"the columns {seen[key]!r} and {name!r} both give the field key {key!r}; rename one",
+                )
+            )
+        seen.setdefault(key, name)
+    for line, record in records:
+        if len(record) > len(header):
+            problems.append(RowError(line, f"{len(record)} fields where the header names {len(header)}"))
+    return problems
 
 
 def _read_table(data: bytes, known: set[str], required: set[str]) -> _Table:
@@ -66,25 +144,22 @@ def _read_table(data: bytes, known: set[str], required: set[str]) -> _Table:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInputError("the file is not UTF-8 text; save it as CSV UTF-8 and try again") from None
-    reader = csv.reader(io.StringIO(text))
-    header = [name.strip() for name in next(reader, [])]
-    records = [
-        [cell.strip() for cell in record] + [""] * (len(header) - len(record)) for record in reader if record
-    ]
+    records, problems = _records(text)
+    header_line, header_cells = records.pop(0) if records else (1, [])
+    header = [name.strip() for name in header_cells]
+    problems += _shape_problems(header_line, header, records)
+    if problems:
+        raise UnreadableCsvError(sorted(problems, key=lambda problem: problem.row))
+    lines = [line for line, _ in records]
+    cells = [[cell.strip() for cell in record] + [""] * (len(header) - len(record)) for _, record in records]
     columns: dict[str, int] = {}
     custom: list[CustomColumn] = []
-    named: dict[str, str] = {}
     for index, name in enumerate(header):
         if not name:
-            if any(record[index] for record in records):
+            if any(record[index] for record in cells):
                 raise InvalidInputError(f"column {index + 1} has values but no name in the first line")
             continue
         key = normalise_key(name)
-        if key in named:
-            raise InvalidInputError(
-                f"the columns {named[key]!r} and {name!r} both give the field key {key!r}; rename one"
-            )
-        named[key] = name
         if key in known:
             columns[key] = index
         else:
@@ -94,8 +169,8 @@ def _read_table(data: bytes, known: set[str], required: set[str]) -> _Table:
         raise InvalidInputError(
             f"the CSV has no {', '.join(sorted(missing))} column; the first line must name the columns"
         )
-    rows = [{name: record[index] for name, index in columns.items()} for record in records]
-    return _Table(rows, records, custom)
+    rows = [{name: record[index] for name, index in columns.items()} for record in cells]
+    return _Table(rows, cells, lines, custom)
 
 
 def _custom_types(
@@ -148,7 +223,7 @@ def import_companies(
     table = _read_table(data, {"name", "domains", "account_owner"}, {"name", "domains"})
     types = _custom_types(session, actor, "company", table, field_types or {})
     rows = table.rows
-    for line, (row, record) in enumerate(zip(rows, table.cells, strict=True), start=2):
+    for done, (line, row, record) in enumerate(zip(table.lines, rows, table.cells, strict=True), start=1):
         domains = [domain for domain in row.get("domains", "").split(";") if domain.strip()]
         owner = row.get("account_owner") or None
         try:
@@ -176,7 +251,7 @@ def import_companies(
         except TouchlineError as error:
             report.errors.append(RowError(line, str(error)))
         if progress is not None:
-            progress(line - 1, len(rows))
+            progress(done, len(rows))
     service.record_audit(
         session, actor, "import.companies", "workspace", actor.workspace_id, _summary(report)
     )
@@ -197,7 +272,7 @@ def import_contacts(
     table = _read_table(data, {"email", "name", "company"}, {"email"})
     types = _custom_types(session, actor, "contact", table, field_types or {})
     rows = table.rows
-    for line, (row, record) in enumerate(zip(rows, table.cells, strict=True), start=2):
+    for done, (line, row, record) in enumerate(zip(table.lines, rows, table.cells, strict=True), start=1):
         try:
             custom = _custom_values(table, types, record)
             with session.begin_nested():
@@ -233,7 +308,7 @@ def import_contacts(
         except TouchlineError as error:
             report.errors.append(RowError(line, str(error)))
         if progress is not None:
-            progress(line - 1, len(rows))
+            progress(done, len(rows))
     service.record_audit(session, actor, "import.contacts", "workspace", actor.workspace_id, _summary(report))
     return report
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from touchline.db import session_scope
 from touchline.kit.backoff import in_words
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
-from touchline.kit.pagination import PageRequest
+from touchline.kit.pagination import MAX_PAGE, PageRequest
 from touchline.models import WorkspaceSettings
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace import importing, repository, service, user_sessions
@@ -133,7 +133,7 @@ def companies_page(
     actor: PageActor,
     sessions: Sessions,
     q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
     with session_scope(sessions) as session:
         result = repository.list_companies(
@@ -286,7 +286,7 @@ def contacts_page(
     actor: PageActor,
     sessions: Sessions,
     q: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
     with session_scope(sessions) as session:
         return render(request, "contacts.html", actor, _contacts_context(session, actor, q, page))

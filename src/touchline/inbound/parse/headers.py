@@ -46,7 +46,10 @@ _BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 # A value that holds none of these characters is a plain comma-separated list and is split directly.
 _ADDRESS_SPECIALS = re.compile(r'["(\\:;]')
 _ADDRESS_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(?:"|$)|<[^>]*(?:>|$)|[(),;:\\]|[^"<(),;:\\]+', re.DOTALL)
-_MESSAGE_IDS = re.compile(r"<([^<>\s]+)>")
+_MESSAGE_IDS = re.compile(r"<([^<>]*)>")
+# In-Reply-To in older styles names the parent's author before its id:
+# `Message from Name <author@host> of "date." <id@host>`. A bracketed token after "from" is an address.
+_AUTHOR_LEAD = re.compile(r"\bfrom\b", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _RFC5322_DATE = re.compile(
     r"\s*(?:[A-Za-z]{3},?\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+"
@@ -381,17 +384,67 @@ def _mailbox(name: str, written: str) -> Address | str:
 
 
 def message_ids(value: str) -> tuple[str, ...]:
-    """The ids in a Message-ID, In-Reply-To or References header, without angle brackets, in order."""
+    """The ids in a Message-ID, In-Reply-To or References header, without angle brackets, in order.
+
+    Whitespace inside the brackets (X.400 gateways, folded lines) is dropped, as mail readers do:
+    `<abc @ host>` is `abc@host`. Ids are returned in the lossless text form of `lossless_id`.
+    """
+    return tuple(dict.fromkeys(message_id for _, message_id in _id_tokens(value)))
+
+
+def in_reply_to_ids(value: str, addresses: Iterable[str] = ()) -> tuple[str, ...]:
+    """The ids an In-Reply-To header names, never an address it also holds.
+
+    A bracketed token is an address, not an id, when the text before it (since the previous token)
+    has the word "from" (`Message from Name <author@host> of "date." <id@host>`), or when it is one of
+    `addresses` (the message's own From, To, Cc and Reply-To).
+    """
+    known = {address.casefold() for address in addresses}
+    return tuple(
+        dict.fromkeys(
+            message_id
+            for lead, message_id in _id_tokens(value)
+            if not _AUTHOR_LEAD.search(lead) and message_id.casefold() not in known
+        )
+    )
+
+
+def _id_tokens(value: str) -> list[tuple[str, str]]:
+    """(text before the token, normalised id) for each bracketed token; a bare id when there is none."""
     if not value:
-        return ()
+        return []
     value = unfold(value)
-    found = _MESSAGE_IDS.findall(value)
-    if found:
-        return tuple(dict.fromkeys(found))
+    tokens: list[tuple[str, str]] = []
+    previous_end = 0
+    for found in _MESSAGE_IDS.finditer(value):
+        message_id = "".join(found.group(1).split())
+        if message_id:
+            tokens.append((value[previous_end : found.start()], lossless_id(message_id)))
+        previous_end = found.end()
+    if tokens or "<" in value:
+        return tokens
     bare = value.strip()
     if bare and not any(ch.isspace() for ch in bare) and "@" in bare:
-        return (bare,)
-    return ()
+        return [("", lossless_id(bare))]
+    return []
+
+
+def lossless_id(message_id: str) -> str:
+    """A Message-ID as text that keeps every byte it was written with, and never holds a surrogate.
+
+    Header bytes reach the readers as text decoded with `surrogateescape`, which no database or
+    JSON encoder accepts. An id's bytes are read as UTF-8 (RFC 6532 allows UTF-8 in headers); a byte
+    that is not part of valid UTF-8 is written `\\xNN` and a backslash the sender wrote is doubled
+    (`\\\\`), so different byte strings never read as one id and the bytes can be recovered.
+    Plain ASCII ids without a backslash, nearly all of them, are returned as they are.
+    """
+    if message_id.isascii() and "\\" not in message_id:
+        return message_id
+    try:
+        raw = message_id.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no byte stands for (text from a JSON API)
+        raw = message_id.encode("utf-8", "backslashreplace")
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def _zone(offset_minutes: int) -> timezone:

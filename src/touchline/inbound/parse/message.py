@@ -17,6 +17,7 @@ from touchline.inbound.parse.headers import (
     decode_bytes,
     decode_words,
     fallback_key,
+    in_reply_to_ids,
     message_ids,
     readable,
     text_field,
@@ -123,7 +124,14 @@ def _from_headers(raw: RawHeaders, defects: list[str], *, headers_only: bool) ->
         reply_to=addresses.get("reply-to", ()),
         date=date,
         subject=subject,
-        in_reply_to=message_ids(single.get("in-reply-to", "")),
+        in_reply_to=in_reply_to_ids(
+            single.get("in-reply-to", ""),
+            (
+                address.address
+                for name in ("from", "to", "cc", "reply-to")
+                for address in addresses.get(name, ())
+            ),
+        ),
         references=message_ids(single.get("references", "")),
         bulk=bulk_marker(single) if not _MARKER_FIELDS.isdisjoint(single) else None,
         auto_reply=auto_reply_marker(single) if not _MARKER_FIELDS.isdisjoint(single) else None,

@@ -27,7 +27,7 @@ from touchline.inbound.receive.schemas import (
 )
 from touchline.inbound.schemas import EmailDetailOut, EmailOut, explanation_of
 from touchline.kit.crypto import SecretBox
-from touchline.kit.pagination import PageRequest
+from touchline.kit.pagination import MAX_OFFSET, PageRequest
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import ApiActor, Sessions
 from touchline.workspace.schemas import PageOut
@@ -35,7 +35,7 @@ from touchline.workspace.schemas import PageOut
 router = APIRouter(prefix="/api/v1")
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 SECRET_HEADER = "X-Touchline-Inbound-Secret"  # noqa: S105 -- a header name, not a secret
 _UNAUTHORISED = "unknown log address or wrong inbound secret"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from touchline.db import session_scope
 from touchline.inbound.receive import repository, service
 from touchline.kit.errors import InvalidInputError
-from touchline.kit.pagination import PageRequest
+from touchline.kit.pagination import MAX_PAGE, PageRequest
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
@@ -30,7 +30,7 @@ _SEPARATORS = re.compile(r"[,;\n]+")
 
 @router.get("/unassigned", response_class=HTMLResponse)
 def unassigned_page(
-    request: Request, actor: PageActor, sessions: Sessions, page: Annotated[int, Query(ge=1)] = 1
+    request: Request, actor: PageActor, sessions: Sessions, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1
 ) -> HTMLResponse:
     with session_scope(sessions) as session:
         result = repository.list_unassigned(session, actor, PageRequest(PER_PAGE, (page - 1) * PER_PAGE))
@@ -51,7 +51,7 @@ def unassigned_page(
 
 @router.get("/unassigned/refused", response_class=HTMLResponse)
 def refused_page(
-    request: Request, actor: PageActor, sessions: Sessions, page: Annotated[int, Query(ge=1)] = 1
+    request: Request, actor: PageActor, sessions: Sessions, page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1
 ) -> HTMLResponse:
     with session_scope(sessions) as session:
         result = repository.list_refusals(session, actor, PageRequest(PER_PAGE, (page - 1) * PER_PAGE))
