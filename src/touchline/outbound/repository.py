@@ -4,12 +4,13 @@ takes them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from touchline.models import Contact, User
+from touchline.models import Company, CompanyDomain, Contact, User
 from touchline.outbound.compose.merge import CompanyFields, EnduserFields, MergeContext, SenderFields
 from touchline.workspace import service as workspace_service
 from touchline.workspace.custom_fields import FieldType, typed_values
@@ -20,51 +21,77 @@ def sender_fields(user: User) -> SenderFields:
     return SenderFields(name=user.name or user.email, email=user.email)
 
 
-def _enduser_fields(contact: Contact, types: Mapping[str, FieldType]) -> EnduserFields:
+def _enduser_fields(
+    email: str, name: str, custom_fields: Mapping[str, Any], types: Mapping[str, FieldType]
+) -> EnduserFields:
     # A contact has one name; its first word is the first name, the rest the last name.
-    first, _, last = contact.name.strip().partition(" ")
+    first, _, last = name.strip().partition(" ")
     return EnduserFields(
-        email=contact.email,
+        email=email,
         first_name=first or None,
         last_name=last.strip() or None,
-        custom=typed_values(types, contact.custom_fields),
+        custom=typed_values(types, custom_fields),
     )
 
 
-def _company_fields(contact: Contact, types: Mapping[str, FieldType]) -> CompanyFields | None:
-    company = contact.company
-    if company is None:
-        return None
-    domains = [row.domain for row in company.domains]
-    owner = company.account_owner
-    return CompanyFields(
-        name=company.name,
-        domain=domains[0] if domains else None,
-        owner_name=(owner.name or owner.email) if owner else None,
-        owner_email=owner.email if owner else None,
-        custom=typed_values(types, company.custom_fields),
+def _company_fields(
+    session: Session, workspace_id: uuid.UUID, company_ids: Set[uuid.UUID], types: Mapping[str, FieldType]
+) -> dict[uuid.UUID, CompanyFields]:
+    """The merge fields of these companies: the first of their domains in order, their owner."""
+    if not company_ids:
+        return {}
+    first_domains: dict[uuid.UUID, str] = {}
+    for company_id, domain in session.execute(
+        select(CompanyDomain.company_id, CompanyDomain.domain)
+        .where(CompanyDomain.company_id.in_(company_ids))
+        .order_by(CompanyDomain.domain)
+    ):
+        first_domains.setdefault(company_id, domain)
+    rows = session.execute(
+        select(Company.id, Company.name, Company.custom_fields, User.name, User.email)
+        .outerjoin(User, User.id == Company.account_owner_id)
+        .where(Company.workspace_id == workspace_id, Company.id.in_(company_ids))
     )
+    return {
+        company_id: CompanyFields(
+            name=name,
+            domain=first_domains.get(company_id),
+            owner_name=(owner_name or owner_email) if owner_email is not None else None,
+            owner_email=owner_email,
+            custom=typed_values(types, custom_fields),
+        )
+        for company_id, name, custom_fields, owner_name, owner_email in rows
+    }
 
 
 def merge_contexts(
     session: Session, actor: Actor, contact_ids: Sequence[uuid.UUID], sender: User
 ) -> dict[uuid.UUID, MergeContext]:
     """The merge context of each of the actor's workspace's contacts named (others are left out),
-    with their companies and typed custom values, as `sender` would send to them."""
+    with their companies and typed custom values, as `sender` would send to them. Read as plain
+    columns, not ORM entities: a bulk send reads thousands."""
     actor.require(Permission.VIEW_CUSTOMERS)
-    contacts = session.scalars(
-        select(Contact).where(Contact.workspace_id == actor.workspace_id, Contact.id.in_(contact_ids))
-    )
+    contacts = session.execute(
+        select(Contact.id, Contact.email, Contact.name, Contact.custom_fields, Contact.company_id).where(
+            Contact.workspace_id == actor.workspace_id, Contact.id.in_(contact_ids)
+        )
+    ).all()
     enduser_types = workspace_service.custom_field_types(session, actor.workspace_id, "contact")
     company_types = workspace_service.custom_field_types(session, actor.workspace_id, "company")
+    companies = _company_fields(
+        session,
+        actor.workspace_id,
+        {row.company_id for row in contacts if row.company_id is not None},
+        company_types,
+    )
     sending = sender_fields(sender)
     return {
-        contact.id: MergeContext(
-            enduser=_enduser_fields(contact, enduser_types),
+        row.id: MergeContext(
+            enduser=_enduser_fields(row.email, row.name, row.custom_fields, enduser_types),
             sender=sending,
-            company=_company_fields(contact, company_types),
+            company=companies.get(row.company_id) if row.company_id is not None else None,
         )
-        for contact in contacts
+        for row in contacts
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,11 +17,13 @@ from tests.services.smtp_sink import SmtpSink
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.processes import ProcessIdentity, holder_gone, start_ticks, started_of, this_process
-from touchline.outbound.send import service
+from touchline.models import OutboundEmail
+from touchline.outbound.send import service, tasks
 from touchline.outbound.send.contract import HandoverStopped
 from touchline.outbound.send.delivery import relay_account
 from touchline.outbound.send.recovery import Verdict, verdict
 from touchline.outbound.send.smtp import relay_sender
+from touchline.worker import JobContext, current_queue
 
 
 def _queue_one(client: TestClient, world: World) -> uuid.UUID:
@@ -152,6 +155,34 @@ def test_an_attempt_whose_claim_was_taken_over_does_not_hand_the_message_over(
     with session_scope(world.sessions) as session:
         assert not service.record_handover(session, first, world.clock.now)
     assert len(world.sink.received) == 1
+
+
+def test_a_starting_worker_sends_queued_emails_at_once_but_keeps_backoffs(
+    world: World, client: TestClient
+) -> None:
+    """A batch job that died with its worker leaves its emails `queued` behind the lost-job delay:
+    a worker starting, or one that took a dead process's claims over, sends them at once."""
+    waiting = [_queue_one(client, world), _queue_one(client, world)]
+    backing_off = _queue_one(client, world)
+    with session_scope(world.sessions) as session:
+        row = session.get_one(OutboundEmail, backing_off)
+        row.error, row.next_attempt_at = "421 try later", world.clock.now + timedelta(minutes=30)
+    with session_scope(world.sessions) as session:
+        assert service.due_emails(session, world.clock.now) == []
+    with session_scope(world.sessions) as session:
+        assert service.due_emails(session, world.clock.now, at_once=True) == waiting
+
+
+def test_one_delivery_job_sends_its_batch_in_turn_and_a_duplicate_sends_nothing(
+    world: World, client: TestClient
+) -> None:
+    batch = [str(_queue_one(client, world)) for _ in range(3)]
+    context = JobContext(world.settings, world.sessions, current_queue())
+    tasks.deliver_job(context, outbound_ids=batch)
+    tasks.deliver_job(context, outbound_ids=batch)
+    assert len(world.sink.received) == 3
+    assert {world.outbound(one).status for one in batch} == {"sent"}
+    assert service.delivery_batches([uuid.UUID(one) for one in batch]) == [batch]
 
 
 def test_smtp_without_the_final_dot_delivers_nothing(relay_settings: Settings, open_relay: SmtpSink) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from touchline.config import Settings
 from touchline.inbound.parse.headers import message_ids
+from touchline.inbound.store.bulk import chunks
 from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import Holding, RawIncoming, store_raw_messages
 from touchline.kit.addresses import InvalidAddressError, normalise_address
@@ -70,6 +71,10 @@ from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
 DELIVER_JOB: Final = "outbound.deliver"
+DELIVERY_BATCH: Final = 100
+"""Emails one delivery job takes, each in turn: a bulk send writes one job per batch instead of one
+per email. Claims decide who sends, so an email in two jobs is sent once; the batch of a worker that
+died is sent again when a worker starts or takes its claims over (`due_emails(..., at_once=True)`)."""
 
 SCHEDULED, QUEUED, SENDING, SENT, FAILED, UNKNOWN, CANCELLED = (
     "scheduled",
@@ -267,19 +272,55 @@ def _outgoing(
 ) -> tuple[mime.OutgoingEmail, str]:
     """The email as it would leave now (with `html` as its HTML part, when given), and the domain of
     its Message-ID (the sender's)."""
+    columns = {column: getattr(row, column) for column in _MESSAGE_COLUMNS}
+    if html is not None:
+        columns["html_body"] = html
+    return _outgoing_of(columns, now, [(r.kind, r.address, r.name) for r in recipients])
+
+
+_MESSAGE_COLUMNS: Final = (
+    "from_address",
+    "from_name",
+    "subject",
+    "text_body",
+    "html_body",
+    "in_reply_to",
+    "references",
+    "unsubscribe_url",
+)
+
+
+def _outgoing_of(
+    columns: Mapping[str, Any], now: datetime, recipients: Sequence[tuple[str, str, str]]
+) -> tuple[mime.OutgoingEmail, str]:
+    """`_outgoing` from an email's column values and its recipients' (kind, address, name)."""
     email = mime.OutgoingEmail(
-        sender=mime.Mailbox(row.from_address, row.from_name),
-        to=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "to"),
-        cc=tuple(mime.Mailbox(r.address, r.name) for r in recipients if r.kind == "cc"),
-        subject=row.subject,
-        text=row.text_body,
-        html=html if html is not None else row.html_body,
+        sender=mime.Mailbox(columns["from_address"], columns["from_name"]),
+        to=tuple(mime.Mailbox(address, name) for kind, address, name in recipients if kind == "to"),
+        cc=tuple(mime.Mailbox(address, name) for kind, address, name in recipients if kind == "cc"),
+        subject=columns["subject"],
+        text=columns["text_body"],
+        html=columns["html_body"],
         date=now,
-        in_reply_to=row.in_reply_to,
-        references=tuple(row.references),
-        unsubscribe=mime.Unsubscribe(row.unsubscribe_url) if row.unsubscribe_url else None,
+        in_reply_to=columns["in_reply_to"],
+        references=tuple(columns["references"]),
+        unsubscribe=mime.Unsubscribe(columns["unsubscribe_url"]) if columns["unsubscribe_url"] else None,
     )
-    return email, row.from_address.rpartition("@")[2]
+    return email, columns["from_address"].rpartition("@")[2]
+
+
+def checked_message_id(
+    columns: Mapping[str, Any], recipients: Sequence[Mapping[str, Any]], now: datetime
+) -> str:
+    """The Message-ID of an email given as column values (as `outbound_values` and
+    `recipient_values` make them) after the checks building its message makes; SendRefused names
+    the field that breaks one."""
+    try:
+        return mime.validate_outgoing(
+            *_outgoing_of(columns, now, [(r["kind"], r["address"], r["name"]) for r in recipients])
+        )
+    except mime.InvalidMessageError as error:
+        raise SendRefused(str(error)) from None
 
 
 def _built_message(
@@ -300,6 +341,16 @@ def recipient_rows(
     contacts: Mapping[str, Contact],
 ) -> list[OutboundRecipient]:
     """The recipient rows of an email, each with the contact (by address) and company it reaches."""
+    return [OutboundRecipient(**values) for values in recipient_values(workspace_id, to, cc, contacts)]
+
+
+def recipient_values(
+    workspace_id: uuid.UUID,
+    to: Sequence[Recipient],
+    cc: Sequence[Recipient],
+    contacts: Mapping[str, Contact],
+) -> list[dict[str, Any]]:
+    """The columns of `recipient_rows`."""
     rows = []
     first_marked = False
     for position, (kind, recipient) in enumerate([("to", r) for r in to] + [("cc", r) for r in cc]):
@@ -307,16 +358,16 @@ def recipient_rows(
         first = kind == "to" and contact is not None and not first_marked
         first_marked = first_marked or first
         rows.append(
-            OutboundRecipient(
-                workspace_id=workspace_id,
-                position=position,
-                kind=kind,
-                address=recipient.address,
-                name=recipient.name,
-                first_enduser=first,
-                contact_id=contact.id if contact is not None else None,
-                company_id=contact.company_id if contact is not None else None,
-            )
+            {
+                "workspace_id": workspace_id,
+                "position": position,
+                "kind": kind,
+                "address": recipient.address,
+                "name": recipient.name,
+                "first_enduser": first,
+                "contact_id": contact.id if contact is not None else None,
+                "company_id": contact.company_id if contact is not None else None,
+            }
         )
     return rows
 
@@ -339,13 +390,20 @@ def _threading(answered: Email | None) -> list[str]:
     return [value for value in ids if value]
 
 
+def _route_values(route: Route) -> dict[str, Any]:
+    return {
+        "sender_choice": route.choice.key,
+        "sender_user_id": route.user.id,
+        "from_address": route.address,
+        "from_name": route.user.name,
+        "mailbox_id": route.mailbox.id if route.mailbox is not None else None,
+        "via": route.via,
+    }
+
+
 def _apply_route(row: OutboundEmail, route: Route) -> None:
-    row.sender_choice = route.choice.key
-    row.sender_user_id = route.user.id
-    row.from_address = route.address
-    row.from_name = route.user.name
-    row.mailbox_id = route.mailbox.id if route.mailbox is not None else None
-    row.via = route.via
+    for column, value in _route_values(route).items():
+        setattr(row, column, value)
 
 
 def _skip_unsubscribed(kind: SendKind, to: Sequence[Recipient], contacts: Mapping[str, Contact]) -> None:
@@ -468,6 +526,50 @@ def sender_of(session: Session, actor: Actor, draft: Draft, *, settings: Setting
     return route.user
 
 
+def outbound_values(
+    actor: Actor,
+    draft: Draft,
+    content: Content,
+    route: Route,
+    company: Company | None,
+    *,
+    now: datetime,
+    answered: Email | None = None,
+) -> dict[str, Any]:
+    """The columns of the outbound email of a decided send (its From route and content), before its
+    Message-ID is given: `queued`, or `scheduled` for a later send_at."""
+    scheduled = draft.send_at is not None and draft.send_at > now
+    template = content.template
+    return {
+        "workspace_id": actor.workspace_id,
+        "created_by": actor.user_id,
+        "company_id": company.id if company is not None else None,
+        "subject": content.subject,
+        "html_body": content.html,
+        "text_body": content.text,
+        "in_reply_to": _bracketed(answered.message_id) if answered is not None else None,
+        "references": _threading(answered),
+        "idempotency_key": draft.idempotency_key or uuid.uuid4().hex,
+        "message_id": "",
+        "status": SCHEDULED if scheduled else QUEUED,
+        "scheduled_for": draft.send_at if scheduled else None,
+        "next_attempt_at": None if scheduled else now + LOST_JOB_AFTER,
+        "attempts": 0,
+        "variant": "",
+        "track_opens": content.track_opens if draft.track_opens is None else draft.track_opens,
+        "track_clicks": content.track_clicks if draft.track_clicks is None else draft.track_clicks,
+        "template_id": template.id if template is not None else None,
+        "template_name": template.name if template is not None else None,
+        "template_version": template.version if template is not None else None,
+        "kind": "reply" if draft.kind == "personal" and answered is not None else draft.kind,
+        "unsubscribe_url": draft.unsubscribe_url if carries_unsubscribe_link(draft.kind) else None,
+        "bulk_id": draft.bulk_id,
+        "sequence_id": draft.sequence_id,
+        "sequence_step": draft.sequence_step,
+        **_route_values(route),
+    }
+
+
 def new_outbound(
     actor: Actor,
     draft: Draft,
@@ -482,36 +584,7 @@ def new_outbound(
     """The outbound email of a decided send (its From route, content and recipients), not stored yet:
     `queued`, or `scheduled` for a later send_at. Building its message is what refuses header
     injection through any field (SendRefused)."""
-    scheduled = draft.send_at is not None and draft.send_at > now
-    template = content.template
-    row = OutboundEmail(
-        workspace_id=actor.workspace_id,
-        created_by=actor.user_id,
-        company_id=company.id if company is not None else None,
-        subject=content.subject,
-        html_body=content.html,
-        text_body=content.text,
-        in_reply_to=_bracketed(answered.message_id) if answered is not None else None,
-        references=_threading(answered),
-        idempotency_key=draft.idempotency_key or uuid.uuid4().hex,
-        message_id="",
-        status=SCHEDULED if scheduled else QUEUED,
-        scheduled_for=draft.send_at if scheduled else None,
-        next_attempt_at=None if scheduled else now + LOST_JOB_AFTER,
-        attempts=0,
-        variant="",
-        track_opens=content.track_opens if draft.track_opens is None else draft.track_opens,
-        track_clicks=content.track_clicks if draft.track_clicks is None else draft.track_clicks,
-        template_id=template.id if template is not None else None,
-        template_name=template.name if template is not None else None,
-        template_version=template.version if template is not None else None,
-        kind="reply" if draft.kind == "personal" and answered is not None else draft.kind,
-        unsubscribe_url=draft.unsubscribe_url if carries_unsubscribe_link(draft.kind) else None,
-        bulk_id=draft.bulk_id,
-        sequence_id=draft.sequence_id,
-        sequence_step=draft.sequence_step,
-    )
-    _apply_route(row, route)
+    row = OutboundEmail(**outbound_values(actor, draft, content, route, company, now=now, answered=answered))
     try:
         # Checked now, written when claimed: the checks build_message makes, without the bytes.
         row.message_id = mime.validate_outgoing(*_outgoing(row, now, recipients))
@@ -581,8 +654,20 @@ def send_email(
     session.add(row)
     session.flush()
     if not scheduled:
-        enqueue(session, DELIVER_JOB, outbound_id=str(row.id))
+        enqueue_deliveries(session, [row.id])
     return row
+
+
+def delivery_batches(outbound_ids: Sequence[uuid.UUID]) -> list[list[str]]:
+    """The `outbound_ids` of each delivery job that sends these emails."""
+    ids = [str(outbound_id) for outbound_id in outbound_ids]
+    return [ids[start : start + DELIVERY_BATCH] for start in range(0, len(ids), DELIVERY_BATCH)]
+
+
+def enqueue_deliveries(session: Session, outbound_ids: Sequence[uuid.UUID]) -> None:
+    """Send the delivery jobs of these emails once `session` commits."""
+    for batch in delivery_batches(outbound_ids):
+        enqueue(session, DELIVER_JOB, outbound_ids=batch)
 
 
 def _visible(actor: Actor) -> list[ColumnElement[bool]]:
@@ -955,22 +1040,30 @@ def record_unknown(session: Session, held: Claim, reason: str, now: datetime) ->
     return True
 
 
-def due_emails(session: Session, now: datetime) -> list[uuid.UUID]:
+def due_emails(session: Session, now: datetime, *, at_once: bool = False) -> list[uuid.UUID]:
     """Emails whose delivery should run now: scheduled ones that came due (made `queued`), queued
     ones whose backoff ended or whose job was lost, and `sending` ones whose claim expired or whose
-    holder is gone."""
+    holder is gone.
+
+    `at_once` (a worker starting, or one that took over a dead process's claims) also takes every
+    queued email that waits only for the lost-job delay, not for a backoff or a sending limit (those
+    say why in `error`): a job that died with its worker may have held it in its batch, and a
+    duplicate job finds it claimed and does nothing."""
     session.execute(
         update(OutboundEmail)
         .where(OutboundEmail.status == SCHEDULED, OutboundEmail.scheduled_for <= now)
         .values(status=QUEUED, next_attempt_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    queued_due = OutboundEmail.next_attempt_at <= now
+    if at_once:
+        queued_due = queued_due | OutboundEmail.error.is_(None)
     due = list(
         session.scalars(
             select(OutboundEmail.id)
             .where(
                 or_(
-                    (OutboundEmail.status == QUEUED) & (OutboundEmail.next_attempt_at <= now),
+                    (OutboundEmail.status == QUEUED) & queued_due,
                     (OutboundEmail.status == SENDING)
                     & (
                         (OutboundEmail.claimed_at <= now - SENDING_LEASE)
@@ -981,10 +1074,11 @@ def due_emails(session: Session, now: datetime) -> list[uuid.UUID]:
             .order_by(OutboundEmail.created_at)
         )
     )
-    session.execute(
-        update(OutboundEmail)
-        .where(OutboundEmail.id.in_(due), OutboundEmail.status == QUEUED)
-        .values(next_attempt_at=now + LOST_JOB_AFTER)
-        .execution_options(synchronize_session=False)
-    )
+    for batch in chunks(due):  # bound the IN list, as at_once may find a whole bulk send
+        session.execute(
+            update(OutboundEmail)
+            .where(OutboundEmail.id.in_(batch), OutboundEmail.status == QUEUED)
+            .values(next_attempt_at=now + LOST_JOB_AFTER)
+            .execution_options(synchronize_session=False)
+        )
     return due

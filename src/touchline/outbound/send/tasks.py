@@ -1,4 +1,5 @@
-"""Delivery jobs: one per outbound email, and the every-minute scheduler that finds the due ones.
+"""Delivery jobs: each delivers a batch of outbound emails in turn; the every-minute scheduler
+finds the due ones.
 
 Retries are not the queue's: the email's row holds when the next attempt may run, and the scheduler
 honours it, so a restart loses no delay and a retried job never sends twice (the claim decides).
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,7 +30,7 @@ from touchline.outbound.send.contract import Delivered, DeliveryError, HandoverS
 from touchline.outbound.send.delivery import VIA_MAILBOX, VIA_RELAY, open_sender
 from touchline.outbound.send.limits import NotBefore, Refused
 from touchline.outbound.track.links import TrackingUrls
-from touchline.worker import JobContext, job
+from touchline.worker import JobContext, Queue, job
 
 log = logging.getLogger(__name__)
 
@@ -218,23 +220,39 @@ def _record_unknown(
 
 
 @job(service.DELIVER_JOB, retries=0)
-def deliver_job(context: JobContext, *, outbound_id: str) -> None:
-    status = deliver(
-        context.sessions, SecretBox(context.settings.secret_keys), context.settings, uuid.UUID(outbound_id)
-    )
-    if status is not None:
-        log.info("outbound %s: %s", outbound_id, status)
+def deliver_job(
+    context: JobContext, *, outbound_ids: Sequence[str] = (), outbound_id: str | None = None
+) -> None:
+    """Deliver each email of the batch in turn (`outbound_id`: a job queued before batches). One
+    that breaks is logged and left to the scheduler, so it does not hold back the rest."""
+    box = SecretBox(context.settings.secret_keys)
+    for one in [*outbound_ids, *([outbound_id] if outbound_id else [])]:
+        try:
+            status = deliver(context.sessions, box, context.settings, uuid.UUID(one))
+        except Exception:
+            log.exception("delivery of outbound %s broke; the scheduler sends it again", one)
+            continue
+        if status is not None:
+            log.info("outbound %s: %s", one, status)
+
+
+_STARTED: weakref.WeakSet[Queue] = weakref.WeakSet()
+"""The queues whose worker has run the scheduler once: its first run is the worker starting."""
 
 
 @job("outbound.schedule_deliveries", retries=0, every_minutes=1, at_start=True)
 def schedule_deliveries(context: JobContext) -> None:
     """Scheduled emails leave within a minute of their time; retries and lost jobs are picked up,
-    and so are the emails of this host's processes that died holding them."""
+    and so are the emails of this host's processes that died holding them. When the worker starts,
+    or after it took over a dead process's claims, every queued email gets a job at once: those of a
+    batch whose job died with that process would otherwise wait out the lost-job delay."""
+    starting = context.queue not in _STARTED
+    _STARTED.add(context.queue)
     with session_scope(context.sessions) as session:
         now = _now()
         abandoned = service.take_over_abandoned(session, this_process(), started_of, now)
         if abandoned:
             log.warning("taking over %d email(s) left sending by a process that is gone", len(abandoned))
-        due = service.due_emails(session, now)
-    for outbound_id in due:
-        context.queue.send(service.DELIVER_JOB, outbound_id=str(outbound_id))
+        due = service.due_emails(session, now, at_once=starting or bool(abandoned))
+    for batch in service.delivery_batches(due):
+        context.queue.send(service.DELIVER_JOB, outbound_ids=batch)
