@@ -35,6 +35,9 @@ Errors, and what the caller does:
   too old, Graph delta state gone). Drop the folder's cursor and sync it again from ``None``; the
   caller recognises what it already stored (provider id, Message-ID), so nothing is lost or doubled.
 * ``FolderNotFound``: the folder was deleted or renamed on the server; ask the user to select again.
+* ``AccessBlocked``: an administrator's policy keeps the app out; show why, retry rarely.
+* Any other ``ProviderError`` (an unexpected answer about one folder): record it on that folder, back
+  off that folder, and go on with the others.
 * ``InsecureConnectionError``: the connection cannot be made safely (plain text to a remote host,
   an unverifiable certificate, no STARTTLS offered); an administrator must fix the settings.
 
@@ -277,6 +280,11 @@ class CursorExpired(ProviderError):
 
 class FolderNotFound(ProviderError):
     """The folder does not exist (any more) on the server."""
+
+
+class AccessBlocked(ProviderError):
+    """The provider refuses access for a reason only an administrator can remove (a Google Workspace
+    domain policy): reconnecting cannot help, so the mailbox keeps trying, rarely, and says why."""
 
 
 class PermissionMissing(ProviderError):
