@@ -42,6 +42,7 @@ from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import open_provider
 from touchline.mailboxes.oauth import OAuthConfigurationError
 from touchline.mailboxes.providers.base import (
+    MAX_MESSAGE_BYTES,
     AuthError,
     ChangeCheck,
     CursorExpired,
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 200
 FETCH_AHEAD = 1
 """Batches fetched ahead of the one being stored: one keeps the server and the database busy at once."""
-MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
 
 @dataclass
@@ -356,7 +356,9 @@ def _fetch_batches(
             if wanted
             else []
         )
-        raw_messages = list(raw_messages)
+        # Providers that learn a size only while reading the body (Graph) stop at the limit.
+        too_big |= {raw.provider_message_id for raw in raw_messages if raw.oversized}
+        raw_messages = [raw for raw in raw_messages if not raw.oversized]
         # Read (parsed, snippet, safe HTML) by a helper process while the batch before is stored.
         reading = readers().submit([raw.raw for raw in raw_messages])
         yield _Fetched(plan, batch, raw_messages, reading, too_big, directory)

@@ -70,6 +70,8 @@ from typing import ClassVar, Generic, Protocol, Self, TypeVar, get_type_hints, r
 from touchline.kit.errors import TouchlineError
 
 DEFAULT_BATCH_SIZE = 100
+# Messages larger than this are quarantined with their reason instead of stored (SPEC 9).
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
 # Header fields the triage stage reads: participants (rule 2), threading and reply attribution
 # (In-Reply-To, References), bulk and automatic mail (rule 5) and bounce reports (Content-Type).
@@ -138,8 +140,12 @@ class MessageHeaders:
 
 @dataclass(frozen=True)
 class RawMessage:
+    """A kept message's whole MIME; ``oversized`` when the provider stopped reading it at
+    ``MAX_MESSAGE_BYTES`` (``raw`` is then empty) and the caller quarantines it instead."""
+
     provider_message_id: str
     raw: bytes
+    oversized: bool = False
 
 
 JsonScalar = str | int | None

@@ -151,12 +151,14 @@ class RestClient:
         params: QueryParams | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
+        return self._retried(url, lambda token: self._send(url, token, params, headers))
+
+    def _retried(self, url: str, attempt: Callable[[str], httpx.Response]) -> httpx.Response:
+        """``attempt`` (given a token), paced, authorised, and tried again while throttled."""
         waited = 0.0
         failed_attempts = 0
         while True:
-            response = self._paced(
-                url, lambda: self._authorised(lambda t: self._send(url, t, params, headers))
-            )
+            response = self._paced(url, lambda: self._authorised(attempt))
             if not self._throttled(response) or failed_attempts >= self._pacing.max_retries:
                 return response
             failed_attempts += 1
@@ -174,6 +176,44 @@ class RestClient:
                 return response
             waited += delay
             self._pacing.sleep(delay)
+
+    def get_limited(
+        self, url: str, *, headers: Mapping[str, str] | None = None, max_bytes: int
+    ) -> httpx.Response | None:
+        """A GET whose body is read only up to ``max_bytes``: None when the body is larger."""
+        too_large = False
+
+        def send(token: str) -> httpx.Response:
+            nonlocal too_large
+            too_large = False
+            request = self._http.build_request(
+                "GET", url, headers={"Authorization": f"Bearer {token}", **(headers or {})}
+            )
+            try:
+                response = self._http.send(request, stream=True)
+                try:
+                    if response.status_code == 200:
+                        body = bytearray()
+                        for chunk in response.iter_bytes():
+                            body += chunk
+                            if len(body) > max_bytes:
+                                too_large = True
+                                break
+                        return httpx.Response(
+                            response.status_code,
+                            headers=response.headers,
+                            content=bytes(body),
+                            request=request,
+                        )
+                    response.read()
+                finally:
+                    response.close()
+            except httpx.TransportError as error:
+                raise TransientError(f"{self.service_name} could not be reached: {error}") from error
+            return response
+
+        response = self._retried(url, send)
+        return None if too_large else response
 
     def _paced(self, url: str, request: Callable[[], httpx.Response]) -> httpx.Response:
         if self._limits is None:
