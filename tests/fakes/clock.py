@@ -9,7 +9,7 @@ from touchline.mailboxes.providers.rest import Pacing
 
 
 @dataclass
-class FakeClock:
+class PacingClock:
     now: float = 1_000_000.0
     slept: list[float] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)

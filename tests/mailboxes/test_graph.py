@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.fakes.clock import FakeClock
+from tests.fakes.clock import PacingClock
 from tests.fakes.graph import FakeGraph, throttled_body
 from touchline.mailboxes.oauth import TokenHolder
 from touchline.mailboxes.providers.base import (
@@ -211,7 +211,7 @@ def test_an_update_naming_only_changed_properties_is_passed_over(
 
 
 def test_a_throttled_body_fetch_is_retried_and_loses_nothing(
-    fake_graph: FakeGraph, graph: GraphProvider, clock: FakeClock
+    fake_graph: FakeGraph, graph: GraphProvider, pacing_clock: PacingClock
 ) -> None:
     ids = deliver(fake_graph, *[f"m{number}" for number in range(8)])
     fake_graph.state.failures.add(429, throttled_body(), path_contains="/$value", retry_after="3", times=2)
@@ -219,11 +219,11 @@ def test_a_throttled_body_fetch_is_retried_and_loses_nothing(
     raw = graph.fetch_raw_messages(fake_graph.folder_id("inbox"), ids)
 
     assert [message.provider_message_id for message in raw] == ids
-    assert clock.slept == [3.0, 3.0]
+    assert pacing_clock.slept == [3.0, 3.0]
 
 
 def test_clients_of_one_mailbox_share_its_four_request_limit(
-    fake_graph: FakeGraph, graph_tokens: TokenHolder, graph_url: str, clock: FakeClock
+    fake_graph: FakeGraph, graph_tokens: TokenHolder, graph_url: str, pacing_clock: PacingClock
 ) -> None:
     """Outlook answers 429 beyond four concurrent requests per mailbox; a sync and a send in one
     process share the mailbox's four slots."""
@@ -231,7 +231,7 @@ def test_clients_of_one_mailbox_share_its_four_request_limit(
     fake_graph.state.response_delay_seconds = 0.02
     providers = [
         GraphProvider(
-            graph_tokens, api_base_url=f"{graph_url}/v1.0/", pacing=clock.pacing(), mailbox_key="box-1"
+            graph_tokens, api_base_url=f"{graph_url}/v1.0/", pacing=pacing_clock.pacing(), mailbox_key="box-1"
         )
         for _ in range(2)
     ]

@@ -30,6 +30,7 @@ from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import StoredTokens
 from touchline.mailboxes.oauth import OAuthTokens
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
+from touchline.mailboxes.providers.base import TransientError
 from touchline.models import ConversationLink, Mailbox
 from touchline.worker import configure_queue
 from touchline.workspace import service
@@ -186,7 +187,7 @@ def test_forgotten_history_or_delta_state_relists_without_duplicates(
 
 
 @BOTH
-def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+def test_a_429_is_waited_out_within_the_sync(world: OAuthWorld, kind: OAuthAccountKind) -> None:
     user_id = world.add_user("sam")
     world.deliver(kind, "Throttled")
     mailbox_id = world.connect(user_id, kind)
@@ -194,6 +195,28 @@ def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, ki
         world.gmail.state.failures.add(429, rate_limit_body(), path_contains="/messages", retry_after="17")
     else:
         world.graph.state.failures.add(429, throttled_body(), path_contains="/delta", retry_after="17")
+
+    report = world.sync(mailbox_id)
+
+    assert (report.error, report.retry_after_seconds) == (None, None)
+    assert world.subjects() == ["Throttled"]
+    assert world.clock.slept == [17.0]
+
+
+@BOTH
+def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(kind, "Throttled")
+    mailbox_id = world.connect(user_id, kind)
+    # More 429s than the backoff outlasts: the scheduler takes over.
+    if kind is GOOGLE:
+        world.gmail.state.failures.add(
+            429, rate_limit_body(), path_contains="/messages", retry_after="17", times=7
+        )
+    else:
+        world.graph.state.failures.add(
+            429, throttled_body(), path_contains="/delta", retry_after="17", times=7
+        )
 
     report = world.sync(mailbox_id)
 
@@ -248,6 +271,39 @@ def test_a_revoked_grant_asks_the_user_to_reconnect(world: OAuthWorld, kind: OAu
         f"{'Google' if kind is GOOGLE else 'Microsoft'} no longer accepts this mailbox's grant "
         "(access was withdrawn, it expired, or the password changed); reconnect the mailbox"
     )
+
+
+@pytest.mark.parametrize("error", ["interaction_required", "consent_required"])
+def test_a_microsoft_sign_in_that_needs_the_user_offers_reconnect(world: OAuthWorld, error: str) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, MICROSOFT)
+    world.graph.oauth.expire_access_tokens()
+    world.graph.oauth.refresh_errors.append(error)
+
+    report = world.sync(mailbox_id)
+
+    assert report.status == "needs_reconnect"
+    mailbox = world.mailbox(mailbox_id)
+    assert mailbox["status"] == "needs_reconnect"
+    assert f"Microsoft wants the user to sign in again ({error})" in mailbox["last_error"]
+    assert "Trace ID" not in mailbox["last_error"]
+
+
+def test_a_microsoft_sign_in_temporarily_unavailable_is_retried(world: OAuthWorld) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(MICROSOFT, "After the outage")
+    mailbox_id = world.connect(user_id, MICROSOFT)
+    world.graph.oauth.expire_access_tokens()
+    world.graph.oauth.refresh_errors.append("temporarily_unavailable")
+
+    with pytest.raises(TransientError):
+        world.sync(mailbox_id)
+
+    mailbox = world.mailbox(mailbox_id)
+    assert mailbox["status"] == "connected"  # the scheduler syncs it again after its backoff
+    assert "temporarily unavailable" in mailbox["last_error"]
+    assert world.sync(mailbox_id).error is None
+    assert world.subjects() == ["After the outage"]
 
 
 def test_a_refresh_racing_a_reconnect_keeps_the_new_grant(world: OAuthWorld) -> None:

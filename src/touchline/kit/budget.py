@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable
 
 WINDOW_SECONDS = 60.0
-# Waits end this much after the spending they wait for has left the window, so a server counting
-# the same minute never sees the two at once.
-_MARGIN_SECONDS = 0.001
+# Waits end this much after the spending they wait for has left the window: requests reach the
+# server a little after the moment they were given, and the server must not see the two at once.
+_MARGIN_SECONDS = 1.0
 
 
 class UnitBudget:
