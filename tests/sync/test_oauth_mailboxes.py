@@ -4,6 +4,8 @@ HTTP: OAuth connect pages, encrypted token storage and refresh, and sync into th
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,11 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Team, sign_in_form
-from tests.fakes.gmail import FakeGmail, rate_limit_body
+from tests.conftest import Team, sign_in_form, touchline_environment
+from tests.fakes.gmail import FakeGmail, domain_policy_body, rate_limit_body
 from tests.fakes.graph import FakeGraph, throttled_body
 from tests.fakes.server import serve
 from tests.sync.conftest import CUSTOMER, INTERNAL
@@ -31,7 +33,7 @@ from touchline.mailboxes.connect import StoredTokens
 from touchline.mailboxes.oauth import OAuthTokens
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
 from touchline.mailboxes.providers.base import TransientError
-from touchline.models import ConversationLink, Mailbox
+from touchline.models import ConversationLink, Mailbox, MailboxFolder
 from touchline.worker import configure_queue
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
@@ -588,3 +590,121 @@ def test_users_without_email_sync_cannot_start(client: TestClient, app: FastAPI,
     )
     sign_in_form(client, "viewer@team-a.example", "viewer-password-1")
     assert client.get("/profile/email/oauth/google/start", follow_redirects=False).status_code == 403
+
+
+def test_a_failing_folder_does_not_stop_the_others_and_is_shown(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+) -> None:
+    """Any unexpected provider answer about one folder is kept on that folder with the provider's
+    words and a growing wait; the folders sorted after it still sync."""
+    customers = fake_gmail.add_label("AAA Customers")  # sorted first, before INBOX and SENT
+    fake_gmail.oauth.consenting_subject = ADMIN
+    _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    mailbox_id = uuid.UUID(str(mailbox["id"]))
+    with session_scope(sessions) as session:
+        for folder in session.scalars(select(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id)):
+            folder.selected = folder.provider_folder_id in {customers, "INBOX", "SENT"}
+    failure = {
+        "error": {"code": 400, "message": "Precondition check failed.", "status": "FAILED_PRECONDITION"}
+    }
+    fake_gmail.state.failures.add(400, failure, path_contains="/messages")
+
+    report = _sync(sessions, box, mailbox_id, settings)
+
+    assert report.status == "connected"
+    assert list(report.failed_folders) == ["AAA Customers"]
+    folders = _folders(sessions, mailbox_id)
+    assert folders["INBOX"].last_synced_at is not None
+    assert folders["SENT"].last_synced_at is not None
+    assert folders["AAA Customers"].last_synced_at is None
+    assert "Precondition check failed." in str(folders["AAA Customers"].last_error)
+    assert folders["AAA Customers"].next_retry_at is not None
+    page = pages.get("/profile/email").text
+    assert "1 of 3 synced folders failing" in page
+    assert "failing: Gmail answered HTTP 400" in page
+    listed = _cli_mailbox_list(settings)
+    assert "AAA Customers: Gmail answered HTTP 400" in listed
+    assert "next try" in listed
+
+    # Until its retry is due the failing folder is left alone; then it syncs and the error clears.
+    listings = len(fake_gmail.requests_to("/messages"))
+    _sync(sessions, box, mailbox_id, settings)
+    assert [
+        p for p in fake_gmail.requests_to("/messages")[listings:] if p.get("labelIds") == [customers]
+    ] == []
+    with session_scope(sessions) as session:
+        session.execute(
+            update(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id).values(next_retry_at=NOW)
+        )
+    assert _sync(sessions, box, mailbox_id, settings).failed_folders == {}
+    assert _folders(sessions, mailbox_id)["AAA Customers"].last_error is None
+    assert "failing" not in pages.get("/profile/email").text
+
+
+def test_every_folder_failing_says_so(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+) -> None:
+    fake_gmail.oauth.consenting_subject = ADMIN
+    _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    failure = {
+        "error": {"code": 400, "message": "Precondition check failed.", "status": "FAILED_PRECONDITION"}
+    }
+    fake_gmail.state.failures.add(400, failure, path_contains="/messages", times=2)
+
+    report = _sync(sessions, box, uuid.UUID(str(mailbox["id"])), settings)
+
+    assert sorted(report.failed_folders) == ["INBOX", "SENT"]
+    assert "every synced folder is failing" in pages.get("/profile/email").text
+
+
+def test_a_domain_policy_says_an_administrator_blocks_access(
+    world: OAuthWorld,
+) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, GOOGLE)
+    world.gmail.state.failures.add(403, domain_policy_body(), path_contains="/profile")
+
+    report = world.sync(mailbox_id)
+
+    mailbox = world.mailbox(mailbox_id)
+    assert (report.status, mailbox["status"]) == ("connected", "connected")  # no reconnect offered
+    assert "administrator" in str(mailbox["last_error"])
+    with session_scope(world.sessions) as session:
+        row = session.get(Mailbox, mailbox_id)
+        assert row is not None
+        assert row.sync_not_before is not None  # tried again after a growing wait
+
+
+def _folders(sessions: sessionmaker[Session], mailbox_id: uuid.UUID) -> dict[str, MailboxFolder]:
+    with session_scope(sessions) as session:
+        rows = session.scalars(select(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id)).all()
+        session.expunge_all()
+        return {row.name: row for row in rows}
+
+
+def _cli_mailbox_list(settings: Settings) -> str:
+    env = {**touchline_environment(settings), "COLUMNS": "400"}
+    result = subprocess.run(
+        [sys.executable, "-m", "touchline.cli", "mailbox", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
