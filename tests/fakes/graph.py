@@ -158,6 +158,7 @@ class GraphState:
     response_delay_seconds: float = 0.0
     in_flight: int = 0
     most_in_flight: int = 0
+    # Requests answered 429, queued by a test or over the concurrency limit.
     throttled_requests: int = 0
 
 
@@ -303,6 +304,7 @@ class FakeGraph:
                 )
             injected = self.state.failures.take(request)
             if injected is not None:
+                self.state.throttled_requests += injected.status_code == 429
                 return injected
             if self.state.in_flight >= MAILBOX_CONCURRENCY_LIMIT:
                 self.state.throttled_requests += 1

@@ -23,6 +23,7 @@ from tests.fakes.graph import FakeGraph, throttled_body
 from tests.fakes.server import serve
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import SAM, OAuthWorld, consent, oauth_settings
+from tests.sync.provider_day import run_day
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
@@ -708,3 +709,19 @@ def _cli_mailbox_list(settings: Settings) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@BOTH
+def test_a_long_day_stores_exactly_the_messages_in_the_window(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    """A smaller day than bench/providers/day.py's 20,000 messages, with every event of it: the
+    first sync under quota, new mail, a forgotten cursor, 429s, a renamed and a deleted folder, an
+    unavailable token endpoint."""
+    # A quota a fourth of the day's first sync needs, so that Gmail answers 429 on the way.
+    result = run_day(world, kind, messages=400, gmail_quota_units_per_minute=1_500)
+
+    assert (result.missing, result.unexpected) == (0, 0)
+    assert result.stored == result.distinct_stored == result.in_window
+    assert result.stuck_folders == ()
+    assert result.throttled_requests > 0
