@@ -550,14 +550,17 @@ def mailbox_list(
                 mailbox.last_synced_at.strftime("%Y-%m-%d %H:%M:%S") if mailbox.last_synced_at else "never",
                 mailbox.last_error or "",
                 "\n".join(
-                    f"{health.name}: {health.last_error}"
-                    + (
-                        f" (next try {health.next_retry_at:%Y-%m-%d %H:%M:%S})"
-                        if health.next_retry_at
-                        else ""
-                    )
-                    for health in failing
-                ),
+                    [mailboxes.health_summary(mailbox) or ""]
+                    + [
+                        f"{health.name}: {health.last_error}"
+                        + (
+                            f" (next try {health.next_retry_at:%Y-%m-%d %H:%M:%S})"
+                            if health.next_retry_at
+                            else ""
+                        )
+                        for health in failing
+                    ]
+                ).strip(),
             )
     console.print(table)
 

@@ -631,6 +631,7 @@ def test_a_failing_folder_does_not_stop_the_others_and_is_shown(
     assert "1 of 3 synced folders failing" in page
     assert "failing: Gmail answered HTTP 400" in page
     listed = _cli_mailbox_list(settings)
+    assert "1 of 3 synced folders failing" in listed
     assert "AAA Customers: Gmail answered HTTP 400" in listed
     assert "next try" in listed
 
@@ -670,6 +671,11 @@ def test_every_folder_failing_says_so(
 
     assert sorted(report.failed_folders) == ["INBOX", "SENT"]
     assert "every synced folder is failing" in pages.get("/profile/email").text
+    assert "every synced folder is failing" in _cli_mailbox_list(settings)
+    listed = pages.get("/api/v1/users/me/mailbox", headers=team.headers()).json()
+    failing = {folder["name"]: folder for folder in listed["folders"] if folder["last_error"]}
+    assert sorted(failing) == ["INBOX", "SENT"]
+    assert all(folder["next_retry_at"] for folder in failing.values())
 
 
 def test_a_domain_policy_says_an_administrator_blocks_access(
