@@ -7,13 +7,14 @@ failures); each provider reads its own 403, 404 and 410 first.
 from __future__ import annotations
 
 import functools
+import logging
 import random
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Self, TypeVar
@@ -50,6 +51,8 @@ _NOT_SENT = (
 
 QueryParams = Mapping[str, str | int | Sequence[str]]
 
+log = logging.getLogger(__name__)
+
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
@@ -77,9 +80,6 @@ class MailboxLimits:
 
     concurrency: threading.BoundedSemaphore
     budget: UnitBudget | None = None
-    # Requests retried after throttling, for logs and benchmarks.
-    throttled: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 _limits_by_mailbox: dict[str, MailboxLimits] = {}
@@ -162,9 +162,6 @@ class RestClient:
             if not self._throttled(response) or failed_attempts >= self._pacing.max_retries:
                 return response
             failed_attempts += 1
-            if self._limits is not None:
-                with self._limits.lock:
-                    self._limits.throttled += 1
             delay = retry_delay(
                 failed_attempts,
                 retry_after_seconds=self._retry_after(response),
@@ -174,6 +171,12 @@ class RestClient:
             )
             if waited + delay > self._pacing.max_total_wait_seconds:
                 return response
+            log.info(
+                "%s throttled a request (HTTP %s); trying again in %.1f s",
+                self.service_name,
+                response.status_code,
+                delay,
+            )
             waited += delay
             self._pacing.sleep(delay)
 
