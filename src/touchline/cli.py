@@ -566,17 +566,28 @@ def mailbox_connect_imap(
 def mailbox_list(
     workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace")] = None,
 ) -> None:
-    """Every connected mailbox with its status, last sync and last error."""
+    """Every connected mailbox with its status, last sync, last error and the folders failing."""
     from sqlalchemy import select
 
+    from touchline.mailboxes import service as mailboxes
     from touchline.models import Mailbox
 
     with _transaction(_settings()) as session:
         query = select(Mailbox).order_by(Mailbox.address)
         if workspace:
             query = query.where(Mailbox.workspace_id == service.find_workspace(session, workspace).id)
-        table = Table("id", "address", "provider", "status", "folders synced", "last sync", "last error")
+        table = Table(
+            "id",
+            "address",
+            "provider",
+            "status",
+            "folders synced",
+            "last sync",
+            "last error",
+            "failing folders",
+        )
         for mailbox in session.scalars(query):
+            failing = [health for health in mailboxes.folder_health(mailbox) if health.failing]
             table.add_row(
                 str(mailbox.id),
                 mailbox.address,
@@ -585,6 +596,18 @@ def mailbox_list(
                 ", ".join(f.name for f in mailbox.folders if f.selected),
                 mailbox.last_synced_at.strftime("%Y-%m-%d %H:%M:%S") if mailbox.last_synced_at else "never",
                 mailbox.last_error or "",
+                "\n".join(
+                    [mailboxes.health_summary(mailbox) or ""]
+                    + [
+                        f"{health.name}: {health.last_error}"
+                        + (
+                            f" (next try {health.next_retry_at:%Y-%m-%d %H:%M:%S})"
+                            if health.next_retry_at
+                            else ""
+                        )
+                        for health in failing
+                    ]
+                ).strip(),
             )
     console.print(table)
 

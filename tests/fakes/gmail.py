@@ -7,8 +7,19 @@ refused, so a provider that starts relying on them fails here first); ``messages
 in increasing id order with non-contiguous ids, ``labelId`` and ``historyTypes`` filters and paging,
 answering 404 for a start id older than the history kept; ``users.getProfile`` (the grant's address);
 bearer tokens checked against the fake authorization server (401 when expired or revoked); and failures
-queued by a test (429 with Retry-After, 403 ``userRateLimitExceeded``, a connection dropped after the
-request was read).
+queued by a test (429 with Retry-After, 403 ``userRateLimitExceeded``, 403 ``domainPolicy``, a
+connection dropped after the request was read).
+
+History as users.history.list documents it: records "typically only have id and threadId" (a
+``messagesAdded`` entry carries no ``labelIds``; a ``labelsAdded`` entry names the labels added), and
+the ``labelId`` filter matches a record when any message of its thread carries the label, so other
+messages of the same thread come back too. Quota as the Gmail API "Usage limits" page documents it:
+each method costs quota units (``messages.get`` and ``messages.list`` 5, ``history.list`` 2,
+``labels.list`` and ``getProfile`` 1, ``messages.send`` 100), and a user who spends more than the
+per-user limit within a minute (15,000 units, set lower by a test with ``quota_units_per_minute``) is
+answered 429 ``userRateLimitExceeded`` until the minute has passed; the minute runs on ``clock``, which
+a test replaces with a fake one. Labels can be renamed (the id stays) and deleted (``labelIds`` naming
+it are then refused: 400 "Invalid label").
 
 Sending: ``messages.send`` takes the message as base64url ``raw`` in a JSON body (other forms are
 refused), needs one of the scopes Google lists for it (else 403 ``insufficientPermissions``), takes
@@ -29,6 +40,8 @@ import email.policy
 import email.utils
 import itertools
 import json
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +65,11 @@ SEND_SCOPES = (
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+# Gmail API "Usage limits": the per-user limit and each method's cost in quota units.
+USER_QUOTA_UNITS_PER_MINUTE = 15_000
+METHOD_COSTS = {"messages.get": 5, "messages.list": 5, "history.list": 2, "labels.list": 1, "getProfile": 1}
+SEND_COST = 100
 
 
 @dataclass
@@ -86,8 +104,9 @@ class _HistoryRecord:
     kind: str  # messageAdded or labelAdded
     message_id: str
     thread_id: str
-    # The message's labels just after the change: records describe the mailbox as it was then.
-    labels_after: tuple[str, ...]
+    # The labels of the message's whole thread just after the change: the labelId filter matches on
+    # them, so a record of one message also answers for a label only its thread carries.
+    thread_labels_after: tuple[str, ...]
     labels_added: tuple[str, ...]
 
 
@@ -106,6 +125,12 @@ class GmailState:
     in_flight: int = 0
     most_in_flight: int = 0
     sent: list[SentRecord] = field(default_factory=list)
+    quota_units_per_minute: int = USER_QUOTA_UNITS_PER_MINUTE
+    clock: Callable[[], float] = time.monotonic
+    # (moment, units) of the requests answered within the last minute, and all units ever spent.
+    quota_spent: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+    units_spent: int = 0
+    throttled_requests: int = 0
     message_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(0x18C0_0000_0000))
 
 
@@ -162,6 +187,14 @@ class FakeGmail:
         self._record("messageAdded", self.state.messages[message_id], tuple(sorted(label_ids)))
         return message_id
 
+    def rename_label(self, label_id: str, name: str) -> None:
+        self.state.labels[label_id]["name"] = name
+
+    def delete_label(self, label_id: str) -> None:
+        del self.state.labels[label_id]
+        for message in self.state.messages.values():
+            message.label_ids.discard(label_id)
+
     def label_message(self, message_id: str, label_id: str) -> None:
         message = self.state.messages[message_id]
         message.label_ids.add(label_id)
@@ -182,13 +215,20 @@ class FakeGmail:
     def _record(self, kind: str, message: FakeGmailMessage, labels_added: tuple[str, ...]) -> None:
         # History ids grow with gaps, as Gmail's do.
         self.state.history_id += 7
+        thread_labels = set().union(
+            *(
+                other.label_ids
+                for other in self.state.messages.values()
+                if other.thread_id == message.thread_id
+            )
+        )
         self.state.history.append(
             _HistoryRecord(
                 id=self.state.history_id,
                 kind=kind,
                 message_id=message.id,
                 thread_id=message.thread_id,
-                labels_after=tuple(sorted(message.label_ids)),
+                thread_labels_after=tuple(sorted(thread_labels)),
                 labels_added=labels_added,
             )
         )
@@ -207,6 +247,9 @@ class FakeGmail:
             injected = self.state.failures.take(request)
             if injected is not None:
                 return injected
+            if not self._spend_quota(request):
+                self.state.throttled_requests += 1
+                return JSONResponse(rate_limit_body("userRateLimitExceeded"), status_code=429)
             drop = self.state.failures.take_drop(request)
             if drop is not None:
                 if drop.after_handling:
@@ -222,6 +265,20 @@ class FakeGmail:
                 self.state.in_flight -= 1
 
         return guarded
+
+    def _spend_quota(self, request: Request) -> bool:
+        """Charge the request's cost to the user's last minute; False when that would exceed the limit."""
+        cost = _cost(request)
+        now = self.state.clock()
+        user = self.oauth.subject_of(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        spent = self.state.quota_spent.setdefault(user, deque())
+        while spent and spent[0][0] <= now - 60:
+            spent.popleft()
+        if sum(units for _, units in spent) + cost > self.state.quota_units_per_minute:
+            return False
+        spent.append((now, cost))
+        self.state.units_spent += cost
+        return True
 
     async def _profile(self, request: Request) -> Response:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -355,13 +412,15 @@ class FakeGmail:
         if int(start) < self.state.oldest_kept_history_id:
             return _error(404, "Requested entity was not found.", "NOT_FOUND")
         label_id = params.get("labelId")
+        if label_id is not None and label_id not in self.state.labels:
+            return _error(400, "Invalid label", "INVALID_ARGUMENT")
         kinds = set(params.getlist("historyTypes")) or {"messageAdded", "labelAdded"}
         records = [
             record
             for record in self.state.history
             if record.id > int(start)
             and record.kind in kinds
-            and (label_id is None or label_id in record.labels_after)
+            and (label_id is None or label_id in record.thread_labels_after)
         ]
         try:
             page, next_token = _page(records, params.get("pageToken"), _max_results(params, default=100))
@@ -375,17 +434,24 @@ class FakeGmail:
         return JSONResponse(body)
 
     def _history_json(self, record: _HistoryRecord) -> dict[str, Any]:
-        summary = {
-            "id": record.message_id,
-            "threadId": record.thread_id,
-            "labelIds": list(record.labels_after),
-        }
+        summary = {"id": record.message_id, "threadId": record.thread_id}
         entry: dict[str, Any] = {"id": str(record.id), "messages": [summary]}
         if record.kind == "messageAdded":
             entry["messagesAdded"] = [{"message": summary}]
         else:
             entry["labelsAdded"] = [{"message": summary, "labelIds": list(record.labels_added)}]
         return entry
+
+
+def _cost(request: Request) -> int:
+    path = request.url.path.removeprefix(API_PREFIX)
+    if request.method == "POST":
+        return SEND_COST
+    if path == "/history":
+        return METHOD_COSTS["history.list"]
+    if path in ("/labels", "/profile"):
+        return METHOD_COSTS["labels.list"]
+    return METHOD_COSTS["messages.get"]
 
 
 class InvalidPageToken(ValueError):
@@ -414,6 +480,19 @@ def _error(status: int, message: str, status_name: str, reason: str | None = Non
         {"error": {"code": status, "message": message, "errors": errors, "status": status_name}},
         status_code=status,
     )
+
+
+def domain_policy_body() -> dict[str, Any]:
+    """The error body Gmail sends when a Workspace administrator's policy keeps the app out."""
+    message = "Mail service not enabled for this domain by its administrator."
+    return {
+        "error": {
+            "code": 403,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": "domainPolicy"}],
+            "status": "PERMISSION_DENIED",
+        }
+    }
 
 
 def rate_limit_body(reason: str = "rateLimitExceeded", code: int = 429) -> dict[str, Any]:

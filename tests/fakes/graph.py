@@ -12,6 +12,16 @@ the sync state is gone; ``/me/messages/{id}/$value`` for MIME; bearer tokens che
 identity platform (401); and failures queued by a test (429 with Retry-After, a connection dropped
 after the request was read).
 
+Limits and changes as Microsoft documents them: a first round with ``$filter`` returns at most 5,000
+messages ("Get incremental changes to messages in a folder"); skip and delta tokens expire once the
+folder has handed out a few newer ones (``link_generations_kept``; the same page says expired state
+answers 410); more than four requests in flight for one mailbox are answered 429 with Retry-After
+("Microsoft Graph throttling limits", Outlook service limits: four concurrent requests per mailbox);
+a message whose properties changed comes back in the next round with only ``id`` and the changed
+properties (the delta-query-messages page: updated items carry the changed properties), and a moved
+message leaves its folder (``@removed``) and enters the other with the same immutable id; folders can
+be renamed and deleted (404 ``ErrorItemNotFound`` afterwards).
+
 Sending: ``/me/sendMail`` takes a MIME message base64-encoded with ``Content-Type: text/plain`` (the
 JSON form is refused, as the provider does not use it), needs ``Mail.Send`` (else 403
 ``ErrorAccessDenied``), answers 400 ``ErrorMimeContentInvalidBase64String`` for a body that is not
@@ -24,6 +34,7 @@ Exchange sends asynchronously, so a test can make that copy show only after some
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import dataclasses
@@ -48,6 +59,10 @@ from tests.fakes.oauth import FakeAuthorizationServer
 API_PREFIX = "/v1.0"
 TENANT = "common"
 _DEFAULT_PAGE_SIZE = 10
+# delta-query-messages: a delta round with $filter returns at most this many messages.
+FILTERED_ROUND_LIMIT = 5000
+# throttling limits, Outlook service: concurrent requests per app per mailbox.
+MAILBOX_CONCURRENCY_LIMIT = 4
 # sendMail's permissions, as the reference lists them for delegated access.
 SEND_SCOPES = ("https://graph.microsoft.com/Mail.Send", "Mail.Send")
 _WELL_KNOWN = {
@@ -82,6 +97,9 @@ class FakeGraphMessage:
     received_at: dt.datetime
     mime: bytes
     change_number: int
+    # When the message entered its folder, and the properties changed since (None: all of them new).
+    created_number: int = 0
+    changed_properties: tuple[str, ...] | None = None
 
     def properties(self) -> dict[str, Any]:
         def recipient(pair: tuple[str, str]) -> dict[str, Any]:
@@ -116,6 +134,7 @@ class _SyncState:
     served: int
     # The mailbox's change number when the round began: the next round lists changes after it.
     change_number: int
+    generation: int = 0
 
 
 @dataclass
@@ -132,6 +151,15 @@ class GraphState:
     sent_copy_hidden_lookups: int = 0
     hidden_sent_copies: dict[str, int] = field(default_factory=dict)
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Tokens older than this many generations of their folder answer 410.
+    link_generations_kept: int = 1_000_000
+    latest_generation: dict[str, int] = field(default_factory=dict)
+    # Slowing answers down lets concurrent requests overlap, as they would against Outlook.
+    response_delay_seconds: float = 0.0
+    in_flight: int = 0
+    most_in_flight: int = 0
+    # Requests answered 429, queued by a test or over the concurrency limit.
+    throttled_requests: int = 0
 
 
 class FakeGraph:
@@ -212,8 +240,36 @@ class FakeGraph:
             received_at=received_at,
             mime=mime,
             change_number=self.state.change_number,
+            created_number=self.state.change_number,
         )
         return message_id
+
+    def set_mime(self, message_id: str, mime: bytes) -> None:
+        self.state.messages[message_id].mime = mime
+
+    def update(self, message_id: str, *, subject: str) -> None:
+        """A property changed (here the subject; flags behave alike): the next round names only it."""
+        message = self.state.messages[message_id]
+        self.state.change_number += 1
+        message.subject = subject
+        message.change_number = self.state.change_number
+        message.changed_properties = ("subject", "isRead")
+
+    def move(self, message_id: str, folder: str) -> None:
+        message = self.state.messages[message_id]
+        self.state.change_number += 1
+        self.state.departures.setdefault(message.folder_id, []).append((self.state.change_number, message_id))
+        message.folder_id = self.folder_id(folder) if folder in _WELL_KNOWN else folder
+        message.change_number = message.created_number = self.state.change_number
+        message.changed_properties = None
+
+    def rename_folder(self, folder_id: str, display_name: str) -> None:
+        self.state.folders[folder_id].display_name = display_name
+
+    def delete_folder(self, folder_id: str) -> None:
+        del self.state.folders[folder_id]
+        for message_id in [m.id for m in self.state.messages.values() if m.folder_id == folder_id]:
+            del self.state.messages[message_id]
 
     def delete(self, message_id: str) -> None:
         message = self.state.messages.pop(message_id)
@@ -248,13 +304,24 @@ class FakeGraph:
                 )
             injected = self.state.failures.take(request)
             if injected is not None:
+                self.state.throttled_requests += injected.status_code == 429
                 return injected
+            if self.state.in_flight >= MAILBOX_CONCURRENCY_LIMIT:
+                self.state.throttled_requests += 1
+                return JSONResponse(throttled_body(), status_code=429, headers={"Retry-After": "1"})
             drop = self.state.failures.take_drop(request)
             if drop is not None:
                 if drop.after_handling:
                     await handler(request)
                 return DroppedConnection()
-            return await handler(request)
+            self.state.in_flight += 1
+            self.state.most_in_flight = max(self.state.most_in_flight, self.state.in_flight)
+            try:
+                if self.state.response_delay_seconds:
+                    await asyncio.sleep(self.state.response_delay_seconds)
+                return await handler(request)
+            finally:
+                self.state.in_flight -= 1
 
         return guarded
 
@@ -325,7 +392,12 @@ class FakeGraph:
         token = params.get("$skiptoken") or params.get("$deltatoken")
         if token is not None:
             previous = self.state.sync_states.get(token)
-            if previous is None or previous.folder_id != folder.id:
+            expired = (
+                previous is not None
+                and self.state.latest_generation.get(folder.id, 0) - previous.generation
+                >= self.state.link_generations_kept
+            )
+            if previous is None or previous.folder_id != folder.id or expired:
                 return _error(410, "SyncStateNotFound", "The sync state generation is not found.")
             state = previous if "$skiptoken" in params else self._next_round(previous)
         else:
@@ -339,6 +411,9 @@ class FakeGraph:
         page = state.items[state.served : state.served + page_size]
         served = state.served + len(page)
         new_token = secrets.token_urlsafe(12)
+        generation = self.state.latest_generation.get(folder.id, 0) + 1
+        self.state.latest_generation[folder.id] = generation
+        state = dataclasses.replace(state, generation=generation)
         link = f"{request.base_url}{API_PREFIX.lstrip('/')}/me/mailFolders/{folder.id}/messages/delta"
         if served < len(state.items):
             self.state.sync_states[new_token] = dataclasses.replace(state, served=served)
@@ -374,11 +449,25 @@ class FakeGraph:
             if after_change is not None
             else []
         )
+        if received_since is not None and after_change is None:
+            # The newest 5,000: a filtered round stops there, however many more the folder holds.
+            kept = sorted(messages, key=lambda message: message.received_at, reverse=True)[
+                :FILTERED_ROUND_LIMIT
+            ]
+            messages = [message for message in messages if message in kept]
+        items = [
+            _selected(message, select)
+            if after_change is None
+            or message.created_number > after_change
+            or message.changed_properties is None
+            else _changed(message, select)
+            for message in messages
+        ]
         return _SyncState(
             folder_id=folder_id,
             received_since=received_since,
             select=select,
-            items=tuple([_selected(message, select) for message in messages] + removed),
+            items=tuple(items + removed),
             served=0,
             change_number=self.state.change_number,
         )
@@ -473,6 +562,14 @@ class FakeGraph:
 def _selected(message: FakeGraphMessage, select: tuple[str, ...]) -> dict[str, Any]:
     properties = message.properties()
     chosen = {name: properties[name] for name in select if name in properties} if select else properties
+    return {"@odata.type": "#microsoft.graph.message", "id": message.id, **chosen}
+
+
+def _changed(message: FakeGraphMessage, select: tuple[str, ...]) -> dict[str, Any]:
+    """An updated message as a later round reports it: its id and the properties that changed."""
+    changed = message.changed_properties or ()
+    properties = message.properties()
+    chosen = {name: properties[name] for name in changed if not select or name in select}
     return {"@odata.type": "#microsoft.graph.message", "id": message.id, **chosen}
 
 

@@ -51,6 +51,9 @@ class FakeAuthorizationServer:
     granted_scopes: dict[str, frozenset[str]] = field(default_factory=dict)
     revoked_grants: set[str] = field(default_factory=set)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    # Errors the next refreshes answer with (interaction_required, consent_required,
+    # temporarily_unavailable: the Microsoft identity platform's token endpoint errors).
+    refresh_errors: list[str] = field(default_factory=list)
     _codes: dict[str, _PendingCode] = field(default_factory=dict)
 
     def reset(self) -> None:
@@ -62,6 +65,7 @@ class FakeAuthorizationServer:
         self.granted_scopes.clear()
         self.revoked_grants.clear()
         self.token_requests.clear()
+        self.refresh_errors.clear()
         self._codes.clear()
 
     def issue_grant(
@@ -161,6 +165,11 @@ class FakeAuthorizationServer:
         return self._token_response(pending.grant, include_refresh_token=True)
 
     def _refresh(self, form: dict[str, str]) -> Response:
+        if self.refresh_errors:
+            error = self.refresh_errors.pop(0)
+            # Microsoft answers every one of them with 400, temporarily_unavailable included.
+            description = f"AADSTS0000: {error} (the fake's answer)\r\nTrace ID: 0000"
+            return JSONResponse({"error": error, "error_description": description}, status_code=400)
         grant = self.refresh_tokens.get(form.get("refresh_token", ""))
         if grant is None or grant in self.revoked_grants:
             return _invalid_grant("Token has been expired or revoked.")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fakes.clock import PacingClock
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
 from tests.fakes.oauth import (
@@ -114,12 +115,24 @@ def graph_tokens(fake_graph: FakeGraph, microsoft_flow: OAuthFlow) -> TokenHolde
 
 
 @pytest.fixture
-def gmail(gmail_tokens: TokenHolder, gmail_url: str) -> Iterator[GmailProvider]:
-    with GmailProvider(gmail_tokens, api_base_url=f"{gmail_url}/gmail/v1/users/me/") as provider:
+def pacing_clock(fake_gmail: FakeGmail) -> PacingClock:
+    """The providers' clock, and the fake Gmail's quota minute: waiting on it takes no time."""
+    clock = PacingClock()
+    fake_gmail.state.clock = clock.monotonic
+    return clock
+
+
+@pytest.fixture
+def gmail(gmail_tokens: TokenHolder, gmail_url: str, pacing_clock: PacingClock) -> Iterator[GmailProvider]:
+    with GmailProvider(
+        gmail_tokens, api_base_url=f"{gmail_url}/gmail/v1/users/me/", pacing=pacing_clock.pacing()
+    ) as provider:
         yield provider
 
 
 @pytest.fixture
-def graph(graph_tokens: TokenHolder, graph_url: str) -> Iterator[GraphProvider]:
-    with GraphProvider(graph_tokens, api_base_url=f"{graph_url}/v1.0/") as provider:
+def graph(graph_tokens: TokenHolder, graph_url: str, pacing_clock: PacingClock) -> Iterator[GraphProvider]:
+    with GraphProvider(
+        graph_tokens, api_base_url=f"{graph_url}/v1.0/", pacing=pacing_clock.pacing()
+    ) as provider:
         yield provider

@@ -7,11 +7,13 @@ import email
 
 import pytest
 
-from tests.fakes.gmail import FakeGmail, rate_limit_body
+from tests.fakes.clock import PacingClock
+from tests.fakes.gmail import FakeGmail, domain_policy_body, rate_limit_body
 from tests.mailboxes.messages import email_bytes
 from touchline.mailboxes.oauth import TokenHolder
 from touchline.mailboxes.providers.base import (
     TRIAGE_HEADER_NAMES,
+    AccessBlocked,
     AuthError,
     CursorExpired,
     HeaderBatch,
@@ -181,18 +183,132 @@ def test_metadata_requests_are_bounded_in_concurrency(
     assert fake_gmail.state.most_in_flight == 3
 
 
-def test_throttling_with_retry_after_is_rate_limited(fake_gmail: FakeGmail, gmail: GmailProvider) -> None:
+def test_a_throttled_request_waits_for_retry_after_and_is_tried_again(
+    fake_gmail: FakeGmail, gmail: GmailProvider, pacing_clock: PacingClock
+) -> None:
+    deliver(fake_gmail, "a", "b")
     fake_gmail.state.failures.add(429, rate_limit_body(), path_contains="/messages", retry_after="7")
+
+    assert sorted(subjects(list(gmail.fetch_new_headers("INBOX", None, since=LOOK_BACK)))) == ["a", "b"]
+    assert pacing_clock.slept == [7.0]
+
+
+def test_throttling_that_outlasts_the_backoff_is_rate_limited(
+    fake_gmail: FakeGmail, gmail: GmailProvider, pacing_clock: PacingClock
+) -> None:
+    fake_gmail.state.failures.add(429, rate_limit_body(), path_contains="/messages", retry_after="7", times=7)
     with pytest.raises(RateLimited) as raised:
         list(gmail.fetch_new_headers("INBOX", None, since=LOOK_BACK))
     assert raised.value.retry_after_seconds == 7
+    assert pacing_clock.slept == [
+        7.0,
+        7.0,
+        7.0,
+        8.0,
+        16.0,
+        32.0,
+    ]  # Retry-After, until the backoff outgrows it
+
+
+def test_without_retry_after_the_backoff_grows_exponentially(
+    fake_gmail: FakeGmail, gmail: GmailProvider, pacing_clock: PacingClock
+) -> None:
+    fake_gmail.state.failures.add(429, rate_limit_body(), path_contains="/labels", times=4)
+    gmail.list_folders()
+    assert pacing_clock.slept == [1.0, 2.0, 4.0, 8.0]  # the jitter's largest draw, as the test clock gives it
+
+
+def test_new_mail_is_found_though_history_records_name_no_labels(
+    fake_gmail: FakeGmail, gmail: GmailProvider
+) -> None:
+    """users.history.list: records "typically only have id and threadId"; the labelId filter also
+    returns the thread's other messages. The folder is decided from the metadata's labelIds."""
+    [first] = deliver(fake_gmail, "customer asks")
+    cursor = list(gmail.fetch_new_headers("INBOX", None, since=LOOK_BACK))[-1].cursor
+    fake_gmail.deliver(email_bytes("customer again"), received_at=NOW, labels=["INBOX"])
+    fake_gmail.deliver(email_bytes("our answer"), received_at=NOW, labels=["SENT"], thread_id=first)
+
+    assert subjects(list(gmail.fetch_new_headers("INBOX", cursor, since=LOOK_BACK))) == ["customer again"]
+    assert subjects(list(gmail.fetch_new_headers("SENT", cursor, since=LOOK_BACK))) == ["our answer"]
+
+
+def test_quota_is_budgeted_so_a_large_label_syncs_without_a_429(
+    fake_gmail: FakeGmail, gmail_tokens: TokenHolder, gmail_url: str, pacing_clock: PacingClock
+) -> None:
+    fake_gmail.state.quota_units_per_minute = 600
+    deliver(fake_gmail, *[f"m{number}" for number in range(300)])
+    with GmailProvider(
+        gmail_tokens,
+        api_base_url=f"{gmail_url}/gmail/v1/users/me/",
+        pacing=pacing_clock.pacing(),
+        units_per_minute=600,
+        # One request at a time: the test clock cannot keep the wake-up order of parallel sleepers.
+        max_concurrency=1,
+    ) as budgeted:
+        batches = list(budgeted.fetch_new_headers("INBOX", None, since=LOOK_BACK, batch_size=100))
+
+    assert len(subjects(batches)) == 300
+    assert fake_gmail.state.throttled_requests == 0
+    assert pacing_clock.now - 1_000_000.0 >= 60 * (fake_gmail.state.units_spent - 600) / 600 - 1
+
+
+def test_quota_429s_back_off_until_the_label_is_synced(
+    fake_gmail: FakeGmail, gmail: GmailProvider, pacing_clock: PacingClock
+) -> None:
+    """Gmail's limit is lower than the budget (another client of the same user spends quota too):
+    its 429s are waited out, and nothing fetched before one is fetched again."""
+    fake_gmail.state.quota_units_per_minute = 600
+    deliver(fake_gmail, *[f"m{number}" for number in range(300)])
+
+    batches = list(gmail.fetch_new_headers("INBOX", None, since=LOOK_BACK, batch_size=100))
+
+    assert len(subjects(batches)) == 300
+    assert fake_gmail.state.throttled_requests > 0
+    assert len(fake_gmail.requests_to("/messages")) == 3  # the listing pages, each fetched once
+
+
+def test_a_history_page_cut_short_by_quota_keeps_what_was_fetched(
+    fake_gmail: FakeGmail, gmail_tokens: TokenHolder, gmail_url: str, pacing_clock: PacingClock
+) -> None:
+    cursor = list(
+        GmailProvider(gmail_tokens, api_base_url=f"{gmail_url}/gmail/v1/users/me/").fetch_new_headers(
+            "INBOX", None, since=LOOK_BACK
+        )
+    )[-1].cursor
+    deliver(fake_gmail, *[f"m{number:03d}" for number in range(150)])
+    fake_gmail.state.quota_units_per_minute = 400  # about 80 metadata fetches a minute
+    impatient = GmailProvider(
+        gmail_tokens,
+        api_base_url=f"{gmail_url}/gmail/v1/users/me/",
+        pacing=pacing_clock.pacing(max_retries=0),
+    )
+
+    batches: list[HeaderBatch[GmailCursor]] = []
+    pages = impatient.fetch_new_headers("INBOX", cursor, since=LOOK_BACK, batch_size=500)
+    with pytest.raises(RateLimited):
+        batches.extend(pages)
+
+    [partial] = batches
+    assert 0 < len(partial.messages) < 150
+    assert int(cursor.history_id) < int(partial.cursor.history_id) < fake_gmail.state.history_id
+    pacing_clock.advance(60)
+    rest = list(impatient.fetch_new_headers("INBOX", partial.cursor, since=LOOK_BACK, batch_size=500))
+    assert sorted(subjects([partial, *rest])) == [f"m{number:03d}" for number in range(150)]
+
+
+def test_an_administrators_policy_is_not_a_reason_to_reconnect(
+    fake_gmail: FakeGmail, gmail: GmailProvider
+) -> None:
+    fake_gmail.state.failures.add(403, domain_policy_body(), path_contains="/labels")
+    with pytest.raises(AccessBlocked, match="administrator"):
+        gmail.list_folders()
 
 
 def test_a_403_over_quota_is_rate_limited_but_other_403s_are_auth_errors(
     fake_gmail: FakeGmail, gmail: GmailProvider
 ) -> None:
     fake_gmail.state.failures.add(
-        403, rate_limit_body("userRateLimitExceeded", code=403), path_contains="/labels"
+        403, rate_limit_body("userRateLimitExceeded", code=403), path_contains="/labels", times=7
     )
     with pytest.raises(RateLimited):
         gmail.list_folders()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.fakes.clock import PacingClock
 from tests.fakes.graph import FakeGraph, throttled_body
 from touchline.mailboxes.oauth import TokenHolder
 from touchline.mailboxes.providers.base import (
@@ -64,13 +66,14 @@ def test_first_round_pages_through_the_look_back_window(fake_graph: FakeGraph, g
     )
 
     assert subjects(batches) == ["a", "b", "c", "d", "e"]
-    assert [len(batch.messages) for batch in batches] == [2, 2, 1]
+    # The whole folder is listed, the ancient message too, and the look-back applied here.
+    assert [len(batch.messages) for batch in batches] == [1, 2, 2]
     assert [batch.cursor.next_link is not None for batch in batches] == [True, True, False]
     assert batches[-1].cursor.delta_link is not None
     params, headers = fake_graph.requests_to("/messages/delta")[0]
     assert "internetMessageHeaders" not in params["$select"]
     assert set(params["$select"].split(",")) >= {"from", "toRecipients", "ccRecipients", "internetMessageId"}
-    assert params["$filter"] == f"receivedDateTime ge {LOOK_BACK.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    assert "$filter" not in params  # a filtered round stops at 5,000 messages
     assert "odata.maxpagesize=2" in headers["prefer"]
     assert 'IdType="ImmutableId"' in headers["prefer"]
 
@@ -174,10 +177,87 @@ def test_raw_mime_is_fetched_for_the_ids_asked(fake_graph: FakeGraph, graph: Gra
 
 
 def test_throttling_with_retry_after_is_rate_limited(fake_graph: FakeGraph, graph: GraphProvider) -> None:
-    fake_graph.state.failures.add(429, throttled_body(), path_contains="/messages/delta", retry_after="12")
+    fake_graph.state.failures.add(
+        429, throttled_body(), path_contains="/messages/delta", retry_after="12", times=7
+    )
     with pytest.raises(RateLimited) as raised:
         list(graph.fetch_new_headers(fake_graph.folder_id("inbox"), None, since=LOOK_BACK))
     assert raised.value.retry_after_seconds == 12
+
+
+def test_a_folder_over_5000_messages_is_listed_whole(fake_graph: FakeGraph, graph: GraphProvider) -> None:
+    """delta-query-messages: a round with $filter returns at most 5,000 messages."""
+    inbox = fake_graph.folder_id("inbox")
+    for number in range(5_050):
+        fake_graph.deliver(subject=f"m{number}", received_at=NOW - dt.timedelta(minutes=number))
+
+    batches = list(graph.fetch_new_headers(inbox, None, since=LOOK_BACK, batch_size=1000))
+
+    assert sum(len(batch.messages) for batch in batches) == 5_050
+
+
+def test_an_update_naming_only_changed_properties_is_passed_over(
+    fake_graph: FakeGraph, graph: GraphProvider
+) -> None:
+    inbox = fake_graph.folder_id("inbox")
+    [read_later] = deliver(fake_graph, "read later")
+    cursor = list(graph.fetch_new_headers(inbox, None, since=LOOK_BACK))[-1].cursor
+    fake_graph.update(read_later, subject="read later (edited)")
+    [new] = deliver(fake_graph, "new")
+
+    batches = list(graph.fetch_new_headers(inbox, cursor, since=LOOK_BACK))
+
+    assert [m.provider_message_id for batch in batches for m in batch.messages] == [new]
+
+
+def test_a_throttled_body_fetch_is_retried_and_loses_nothing(
+    fake_graph: FakeGraph, graph: GraphProvider, pacing_clock: PacingClock
+) -> None:
+    ids = deliver(fake_graph, *[f"m{number}" for number in range(8)])
+    fake_graph.state.failures.add(429, throttled_body(), path_contains="/$value", retry_after="3", times=2)
+
+    raw = graph.fetch_raw_messages(fake_graph.folder_id("inbox"), ids)
+
+    assert [message.provider_message_id for message in raw] == ids
+    assert pacing_clock.slept == [3.0, 3.0]
+
+
+def test_clients_of_one_mailbox_share_its_four_request_limit(
+    fake_graph: FakeGraph, graph_tokens: TokenHolder, graph_url: str, pacing_clock: PacingClock
+) -> None:
+    """Outlook answers 429 beyond four concurrent requests per mailbox; a sync and a send in one
+    process share the mailbox's four slots."""
+    ids = deliver(fake_graph, *[f"m{number}" for number in range(12)])
+    fake_graph.state.response_delay_seconds = 0.02
+    providers = [
+        GraphProvider(
+            graph_tokens, api_base_url=f"{graph_url}/v1.0/", pacing=pacing_clock.pacing(), mailbox_key="box-1"
+        )
+        for _ in range(2)
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda p: p.fetch_raw_messages("inbox", ids), providers))
+
+    assert [len(result) for result in results] == [12, 12]
+    assert fake_graph.state.throttled_requests == 0
+    assert fake_graph.state.most_in_flight <= 4
+
+
+def test_a_message_over_the_size_limit_is_not_read_past_it(
+    fake_graph: FakeGraph, graph: GraphProvider
+) -> None:
+    small, huge = deliver(fake_graph, "small", "huge")
+    fake_graph.set_mime(huge, b"Subject: huge\r\n\r\n" + b"x" * 5000)
+    graph.max_message_bytes = 4096
+
+    raw = {
+        message.provider_message_id: message for message in graph.fetch_raw_messages("inbox", [small, huge])
+    }
+
+    assert not raw[small].oversized
+    assert raw[small].raw
+    assert raw[huge].oversized
+    assert raw[huge].raw == b""
 
 
 def test_an_expired_access_token_is_refreshed_and_the_new_refresh_token_kept(

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import getaddresses, parseaddr
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.fakes.clock import PacingClock
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
 from tests.fakes.oauth import FakeAuthorizationServer
@@ -24,6 +26,7 @@ from touchline.inbound.timeline import email_records
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import oauth_connect
 from touchline.mailboxes import service as mailboxes
+from touchline.mailboxes.connect import open_provider
 from touchline.mailboxes.oauth_connect import GOOGLE, OAuthAccountKind
 from touchline.mailboxes.providers.rest import ssl_context
 from touchline.models import Base
@@ -69,6 +72,10 @@ class OAuthWorld:
     company_id: uuid.UUID
     gmail: FakeGmail
     graph: FakeGraph
+    clock: PacingClock = field(default_factory=PacingClock)
+
+    def __post_init__(self) -> None:
+        self.gmail.state.clock = self.clock.monotonic
 
     @property
     def operator(self) -> Actor:
@@ -128,7 +135,13 @@ class OAuthWorld:
         )
 
     def sync(self, mailbox_id: uuid.UUID) -> SyncReport:
-        return sync_mailbox(self.sessions, self.box, mailbox_id, settings=self.settings)
+        """One sync, whose throttling waits run on ``clock``: no test sleeps through a Retry-After."""
+        opener = partial(
+            open_provider, settings=self.settings, sessions=self.sessions, pacing=self.clock.pacing()
+        )
+        return sync_mailbox(
+            self.sessions, self.box, mailbox_id, settings=self.settings, provider_factory=opener
+        )
 
     def emails(self) -> list[dict[str, object]]:
         with session_scope(self.sessions) as session:

@@ -4,6 +4,8 @@ HTTP: OAuth connect pages, encrypted token storage and refresh, and sync into th
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,15 +14,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Team, sign_in_form
-from tests.fakes.gmail import FakeGmail, rate_limit_body
+from tests.conftest import Team, sign_in_form, touchline_environment
+from tests.fakes.gmail import FakeGmail, domain_policy_body, rate_limit_body
 from tests.fakes.graph import FakeGraph, throttled_body
 from tests.fakes.server import serve
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import SAM, OAuthWorld, consent, oauth_settings
+from tests.sync.provider_day import run_day
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
@@ -30,7 +33,8 @@ from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import StoredTokens
 from touchline.mailboxes.oauth import OAuthTokens
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
-from touchline.models import ConversationLink, Mailbox
+from touchline.mailboxes.providers.base import TransientError
+from touchline.models import ConversationLink, Mailbox, MailboxFolder
 from touchline.worker import configure_queue
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
@@ -186,7 +190,7 @@ def test_forgotten_history_or_delta_state_relists_without_duplicates(
 
 
 @BOTH
-def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+def test_a_429_is_waited_out_within_the_sync(world: OAuthWorld, kind: OAuthAccountKind) -> None:
     user_id = world.add_user("sam")
     world.deliver(kind, "Throttled")
     mailbox_id = world.connect(user_id, kind)
@@ -194,6 +198,28 @@ def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, ki
         world.gmail.state.failures.add(429, rate_limit_body(), path_contains="/messages", retry_after="17")
     else:
         world.graph.state.failures.add(429, throttled_body(), path_contains="/delta", retry_after="17")
+
+    report = world.sync(mailbox_id)
+
+    assert (report.error, report.retry_after_seconds) == (None, None)
+    assert world.subjects() == ["Throttled"]
+    assert world.clock.slept == [17.0]
+
+
+@BOTH
+def test_throttling_surfaces_retry_after_and_loses_nothing(world: OAuthWorld, kind: OAuthAccountKind) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(kind, "Throttled")
+    mailbox_id = world.connect(user_id, kind)
+    # More 429s than the backoff outlasts: the scheduler takes over.
+    if kind is GOOGLE:
+        world.gmail.state.failures.add(
+            429, rate_limit_body(), path_contains="/messages", retry_after="17", times=7
+        )
+    else:
+        world.graph.state.failures.add(
+            429, throttled_body(), path_contains="/delta", retry_after="17", times=7
+        )
 
     report = world.sync(mailbox_id)
 
@@ -248,6 +274,39 @@ def test_a_revoked_grant_asks_the_user_to_reconnect(world: OAuthWorld, kind: OAu
         f"{'Google' if kind is GOOGLE else 'Microsoft'} no longer accepts this mailbox's grant "
         "(access was withdrawn, it expired, or the password changed); reconnect the mailbox"
     )
+
+
+@pytest.mark.parametrize("error", ["interaction_required", "consent_required"])
+def test_a_microsoft_sign_in_that_needs_the_user_offers_reconnect(world: OAuthWorld, error: str) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, MICROSOFT)
+    world.graph.oauth.expire_access_tokens()
+    world.graph.oauth.refresh_errors.append(error)
+
+    report = world.sync(mailbox_id)
+
+    assert report.status == "needs_reconnect"
+    mailbox = world.mailbox(mailbox_id)
+    assert mailbox["status"] == "needs_reconnect"
+    assert f"Microsoft wants the user to sign in again ({error})" in mailbox["last_error"]
+    assert "Trace ID" not in mailbox["last_error"]
+
+
+def test_a_microsoft_sign_in_temporarily_unavailable_is_retried(world: OAuthWorld) -> None:
+    user_id = world.add_user("sam")
+    world.deliver(MICROSOFT, "After the outage")
+    mailbox_id = world.connect(user_id, MICROSOFT)
+    world.graph.oauth.expire_access_tokens()
+    world.graph.oauth.refresh_errors.append("temporarily_unavailable")
+
+    with pytest.raises(TransientError):
+        world.sync(mailbox_id)
+
+    mailbox = world.mailbox(mailbox_id)
+    assert mailbox["status"] == "connected"  # the scheduler syncs it again after its backoff
+    assert "temporarily unavailable" in mailbox["last_error"]
+    assert world.sync(mailbox_id).error is None
+    assert world.subjects() == ["After the outage"]
 
 
 def test_a_refresh_racing_a_reconnect_keeps_the_new_grant(world: OAuthWorld) -> None:
@@ -532,3 +591,143 @@ def test_users_without_email_sync_cannot_start(client: TestClient, app: FastAPI,
     )
     sign_in_form(client, "viewer@team-a.example", "viewer-password-1")
     assert client.get("/profile/email/oauth/google/start", follow_redirects=False).status_code == 403
+
+
+def test_a_failing_folder_does_not_stop_the_others_and_is_shown(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+) -> None:
+    """Any unexpected provider answer about one folder is kept on that folder with the provider's
+    words and a growing wait; the folders sorted after it still sync."""
+    customers = fake_gmail.add_label("AAA Customers")  # sorted first, before INBOX and SENT
+    fake_gmail.oauth.consenting_subject = ADMIN
+    _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    mailbox_id = uuid.UUID(str(mailbox["id"]))
+    with session_scope(sessions) as session:
+        for folder in session.scalars(select(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id)):
+            folder.selected = folder.provider_folder_id in {customers, "INBOX", "SENT"}
+    failure = {
+        "error": {"code": 400, "message": "Precondition check failed.", "status": "FAILED_PRECONDITION"}
+    }
+    fake_gmail.state.failures.add(400, failure, path_contains="/messages")
+
+    report = _sync(sessions, box, mailbox_id, settings)
+
+    assert report.status == "connected"
+    assert list(report.failed_folders) == ["AAA Customers"]
+    folders = _folders(sessions, mailbox_id)
+    assert folders["INBOX"].last_synced_at is not None
+    assert folders["SENT"].last_synced_at is not None
+    assert folders["AAA Customers"].last_synced_at is None
+    assert "Precondition check failed." in str(folders["AAA Customers"].last_error)
+    assert folders["AAA Customers"].next_retry_at is not None
+    page = pages.get("/profile/email").text
+    assert "1 of 3 synced folders failing" in page
+    assert "failing: Gmail answered HTTP 400" in page
+    listed = _cli_mailbox_list(settings)
+    assert "1 of 3 synced folders failing" in listed
+    assert "AAA Customers: Gmail answered HTTP 400" in listed
+    assert "next try" in listed
+
+    # Until its retry is due the failing folder is left alone; then it syncs and the error clears.
+    listings = len(fake_gmail.requests_to("/messages"))
+    _sync(sessions, box, mailbox_id, settings)
+    assert [
+        p for p in fake_gmail.requests_to("/messages")[listings:] if p.get("labelIds") == [customers]
+    ] == []
+    with session_scope(sessions) as session:
+        session.execute(
+            update(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id).values(next_retry_at=NOW)
+        )
+    assert _sync(sessions, box, mailbox_id, settings).failed_folders == {}
+    assert _folders(sessions, mailbox_id)["AAA Customers"].last_error is None
+    assert "failing" not in pages.get("/profile/email").text
+
+
+def test_every_folder_failing_says_so(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+) -> None:
+    fake_gmail.oauth.consenting_subject = ADMIN
+    _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    failure = {
+        "error": {"code": 400, "message": "Precondition check failed.", "status": "FAILED_PRECONDITION"}
+    }
+    fake_gmail.state.failures.add(400, failure, path_contains="/messages", times=2)
+
+    report = _sync(sessions, box, uuid.UUID(str(mailbox["id"])), settings)
+
+    assert sorted(report.failed_folders) == ["INBOX", "SENT"]
+    assert "every synced folder is failing" in pages.get("/profile/email").text
+    assert "every synced folder is failing" in _cli_mailbox_list(settings)
+    listed = pages.get("/api/v1/users/me/mailbox", headers=team.headers()).json()
+    failing = {folder["name"]: folder for folder in listed["folders"] if folder["last_error"]}
+    assert sorted(failing) == ["INBOX", "SENT"]
+    assert all(folder["next_retry_at"] for folder in failing.values())
+
+
+def test_a_domain_policy_says_an_administrator_blocks_access(
+    world: OAuthWorld,
+) -> None:
+    user_id = world.add_user("sam")
+    mailbox_id = world.connect(user_id, GOOGLE)
+    world.gmail.state.failures.add(403, domain_policy_body(), path_contains="/profile")
+
+    report = world.sync(mailbox_id)
+
+    mailbox = world.mailbox(mailbox_id)
+    assert (report.status, mailbox["status"]) == ("connected", "connected")  # no reconnect offered
+    assert "administrator" in str(mailbox["last_error"])
+    with session_scope(world.sessions) as session:
+        row = session.get(Mailbox, mailbox_id)
+        assert row is not None
+        assert row.sync_not_before is not None  # tried again after a growing wait
+
+
+def _folders(sessions: sessionmaker[Session], mailbox_id: uuid.UUID) -> dict[str, MailboxFolder]:
+    with session_scope(sessions) as session:
+        rows = session.scalars(select(MailboxFolder).where(MailboxFolder.mailbox_id == mailbox_id)).all()
+        session.expunge_all()
+        return {row.name: row for row in rows}
+
+
+def _cli_mailbox_list(settings: Settings) -> str:
+    env = {**touchline_environment(settings), "COLUMNS": "400"}
+    result = subprocess.run(
+        [sys.executable, "-m", "touchline.cli", "mailbox", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@BOTH
+def test_a_long_day_stores_exactly_the_messages_in_the_window(
+    world: OAuthWorld, kind: OAuthAccountKind
+) -> None:
+    """A smaller day than bench/providers/day.py's 20,000 messages, with every event of it: the
+    first sync under quota, new mail, a forgotten cursor, 429s, a renamed and a deleted folder, an
+    unavailable token endpoint."""
+    # A quota a fourth of the day's first sync needs, so that Gmail answers 429 on the way.
+    result = run_day(world, kind, messages=400, gmail_quota_units_per_minute=1_500)
+
+    assert (result.missing, result.unexpected) == (0, 0)
+    assert result.stored == result.distinct_stored == result.in_window
+    assert result.stuck_folders == ()
+    assert result.throttled_requests > 0

@@ -10,6 +10,7 @@ passes with neither an attempt nor a block.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -65,3 +66,22 @@ def in_words(wait: timedelta) -> str:
     """A wait as people read it, rounded up to whole minutes: "1 minute", "4 minutes"."""
     minutes = max(1, math.ceil(wait.total_seconds() / 60))
     return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def retry_delay(
+    failed_attempts: int,
+    *,
+    retry_after_seconds: float | None,
+    base_seconds: float,
+    max_seconds: float,
+    random: Callable[[], float],
+) -> float:
+    """How long to wait before retrying a throttled request, after ``failed_attempts`` (1 or more).
+
+    Exponential backoff with full jitter (a random wait up to ``base * 2**(attempts-1)``, capped), so
+    that clients throttled together do not come back together; never shorter than the server's
+    Retry-After, which says when it will accept requests again.
+    """
+    ceiling = min(base_seconds * 2.0 ** max(failed_attempts - 1, 0), max_seconds)
+    jittered: float = random() * ceiling
+    return max(retry_after_seconds or 0.0, jittered)

@@ -42,6 +42,7 @@ from touchline.mailboxes.providers.base import (
 from touchline.mailboxes.providers.gmail import GmailProvider
 from touchline.mailboxes.providers.graph import GraphProvider
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
+from touchline.mailboxes.providers.rest import Pacing
 from touchline.mailboxes.providers.smtp import (
     DEFAULT_SMTP_PORT,
     DEFAULT_SMTP_SECURITY,
@@ -209,11 +210,28 @@ def api_provider(
     token_source: AccessTokenSource,
     *,
     on_close: Callable[[], None] | None = None,
+    mailbox_id: uuid.UUID | None = None,
+    pacing: Pacing | None = None,
 ) -> GmailProvider | GraphProvider:
+    """``mailbox_id`` makes every provider of that mailbox in this process share its quota budget
+    and concurrency limit; ``pacing`` replaces the real clock (tests)."""
+    key = str(mailbox_id) if mailbox_id is not None else None
     if mailbox_provider == GMAIL:
-        return GmailProvider(token_source, api_base_url=settings.gmail_api_base_url, on_close=on_close)
+        return GmailProvider(
+            token_source,
+            api_base_url=settings.gmail_api_base_url,
+            on_close=on_close,
+            mailbox_key=key,
+            pacing=pacing,
+        )
     if mailbox_provider == GRAPH:
-        return GraphProvider(token_source, api_base_url=settings.graph_api_base_url, on_close=on_close)
+        return GraphProvider(
+            token_source,
+            api_base_url=settings.graph_api_base_url,
+            on_close=on_close,
+            mailbox_key=key,
+            pacing=pacing,
+        )
     raise ValueError(f"{mailbox_provider!r} mailboxes are not read through a REST API")
 
 
@@ -262,6 +280,7 @@ def open_provider(
     *,
     settings: Settings | None = None,
     sessions: sessionmaker[Session] | None = None,
+    pacing: Pacing | None = None,
 ) -> OpenedProvider:
     """A provider for ``mailbox``; the caller closes it.
 
@@ -283,7 +302,9 @@ def open_provider(
         flow = oauth_flow(settings, mailbox.provider)
         try:
             holder = TokenHolder(flow, tokens, on_refreshed=persist)
-            return api_provider(settings, mailbox.provider, holder, on_close=flow.close)
+            return api_provider(
+                settings, mailbox.provider, holder, on_close=flow.close, mailbox_id=mailbox.id, pacing=pacing
+            )
         except BaseException:
             flow.close()
             raise

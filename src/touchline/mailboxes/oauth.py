@@ -334,6 +334,18 @@ class TokenHolder:
             self._on_refreshed(self._tokens)
 
 
+_SIGN_IN_AGAIN_ERRORS = frozenset({"interaction_required", "consent_required"})
+
+
+def _error_description(response: httpx.Response) -> str:
+    try:
+        description = str(response.json().get("error_description", ""))
+    except (ValueError, AttributeError):
+        return ""
+    # The first line only: Microsoft appends trace and correlation ids on further lines.
+    return " ".join(description.splitlines()[:1])[:200]
+
+
 def _oauth_error(response: httpx.Response) -> str:
     try:
         return str(response.json().get("error", ""))
@@ -349,6 +361,15 @@ def _token_endpoint_error(provider_name: str, response: httpx.Response) -> Provi
             f"{provider_name} no longer accepts this mailbox's grant "
             "(access was withdrawn, it expired, or the password changed)"
         )
+    # The Microsoft identity platform's token endpoint errors (its "OAuth 2.0 authorization code
+    # flow" page): the user must sign in again (multi-factor, a changed policy, new consent), or the
+    # service is briefly too busy and the same request will work later.
+    if error in _SIGN_IN_AGAIN_ERRORS:
+        return AuthError(
+            f"{provider_name} wants the user to sign in again ({error}): {_error_description(response)}"
+        )
+    if error == "temporarily_unavailable":
+        return TransientError(f"{provider_name} sign-in is temporarily unavailable; retrying later")
     if status == 429:
         return RateLimited(f"{provider_name} sign-in is throttling requests", retry_after_seconds(response))
     if status >= 500:

@@ -36,7 +36,12 @@ def _email_tab(
     with session_scope(sessions) as session:
         mailbox = service.mailbox_of_user(session, actor, actor.user_id)
         held = service.count_holdings(session, actor.workspace_id, actor.user_id)
-        context: dict[str, object] = {"mailbox": mailbox, "held": held, "error": error}
+        context: dict[str, object] = {
+            "mailbox": mailbox,
+            "held": held,
+            "error": error,
+            "folder_summary": service.health_summary(mailbox) if mailbox else None,
+        }
         sections: Sequence[EmailTabSection] = getattr(request.app.state, "email_tab_sections", ())
         for section in sections:
             context.update(section(session, actor))

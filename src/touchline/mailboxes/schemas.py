@@ -16,7 +16,9 @@ class FolderOut(BaseModel):
     name: str
     special_use: str | None
     selected: bool
-    last_synced_at: datetime | None
+    last_synced_at: datetime | None = Field(description="When the folder last synced without error")
+    last_error: str | None = Field(None, description="While the folder fails: the provider's words")
+    next_retry_at: datetime | None = Field(None, description="While the folder fails: when it is tried next")
 
 
 class MailboxOut(BaseModel):
@@ -48,6 +50,8 @@ class MailboxOut(BaseModel):
                     special_use=f.special_use,
                     selected=f.selected,
                     last_synced_at=f.last_synced_at,
+                    last_error=f.last_error,
+                    next_retry_at=f.next_retry_at,
                 )
                 for f in row.folders
             ],

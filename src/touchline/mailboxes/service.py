@@ -300,6 +300,68 @@ def record_sync_result(
     return wait
 
 
+@dataclass(frozen=True)
+class FolderHealth:
+    """How one synced folder's sync stands, as the Email page and ``mailbox list`` show it."""
+
+    name: str
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    next_retry_at: datetime | None
+
+    @property
+    def failing(self) -> bool:
+        return self.last_error is not None
+
+
+def folder_health(mailbox: Mailbox) -> list[FolderHealth]:
+    return [
+        FolderHealth(
+            folder.name, folder.last_synced_at, folder.last_error, folder.last_error_at, folder.next_retry_at
+        )
+        for folder in sorted(mailbox.folders, key=lambda folder: folder.name)
+        if folder.selected
+    ]
+
+
+def health_summary(mailbox: Mailbox) -> str | None:
+    """One line when folders are failing ("2 of 5 folders failing", "every folder is failing"),
+    None when every synced folder is fine."""
+    health = folder_health(mailbox)
+    failing = [folder for folder in health if folder.failing]
+    if not failing:
+        return None
+    if len(failing) == len(health):
+        return "every synced folder is failing"
+    return f"{len(failing)} of {len(health)} synced folders failing"
+
+
+def record_folder_failure(
+    session: Session, folder_id: uuid.UUID, error: str, now: datetime
+) -> datetime | None:
+    """A folder's own failure: kept with the provider's words, and the folder waits before its next
+    try, longer after each failure in a row; the mailbox's other folders go on. Returns that moment."""
+    folder = session.get(MailboxFolder, folder_id)
+    if folder is None:
+        return None
+    folder.failed_attempts = (folder.failed_attempts or 0) + 1
+    folder.last_error, folder.last_error_at = error, now
+    folder.next_retry_at = now + timedelta(seconds=backoff_seconds(folder.failed_attempts))
+    session.flush()
+    return folder.next_retry_at
+
+
+def clear_folder_failure(folder: MailboxFolder) -> None:
+    if folder.last_error is not None or folder.failed_attempts or folder.next_retry_at is not None:
+        folder.last_error, folder.last_error_at, folder.failed_attempts, folder.next_retry_at = (
+            None,
+            None,
+            0,
+            None,
+        )
+
+
 def count_connect_attempt(session: Session, actor: Actor, settings: Settings, now: datetime) -> None:
     """Connecting makes the server reach a host the user typed, so each user may try only so often."""
     throttle.refuse_when_waiting(

@@ -56,7 +56,13 @@ class MailboxFolder(IdMixin, Base):
     selected: Mapped[bool] = mapped_column(Boolean, default=False)
     cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the provider's resumable sync state
     synced_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the look-back bound already covered
-    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the last sync that succeeded
+    # The folder's own failures (an unexpected provider answer about it): the provider's words, when,
+    # how many in a row, and when the folder is tried again; the mailbox's other folders go on.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     mailbox: Mapped[Mailbox] = relationship(back_populates="folders")
 

@@ -27,6 +27,7 @@ from tests.mailboxes.conftest import (
     graph_tokens,
     graph_url,
     microsoft_flow,
+    pacing_clock,  # noqa: F401 -- the provider fixtures above ask for it
 )
 from tests.services.dovecot import (
     DovecotServer,

@@ -43,12 +43,15 @@ from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import open_provider
 from touchline.mailboxes.oauth import OAuthConfigurationError
 from touchline.mailboxes.providers.base import (
+    MAX_MESSAGE_BYTES,
+    AccessBlocked,
     AuthError,
     ChangeCheck,
     CursorExpired,
     FolderNotFound,
     InsecureConnectionError,
     MessageHeaders,
+    ProviderError,
     RateLimited,
     TransientError,
 )
@@ -59,7 +62,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 200
 FETCH_AHEAD = 1
 """Batches fetched ahead of the one being stored: one keeps the server and the database busy at once."""
-MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
 
 @dataclass
@@ -74,9 +76,22 @@ class SyncReport:
     error: str | None = None
     retry_after_seconds: float | None = None
     per_folder: dict[str, int] = field(default_factory=dict)
+    # Folders whose sync failed this run, with the provider's words.
+    failed_folders: dict[str, str] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[str, int], None]
+
+# Failures that concern the whole mailbox (its login, its quota, the network, an administrator's
+# policy); any other provider error is about one folder, which is recorded and skipped for a while.
+_MAILBOX_WIDE_ERRORS = (
+    AuthError,
+    RateLimited,
+    TransientError,
+    InsecureConnectionError,
+    OAuthConfigurationError,
+    AccessBlocked,
+)
 
 
 @dataclass(frozen=True)
@@ -112,10 +127,14 @@ def _load(session: Session, mailbox_id: uuid.UUID) -> tuple[Mailbox, list[_Folde
 
 
 def _plan(mailbox: Mailbox, lookback: int, folders: Iterable[MailboxFolder]) -> list[_FolderPlan]:
-    anchor = mailbox.first_synced_at or datetime.now(UTC)
+    now = datetime.now(UTC)
+    anchor = mailbox.first_synced_at or now
     since = anchor - timedelta(days=lookback)
     plans = []
     for folder in folders:
+        if folder.next_retry_at is not None and folder.next_retry_at > now:
+            continue  # this folder failed lately and waits out its backoff; the others sync
+
         # A look-back extended past what this folder already covers means a back-fill from scratch;
         # already stored mail is recognised and not duplicated.
         restart = folder.synced_since is not None and since < folder.synced_since
@@ -177,6 +196,15 @@ def sync_mailbox(
         report.retry_after_seconds = error.retry_after_seconds
     except (InsecureConnectionError, OAuthConfigurationError) as error:
         report.status, report.error = mailboxes.STATUS_ERROR, str(error)
+    except AccessBlocked as error:
+        # Nothing the user can do; tried again rarely (the backoff grows to an hour) in case the
+        # administrator lifts the policy.
+        with session_scope(sessions) as session:
+            report.retry_after_seconds = mailboxes.record_sync_result(
+                session, mailbox_id, status=mailboxes.STATUS_CONNECTED, error=str(error), failed=True
+            )
+        report.error = str(error)
+        return report
     except TransientError as error:
         # Recorded for the user to see with the backoff it earned, then raised so the caller can retry
         # from the stored cursors.
@@ -258,6 +286,9 @@ def _sync_folders(
         if isinstance(fetched, _FolderGone):
             _deselect(sessions, fetched, report)
             continue
+        if isinstance(fetched, _FolderFailed):
+            _record_failure(sessions, fetched, report)
+            continue
         _store_batch(sessions, provider, fetched, workspace_id, user_id, mailbox_id, report)
         if progress is not None:
             progress(fetched.plan.name, len(fetched.batch.messages))
@@ -268,7 +299,7 @@ def _fetch_folders(
     provider: Any,
     plans: list[_FolderPlan],
     workspace_id: uuid.UUID,
-) -> Iterator[_Fetched | _FolderGone]:
+) -> Iterator[_Fetched | _FolderGone | _FolderFailed]:
     """Each folder's batches in turn, from its stored cursor; runs on the fetching thread."""
     for plan in plans:
         cursor = provider.cursor_from_json(plan.cursor) if plan.cursor else None
@@ -287,6 +318,12 @@ def _fetch_folders(
             except FolderNotFound as error:
                 yield _FolderGone(plan, error)
                 break
+            except _MAILBOX_WIDE_ERRORS:
+                raise
+            except ProviderError as error:
+                # What was fetched before is stored already; this folder waits, the next one goes on.
+                yield _FolderFailed(plan, error)
+                break
 
 
 @dataclass(frozen=True)
@@ -301,6 +338,21 @@ def _deselect(sessions: sessionmaker[Session], gone: _FolderGone, report: SyncRe
         if folder is not None:
             folder.selected = False
     report.error = f"{gone.plan.name}: {gone.error}; it was deselected, pick it again if it was renamed"
+
+
+@dataclass(frozen=True)
+class _FolderFailed:
+    plan: _FolderPlan
+    error: ProviderError
+
+
+def _record_failure(sessions: sessionmaker[Session], failed: _FolderFailed, report: SyncReport) -> None:
+    message = str(failed.error)
+    with session_scope(sessions) as session:
+        retry_at = mailboxes.record_folder_failure(session, failed.plan.folder_id, message, datetime.now(UTC))
+    log.warning("folder %s failed; retrying after %s: %s", failed.plan.name, retry_at, message)
+    report.failed_folders[failed.plan.name] = message
+    report.error = "; ".join(f"{name}: {error}" for name, error in report.failed_folders.items())
 
 
 @dataclass(frozen=True)
@@ -356,7 +408,9 @@ def _fetch_batches(
             if wanted
             else []
         )
-        raw_messages = list(raw_messages)
+        # Providers that learn a size only while reading the body (Graph) stop at the limit.
+        too_big |= {raw.provider_message_id for raw in raw_messages if raw.oversized}
+        raw_messages = [raw for raw in raw_messages if not raw.oversized]
         # Read (parsed, snippet, safe HTML) by a helper process while the batch before is stored.
         reading = readers().submit([raw.raw for raw in raw_messages])
         yield _Fetched(plan, batch, raw_messages, reading, too_big, directory)
@@ -450,6 +504,7 @@ def _store_batch(
         if folder is not None:
             folder.cursor = batch.cursor.to_json()
             folder.last_synced_at = datetime.now(UTC)
+            mailboxes.clear_folder_failure(folder)
             if folder.synced_since is None or plan.since < folder.synced_since or plan.restart:
                 folder.synced_since = plan.since
     report.per_folder[plan.name] = report.per_folder.get(plan.name, 0) + len(messages)

@@ -35,6 +35,9 @@ Errors, and what the caller does:
   too old, Graph delta state gone). Drop the folder's cursor and sync it again from ``None``; the
   caller recognises what it already stored (provider id, Message-ID), so nothing is lost or doubled.
 * ``FolderNotFound``: the folder was deleted or renamed on the server; ask the user to select again.
+* ``AccessBlocked``: an administrator's policy keeps the app out; show why, retry rarely.
+* Any other ``ProviderError`` (an unexpected answer about one folder): record it on that folder, back
+  off that folder, and go on with the others.
 * ``InsecureConnectionError``: the connection cannot be made safely (plain text to a remote host,
   an unverifiable certificate, no STARTTLS offered); an administrator must fix the settings.
 
@@ -67,6 +70,8 @@ from typing import ClassVar, Generic, Protocol, Self, TypeVar, get_type_hints, r
 from touchline.kit.errors import TouchlineError
 
 DEFAULT_BATCH_SIZE = 100
+# Messages larger than this are quarantined with their reason instead of stored (SPEC 9).
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
 # Header fields the triage stage reads: participants (rule 2), threading and reply attribution
 # (In-Reply-To, References), bulk and automatic mail (rule 5) and delivery reports (Content-Type,
@@ -139,8 +144,12 @@ class MessageHeaders:
 
 @dataclass(frozen=True)
 class RawMessage:
+    """A kept message's whole MIME; ``oversized`` when the provider stopped reading it at
+    ``MAX_MESSAGE_BYTES`` (``raw`` is then empty) and the caller quarantines it instead."""
+
     provider_message_id: str
     raw: bytes
+    oversized: bool = False
 
 
 JsonScalar = str | int | None
@@ -281,6 +290,11 @@ class CursorExpired(ProviderError):
 
 class FolderNotFound(ProviderError):
     """The folder does not exist (any more) on the server."""
+
+
+class AccessBlocked(ProviderError):
+    """The provider refuses access for a reason only an administrator can remove (a Google Workspace
+    domain policy): reconnecting cannot help, so the mailbox keeps trying, rarely, and says why."""
 
 
 class PermissionMissing(ProviderError):

@@ -6,9 +6,17 @@ picked up by the next, incremental sync (``history.list`` from that id). Triage 
 ``format=metadata`` with only ``TRIAGE_HEADER_NAMES``; only kept messages are fetched with
 ``format=raw``.
 
+History records "typically only have id and threadId" (users.history.list), and the ``labelId``
+filter also returns other messages of the same thread: which messages entered the label is decided
+from the ``labelIds`` of the metadata fetch, never from the record.
+
 Gmail forgets history after about a week (sometimes hours): ``history.list`` then answers 404 and
-``CursorExpired`` is raised. Per-user quota is 250 units a second and ``messages.get`` costs 5, so
-metadata requests run with bounded concurrency (``max_concurrency``, 4 by default).
+``CursorExpired`` is raised. Each user may spend 15,000 quota units a minute; ``messages.get`` and
+``messages.list`` cost 5, ``history.list`` 2, ``labels.list`` and ``getProfile`` 1, ``messages.send``
+100 (Gmail API "Usage limits"). Every request spends its cost from the mailbox's budget first, and a
+throttled request is retried with a growing, jittered backoff; a history page cut short by throttling
+still hands over the messages fetched before it, with a checkpoint just past them. Metadata requests
+run with bounded concurrency (``max_concurrency``, 4 by default).
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ import httpx
 from touchline.mailboxes.providers.base import (
     DEFAULT_BATCH_SIZE,
     TRIAGE_HEADER_NAMES,
+    AccessBlocked,
     AuthError,
     CursorExpired,
     Folder,
     FolderCursor,
+    FolderNotFound,
     HeaderBatch,
     MessageHeaders,
     PermissionMissing,
@@ -75,6 +85,15 @@ _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "
 _RETRY_AFTER_MOMENT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
 # Gmail's reason when the access token lacks the scope a method needs (here gmail.send).
 _MISSING_SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+# Gmail's reason when a Google Workspace administrator's policy keeps this app out of the domain's
+# mail; reconnecting cannot help, only the administrator can.
+_ADMIN_POLICY_REASONS = frozenset({"domainPolicy"})
+# Per-user quota and the cost of each method we call (Gmail API "Usage limits" page).
+USER_QUOTA_UNITS_PER_MINUTE = 15_000
+_COST_GET_OR_LIST = 5
+_COST_HISTORY = 2
+_COST_LABELS_OR_PROFILE = 1
+_COST_SEND = 100
 
 
 @dataclass(frozen=True)
@@ -103,9 +122,30 @@ class GmailProvider(RestMailboxProvider):
 
     service_name = SERVICE_NAME
     default_api_base_url = GMAIL_API_BASE_URL
+    units_per_minute = USER_QUOTA_UNITS_PER_MINUTE
 
     def cursor_from_json(self, data: Mapping[str, object]) -> GmailCursor:
         return GmailCursor.from_json(data)
+
+    def request_cost(self, url: str) -> float:
+        path = url.rstrip("/")
+        if path.endswith("messages/send"):
+            return _COST_SEND
+        if path.endswith("history"):
+            return _COST_HISTORY
+        if path.endswith(("labels", "profile")):
+            return _COST_LABELS_OR_PROFILE
+        return _COST_GET_OR_LIST
+
+    def is_throttled(self, response: httpx.Response) -> bool:
+        return response.status_code == 429 or (
+            response.status_code == 403 and bool(_error_reasons(response) & _RATE_LIMIT_REASONS)
+        )
+
+    def stated_retry_after(self, response: httpx.Response) -> float | None:
+        if "Retry-After" in response.headers or _RETRY_AFTER_MOMENT.search(_error_message(response)):
+            return _gmail_retry_after(response, _error_message(response))
+        return None
 
     def account_address(self) -> str:
         """The address of the account the grant belongs to (``users.getProfile``)."""
@@ -228,6 +268,8 @@ class GmailProvider(RestMailboxProvider):
             if page_token:
                 params["pageToken"] = page_token
             response = self._rest.get("messages", params=params)
+            if response.status_code == 400 and _error_message(response) == "Invalid label":
+                raise FolderNotFound(f"Gmail has no label {folder_id!r} any more")
             if response.status_code == 400 and page_token:
                 # A stored page token Gmail no longer honours: the listing must start again.
                 raise CursorExpired(f"Gmail refused the stored page token: {_error_message(response)}")
@@ -254,6 +296,8 @@ class GmailProvider(RestMailboxProvider):
             response = self._rest.get("history", params=params)
             if response.status_code == 404:
                 raise CursorExpired(f"Gmail no longer keeps history from {history_id}; sync the label again")
+            if response.status_code == 400 and _error_message(response) == "Invalid label":
+                raise FolderNotFound(f"Gmail has no label {folder_id!r} any more")
             body = self._checked_json(response)
             records: list[dict[str, Any]] = body.get("history", [])
             next_page = body.get("nextPageToken")
@@ -263,20 +307,51 @@ class GmailProvider(RestMailboxProvider):
                 checkpoint = str(records[-1]["id"]) if records else history_id
             else:
                 checkpoint = str(body["historyId"])
-            yield HeaderBatch(
-                self._headers_of(_added_message_ids(records, folder_id), since),
-                GmailCursor(history_id=checkpoint),
-            )
+            fetched = self._metadata_of(_candidate_message_ids(records, folder_id))
+            throttled = next((item for item in fetched.values() if isinstance(item, RateLimited)), None)
+            if throttled is not None:
+                # Hand over what was fetched, up to the first record with a message still missing,
+                # and checkpoint just before that record; the rest waits for the next run.
+                covered, checkpoint = _covered_records(records, fetched, history_id)
+                fetched = {key: value for key, value in fetched.items() if key in covered}
+            yield HeaderBatch(self._in_label(fetched, folder_id, since), GmailCursor(history_id=checkpoint))
+            if throttled is not None:
+                raise throttled
             if not next_page:
                 return
             params["pageToken"] = next_page
+            history_id = checkpoint
+
+    def _metadata_of(self, message_ids: Sequence[str]) -> dict[str, _Metadata | RateLimited | None]:
+        """Each message's metadata (None when it was deleted meanwhile, the error when throttling
+        outlasted the backoff), so that what was fetched is kept whatever happened to the rest."""
+
+        def fetch(message_id: str) -> _Metadata | RateLimited | None:
+            try:
+                return self._fetch_metadata(message_id)
+            except RateLimited as error:
+                return error
+
+        return dict(zip(message_ids, bounded_map(fetch, message_ids, self._max_concurrency), strict=True))
+
+    def _in_label(
+        self, fetched: Mapping[str, _Metadata | RateLimited | None], folder_id: str, since: datetime
+    ) -> tuple[MessageHeaders, ...]:
+        kept = [
+            item.headers
+            for item in fetched.values()
+            if isinstance(item, _Metadata)
+            and folder_id in item.label_ids
+            and item.headers.internal_date >= since
+        ]
+        return tuple(sorted(kept, key=lambda headers: headers.internal_date))
 
     def _headers_of(self, message_ids: Sequence[str], since: datetime) -> tuple[MessageHeaders, ...]:
         fetched = bounded_map(self._fetch_metadata, message_ids, self._max_concurrency)
-        kept = [headers for headers in fetched if headers is not None and headers.internal_date >= since]
+        kept = [item.headers for item in fetched if item is not None and item.headers.internal_date >= since]
         return tuple(sorted(kept, key=lambda headers: headers.internal_date))
 
-    def _fetch_metadata(self, message_id: str) -> MessageHeaders | None:
+    def _fetch_metadata(self, message_id: str) -> _Metadata | None:
         response = self._rest.get(
             f"messages/{quote(message_id, safe='')}",
             params={"format": "metadata", "metadataHeaders": list(TRIAGE_HEADER_NAMES)},
@@ -289,13 +364,14 @@ class GmailProvider(RestMailboxProvider):
             for header in body.get("payload", {}).get("headers", [])
         ]
         size = body.get("sizeEstimate")
-        return MessageHeaders(
+        headers = MessageHeaders(
             provider_message_id=str(body["id"]),
             provider_thread_id=body.get("threadId"),
             internal_date=datetime.fromtimestamp(int(body["internalDate"]) / 1000, UTC),
             raw_headers=("\r\n".join(header_lines) + "\r\n\r\n").encode("utf-8"),
             size_bytes=int(size) if size is not None else None,
         )
+        return _Metadata(headers, frozenset(str(label) for label in body.get("labelIds", [])))
 
     def _fetch_raw(self, message_id: str) -> RawMessage | None:
         response = self._rest.get(f"messages/{quote(message_id, safe='')}", params={"format": "raw"})
@@ -321,22 +397,58 @@ class GmailProvider(RestMailboxProvider):
                     f"Gmail quota reached ({', '.join(sorted(reasons)) or 'HTTP 429'})",
                     retry_after_seconds(response),
                 )
+            if reasons & _ADMIN_POLICY_REASONS:
+                raise AccessBlocked(
+                    "Gmail refused access because a Google Workspace administrator's policy blocks this "
+                    f"app for the domain ({one_line(_error_message(response))}); reconnecting cannot "
+                    "help: ask the administrator to allow touchline"
+                )
             raise AuthError(f"Gmail refused access ({', '.join(sorted(reasons)) or 'HTTP 403'})")
         raise_for_status(response, SERVICE_NAME)
         return json_object(response, SERVICE_NAME)
 
 
-def _added_message_ids(records: Sequence[Mapping[str, Any]], label_id: str) -> list[str]:
-    """Messages that entered the label: delivered or saved into it, or given the label later."""
+@dataclass(frozen=True)
+class _Metadata:
+    headers: MessageHeaders
+    label_ids: frozenset[str]
+
+
+def _candidate_message_ids(records: Sequence[Mapping[str, Any]], label_id: str) -> list[str]:
+    """Messages that may have entered the label: every message added (its record rarely says its
+    labels) and every message given this label later. The metadata fetch decides."""
     message_ids: dict[str, None] = {}
     for record in records:
         for added in record.get("messagesAdded", []):
-            if label_id in added["message"].get("labelIds", []):
-                message_ids[str(added["message"]["id"])] = None
+            message_ids[str(added["message"]["id"])] = None
         for labelled in record.get("labelsAdded", []):
             if label_id in labelled.get("labelIds", []):
                 message_ids[str(labelled["message"]["id"])] = None
     return list(message_ids)
+
+
+def _record_message_ids(record: Mapping[str, Any]) -> set[str]:
+    return {
+        str(entry["message"]["id"])
+        for key in ("messagesAdded", "labelsAdded")
+        for entry in record.get(key, [])
+    }
+
+
+def _covered_records(
+    records: Sequence[Mapping[str, Any]], fetched: Mapping[str, object], start_history_id: str
+) -> tuple[set[str], str]:
+    """The message ids of the leading records whose messages were all fetched, and the history id to
+    resume from: the last such record's, or where this page started."""
+    covered: set[str] = set()
+    checkpoint = start_history_id
+    for record in records:
+        ids = _record_message_ids(record) & fetched.keys()
+        if any(isinstance(fetched[message_id], RateLimited) for message_id in ids):
+            break
+        covered |= ids
+        checkpoint = str(record["id"])
+    return covered, checkpoint
 
 
 def _error_reasons(response: httpx.Response) -> set[str]:

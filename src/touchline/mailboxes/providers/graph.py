@@ -1,17 +1,24 @@
 """Outlook and Microsoft 365 mailboxes through Microsoft Graph (``v1.0``).
 
-Each folder is synced with ``/me/mailFolders/{id}/messages/delta``: the first round lists the
-folder's messages received since ``since`` (``$filter=receivedDateTime ge ...``, which Graph then
-carries inside every link it returns), page by page through ``@odata.nextLink``, and ends with an
-``@odata.deltaLink`` that later rounds start from. Either link is the cursor, so an interrupted
-round resumes where it stopped. Graph answers 410 when it has dropped the sync state:
-``CursorExpired``.
+Each folder is synced with ``/me/mailFolders/{id}/messages/delta``: the first round lists the whole
+folder page by page through ``@odata.nextLink`` and ends with an ``@odata.deltaLink`` that later
+rounds start from. Either link is the cursor, so an interrupted round resumes where it stopped. Graph
+answers 410 when it has dropped the sync state: ``CursorExpired``.
+
+The look-back is applied here, to ``receivedDateTime``, not with ``$filter``: a delta round with
+``$filter`` returns at most 5,000 messages ("Get incremental changes to messages in a folder"), which
+would silently cut a larger folder. Later rounds report changed messages with only the properties
+that changed; one without ``receivedDateTime`` is a message already seen (or outside the window)
+whose flags moved, and is passed over.
 
 Delta does not return ``internetMessageHeaders``, so triage gets a header block built from the
 selected properties (``triage_headers_complete=False``), and ``/messages/{id}/$value`` gives the
-raw MIME of kept messages. Ids are requested as immutable ids, so a message moved to another folder
-keeps the id already stored. Outlook allows four concurrent requests per mailbox, hence the default
-``max_concurrency``.
+raw MIME of kept messages; a body larger than ``max_message_bytes`` is not read past the limit and
+comes back marked ``oversized``, for the caller to quarantine. Ids are requested as immutable ids, so
+a message moved to another folder keeps the id already stored. Outlook allows four concurrent
+requests per mailbox ("Microsoft Graph throttling limits", Outlook service limits), hence the
+default ``max_concurrency``, shared by every client of the mailbox in the process; a 429 is waited
+out and the request tried again, so no batch is lost to it.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import httpx
 
 from touchline.mailboxes.providers.base import (
     DEFAULT_BATCH_SIZE,
+    MAX_MESSAGE_BYTES,
     AuthError,
     CursorExpired,
     Folder,
@@ -104,6 +112,8 @@ class GraphProvider(RestMailboxProvider):
 
     service_name = SERVICE_NAME
     default_api_base_url = GRAPH_API_BASE_URL
+    # Delta tells no sizes, so the guard against huge messages is applied while reading the body.
+    max_message_bytes = MAX_MESSAGE_BYTES
 
     def cursor_from_json(self, data: Mapping[str, object]) -> GraphCursor:
         return GraphCursor.from_json(data)
@@ -145,10 +155,7 @@ class GraphProvider(RestMailboxProvider):
         params: dict[str, str] | None
         if cursor is None:
             url = f"me/mailFolders/{quote(folder_id, safe='')}/messages/delta"
-            params = {
-                "$select": ",".join(_MESSAGE_FIELDS),
-                "$filter": f"receivedDateTime ge {since.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-            }
+            params = {"$select": ",".join(_MESSAGE_FIELDS)}
         else:
             url = self._own_link(cursor.next_link or cursor.delta_link or "")
             params = None
@@ -164,7 +171,7 @@ class GraphProvider(RestMailboxProvider):
                     (
                         _message_headers(item)
                         for item in body.get("value", [])
-                        if "@removed" not in item and _received(item) >= since
+                        if "@removed" not in item and "receivedDateTime" in item and _received(item) >= since
                     ),
                     key=lambda message: message.internal_date,
                 )
@@ -185,10 +192,13 @@ class GraphProvider(RestMailboxProvider):
         return [message for message in fetched if message is not None]
 
     def _fetch_raw(self, message_id: str) -> RawMessage | None:
-        response = self._rest.get(
+        response = self._rest.get_limited(
             f"me/messages/{quote(message_id, safe='')}/$value",
             headers={"Prefer": 'IdType="ImmutableId"'},
+            max_bytes=self.max_message_bytes,
         )
+        if response is None:
+            return RawMessage(provider_message_id=message_id, raw=b"", oversized=True)
         if response.status_code == 404:
             return None  # deleted since it was listed
         self._raise_for_status(response)
