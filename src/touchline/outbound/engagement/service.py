@@ -412,3 +412,62 @@ def events_of(
         .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
     ).all()
     return [(event, url if event.kind == "click" else None) for event, url in rows]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What pages show of one sent email's engagement: its record and every event, oldest first,
+    each with the URL of a click."""
+
+    record: EmailEngagement
+    events: list[tuple[EngagementEvent, str | None]]
+
+
+def shown_engagements(
+    session: Session, actor: Actor, outbound_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Shown]:
+    """The records and events of these sent emails that the actor may see (the API's rule), by
+    outbound email id; none for someone who may not send email."""
+    wanted = list(set(outbound_ids))
+    if not wanted or not actor.can(Permission.SEND_EMAIL):
+        return {}
+    records = {
+        record.outbound_email_id: record
+        for record in session.scalars(
+            select(EmailEngagement).where(*_visible(actor), EmailEngagement.outbound_email_id.in_(wanted))
+        )
+    }
+    events: dict[uuid.UUID, list[tuple[EngagementEvent, str | None]]] = defaultdict(list)
+    if records:
+        rows = session.execute(
+            select(EngagementEvent, TrackedLink.url)
+            .outerjoin(TrackedLink, TrackedLink.id == EngagementEvent.link_id)
+            .where(
+                EngagementEvent.workspace_id == actor.workspace_id,
+                EngagementEvent.outbound_email_id.in_(list(records)),
+            )
+            .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
+        ).all()
+        for event, url in rows:
+            events[event.outbound_email_id].append((event, url if event.kind == "click" else None))
+    return {outbound_id: Shown(record, events[outbound_id]) for outbound_id, record in records.items()}
+
+
+def shown_for_sent_copies(
+    session: Session, actor: Actor, email_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Shown]:
+    """The same, by the id of the stored sent copy (an Email) of each outbound email, as timelines
+    and the email page list them."""
+    wanted = list(set(email_ids))
+    if not wanted:
+        return {}
+    copies: dict[uuid.UUID, uuid.UUID] = {}
+    for outbound_id, email_id in session.execute(
+        select(OutboundEmail.id, OutboundEmail.email_id).where(
+            OutboundEmail.workspace_id == actor.workspace_id, OutboundEmail.email_id.in_(wanted)
+        )
+    ).all():
+        if email_id is not None:
+            copies[outbound_id] = email_id
+    shown = shown_engagements(session, actor, copies)
+    return {copies[outbound_id]: one for outbound_id, one in shown.items()}
