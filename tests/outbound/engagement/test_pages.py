@@ -17,6 +17,10 @@ from touchline.db import session_scope
 from touchline.kit.crypto import hash_password
 from touchline.models import Email, EmailCompany, EmailContact, EngagementEvent, OutboundEmail, User
 from touchline.outbound.engagement import service
+from touchline.outbound.sequences import service as sequences
+from touchline.outbound.templates import service as templates
+from touchline.workspace import service as workspace_service
+from touchline.workspace.permissions import Actor
 
 MEMBER_PASSWORD = "member-password-123"
 
@@ -139,3 +143,52 @@ def test_members_see_the_engagement_of_their_own_emails_only(
         assert "Renewal plans" in html
         assert engagement_of(html) == [], path
     assert client.get(f"/outbox/{outbound_id}").status_code == 404
+
+
+def test_the_sequence_page_shows_each_step_s_outcomes(
+    client: TestClient, team: Team, sessions: sessionmaker[Session]
+) -> None:
+    with session_scope(sessions) as session:
+        operator = Actor.operator(team.workspace_id)
+        member = workspace_service.actor_for(workspace_service.get_user(session, operator, team.member_id))
+        template = templates.create_template(
+            session, operator, "Welcome", templates.TemplateText("Hi", "<p>Hi</p>")
+        )
+        spec = sequences.SequenceSpec(
+            "Onboarding",
+            "member@team-a.example",
+            [sequences.StepSpec(template.id), sequences.StepSpec(template.id)],
+        )
+        sequence_id = sequences.create_sequence(session, member, spec).id
+    first = [add_contact(sessions, team, f"user{i}@customer.example") for i in range(3)]
+    step_one = [
+        sent_email(sessions, team, [one.address], links=1, sequence_id=sequence_id, sequence_step=1)
+        for one in first
+    ]
+    step_two = sent_email(sessions, team, [first[0].address], sequence_id=sequence_id, sequence_step=2)
+    (link,) = link_ids(sessions, step_one[0])
+    add_event(sessions, team, step_one[0], "open", timedelta(minutes=3))
+    add_event(sessions, team, step_one[0], "click", timedelta(minutes=4), link_id=link)
+    add_event(sessions, team, step_one[1], "open", timedelta(seconds=1))  # a scanner's, within 2 s
+    with session_scope(sessions) as session:
+        session.add(
+            EngagementEvent(
+                workspace_id=team.workspace_id,
+                outbound_email_id=step_two,
+                kind="bounce",
+                occurred_at=SENT_AT + timedelta(hours=1),
+                detail={"kind": "hard", "status": "5.1.1", "diagnostic": "no such user"},
+            )
+        )
+        service.refresh(session, [*step_one, step_two])
+    assert sign_in_form(client, "admin@team-a.example", "admin-password-123").status_code == 303
+    html = client.get(f"/sequences/{sequence_id}").text
+    rows = {
+        step: re.findall(r"<td>(\d+)</td>", row)
+        for step, row in re.findall(r'<tr data-step="(\d)">(.*?)</tr>', html)
+    }
+    # step, sent, opened, opened by a person, clicked, clicked by a person, replied, bounced
+    assert rows == {
+        "1": ["1", "3", "2", "1", "1", "1", "0", "0"],
+        "2": ["2", "1", "0", "0", "0", "0", "0", "1"],
+    }

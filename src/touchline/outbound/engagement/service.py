@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import ColumnElement, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from touchline.inbound.parse.headers import message_ids
@@ -471,3 +471,44 @@ def shown_for_sent_copies(
             copies[outbound_id] = email_id
     shown = shown_engagements(session, actor, copies)
     return {copies[outbound_id]: one for outbound_id, one in shown.items()}
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How the emails one step of a sequence sent fared, from their records: how many were opened,
+    clicked, replied to and bounced, raw (any event) and, for opens and clicks, by a person."""
+
+    step: int
+    sent: int
+    opened: int
+    human_opened: int
+    clicked: int
+    human_clicked: int
+    replied: int
+    bounced: int
+
+
+def step_outcomes(session: Session, actor: Actor, sequence_id: uuid.UUID) -> list[StepOutcome]:
+    """Per step of a sequence, the outcomes of the sent emails whose records the actor may see."""
+    if not actor.can(Permission.SEND_EMAIL):
+        return []
+
+    def reached(condition: ColumnElement[bool]) -> Any:
+        return func.count(case((condition, 1)))
+
+    rows = session.execute(
+        select(
+            EmailEngagement.sequence_step,
+            func.count(EmailEngagement.id),
+            reached(EmailEngagement.open_rate == 100),
+            reached(EmailEngagement.human_open_rate == 100),
+            reached(EmailEngagement.click_rate == 100),
+            reached(EmailEngagement.human_click_rate == 100),
+            reached(EmailEngagement.reply_rate == 100),
+            reached(EmailEngagement.bounce.is_not(None)),
+        )
+        .where(*_visible(actor), EmailEngagement.sequence_id == sequence_id)
+        .group_by(EmailEngagement.sequence_step)
+        .order_by(EmailEngagement.sequence_step)
+    ).all()
+    return [StepOutcome(*(int(value) for value in row)) for row in rows if row[0] is not None]
