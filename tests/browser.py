@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import uvicorn
@@ -28,9 +29,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def live_server(app: FastAPI) -> Iterator[str]:
-    port = free_port()
+@contextmanager
+def serve(app: FastAPI, port: int) -> Iterator[str]:
+    """The app served on loopback at this port while the block runs; yields its base URL."""
     # Pages hold a notification stream open; shutting down cuts it after a second rather than wait for it.
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
@@ -43,9 +44,17 @@ def live_server(app: FastAPI) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: FastAPI) -> Iterator[str]:
+    with serve(app, free_port()) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")

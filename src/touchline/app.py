@@ -40,6 +40,7 @@ from touchline.models.base import utcnow
 from touchline.outbound.bulk import endpoints as bulk_endpoints
 from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.engagement import endpoints as engagement_endpoints
+from touchline.outbound.engagement import service as engagement_service
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.notify import endpoints as notify_endpoints
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     app.state.queue = queue
     app.state.clock = utcnow
     app.state.email_tab_sections = EMAIL_TAB_SECTIONS
+    app.state.sent_engagement = engagement_service.shown_for_sent_copies
 
     _add_middleware(app, settings, box)
 

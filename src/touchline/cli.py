@@ -794,6 +794,10 @@ TrackClicks = Annotated[
         show_default=False,
     ),
 ]
+UtmSource = Annotated[str | None, typer.Option(help="utm_source of its tracked links")]
+UtmMedium = Annotated[str | None, typer.Option(help="utm_medium of its tracked links")]
+UtmCampaign = Annotated[str | None, typer.Option(help="utm_campaign (merge fields allowed)")]
+UtmContent = Annotated[str | None, typer.Option(help="utm_content (merge fields allowed)")]
 
 
 @app.command("send")
@@ -815,10 +819,10 @@ def send(
     track_opens: TrackOpens = None,
     track_clicks: TrackClicks = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
-    utm_source: Annotated[str | None, typer.Option(help="utm_source of its tracked links")] = None,
-    utm_medium: Annotated[str | None, typer.Option(help="utm_medium of its tracked links")] = None,
-    utm_campaign: Annotated[str | None, typer.Option(help="utm_campaign (merge fields allowed)")] = None,
-    utm_content: Annotated[str | None, typer.Option(help="utm_content (merge fields allowed)")] = None,
+    utm_source: UtmSource = None,
+    utm_medium: UtmMedium = None,
+    utm_campaign: UtmCampaign = None,
+    utm_content: UtmContent = None,
 ) -> None:
     """Send one email (now, or scheduled with --at); a refused send exits 2 and sends nothing."""
     from datetime import UTC, datetime
@@ -899,16 +903,27 @@ def template_create(
     track_opens: Annotated[bool, typer.Option(help="Track opens of emails sent from it")] = True,
     track_clicks: Annotated[bool, typer.Option(help="Track clicks of emails sent from it")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    utm_source: UtmSource = None,
+    utm_medium: UtmMedium = None,
+    utm_campaign: UtmCampaign = None,
+    utm_content: UtmContent = None,
 ) -> None:
     """Store a template; one that cannot render (syntax, unknown fields) exits 2 naming each problem."""
     from touchline.outbound.templates import service as templates
 
+    utm = {
+        "utm_source": utm_source,
+        "utm_medium": utm_medium,
+        "utm_campaign": utm_campaign,
+        "utm_content": utm_content,
+    }
     content = templates.TemplateText(
         subject=subject,
         html=_read_text_file(html_file, "--html-file"),
         text=_read_text_file(text_file, "--text-file") if text_file is not None else None,
         track_opens=track_opens,
         track_clicks=track_clicks,
+        utm={key: value for key, value in utm.items() if value},
     )
     engine = make_engine(_settings().resolved_database_url)
     try:

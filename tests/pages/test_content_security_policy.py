@@ -99,6 +99,8 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             ],
         }
         paths.append(route.path.format(**examples))
+    # A sent email's page, with its engagement badges and events.
+    paths.extend(f"/outbox/{outbound_id}" for outbound_id in world.sent_ids)
     return paths
 
 

@@ -34,16 +34,19 @@ from touchline.inbound.receive import service as receive_service
 from touchline.models import (
     BulkSend,
     BulkSkip,
+    EngagementEvent,
     Mailbox,
     MailboxFolder,
     NotificationDelivery,
     OutboundEmail,
     OutboundRecipient,
     Template,
+    TrackedLink,
     User,
     Workspace,
 )
 from touchline.models.inbound import InboundRefusal
+from touchline.outbound.engagement import service as engagement
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
 from touchline.workspace import importing
@@ -97,6 +100,7 @@ class World:
     template_ids: list[uuid.UUID] = field(default_factory=list)
     sequence_ids: list[uuid.UUID] = field(default_factory=list)
     bulk_ids: list[uuid.UUID] = field(default_factory=list)
+    sent_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -141,6 +145,7 @@ class World:
             *(f"/emails/{email_id}" for email_id in self.email_ids),
             *(f"/emails/{email_id}/reply" for email_id in self.email_ids[:1]),
             *(f"/outbox/{outbound_id}/edit" for outbound_id in self.outbound_ids[:1]),
+            *(f"/outbox/{outbound_id}" for outbound_id in self.outbound_ids[:1] + self.sent_ids),
             "/outbox",
             "/outbox?who=everyone",
             *(f"/companies/{company_id}/compose" for company_id in self.company_ids[:1]),
@@ -375,6 +380,75 @@ def plant_outbound_emails(world: World, n: int) -> None:
             world.outbound_ids.append(email.id)
 
 
+def plant_engagement_events(world: World, n: int) -> None:
+    """A sent email of the admin's whose engagement events carry payloads where recipients' browsers,
+    template authors and mail servers choose the text: user agents, the URLs of clicked links (also
+    inside a real address), bounce statuses, diagnostics and addresses, reply subjects, machine
+    reasons. Its sent copy is the first stored email, so its page and timelines show them too."""
+    values = payloads(n)
+    sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with session_scope(world.sessions) as session:
+        row = OutboundEmail(
+            workspace_id=world.team.workspace_id,
+            created_by=world.team.admin_id,
+            sender_choice=ADMIN_EMAIL,
+            sender_user_id=world.team.admin_id,
+            from_address=ADMIN_EMAIL,
+            via="relay",
+            subject="Tracked",
+            html_body="<p>Tracked</p>",
+            text_body="Tracked",
+            idempotency_key=f"tracked-{n}",
+            message_id=f"<tracked-{n}@team-a.example>",
+            status="sent",
+            sent_at=sent_at,
+            email_id=world.email_ids[0],
+            recipients=[
+                OutboundRecipient(
+                    workspace_id=world.team.workspace_id,
+                    position=0,
+                    kind="to",
+                    address=f"jo@{CUSTOMER_DOMAIN}",
+                )
+            ],
+        )
+        session.add(row)
+        session.flush()
+        for index, value in enumerate([*values, f"https://{CUSTOMER_DOMAIN}/?q={values[3]}"]):
+            at = sent_at + dt.timedelta(minutes=index + 1)
+            link = TrackedLink(
+                workspace_id=world.team.workspace_id,
+                outbound_email_id=row.id,
+                token=uuid.uuid4().hex,
+                kind="click",
+                url=value,
+                position=index,
+            )
+            session.add(link)
+            session.flush()
+            common = {"workspace_id": world.team.workspace_id, "outbound_email_id": row.id, "occurred_at": at}
+            session.add_all(
+                [
+                    EngagementEvent(
+                        **common,
+                        kind="click",
+                        link_id=link.id,
+                        method="GET",
+                        user_agent=value,
+                        machine_reason=value,
+                    ),
+                    EngagementEvent(
+                        **common,
+                        kind="bounce",
+                        detail={"kind": "hard", "status": value, "diagnostic": value, "address": value},
+                    ),
+                    EngagementEvent(**common, kind="reply", detail={"subject": value}),
+                ]
+            )
+        engagement.refresh(session, [row.id])
+        world.sent_ids.append(row.id)
+
+
 def plant_notifications(world: World, n: int) -> None:
     """The admin's notification log: subjects and recipients come from sent mail, details from what
     recipients clicked, errors from the webhook servers users name."""
@@ -517,6 +591,7 @@ FIELDS = (
     Planted("sequence, template and step condition", plant_sequences, lambda world: "/sequences"),
     Planted("bulk send", plant_bulk_send, lambda world: f"/bulk/{world.bulk_ids[0]}"),
     Planted("notification log", plant_notifications, lambda world: "/profile/notifications"),
+    Planted("engagement events", plant_engagement_events, lambda world: f"/outbox/{world.sent_ids[0]}"),
 )
 
 

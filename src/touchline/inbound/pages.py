@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from touchline.db import session_scope
 from touchline.inbound import repository, timeline
 from touchline.inbound.schemas import explanation_of
-from touchline.kit.pagination import MAX_PAGE, PageRequest
+from touchline.kit.pagination import MAX_PAGE, Page, PageRequest
 from touchline.ui import render
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import PageActor, Sessions
+from touchline.workspace.permissions import Actor
 
 router = APIRouter(include_in_schema=False)
 
 CONVERSATIONS_PER_PAGE = 10
+
+SentEngagement = Callable[[Session, Actor, Iterable[uuid.UUID]], Mapping[uuid.UUID, object]]
+"""What the outbound layer shows of the emails touchline sent, by the id of their stored sent copy: the
+app lists it as `sent_engagement`, so these pages need no import of it."""
+
+
+def _sent_engagement(
+    request: Request, session: Session, actor: Actor, email_ids: Iterable[uuid.UUID]
+) -> Mapping[uuid.UUID, object]:
+    reader: SentEngagement | None = getattr(request.app.state, "sent_engagement", None)
+    return reader(session, actor, email_ids) if reader is not None else {}
+
+
+def _timeline_email_ids(conversations: Page[timeline.TimelineEntry]) -> list[uuid.UUID]:
+    return [email.id for entry in conversations.items for email in entry.emails]
 
 
 @router.get("/companies/{company_id}", response_class=HTMLResponse)
@@ -51,6 +69,7 @@ def company_page(
                 "users": workspace_service.list_users(session, actor),
                 "custom_fields": workspace_service.list_custom_fields(session, actor, "company"),
                 "timeline": conversations,
+                "engagement": _sent_engagement(request, session, actor, _timeline_email_ids(conversations)),
                 "page_number": page,
                 "error": None,
             },
@@ -81,6 +100,7 @@ def contact_page(
                 "contact": contact,
                 "custom_fields": workspace_service.list_custom_fields(session, actor, "contact"),
                 "timeline": conversations,
+                "engagement": _sent_engagement(request, session, actor, _timeline_email_ids(conversations)),
                 "page_number": page,
             },
         )
@@ -101,5 +121,6 @@ def email_page(request: Request, email_id: uuid.UUID, actor: PageActor, sessions
                 "companies": company_rows,
                 "contacts": contacts,
                 "explanation": explanation_of(email),
+                "shown": _sent_engagement(request, session, actor, [email.id]).get(email.id),
             },
         )

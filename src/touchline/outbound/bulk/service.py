@@ -234,7 +234,7 @@ def _content(template: Template, compiled: CompiledTemplate, context: MergeConte
     if isinstance(outcome, RenderFailure):
         return rules.render_skip_reason(outcome.missing_fields, str(outcome))
     try:
-        return outbox.rendered_content(template, outcome)
+        return outbox.rendered_content(template, outcome, context)
     except outbox.SendRefused as error:
         return str(error)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, tuple_
+from sqlalchemy import ColumnElement, case, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from touchline.inbound.parse.headers import message_ids
@@ -412,3 +412,103 @@ def events_of(
         .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
     ).all()
     return [(event, url if event.kind == "click" else None) for event, url in rows]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What pages show of one sent email's engagement: its record and every event, oldest first,
+    each with the URL of a click."""
+
+    record: EmailEngagement
+    events: list[tuple[EngagementEvent, str | None]]
+
+
+def shown_engagements(
+    session: Session, actor: Actor, outbound_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Shown]:
+    """The records and events of these sent emails that the actor may see (the API's rule), by
+    outbound email id; none for someone who may not send email."""
+    wanted = list(set(outbound_ids))
+    if not wanted or not actor.can(Permission.SEND_EMAIL):
+        return {}
+    records = {
+        record.outbound_email_id: record
+        for record in session.scalars(
+            select(EmailEngagement).where(*_visible(actor), EmailEngagement.outbound_email_id.in_(wanted))
+        )
+    }
+    events: dict[uuid.UUID, list[tuple[EngagementEvent, str | None]]] = defaultdict(list)
+    if records:
+        rows = session.execute(
+            select(EngagementEvent, TrackedLink.url)
+            .outerjoin(TrackedLink, TrackedLink.id == EngagementEvent.link_id)
+            .where(
+                EngagementEvent.workspace_id == actor.workspace_id,
+                EngagementEvent.outbound_email_id.in_(list(records)),
+            )
+            .order_by(EngagementEvent.occurred_at, EngagementEvent.id)
+        ).all()
+        for event, url in rows:
+            events[event.outbound_email_id].append((event, url if event.kind == "click" else None))
+    return {outbound_id: Shown(record, events[outbound_id]) for outbound_id, record in records.items()}
+
+
+def shown_for_sent_copies(
+    session: Session, actor: Actor, email_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Shown]:
+    """The same, by the id of the stored sent copy (an Email) of each outbound email, as timelines
+    and the email page list them."""
+    wanted = list(set(email_ids))
+    if not wanted:
+        return {}
+    copies: dict[uuid.UUID, uuid.UUID] = {}
+    for outbound_id, email_id in session.execute(
+        select(OutboundEmail.id, OutboundEmail.email_id).where(
+            OutboundEmail.workspace_id == actor.workspace_id, OutboundEmail.email_id.in_(wanted)
+        )
+    ).all():
+        if email_id is not None:
+            copies[outbound_id] = email_id
+    shown = shown_engagements(session, actor, copies)
+    return {copies[outbound_id]: one for outbound_id, one in shown.items()}
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """How the emails one step of a sequence sent fared, from their records: how many were opened,
+    clicked, replied to and bounced, raw (any event) and, for opens and clicks, by a person."""
+
+    step: int
+    sent: int
+    opened: int
+    human_opened: int
+    clicked: int
+    human_clicked: int
+    replied: int
+    bounced: int
+
+
+def step_outcomes(session: Session, actor: Actor, sequence_id: uuid.UUID) -> list[StepOutcome]:
+    """Per step of a sequence, the outcomes of the sent emails whose records the actor may see."""
+    if not actor.can(Permission.SEND_EMAIL):
+        return []
+
+    def reached(condition: ColumnElement[bool]) -> Any:
+        return func.count(case((condition, 1)))
+
+    rows = session.execute(
+        select(
+            EmailEngagement.sequence_step,
+            func.count(EmailEngagement.id),
+            reached(EmailEngagement.open_rate == 100),
+            reached(EmailEngagement.human_open_rate == 100),
+            reached(EmailEngagement.click_rate == 100),
+            reached(EmailEngagement.human_click_rate == 100),
+            reached(EmailEngagement.reply_rate == 100),
+            reached(EmailEngagement.bounce.is_not(None)),
+        )
+        .where(*_visible(actor), EmailEngagement.sequence_id == sequence_id)
+        .group_by(EmailEngagement.sequence_step)
+        .order_by(EmailEngagement.sequence_step)
+    ).all()
+    return [StepOutcome(*(int(value) for value in row)) for row in rows if row[0] is not None]

@@ -23,6 +23,7 @@ from touchline.kit.html import sanitise_html
 from touchline.kit.pagination import PageRequest
 from touchline.models import Company, Contact, Email, OutboundEmail
 from touchline.outbound.compose.senders import FromChoice
+from touchline.outbound.engagement import service as engagement
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send import service
@@ -473,9 +474,29 @@ def outbox_page(
             actor,
             {
                 "rows": _outbox_rows(session, actor, emails),
+                "engagement": engagement.shown_engagements(session, actor, (email.id for email in emails)),
                 "everyone": everyone,
                 "status": status if status in STATUSES else "",
                 "statuses": STATUSES,
+                "time_zone": TIME_ZONE,
+            },
+        )
+
+
+@router.get("/outbox/{outbound_id}", response_class=HTMLResponse)
+def outbound_page(
+    request: Request, outbound_id: uuid.UUID, actor: PageActor, sessions: Sessions
+) -> HTMLResponse:
+    """One email of the outbox: what was sent, and its engagement badges and events."""
+    with session_scope(sessions) as session:
+        email = service.get_outbound(session, actor, outbound_id)
+        return render(
+            request,
+            "outbound_email.html",
+            actor,
+            {
+                "row": _outbox_rows(session, actor, [email])[0],
+                "shown": engagement.shown_engagements(session, actor, [email.id]).get(email.id),
                 "time_zone": TIME_ZONE,
             },
         )

@@ -477,11 +477,40 @@ class Content:
     track_opens: bool = False
     track_clicks: bool = False
     template: Template | None = None
+    utm: Mapping[str, str] | None = None
+    """UTM parameters added to its tracked links, merge fields filled in for its recipient."""
 
 
-def rendered_content(template: Template, rendered: RenderedEmail) -> Content:
+def filled_utm(given: Mapping[str, str | None], context: MergeContext) -> dict[str, str] | None:
+    """The UTM parameters of a send (the template's, overridden by the send's own), merge fields
+    filled in for this recipient; None when there are none."""
+    kept = {key: value for key, value in given.items() if value}
+    if not kept:
+        return None
+    try:
+        return rendered_utm(kept, context) or None
+    except InvalidInputError as error:
+        raise SendRefused(f"UTM parameters cannot be filled in: {error}") from None
+
+
+def rendered_content(
+    template: Template,
+    rendered: RenderedEmail,
+    context: MergeContext,
+    utm: Mapping[str, str] | None = None,
+) -> Content:
+    """What a template says for one recipient, with its UTM parameters (`utm` overriding the
+    template's): every send from a template, single, bulk or sequence, comes through here."""
     html, text = _body(rendered.html or "", rendered.text)
-    return Content(rendered.subject, html, text, rendered.track_opens, rendered.track_clicks, template)
+    return Content(
+        rendered.subject,
+        html,
+        text,
+        rendered.track_opens,
+        rendered.track_clicks,
+        template,
+        filled_utm({**(template.utm or {}), **(utm or {})}, context),
+    )
 
 
 def workspace_tracking(session: Session, workspace_id: uuid.UUID) -> tuple[bool, bool]:
@@ -566,6 +595,7 @@ def outbound_values(
         "bulk_id": draft.bulk_id,
         "sequence_id": draft.sequence_id,
         "sequence_step": draft.sequence_step,
+        "utm": dict(content.utm) if content.utm else None,
         **_route_values(route),
     }
 
@@ -626,15 +656,15 @@ def send_email(
     _skip_unsubscribed(draft.kind, to, contacts)
     _refuse_undeliverable([*to, *cc], contacts)
     route, company, answered = _decided_route(session, actor, draft, to, contacts, settings)
-    given = {**((template.utm or {}) if template is not None else {}), **(draft.utm or {})}
-    utm = {key: value for key, value in given.items() if value}
-    context = _merge_context(session, actor, to, contacts, route.user) if template or utm else None
+    wants_utm = any((draft.utm or {}).values())
+    context = _merge_context(session, actor, to, contacts, route.user) if template or wants_utm else None
     if template is not None and context is not None:
-        content = rendered_content(template, _rendered(template, context))
+        content = rendered_content(template, _rendered(template, context), context, draft.utm)
     else:
         html, text = _body(draft.html, draft.text)
         opens, clicks = workspace_tracking(session, actor.workspace_id)
-        content = Content(draft.subject, html, text, opens, clicks)
+        utm = filled_utm(draft.utm, context) if draft.utm and context is not None else None
+        content = Content(draft.subject, html, text, opens, clicks, utm=utm)
     scheduled = draft.send_at is not None and draft.send_at > now
     row = new_outbound(
         actor,
@@ -646,11 +676,6 @@ def send_email(
         now=now,
         answered=answered,
     )
-    if utm and context is not None:
-        try:
-            row.utm = rendered_utm(utm, context)
-        except InvalidInputError as error:
-            raise SendRefused(f"UTM parameters cannot be filled in: {error}") from None
     session.add(row)
     session.flush()
     if not scheduled:

@@ -14,6 +14,7 @@ from touchline.db import session_scope
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.models import Sequence
 from touchline.outbound.compose.senders import ACCOUNT_OWNER
+from touchline.outbound.engagement import service as engagement
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.sequences import service
@@ -138,6 +139,7 @@ def _builder_context(session: Session, actor: Actor, sequence: Sequence) -> dict
         "enrolments": enrolments,
         "runs": service.step_runs(session, actor, [row.id for row in enrolments]),
         "counts": service.counts_by_state(session, actor, [sequence.id]).get(sequence.id, {}),
+        "outcomes": engagement.step_outcomes(session, actor, sequence.id),
         "typed": None,
         "where": "",
         "emails": "",

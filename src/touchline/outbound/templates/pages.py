@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from touchline.outbound.compose.templates import (
     compile_template,
 )
 from touchline.outbound.templates import service
+from touchline.outbound.track.links import UTM_KEYS
 from touchline.ui import check_csrf, flash, redirect, render, templates
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
@@ -52,13 +54,29 @@ class EditorForm:
     text: str = ""
     track_opens: bool = True
     track_clicks: bool = True
+    utm: Mapping[str, str] = field(default_factory=dict)
+    """utm_source, utm_medium, utm_campaign and utm_content as typed; empty ones are not added."""
 
     @classmethod
     def of(cls, row: Template) -> EditorForm:
-        return cls(row.name, row.subject, row.html, row.text or "", row.track_opens, row.track_clicks)
+        return cls(
+            row.name,
+            row.subject,
+            row.html,
+            row.text or "",
+            row.track_opens,
+            row.track_clicks,
+            {key: str(value) for key, value in (row.utm or {}).items()},
+        )
 
     def content(self) -> service.TemplateText:
-        return service.TemplateText(self.subject, self.html, self.text, self.track_opens, self.track_clicks)
+        return service.TemplateText(
+            self.subject, self.html, self.text, self.track_opens, self.track_clicks, self.utm
+        )
+
+
+def _utm_typed(source: str, medium: str, campaign: str, content: str) -> dict[str, str]:
+    return dict(zip(UTM_KEYS, (source, medium, campaign, content), strict=True))
 
 
 @dataclass(frozen=True)
@@ -176,10 +194,22 @@ def _lines(typed: str) -> str:
 
 
 def _typed(
-    name: str, subject: str, html: str, text: str, track_opens: str | None, track_clicks: str | None
+    name: str,
+    subject: str,
+    html: str,
+    text: str,
+    track_opens: str | None,
+    track_clicks: str | None,
+    utm: Mapping[str, str] | None = None,
 ) -> EditorForm:
     return EditorForm(
-        name, subject, _lines(html), _lines(text), track_opens is not None, track_clicks is not None
+        name,
+        subject,
+        _lines(html),
+        _lines(text),
+        track_opens is not None,
+        track_clicks is not None,
+        dict(utm or {}),
     )
 
 
@@ -234,10 +264,15 @@ def create_template(
     text: Annotated[str, Form()] = "",
     track_opens: Annotated[str | None, Form()] = None,
     track_clicks: Annotated[str | None, Form()] = None,
+    utm_source: Annotated[str, Form()] = "",
+    utm_medium: Annotated[str, Form()] = "",
+    utm_campaign: Annotated[str, Form()] = "",
+    utm_content: Annotated[str, Form()] = "",
     contact_id: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
-    form = _typed(name, subject, html, text, track_opens, track_clicks)
+    utm = _utm_typed(utm_source, utm_medium, utm_campaign, utm_content)
+    form = _typed(name, subject, html, text, track_opens, track_clicks, utm)
     chosen = _contact_id(contact_id)
     try:
         with session_scope(sessions) as session:
@@ -279,10 +314,15 @@ def update_template(
     text: Annotated[str, Form()] = "",
     track_opens: Annotated[str | None, Form()] = None,
     track_clicks: Annotated[str | None, Form()] = None,
+    utm_source: Annotated[str, Form()] = "",
+    utm_medium: Annotated[str, Form()] = "",
+    utm_campaign: Annotated[str, Form()] = "",
+    utm_content: Annotated[str, Form()] = "",
     contact_id: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
-    form = _typed(name, subject, html, text, track_opens, track_clicks)
+    utm = _utm_typed(utm_source, utm_medium, utm_campaign, utm_content)
+    form = _typed(name, subject, html, text, track_opens, track_clicks, utm)
     chosen = _contact_id(contact_id)
     try:
         with session_scope(sessions) as session:
