@@ -40,6 +40,7 @@ from touchline.models.base import utcnow
 from touchline.outbound.bulk import endpoints as bulk_endpoints
 from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.engagement import endpoints as engagement_endpoints
+from touchline.outbound.experiments import endpoints as experiment_endpoints
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.notify import endpoints as notify_endpoints
@@ -90,6 +91,7 @@ ROUTERS = (
     template_endpoints.router,
     bulk_endpoints.router,
     engagement_endpoints.router,
+    experiment_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
