@@ -1189,9 +1189,20 @@ def bulk_send(
     ] = False,
     track_opens: TrackOpens = None,
     track_clicks: TrackClicks = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant", help="A further template to A/B test against --template (variant A); repeat for more"
+        ),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(help="What decides the A/B test: reply_rate, human_click_rate or open_rate")
+    ] = "reply_rate",
+    test_share: Annotated[float, typer.Option(help="The share of the audience in the A/B test")] = 0.2,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
-    """Send a template to every enduser the filters select; a refused bulk send exits 2 and sends nothing."""
+    """Send a template to every enduser the filters select; a refused bulk send exits 2 and sends nothing.
+    With --variant, a first batch is split between the templates and the rest get the A/B test's winner."""
     from touchline.models import BulkSend
     from touchline.outbound.bulk import service as bulk
     from touchline.outbound.bulk import tasks as bulk_tasks
@@ -1207,7 +1218,16 @@ def bulk_send(
                 service.find_user_by_email(session, _operator(session, workspace), as_user)
             )
             wanted = bulk.BulkRequest(
-                sender or as_user, template, None, mode.value, tuple(where or ()), track_opens, track_clicks
+                sender or as_user,
+                template,
+                None,
+                mode.value,
+                tuple(where or ()),
+                track_opens,
+                track_clicks,
+                variants=tuple(variant or ()),
+                metric=metric,
+                test_share=test_share,
             )
             if dry_run:
                 summary = BulkSummaryOut.of_plan(bulk.plan(session, actor, wanted, settings=settings))

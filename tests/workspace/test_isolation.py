@@ -168,6 +168,11 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
         },
         ("PUT", "/api/v1/mailboxes/{mailbox_id}/selected-folders"): {"selected_folder_ids": []},
         ("POST", "/api/v1/experiments/{experiment_id}/stop"): {"winner": "B"},
+        ("POST", "/api/v1/experiments"): {
+            "sequence_id": ids["sequence_id"],
+            "step": 1,
+            "templates": [ids["template_id"]],
+        },
         ("PATCH", "/api/v1/mailboxes/{mailbox_id}"): {"lookback_days": 120},
         ("POST", "/api/v1/unassigned-emails/{email_id}/assignment"): {"company_ids": [ids["company_id"]]},
         ("PUT", "/api/v1/users/{user_id}/public-account"): {"public": False},

@@ -41,6 +41,12 @@ class Experiment(IdMixin, CreatedMixin, Base):
     alpha: Mapped[float] = mapped_column(Float, default=0.05)
     min_sample: Mapped[int] = mapped_column(Integer)
     horizon: Mapped[int] = mapped_column(Integer)
+    test_share: Mapped[float | None] = mapped_column(Float)
+    """A bulk send's first batch: this share of its audience (by a stable hash) gets the variants;
+    the rest get the winner. None: everyone takes part (a sequence step)."""
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """After this time an undecided test keeps the control (the horizon in time: a bulk send's
+    first batch is sent at once, and its replies may never reach the horizon in sends)."""
     state: Mapped[str] = mapped_column(String(10), default="running")
     """running, or decided (by the test, by the horizon, or by an admin)."""
     winner: Mapped[str | None] = mapped_column(String(50))

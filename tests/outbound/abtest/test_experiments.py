@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Team, touchline_environment
+from tests.conftest import Team, csrf_of, sign_in_form, touchline_environment
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.errors import InvalidInputError, PermissionDeniedError
@@ -87,10 +87,11 @@ def _sent(
                     recipient_address="ana@globex.example",
                     bulk_id=experiment.bulk_id,
                     variant=variant,
-                    track_opens=False,
+                    track_opens=True,
                     track_clicks=False,
                     sent_at=NOW,
                     reply_rate=100 if reply else 0,
+                    open_rate=100 if reply else 0,  # a reply counts as an open
                 )
             )
 
@@ -273,3 +274,30 @@ def test_cli_lists_and_shows_experiments(
     table = cli("experiment", "show", "--workspace", str(team.workspace_id), str(experiment_id))
     assert "Renewal story" in table
     assert "50.0%" in table
+
+
+def test_the_page_shows_rates_intervals_the_state_and_lets_an_admin_pick_the_winner(
+    client: TestClient, sessions: sessionmaker[Session], team: Team
+) -> None:
+    experiment_id = _experiment(sessions, team, metric="open_rate")
+    _sent(sessions, team, experiment_id, "A", [True] + [False] * 3)
+    assert sign_in_form(client, "admin@team-a.example", "admin-password-123").status_code == 303
+    listed = client.get("/experiments")
+    assert listed.status_code == 200
+    assert f'href="/experiments/{experiment_id}"' in listed.text
+    page = client.get(f"/experiments/{experiment_id}")
+    assert page.status_code == 200
+    assert "25.0%" in page.text
+    assert '<meter min="0" max="1"' in page.text
+    assert "proxies" in page.text  # the open rate's warning
+    assert "collecting" in page.text
+    stopped = client.post(
+        f"/experiments/{experiment_id}/stop",
+        data={"csrf_token": csrf_of(page.text), "winner": "B"},
+        follow_redirects=False,
+    )
+    assert stopped.status_code == 303
+    after = client.get(f"/experiments/{experiment_id}").text
+    assert "Winner <strong>B</strong>" in after
+    assert "an admin" in after
+    assert "Stop and pick" not in after

@@ -32,6 +32,8 @@ def upgrade() -> None:
         sa.Column("alpha", sa.Float(), nullable=False),
         sa.Column("min_sample", sa.Integer(), nullable=False),
         sa.Column("horizon", sa.Integer(), nullable=False),
+        sa.Column("test_share", sa.Float(), nullable=True),
+        sa.Column("ends_at", touchline.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("winner", sa.String(length=50), nullable=True),
         sa.Column("decided_at", touchline.models.base.UTCDateTime(timezone=True), nullable=True),

@@ -12,6 +12,7 @@ from touchline.outbound.experiments import rules, service
 from touchline.outbound.experiments.schemas import (
     ExperimentDetail,
     ExperimentOut,
+    StepExperimentIn,
     StopIn,
     detail_of,
     experiment_out,
@@ -28,6 +29,27 @@ def list_experiments(actor: ApiActor, sessions: Sessions) -> list[ExperimentOut]
             ExperimentOut(**experiment_out(one, rules.metric_warning(service.metric_of(one))))
             for one in service.list_experiments(session, actor)
         ]
+
+
+@router.post(
+    "/experiments",
+    status_code=201,
+    summary="Start an A/B test on a sequence step (bulk sends take variants in their own request)",
+)
+def create_step_experiment(body: StepExperimentIn, actor: ApiActor, sessions: Sessions) -> ExperimentDetail:
+    with session_scope(sessions) as session:
+        experiment = service.create_for_step(
+            session,
+            actor,
+            body.sequence_id,
+            body.step,
+            body.templates,
+            name=body.name,
+            metric=body.metric,
+            min_sample=body.min_sample,
+            horizon=body.horizon,
+        )
+        return detail_of(service.running_numbers(session, experiment))
 
 
 @router.get(

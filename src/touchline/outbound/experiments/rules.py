@@ -21,6 +21,13 @@ def metric_warning(metric: Metric) -> str | None:
     return OPEN_RATE_WARNING if metric == "open_rate" else None
 
 
+def in_first_batch(experiment_id: uuid.UUID, contact_id: uuid.UUID, share: float) -> bool:
+    """Whether an enduser is in the first batch of a bulk send's test: a stable hash, independent of
+    the one that picks the variant, below `share`."""
+    digest = hashlib.sha256(b"first-batch" + experiment_id.bytes + contact_id.bytes).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
 def assigned_index(experiment_id: uuid.UUID, contact_id: uuid.UUID, variants: int) -> int:
     """The variant an enduser gets: a stable hash of (experiment, enduser), evenly spread, so the
     same enduser always gets the same variant of an experiment and different experiments split

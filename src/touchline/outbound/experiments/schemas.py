@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -113,3 +113,15 @@ def detail_of(running: Running) -> ExperimentDetail:
 class StopIn(BaseModel):
     winner: str = Field(min_length=1, max_length=50)
     """The label of the variant the rest of the audience gets."""
+
+
+class StepExperimentIn(BaseModel):
+    """An A/B test on a sequence step: its own template is variant A, these templates B, C, ..."""
+
+    sequence_id: uuid.UUID
+    step: int = Field(ge=1)
+    templates: list[uuid.UUID] = Field(min_length=1, max_length=9)
+    name: str = Field("", max_length=200)
+    metric: Literal["reply_rate", "human_click_rate", "open_rate"] = "reply_rate"
+    min_sample: int = Field(100, ge=1)
+    horizon: int = Field(10_000, ge=1)

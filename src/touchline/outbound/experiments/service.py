@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from touchline import models
 from touchline.kit.errors import InvalidInputError, NotFoundError
-from touchline.models import EmailEngagement, Experiment, Template
+from touchline.models import BulkSend, EmailEngagement, Experiment, Template
+from touchline.outbound import bulk as bulk_sends
 from touchline.outbound.analytics.abtest import (
     DEFAULT_ALPHA,
     DEFAULT_HORIZON,
@@ -26,6 +28,8 @@ from touchline.outbound.analytics.abtest import (
 )
 from touchline.outbound.experiments import rules
 from touchline.outbound.experiments.rules import Metric
+from touchline.outbound.templates import service as templates_service
+from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
@@ -89,6 +93,8 @@ def create(
     sequence_step: int | None = None,
     min_sample: int = DEFAULT_MIN_SAMPLE,
     horizon: int = DEFAULT_HORIZON,
+    test_share: float | None = None,
+    ends_at: datetime | None = None,
 ) -> Experiment:
     """Record an experiment between these templates (the first is the control, A)."""
     actor.require(Permission.SEND_EMAIL)
@@ -101,6 +107,8 @@ def create(
         raise InvalidInputError("an A/B test belongs to one bulk send or one sequence step")
     if not 1 <= min_sample <= horizon:
         raise InvalidInputError("the minimum sample must be at least 1 and at most the horizon")
+    if test_share is not None and not 0 < test_share <= 1:
+        raise InvalidInputError("the first batch's share must lie above 0 and at most 1")
     experiment = Experiment(
         workspace_id=actor.workspace_id,
         created_by=actor.user_id,
@@ -116,6 +124,8 @@ def create(
         alpha=DEFAULT_ALPHA,
         min_sample=min_sample,
         horizon=horizon,
+        test_share=test_share,
+        ends_at=ends_at,
         state=RUNNING,
     )
     session.add(experiment)
@@ -126,12 +136,74 @@ def create(
     return experiment
 
 
+def create_for_step(
+    session: Session,
+    actor: Actor,
+    sequence_id: uuid.UUID,
+    step: int,
+    template_ids: Sequence[uuid.UUID],
+    *,
+    name: str = "",
+    metric: str = "reply_rate",
+    min_sample: int = DEFAULT_MIN_SAMPLE,
+    horizon: int = DEFAULT_HORIZON,
+) -> Experiment:
+    """An A/B test on a sequence step: the step's own template is the control (A), these templates
+    the other variants; endusers who reach the step from now on get their variant, and the winner
+    once decided."""
+    actor.require(Permission.SEND_EMAIL)
+    sequence = session.get(models.Sequence, sequence_id)
+    if sequence is None or sequence.workspace_id != actor.workspace_id:
+        raise NotFoundError("no such sequence")
+    found = session.scalar(
+        select(models.SequenceStep).where(
+            models.SequenceStep.sequence_id == sequence_id, models.SequenceStep.position == step
+        )
+    )
+    if found is None:
+        raise NotFoundError(f"the sequence has no step {step}")
+    chosen = [templates_service.get_template(session, actor, found.template_id)]
+    chosen += [templates_service.get_template(session, actor, one) for one in template_ids]
+    return create(
+        session,
+        actor,
+        chosen,
+        name=name or f"{sequence.name}, step {step}",
+        metric=metric,
+        sequence_id=sequence_id,
+        sequence_step=step,
+        min_sample=min_sample,
+        horizon=horizon,
+    )
+
+
 def variant_for(experiment: Experiment, contact_id: uuid.UUID) -> Variant:
     """The variant an enduser gets: the winner once decided, else their stable share of the split."""
     variants = variants_of(experiment)
     if experiment.state == DECIDED and experiment.winner is not None:
         return next(variant for variant in variants if variant.label == experiment.winner)
     return variants[rules.assigned_index(experiment.id, contact_id, len(variants))]
+
+
+def waits(experiment: Experiment, contact_id: uuid.UUID) -> bool:
+    """Whether an enduser of a bulk send waits for the winner (not in the running test's first batch)."""
+    if experiment.state != RUNNING or experiment.test_share is None:
+        return False
+    return not rules.in_first_batch(experiment.id, contact_id, experiment.test_share)
+
+
+def of_bulk(session: Session, bulk_id: uuid.UUID) -> Experiment | None:
+    return session.scalar(select(Experiment).where(Experiment.bulk_id == bulk_id))
+
+
+def of_step(session: Session, sequence_id: uuid.UUID, step: int) -> Experiment | None:
+    """The A/B test of a sequence step, the newest if several were made."""
+    return session.scalar(
+        select(Experiment)
+        .where(Experiment.sequence_id == sequence_id, Experiment.sequence_step == step)
+        .order_by(Experiment.created_at.desc())
+        .limit(1)
+    )
 
 
 def _subject(experiment: Experiment) -> list[ColumnElement[bool]]:
@@ -213,15 +285,34 @@ def _record(
     experiment.decision = recorded
 
 
+def _release(session: Session, experiment: Experiment) -> None:
+    """A decided test's bulk send goes on: the rest of its audience is queued with the winner."""
+    if experiment.bulk_id is None:
+        return
+    bulk = session.get(BulkSend, experiment.bulk_id)
+    if bulk is not None and bulk.status == bulk_sends.TESTING:
+        bulk.status = "queueing"
+        enqueue(session, bulk_sends.QUEUE_JOB, bulk_id=str(bulk.id))
+
+
 def evaluate(session: Session, experiment: Experiment, now: datetime) -> Running:
     """Run the test on the experiment's counts; a verdict (or the horizon) is recorded as its
     decision, decided by `test` or `horizon`."""
     running = running_numbers(session, experiment)
-    if experiment.state == RUNNING and running.decision.winner is not None:
+    if experiment.state != RUNNING:
+        return running
+    if running.decision.winner is not None:
         label = variants_of(experiment)[running.decision.winner].label
         decided_by = "test" if running.decision.reason == "significant" else "horizon"
         _record(experiment, running, label, decided_by, now)
-        session.flush()
+    elif experiment.ends_at is not None and now >= experiment.ends_at:
+        _record(experiment, running, variants_of(experiment)[0].label, "horizon", now)
+        assert experiment.decision is not None
+        experiment.decision = {**experiment.decision, "reason": "ends_at"}
+    else:
+        return running
+    session.flush()
+    _release(session, experiment)
     return running
 
 
@@ -231,6 +322,13 @@ def evaluate_running(session: Session, now: datetime) -> list[uuid.UUID]:
     for experiment in session.scalars(select(Experiment).where(Experiment.state == RUNNING)):
         if evaluate(session, experiment, now).experiment.state == DECIDED:
             decided.append(experiment.id)
+    # A decision made while the first batch was still being queued finds its bulk send not yet
+    # waiting; the bulk send goes on here once it is.
+    late = select(Experiment).join(BulkSend, BulkSend.id == Experiment.bulk_id)
+    for experiment in session.scalars(
+        late.where(Experiment.state == DECIDED, BulkSend.status == bulk_sends.TESTING)
+    ):
+        _release(session, experiment)
     return decided
 
 
@@ -246,6 +344,7 @@ def stop(session: Session, actor: Actor, experiment_id: uuid.UUID, winner: str, 
     running = running_numbers(session, experiment)
     _record(experiment, running, winner, "user", now, actor.user_id)
     session.flush()
+    _release(session, experiment)
     workspace_service.record_audit(
         session, actor, "experiment.stop", "experiment", experiment.id, {"winner": winner}
     )
