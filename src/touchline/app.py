@@ -41,6 +41,8 @@ from touchline.outbound.bulk import endpoints as bulk_endpoints
 from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.engagement import endpoints as engagement_endpoints
 from touchline.outbound.engagement import service as engagement_service
+from touchline.outbound.experiments import endpoints as experiment_endpoints
+from touchline.outbound.experiments import pages as experiment_pages
 from touchline.outbound.from_field import endpoints as from_field_endpoints
 from touchline.outbound.from_field import pages as from_field_pages
 from touchline.outbound.notify import endpoints as notify_endpoints
@@ -91,6 +93,7 @@ ROUTERS = (
     template_endpoints.router,
     bulk_endpoints.router,
     engagement_endpoints.router,
+    experiment_endpoints.router,
     workspace_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
@@ -103,6 +106,7 @@ ROUTERS = (
     sequence_endpoints.router,
     sequence_pages.router,
     bulk_pages.router,
+    experiment_pages.router,
     notify_endpoints.router,
     notify_pages.router,
 )

@@ -59,6 +59,8 @@ contact_app = typer.Typer(help="Contacts (endusers).", no_args_is_help=True)
 app.add_typer(engagement_app, name="engagement")
 app.add_typer(contact_app, name="contact")
 app.add_typer(bounces_app, name="bounces")
+experiment_app = typer.Typer(help="A/B tests of template variants and their decisions.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 
 console = Console()
 errors = Console(stderr=True)
@@ -1234,9 +1236,20 @@ def bulk_send(
     ] = False,
     track_opens: TrackOpens = None,
     track_clicks: TrackClicks = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant", help="A further template to A/B test against --template (variant A); repeat for more"
+        ),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(help="What decides the A/B test: reply_rate, human_click_rate or open_rate")
+    ] = "reply_rate",
+    test_share: Annotated[float, typer.Option(help="The share of the audience in the A/B test")] = 0.2,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
-    """Send a template to every enduser the filters select; a refused bulk send exits 2 and sends nothing."""
+    """Send a template to every enduser the filters select; a refused bulk send exits 2 and sends nothing.
+    With --variant, a first batch is split between the templates and the rest get the A/B test's winner."""
     from touchline.models import BulkSend
     from touchline.outbound.bulk import service as bulk
     from touchline.outbound.bulk import tasks as bulk_tasks
@@ -1252,7 +1265,16 @@ def bulk_send(
                 service.find_user_by_email(session, _operator(session, workspace), as_user)
             )
             wanted = bulk.BulkRequest(
-                sender or as_user, template, None, mode.value, tuple(where or ()), track_opens, track_clicks
+                sender or as_user,
+                template,
+                None,
+                mode.value,
+                tuple(where or ()),
+                track_opens,
+                track_clicks,
+                variants=tuple(variant or ()),
+                metric=metric,
+                test_share=test_share,
             )
             if dry_run:
                 summary = BulkSummaryOut.of_plan(bulk.plan(session, actor, wanted, settings=settings))
@@ -1399,6 +1421,97 @@ def engagement_list(
             str(line["bounce"] or ""),
         )
     console.print(table)
+
+
+# --- A/B tests ------------------------------------------------------------------------------------
+
+
+@experiment_app.command("list")
+def experiment_list(
+    workspace: Workspace,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
+) -> None:
+    """A/B tests, newest first: metric, state and winner."""
+    from touchline.outbound.experiments import service as experiments
+
+    with _transaction(_settings()) as session:
+        found = experiments.list_experiments(session, _operator(session, workspace))
+        lines = [
+            {
+                "id": str(one.id),
+                "name": one.name,
+                "metric": one.metric,
+                "variants": [variant.label for variant in experiments.variants_of(one)],
+                "state": one.state,
+                "winner": one.winner,
+                "decided_by": one.decided_by,
+            }
+            for one in found
+        ]
+    if as_json:
+        for line in lines:
+            typer.echo(json.dumps(line))
+        return
+    table = Table("id", "name", "metric", "variants", "state", "winner", "decided by")
+    for line in lines:
+        table.add_row(
+            str(line["id"]),
+            str(line["name"]),
+            str(line["metric"]),
+            " ".join(line["variants"]),  # type: ignore[arg-type]
+            str(line["state"]),
+            str(line["winner"] or ""),
+            str(line["decided_by"] or ""),
+        )
+    console.print(table)
+
+
+@experiment_app.command("show")
+def experiment_show(
+    workspace: Workspace,
+    experiment_id: Annotated[str, typer.Argument(help="The A/B test's id")],
+    as_json: Annotated[bool, typer.Option("--json", help="The test as one JSON object")] = False,
+) -> None:
+    """One A/B test: each variant's sends, successes, rate and interval, the test's statistic and
+    bound, and the decision once made."""
+    import uuid
+
+    from touchline.outbound.experiments import schemas
+    from touchline.outbound.experiments import service as experiments
+
+    try:
+        wanted = uuid.UUID(experiment_id)
+    except ValueError:
+        raise _fail(f"{experiment_id!r} is not an A/B test id") from None
+    with _transaction(_settings()) as session:
+        operator = _operator(session, workspace)
+        experiment = experiments.get_experiment(session, operator, wanted)
+        detail = schemas.detail_of(experiments.running_numbers(session, experiment))
+    if as_json:
+        typer.echo(detail.model_dump_json())
+        return
+    console.print(f"{detail.name} ({detail.metric}): {detail.state}", markup=False)
+    if detail.warning:
+        console.print(f"warning: {detail.warning}", markup=False)
+    table = Table("variant", "template", "sends", "successes", "rate", "interval")
+    for variant in detail.variants:
+        rate = "-" if variant.rate is None else f"{variant.rate:.1%}"
+        interval = f"{variant.rate_low:.1%} to {variant.rate_high:.1%}"
+        table.add_row(
+            variant.label, variant.template, str(variant.sends), str(variant.successes), rate, interval
+        )
+    console.print(table)
+    test = detail.test
+    console.print(
+        f"test: statistic {test.statistic:.3g}, bound {test.bound:.3g},"
+        f" p-value {test.p_value:.3g} ({test.reason})",
+        markup=False,
+    )
+    if detail.winner is not None:
+        console.print(
+            f"decided {detail.decided_at:%Y-%m-%d %H:%M} UTC by {detail.decided_by}: winner {detail.winner}",
+            markup=False,
+        )
 
 
 @contact_app.command("deliverable")

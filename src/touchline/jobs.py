@@ -5,6 +5,7 @@ import touchline.inbound.receive.tasks
 import touchline.mailboxes.tasks
 import touchline.outbound.bulk.tasks
 import touchline.outbound.engagement.tasks
+import touchline.outbound.experiments.tasks
 import touchline.outbound.notify.tasks
 import touchline.outbound.send.tasks
 import touchline.outbound.sequences.tasks

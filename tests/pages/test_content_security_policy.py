@@ -25,7 +25,11 @@ from tests.conftest import Team, sign_in_form
 from tests.pages.test_companies_pages import log_in
 from tests.pages.test_xss import ADMIN_EMAIL, ADMIN_PASSWORD, World, build_world
 from touchline.app import ROUTERS
+from touchline.db import session_scope
+from touchline.models import Template
+from touchline.outbound.experiments import service as experiments
 from touchline.outbound.unsubscribe.service import unsubscribe_url
+from touchline.workspace.permissions import Actor
 
 # The directives a page must have, and what no directive may allow.
 REQUIRED = {
@@ -70,7 +74,7 @@ def _task(client: TestClient) -> str:
     return response.headers["location"].rsplit("/", 1)[1]
 
 
-def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
+def page_paths(app: FastAPI, world: World, task_id: str, experiment_id: str) -> list[str]:
     """The app's GET routes outside the JSON API (its routers are included without a prefix), their path
     parameters filled in. A route with a new parameter fails here until it is given an example."""
     paths = []
@@ -93,6 +97,7 @@ def page_paths(app: FastAPI, world: World, task_id: str) -> list[str]:
             "template_id": world.template_ids[0],
             "sequence_id": world.sequence_ids[0],
             "bulk_id": world.bulk_ids[0],
+            "experiment_id": experiment_id,
             "provider": "google",
             "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
                 3:
@@ -110,7 +115,17 @@ def site(app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team
     response = sign_in_form(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert response.status_code == 303, response.text
     task_id = _task(client)
-    return Site(world, task_id, page_paths(app, world, task_id))
+    return Site(world, task_id, page_paths(app, world, task_id, _experiment(sessions, team, world)))
+
+
+def _experiment(sessions: sessionmaker[Session], team: Team, world: World) -> str:
+    """An A/B test between the world's first and last templates (whose names are planted text)."""
+    with session_scope(sessions) as session:
+        operator = Actor.operator(team.workspace_id)
+        chosen = [session.get_one(Template, one) for one in (world.template_ids[0], world.template_ids[-1])]
+        return str(
+            experiments.create(session, operator, chosen, name="Subject lines", bulk_id=world.bulk_ids[0]).id
+        )
 
 
 def test_every_response_carries_the_policy(client: TestClient, site: Site) -> None:

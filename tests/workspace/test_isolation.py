@@ -18,6 +18,7 @@ from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import Folder, SpecialUse
 from touchline.models import BulkSend, Contact, OutboundEmail
 from touchline.models.base import utcnow
+from touchline.outbound.experiments import service as experiments
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
 from touchline.workspace import service as workspace_service
@@ -91,7 +92,14 @@ def _seed_mail(client: TestClient, team: Team) -> dict[str, str]:
         )
         session.add(bulk)
         session.flush()
+        other = templates.create_template(
+            session, member, "Secret steps B", templates.TemplateText("Hey", "<p>Hey</p>")
+        )
+        experiment = experiments.create(
+            session, member, [template, other], name="Secret test", bulk_id=bulk.id
+        )
         return {
+            "experiment_id": str(experiment.id),
             "bulk_id": str(bulk.id),
             "sequence_id": str(sequence.id),
             "enrolment_id": str(enrolment.id),
@@ -159,6 +167,12 @@ def _body(path: str, method: str, ids: dict[str, str]) -> dict[str, object] | No
             "user_id": ids["user_id"],
         },
         ("PUT", "/api/v1/mailboxes/{mailbox_id}/selected-folders"): {"selected_folder_ids": []},
+        ("POST", "/api/v1/experiments/{experiment_id}/stop"): {"winner": "B"},
+        ("POST", "/api/v1/experiments"): {
+            "sequence_id": ids["sequence_id"],
+            "step": 1,
+            "templates": [ids["template_id"]],
+        },
         ("PATCH", "/api/v1/mailboxes/{mailbox_id}"): {"lookback_days": 120},
         ("POST", "/api/v1/unassigned-emails/{email_id}/assignment"): {"company_ids": [ids["company_id"]]},
         ("PUT", "/api/v1/users/{user_id}/public-account"): {"public": False},
@@ -226,6 +240,7 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/bulk-sends"),
     ("GET", "/api/v1/bulk-sends/count"),
     ("GET", "/api/v1/engagements"),
+    ("GET", "/api/v1/experiments"),
     ("GET", "/api/v1/me/notifications"),
     ("PUT", "/api/v1/me/notifications"),
     ("GET", "/api/v1/me/notifications/deliveries"),
@@ -259,6 +274,7 @@ def test_every_route_refuses_another_workspaces_ids(
     # Engagement: the events of one sent email, and clearing an undeliverable contact, name ids.
     assert ("GET", "/api/v1/outbound-emails/{outbound_id}/events") in checked
     assert ("DELETE", "/api/v1/contacts/{contact_id}/undeliverable") in checked
+    assert ("POST", "/api/v1/experiments/{experiment_id}/stop") in checked
     # Nothing of the victim's changed.
     victim = team.headers()
     assert client.get(f"/api/v1/companies/{ids['company_id']}", headers=victim).json()["name"] == "Secret Co"
@@ -275,6 +291,8 @@ def test_every_route_refuses_another_workspaces_ids(
     mailbox = client.get(f"/api/v1/mailboxes/{ids['mailbox_id']}", headers=victim).json()
     assert (mailbox["lookback_days"], [f["selected"] for f in mailbox["folders"]]) == (None, [True])
     assert client.get(f"/api/v1/emails/{ids['email_id']}", headers=victim).json()["subject"] == "Secret plans"
+    experiment = client.get(f"/api/v1/experiments/{ids['experiment_id']}", headers=victim).json()
+    assert (experiment["state"], experiment["winner"]) == ("running", None)
     template = client.get(f"/api/v1/templates/{ids['template_id']}", headers=victim).json()
     assert (template["name"], template["version"]) == ("Secret", 1)
     sequence = client.get(f"/api/v1/sequences/{ids['sequence_id']}", headers=victim).json()

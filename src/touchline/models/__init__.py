@@ -5,6 +5,7 @@ from touchline.models.base import Base
 from touchline.models.bulk import BulkSend, BulkSkip
 from touchline.models.customers import Company, CompanyDomain, Contact, CustomFieldDefinition
 from touchline.models.engagement import EmailEngagement, EngagementEvent, TrackedLink
+from touchline.models.experiments import Experiment
 from touchline.models.inbound import InboundRefusal, SpooledMessage
 from touchline.models.mail import (
     BackgroundTask,
@@ -54,6 +55,7 @@ __all__ = [
     "EmailHolder",
     "EngagementEvent",
     "Enrolment",
+    "Experiment",
     "InboundRefusal",
     "Mailbox",
     "MailboxFolder",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime, utcnow
 
-BULK_STATUSES: Final = ("queueing", "queued", "refused")
+BULK_STATUSES: Final = ("queueing", "testing", "queued", "refused")
 
 
 class BulkSend(IdMixin, CreatedMixin, Base):
@@ -34,7 +34,8 @@ class BulkSend(IdMixin, CreatedMixin, Base):
     filters: Mapped[list[str]] = mapped_column(JSON, default=list)
     """The filters as written (`company.custom.tier=gold`); all of them hold for every recipient."""
     status: Mapped[str] = mapped_column(String(20))
-    """queueing (its emails are being made), queued (all made), refused (see error)."""
+    """queueing (its emails are being made), testing (its A/B test's first batch made, the rest
+    waiting for the winner), queued (all made), refused (see error)."""
     error: Mapped[str | None] = mapped_column(Text)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     queued: Mapped[int] = mapped_column(Integer, default=0)

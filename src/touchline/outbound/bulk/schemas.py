@@ -35,6 +35,16 @@ class BulkSendRequest(BaseModel):
     dry_run: bool = Field(False, description="Count and list the skipped without queueing anything")
     track_opens: bool | None = Field(None, description="Track opens; default: the template's switch")
     track_clicks: bool | None = Field(None, description="Track clicks; default: the template's switch")
+    variants: list[str] = Field(
+        default_factory=list,
+        max_length=9,
+        description="Names of further templates to A/B test against `template` (variant A); mode each only",
+    )
+    metric: Literal["reply_rate", "human_click_rate", "open_rate"] = Field(
+        "reply_rate", description="What decides the A/B test (open rate is inflated by mail proxies)"
+    )
+    test_share: float = Field(0.2, gt=0, le=1, description="The share of the audience in the A/B test")
+    test_days: int = Field(7, ge=1, le=90, description="Days after which an undecided A/B test keeps A")
 
     def request(self) -> service.BulkRequest:
         return service.BulkRequest(
@@ -45,6 +55,10 @@ class BulkSendRequest(BaseModel):
             tuple(self.filters),
             self.track_opens,
             self.track_clicks,
+            tuple(self.variants),
+            self.metric,
+            self.test_share,
+            self.test_days,
         )
 
 
@@ -63,7 +77,7 @@ class BulkSummaryOut(BaseModel):
     emails are being made (status `queueing`) and GET /bulk-sends/{id} shows the counts grow."""
 
     bulk_id: uuid.UUID | None
-    status: Literal["dry-run", "queueing", "queued", "refused"]
+    status: Literal["dry-run", "queueing", "testing", "queued", "refused"]
     recipients: int
     queued: int
     skipped: int
@@ -82,9 +96,7 @@ class BulkSummaryOut(BaseModel):
 
     @classmethod
     def of_bulk(cls, bulk: BulkSend, skipped: list[BulkSkip]) -> BulkSummaryOut:
-        status: Literal["queueing", "queued", "refused"] = (
-            "queued" if bulk.status == "queued" else "refused" if bulk.status == "refused" else "queueing"
-        )
+        status = _status(bulk)
         return cls(
             bulk_id=bulk.id,
             status=status,
@@ -100,7 +112,8 @@ class BulkSendOut(BaseModel):
     `continues` says when the earliest of them goes on ("continues tomorrow at 09:12 UTC")."""
 
     id: uuid.UUID
-    status: Literal["queueing", "queued", "refused"]
+    status: Literal["queueing", "testing", "queued", "refused"]
+    """testing: the A/B test's first batch was queued; the rest wait for its winner."""
     error: str | None
     sender: str = Field(serialization_alias="from")
     template: str
@@ -122,9 +135,7 @@ class BulkSendOut(BaseModel):
 
     @classmethod
     def of(cls, bulk: BulkSend, progress: service.Progress) -> BulkSendOut:
-        status: Literal["queueing", "queued", "refused"] = (
-            "queued" if bulk.status == "queued" else "refused" if bulk.status == "refused" else "queueing"
-        )
+        status = _status(bulk)
         mode: Mode = "one" if bulk.mode == "one" else "each"
         return cls(
             id=bulk.id,
@@ -156,3 +167,12 @@ class CountOut(BaseModel):
 
     recipients: int
     skipped: int
+
+
+def _status(bulk: BulkSend) -> Literal["queueing", "testing", "queued", "refused"]:
+    shown: dict[str, Literal["testing", "queued", "refused"]] = {
+        "testing": "testing",
+        "queued": "queued",
+        "refused": "refused",
+    }
+    return shown.get(bulk.status, "queueing")

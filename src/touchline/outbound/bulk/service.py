@@ -29,11 +29,13 @@ from touchline.models import (
     BulkSkip,
     Company,
     Contact,
+    Experiment,
     OutboundEmail,
     OutboundRecipient,
     Template,
     User,
 )
+from touchline.outbound import bulk as bulk_sends
 from touchline.outbound import repository
 from touchline.outbound.bulk import rules
 from touchline.outbound.bulk.rules import Mode
@@ -41,6 +43,7 @@ from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_f
 from touchline.outbound.compose.merge import MergeContext, SenderFields
 from touchline.outbound.compose.senders import ACCOUNT_OWNER
 from touchline.outbound.compose.templates import CompiledTemplate, RenderFailure, TemplateInvalidError, render
+from touchline.outbound.experiments import service as experiments
 from touchline.outbound.send import service as outbox
 from touchline.outbound.templates import service as templates
 from touchline.outbound.unsubscribe.service import UnsubscribeLinks
@@ -48,7 +51,7 @@ from touchline.worker import enqueue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
-QUEUE_JOB: Final = "outbound.bulk_queue"
+QUEUE_JOB: Final = bulk_sends.QUEUE_JOB
 CHUNK_SIZE: Final = 500
 STALLED_AFTER: Final = timedelta(minutes=5)
 """A bulk send still `queueing` with no chunk committed for this long lost its job (the worker or the
@@ -74,6 +77,13 @@ class BulkRequest:
     track_opens: bool | None = None
     """None: the template's switch."""
     track_clicks: bool | None = None
+    variants: Sequence[str] = ()
+    """Names of further templates to A/B test against `template` (the control, A); mode each only."""
+    metric: str = "reply_rate"
+    test_share: float = 0.2
+    """The share of the audience in the A/B test's first batch; the rest get the winner."""
+    test_days: int = 7
+    """Days after which an undecided A/B test keeps the control."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,8 @@ class Plan:
     recipients: int = 0
     emails: list[_Email] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    waiting: int = 0
+    """Endusers waiting for the A/B test's winner (outside its first batch)."""
 
     @property
     def queued(self) -> int:
@@ -116,6 +128,8 @@ class _Email:
     route: outbox.Route
     content: outbox.Content
     company: Company | None
+    variant: str = ""
+    """The A/B test's variant label it was made from, if any."""
 
 
 # --- reading the request -------------------------------------------------------------------------
@@ -239,8 +253,16 @@ def _content(template: Template, compiled: CompiledTemplate, context: MergeConte
         return str(error)
 
 
-def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Settings) -> Plan:
-    """Who the bulk send selects and what each gets, without storing anything (the dry run)."""
+def plan(
+    session: Session,
+    actor: Actor,
+    request: BulkRequest,
+    *,
+    settings: Settings,
+    experiment: Experiment | None = None,
+) -> Plan:
+    """Who the bulk send selects and what each gets, without storing anything (the dry run). With an
+    A/B test, each enduser gets their variant's template, or waits for the winner."""
     composer_id = outbox.composer_of(actor)
     mode = _mode(request.mode)
     written, conditions = _filters(request.filters)
@@ -262,13 +284,20 @@ def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Sett
             continue
         sendable.append((replace(one, address=normalise_address(one.address)), route))
     if mode == "each":
+        variants = _Variants(session, experiment, template, compiled)
         for one, route in sendable:
+            if experiment is not None and experiments.waits(experiment, one.contact.id):
+                result.waiting += 1
+                continue
+            label, chosen, chosen_compiled = variants.of(one.contact.id)
             context = replace(one.context, sender=routes.sender_fields(route.user))
-            content = _content(template, compiled, context)
+            content = _content(chosen, chosen_compiled, context)
             if isinstance(content, str):
                 result.skipped.append(Skip(one.contact.id, one.address, content))
                 continue
-            result.emails.append(_Email(one.contact.id.hex, (one,), route, content, one.contact.company))
+            result.emails.append(
+                _Email(one.contact.id.hex, (one,), route, content, one.contact.company, label)
+            )
         return result
     for index, group in enumerate(rules.chunks(sendable, outbox.MAX_RECIPIENTS)):
         # One email to all: its company (and so Account Owner) is its first recipient's, as for any email.
@@ -283,6 +312,30 @@ def plan(session: Session, actor: Actor, request: BulkRequest, *, settings: Sett
             _Email(f"chunk{index}", tuple(one for one, _ in group), route, content, first.contact.company)
         )
     return result
+
+
+class _Variants:
+    """The template each enduser gets: the bulk send's own, or their A/B test variant's (compiled once)."""
+
+    def __init__(
+        self, session: Session, experiment: Experiment | None, template: Template, compiled: CompiledTemplate
+    ) -> None:
+        self._session = session
+        self._experiment = experiment
+        self._default = ("", template, compiled)
+        self._compiled: dict[uuid.UUID, tuple[Template, CompiledTemplate]] = {}
+
+    def of(self, contact_id: uuid.UUID) -> tuple[str, Template, CompiledTemplate]:
+        if self._experiment is None:
+            return self._default
+        variant = experiments.variant_for(self._experiment, contact_id)
+        if variant.template_id not in self._compiled:
+            template = self._session.get(Template, variant.template_id)
+            if template is None:
+                raise BulkRefused(f"the A/B test's template {variant.template_name!r} was deleted")
+            self._compiled[variant.template_id] = (template, _compiled(template))
+        template, compiled = self._compiled[variant.template_id]
+        return variant.label, template, compiled
 
 
 def _routes(
@@ -340,6 +393,8 @@ def start(
     )
     session.add(bulk)
     session.flush()
+    if request.variants:
+        _start_test(session, actor, request, bulk, checked)
     workspace_service.record_audit(
         session,
         actor,
@@ -351,6 +406,24 @@ def start(
     if run_job:
         enqueue(session, QUEUE_JOB, bulk_id=str(bulk.id))
     return bulk
+
+
+def _start_test(
+    session: Session, actor: Actor, request: BulkRequest, bulk: BulkSend, control: Template
+) -> Experiment:
+    if bulk.mode != "each":
+        raise InvalidInputError("an A/B test needs one email per enduser (mode each)")
+    others = [_template(session, actor, BulkRequest(request.sender, name)) for name in request.variants]
+    return experiments.create(
+        session,
+        actor,
+        [control, *others],
+        name=f"{control.name}: bulk send of {bulk.created_at:%Y-%m-%d %H:%M}",
+        metric=request.metric,
+        bulk_id=bulk.id,
+        test_share=request.test_share,
+        ends_at=bulk.created_at + timedelta(days=request.test_days),
+    )
 
 
 def plan_header(session: Session, actor: Actor, request: BulkRequest, *, settings: Settings) -> Template:
@@ -400,7 +473,9 @@ def prepare(session: Session, bulk_id: uuid.UUID, *, settings: Settings) -> Queu
         bulk.track_clicks,
     )
     try:
-        planned = plan(session, actor, request, settings=settings)
+        planned = plan(
+            session, actor, request, settings=settings, experiment=experiments.of_bulk(session, bulk.id)
+        )
     except (InvalidInputError, NotFoundError) as error:
         bulk.status, bulk.error = REFUSED, str(error)
         return None
@@ -506,6 +581,7 @@ def _outbound(
     recipients = outbox.recipient_values(bulk.workspace_id, to, (), contacts)
     columns["message_id"] = outbox.checked_message_id(columns, recipients, now)
     columns["id"] = uuid.uuid4()
+    columns["variant"] = email.variant
     for recipient in recipients:
         recipient["outbound_email_id"] = columns["id"]
     return columns, recipients
@@ -523,7 +599,9 @@ def _reached(session: Session, bulk_id: uuid.UUID) -> int:
 
 
 def finish(queueing: Queueing, now: datetime) -> None:
-    queueing.bulk.status, queueing.bulk.queued_at = QUEUED, now
+    """All made, or the A/B test's first batch made and the rest waiting for its winner."""
+    queueing.bulk.status = bulk_sends.TESTING if queueing.plan.waiting else QUEUED
+    queueing.bulk.queued_at = now
 
 
 # --- reading -------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from touchline.models import Enrolment, OutboundEmail, Sequence, SequenceStep, S
 from touchline.outbound import repository
 from touchline.outbound.compose.conditions import StepOutcome, continues, evaluate
 from touchline.outbound.engagement.repository import recorded_engagement
+from touchline.outbound.experiments import service as experiments
 from touchline.outbound.send import service as outbox
 from touchline.outbound.sequences import service
 from touchline.outbound.sequences.outcomes import EngagementReader, step_outcomes
@@ -168,10 +169,13 @@ def _send_step(
                 _record(session, enrolment, step, "skipped", now, reason="; ".join(result.reasons))
                 _advance(enrolment, sequence, now)
                 return "skipped"
+        # An A/B test on this step: the enduser's variant, or the winner once decided.
+        experiment = experiments.of_step(session, sequence.id, position)
+        variant = experiments.variant_for(experiment, contact.id) if experiment is not None else None
         draft = outbox.Draft(
             sender=sequence.sender,
             to=[outbox.Recipient(contact.email, contact.name)],
-            template_id=step.template_id,
+            template_id=variant.template_id if variant is not None else step.template_id,
             kind="sequence",
             unsubscribe_url=unsubscribe_url(settings.base_url, box, enrolment.workspace_id, contact.id),
             sequence_id=sequence.id,
@@ -181,6 +185,8 @@ def _send_step(
         )
         with session.begin_nested():  # a refused send leaves nothing half-made behind
             sent = outbox.send_email(session, actor, draft, settings=settings, now=now)
+            if variant is not None:
+                sent.variant = variant.label
     except outbox.Undeliverable as undeliverable:
         _record(session, enrolment, step, "undeliverable", now, reason=str(undeliverable))
         _end(enrolment, service.UNENROLLED, str(undeliverable), now)
