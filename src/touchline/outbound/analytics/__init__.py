@@ -1,0 +1,1 @@
+"""Engagement analytics: average rates of the Email Engagement records, grouped and filtered."""

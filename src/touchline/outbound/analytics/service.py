@@ -1,0 +1,196 @@
+"""Engagement analytics: the average rates of the Email Engagement records a person may see, grouped
+by template, sequence, step, variant, sender, company, enduser or period, and filtered.
+
+Reads the records as the engagement refresh leaves them, so the figures are as fresh as the records.
+Takes a session; never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from touchline.kit.errors import InvalidInputError
+from touchline.models import Company, Contact, EmailEngagement, User
+from touchline.models import Sequence as SequenceRow
+from touchline.outbound import repository as outbound_repository
+from touchline.outbound.analytics import repository, rules
+from touchline.outbound.analytics.repository import DIMENSIONS, Dimension
+from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_filters
+from touchline.outbound.engagement.service import visible_records
+from touchline.workspace.permissions import Actor, Permission
+
+_CONTACT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class AnalyticsFilter:
+    """Which records count: sent on or after `start` and on or before `end` (UTC days), by a sender,
+    from a template, in a sequence or a bulk send, to endusers whose (or whose company's) merge fields
+    pass every `where` filter (the bulk send's filter language)."""
+
+    start: date | None = None
+    end: date | None = None
+    sender: uuid.UUID | None = None
+    template: uuid.UUID | None = None
+    sequence: uuid.UUID | None = None
+    step: int | None = None
+    bulk_id: uuid.UUID | None = None
+    variant: str | None = None
+    where: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    """The group's stable id: a UUID, `sequence:step`, the variant, the period's first day, or "" for
+    records without one (no template, no sequence, ...)."""
+    label: str
+    """What people read: the template's, sequence's, company's name, the sender's or enduser's address."""
+    counts: rules.Counts
+    rates: rules.Rates
+    last_sent_at: datetime | None
+    last_touch_at: datetime | None = None
+    """Companies and endusers: the last email to or from them touchline knows of."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _matching_contacts(
+    session: Session, actor: Actor, conditions: tuple[FieldFilter, ...]
+) -> list[uuid.UUID]:
+    """The workspace's contacts whose enduser and company merge fields pass every filter, read as a
+    bulk send reads them."""
+    ids = list(session.scalars(select(Contact.id).where(Contact.workspace_id == actor.workspace_id)))
+    # Filters name enduser and company fields only, so the sender's fields are never read.
+    nobody = User(email="", name="")
+    found: list[uuid.UUID] = []
+    for start in range(0, len(ids), _CONTACT_CHUNK):
+        contexts = outbound_repository.merge_contexts(
+            session, actor, ids[start : start + _CONTACT_CHUNK], nobody
+        )
+        found.extend(
+            contact_id for contact_id, context in contexts.items() if matches_all(conditions, context)
+        )
+    return found
+
+
+def conditions_of(session: Session, actor: Actor, given: AnalyticsFilter) -> list[ColumnElement[bool]]:
+    """The records the actor may see (their own sends; every one for admins) that the filter selects."""
+    record = EmailEngagement
+    conditions: list[ColumnElement[bool]] = list(visible_records(actor))
+    if given.start is not None and given.end is not None and given.end < given.start:
+        raise InvalidInputError("the date range ends before it starts")
+    if given.start is not None:
+        conditions.append(record.sent_at >= _day_start(given.start))
+    if given.end is not None:
+        conditions.append(record.sent_at < _day_start(given.end + timedelta(days=1)))
+    equal: list[tuple[object, Any]] = [
+        (given.sender, record.sender_user_id),
+        (given.template, record.template_id),
+        (given.sequence, record.sequence_id),
+        (given.step, record.sequence_step),
+        (given.bulk_id, record.bulk_id),
+        (given.variant, record.variant),
+    ]
+    conditions.extend(column == value for value, column in equal if value is not None)
+    written = tuple(text.strip() for text in given.where if text.strip())
+    if written:
+        conditions.append(record.contact_id.in_(_matching_contacts(session, actor, parse_filters(written))))
+    return conditions
+
+
+def _labels(session: Session, actor: Actor, by: Dimension, keys: list[tuple[Any, ...]]) -> dict[Any, str]:
+    ids = [key[0] for key in keys if key[0] is not None]
+    workspace = actor.workspace_id
+    if not ids:
+        return {}
+    if by == "template":
+        rows = session.execute(
+            select(EmailEngagement.template_id, EmailEngagement.template_name)
+            .where(EmailEngagement.workspace_id == workspace, EmailEngagement.template_id.in_(ids))
+            .order_by(EmailEngagement.sent_at)
+        )
+        return {row[0]: row[1] or "" for row in rows}  # the latest name a template was sent with
+    table: Any = {
+        "sequence": SequenceRow,
+        "step": SequenceRow,
+        "sender": User,
+        "company": Company,
+        "enduser": Contact,
+    }.get(by)
+    if table is None:
+        return {}
+    name = {SequenceRow: SequenceRow.name, User: User.email, Company: Company.name, Contact: Contact.email}[
+        table
+    ]
+    rows = session.execute(select(table.id, name).where(table.workspace_id == workspace, table.id.in_(ids)))
+    return {row[0]: row[1] or "" for row in rows}
+
+
+def _last_touches(
+    session: Session, actor: Actor, by: Dimension, ids: list[Any]
+) -> dict[Any, datetime | None]:
+    table: Any = {"company": Company, "enduser": Contact}.get(by)
+    if table is None or not ids:
+        return {}
+    rows = session.execute(
+        select(table.id, table.last_touch_at).where(
+            table.workspace_id == actor.workspace_id, table.id.in_(ids)
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _key_text(by: Dimension, key: tuple[Any, ...]) -> str:
+    if by == "step":
+        sequence, step = key
+        return f"{sequence}:{step}" if sequence is not None else ""
+    return "" if key[0] is None else str(key[0])
+
+
+def engagement_groups(
+    session: Session, actor: Actor, by: str, given: AnalyticsFilter = AnalyticsFilter()
+) -> list[Group]:
+    """Average open, click and reply rates, raw and human-only, with the counts behind them, of each
+    group of the records the actor may see that the filter selects; periods in time order, other
+    groups by the most sent first."""
+    actor.require(Permission.SEND_EMAIL)
+    if by not in DIMENSIONS:
+        raise InvalidInputError(f"group by one of {', '.join(DIMENSIONS)}")
+    dimension: Dimension = by
+    found = repository.grouped_counts(session, dimension, conditions_of(session, actor, given))
+    labels = _labels(session, actor, dimension, [key for key, _, _ in found])
+    touches = _last_touches(session, actor, dimension, [key[0] for key, _, _ in found if key[0] is not None])
+    groups = []
+    for key, counts, last_sent in found:
+        text = _key_text(dimension, key)
+        if dimension in repository.PERIODS:
+            label = text
+        elif dimension == "variant":
+            label = text or "(no variant)"
+        else:
+            label = labels.get(key[0], "") if key[0] is not None else f"(no {dimension})"
+            if dimension == "step" and key[0] is not None:
+                label = f"{label} step {key[1]}"
+        groups.append(
+            Group(
+                key=text,
+                label=label,
+                counts=counts,
+                rates=rules.rates(counts),
+                last_sent_at=last_sent,
+                last_touch_at=touches.get(key[0]),
+            )
+        )
+    if dimension in repository.PERIODS:
+        return sorted(groups, key=lambda group: group.key)
+    return sorted(groups, key=lambda group: (-group.counts.sent, group.label, group.key))
