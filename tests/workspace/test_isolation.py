@@ -226,6 +226,7 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/bulk-sends"),
     ("GET", "/api/v1/bulk-sends/count"),
     ("GET", "/api/v1/engagements"),
+    ("GET", "/api/v1/analytics/engagement"),
     ("GET", "/api/v1/me/notifications"),
     ("PUT", "/api/v1/me/notifications"),
     ("GET", "/api/v1/me/notifications/deliveries"),

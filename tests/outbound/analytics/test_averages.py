@@ -51,7 +51,7 @@ FIXTURE: list[tuple[str, uuid.UUID, datetime, Figures]] = [
 ]
 
 
-def _records(sessions: sessionmaker[Session], team: Team) -> dict[str, uuid.UUID]:
+def hand_computed_records(sessions: sessionmaker[Session], team: Team) -> dict[str, uuid.UUID]:
     customer = add_contact(sessions, team, "ana@globex.example", company="Globex")
     other = add_contact(sessions, team, "bo@initech.example", company="Initech")
     made = {}
@@ -90,7 +90,7 @@ def _admin(team: Team) -> Actor:
 def test_null_rates_are_left_out_of_the_averages_not_counted_as_zero(
     sessions: sessionmaker[Session], team: Team
 ) -> None:
-    _records(sessions, team)
+    hand_computed_records(sessions, team)
     first, second = _groups(sessions, _admin(team), "template")
     assert (first.label, first.key) == ("Template A", str(TEMPLATE_A))
     assert first.counts == rules.Counts(
@@ -142,7 +142,7 @@ def test_null_rates_are_left_out_of_the_averages_not_counted_as_zero(
 def test_weeks_start_on_monday_in_utc_and_the_date_range_includes_its_last_day(
     sessions: sessionmaker[Session], team: Team
 ) -> None:
-    _records(sessions, team)
+    hand_computed_records(sessions, team)
     weeks = _groups(sessions, _admin(team), "week")
     assert [(group.key, group.counts.sent) for group in weeks] == [
         ("2026-11-02", 1),
@@ -164,7 +164,7 @@ def test_weeks_start_on_monday_in_utc_and_the_date_range_includes_its_last_day(
 def test_filters_by_sender_template_and_the_endusers_company_fields(
     sessions: sessionmaker[Session], team: Team
 ) -> None:
-    _records(sessions, team)
+    hand_computed_records(sessions, team)
     admin = _admin(team)
     by_sender = _groups(sessions, admin, "sender", AnalyticsFilter(sender=team.admin_id))
     assert [(group.label, group.counts.sent) for group in by_sender] == [("admin@team-a.example", 1)]
@@ -186,7 +186,7 @@ def test_filters_by_sender_template_and_the_endusers_company_fields(
 def test_members_average_their_own_sends_and_admins_every_one(
     sessions: sessionmaker[Session], team: Team
 ) -> None:
-    _records(sessions, team)
+    hand_computed_records(sessions, team)
     with session_scope(sessions) as session:
         member = workspace_service.actor_for(
             workspace_service.get_user(session, _admin(team), team.member_id)

@@ -88,15 +88,24 @@ assert list(_SUMS) == [f.name for f in fields(Counts)]
 
 def grouped_counts(
     session: Session, by: Dimension, conditions: Sequence[ColumnElement[bool]]
-) -> list[tuple[tuple[Any, ...], Counts, Any]]:
-    """(key, counts, latest sent_at) of each group of the records the conditions select."""
+) -> list[tuple[tuple[Any, ...], Counts, Any, str | None]]:
+    """(key, counts, latest sent_at, template name when by template) of each group of the records
+    the conditions select."""
     dialect = session.get_bind().dialect.name
     keys = key_columns(dialect, by)
     sums = [expression.label(name) for name, expression in _SUMS.items()]
-    query = select(*keys, *sums, func.max(_record.sent_at).label("last_sent_at")).where(*conditions)
+    # A template's name as sent, for one deleted since (the greatest, if it was renamed between sends).
+    label = func.max(_record.template_name) if by == "template" else literal_column("NULL")
+    query = select(*keys, *sums, func.max(_record.sent_at).label("last_sent_at"), label.label("label"))
+    query = query.where(*conditions)
     rows = session.execute(query.group_by(*keys)).all()
     width = len(keys)
     return [
-        (tuple(row[:width]), Counts(*(int(value) for value in row[width : width + len(sums)])), row[-1])
+        (
+            tuple(row[:width]),
+            Counts(*(int(value) for value in row[width : width + len(sums)])),
+            row[-2],
+            row[-1],
+        )
         for row in rows
     ]

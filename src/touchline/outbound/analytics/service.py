@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from touchline.kit.errors import InvalidInputError
-from touchline.models import Company, Contact, EmailEngagement, User
+from touchline.models import Company, Contact, EmailEngagement, Template, User
 from touchline.models import Sequence as SequenceRow
 from touchline.outbound import repository as outbound_repository
 from touchline.outbound.analytics import repository, rules
@@ -113,14 +113,8 @@ def _labels(session: Session, actor: Actor, by: Dimension, keys: list[tuple[Any,
     workspace = actor.workspace_id
     if not ids:
         return {}
-    if by == "template":
-        rows = session.execute(
-            select(EmailEngagement.template_id, EmailEngagement.template_name)
-            .where(EmailEngagement.workspace_id == workspace, EmailEngagement.template_id.in_(ids))
-            .order_by(EmailEngagement.sent_at)
-        )
-        return {row[0]: row[1] or "" for row in rows}  # the latest name a template was sent with
     table: Any = {
+        "template": Template,
         "sequence": SequenceRow,
         "step": SequenceRow,
         "sender": User,
@@ -129,9 +123,13 @@ def _labels(session: Session, actor: Actor, by: Dimension, keys: list[tuple[Any,
     }.get(by)
     if table is None:
         return {}
-    name = {SequenceRow: SequenceRow.name, User: User.email, Company: Company.name, Contact: Contact.email}[
-        table
-    ]
+    name = {
+        Template: Template.name,
+        SequenceRow: SequenceRow.name,
+        User: User.email,
+        Company: Company.name,
+        Contact: Contact.email,
+    }[table]
     rows = session.execute(select(table.id, name).where(table.workspace_id == workspace, table.id.in_(ids)))
     return {row[0]: row[1] or "" for row in rows}
 
@@ -168,17 +166,20 @@ def engagement_groups(
         raise InvalidInputError(f"group by one of {', '.join(DIMENSIONS)}")
     dimension: Dimension = by
     found = repository.grouped_counts(session, dimension, conditions_of(session, actor, given))
-    labels = _labels(session, actor, dimension, [key for key, _, _ in found])
-    touches = _last_touches(session, actor, dimension, [key[0] for key, _, _ in found if key[0] is not None])
+    labels = _labels(session, actor, dimension, [key for key, _, _, _ in found])
+    touches = _last_touches(
+        session, actor, dimension, [key[0] for key, _, _, _ in found if key[0] is not None]
+    )
     groups = []
-    for key, counts, last_sent in found:
+    for key, counts, last_sent, sent_name in found:
         text = _key_text(dimension, key)
         if dimension in repository.PERIODS:
             label = text
         elif dimension == "variant":
             label = text or "(no variant)"
         else:
-            label = labels.get(key[0], "") if key[0] is not None else f"(no {dimension})"
+            # A template deleted since keeps the name it was sent with.
+            label = labels.get(key[0], sent_name or "") if key[0] is not None else f"(no {dimension})"
             if dimension == "step" and key[0] is not None:
                 label = f"{label} step {key[1]}"
         groups.append(

@@ -1,0 +1,50 @@
+"""JSON API of engagement analytics: average rates by group, with the counts behind them. Thin."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from touchline.db import session_scope
+from touchline.outbound.analytics import service
+from touchline.outbound.analytics.repository import Dimension
+from touchline.outbound.analytics.schemas import EngagementAnalytics, GroupOut
+from touchline.workspace.auth import ApiActor, Sessions
+
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+
+
+@router.get(
+    "/analytics/engagement",
+    summary="Average open, click and reply rates, raw and human-only, by group (your own sends; every one "
+    "for admins)",
+)
+def engagement_analytics(
+    actor: ApiActor,
+    sessions: Sessions,
+    group_by: Dimension = "template",
+    from_: Annotated[date | None, Query(alias="from", description="First UTC day sent")] = None,
+    to: Annotated[date | None, Query(description="Last UTC day sent (included)")] = None,
+    sender: uuid.UUID | None = None,
+    template: uuid.UUID | None = None,
+    sequence: uuid.UUID | None = None,
+    step: Annotated[int | None, Query(ge=1)] = None,
+    bulk_id: uuid.UUID | None = None,
+    variant: Annotated[str | None, Query(max_length=50)] = None,
+    where: Annotated[
+        list[str] | None,
+        Query(
+            max_length=20,
+            description="Enduser or company field filters, as a bulk send's: company.custom.tier=gold",
+        ),
+    ] = None,
+) -> EngagementAnalytics:
+    given = service.AnalyticsFilter(
+        from_, to, sender, template, sequence, step, bulk_id, variant, tuple(where or ())
+    )
+    with session_scope(sessions) as session:
+        groups = service.engagement_groups(session, actor, group_by, given)
+        return EngagementAnalytics(group_by=group_by, groups=[GroupOut.of(group) for group in groups])

@@ -1,0 +1,66 @@
+"""API models of engagement analytics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from touchline.outbound.analytics.service import Group
+
+
+class CountsOut(BaseModel):
+    sent: int
+    open_tracked: int
+    """Emails sent with open tracking on: the open rate's denominator."""
+    opened: int
+    human_open_known: int
+    """Emails whose human open rate is known: the human open rate's denominator."""
+    human_opened: int
+    click_tracked: int
+    clicked: int
+    human_click_known: int
+    human_clicked: int
+    replied: int
+    bounced: int
+
+
+class GroupOut(BaseModel):
+    group: str
+    """The group's id: a UUID, `sequence:step`, the variant or the period's first day ("" for none)."""
+    label: str
+    sent: int
+    open_rate: float | None
+    """Percent of the emails with open tracking on that were opened; None when none had it on."""
+    human_open_rate: float | None
+    click_rate: float | None
+    human_click_rate: float | None
+    reply_rate: float | None
+    bounce_rate: float | None
+    counts: CountsOut
+    last_sent_at: datetime | None
+    last_touch_at: datetime | None
+    """Companies and endusers: the last email to or from them."""
+
+    @classmethod
+    def of(cls, group: Group) -> GroupOut:
+        rates = group.rates
+        return cls(
+            group=group.key,
+            label=group.label,
+            sent=group.counts.sent,
+            open_rate=rates.open_rate,
+            human_open_rate=rates.human_open_rate,
+            click_rate=rates.click_rate,
+            human_click_rate=rates.human_click_rate,
+            reply_rate=rates.reply_rate,
+            bounce_rate=rates.bounce_rate,
+            counts=CountsOut(**{name: getattr(group.counts, name) for name in CountsOut.model_fields}),
+            last_sent_at=group.last_sent_at,
+            last_touch_at=group.last_touch_at,
+        )
+
+
+class EngagementAnalytics(BaseModel):
+    group_by: str
+    groups: list[GroupOut]
