@@ -227,6 +227,8 @@ OWN_WORKSPACE_ONLY = {
     ("GET", "/api/v1/bulk-sends/count"),
     ("GET", "/api/v1/engagements"),
     ("GET", "/api/v1/analytics/engagement"),
+    ("GET", "/api/v1/analytics/cohort"),
+    ("GET", "/api/v1/analytics/cohort.csv"),
     ("GET", "/api/v1/me/notifications"),
     ("PUT", "/api/v1/me/notifications"),
     ("GET", "/api/v1/me/notifications/deliveries"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel
 
-from touchline.outbound.analytics.service import Group
+from touchline.outbound.analytics.service import CohortMember, Group
 
 
 class CountsOut(BaseModel):
@@ -64,3 +65,22 @@ class GroupOut(BaseModel):
 class EngagementAnalytics(BaseModel):
     group_by: str
     groups: list[GroupOut]
+
+
+class CohortMemberOut(BaseModel):
+    contact_id: uuid.UUID | None
+    address: str
+    company: str
+    emails: int
+    """How many of the send-out's emails to them have that rate known."""
+    last_sent_at: datetime
+
+    @classmethod
+    def of(cls, member: CohortMember) -> CohortMemberOut:
+        return cls(
+            contact_id=member.contact_id,
+            address=member.address,
+            company=member.company,
+            emails=member.emails,
+            last_sent_at=member.last_sent_at,
+        )

@@ -7,12 +7,15 @@ Takes a session; never commits.
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from touchline.kit.errors import InvalidInputError
@@ -195,3 +198,100 @@ def engagement_groups(
     if dimension in repository.PERIODS:
         return sorted(groups, key=lambda group: group.key)
     return sorted(groups, key=lambda group: (-group.counts.sent, group.label, group.key))
+
+
+# --- cohorts -----------------------------------------------------------------------------------------
+
+OUTCOMES = ("open", "click", "reply")
+
+
+@dataclass(frozen=True)
+class SendOut:
+    """The emails of one send-out: a bulk send, a sequence (or one of its steps), or a template over a
+    period (`start`..`end`, UTC days, both included)."""
+
+    bulk_id: uuid.UUID | None = None
+    sequence: uuid.UUID | None = None
+    step: int | None = None
+    template: uuid.UUID | None = None
+    start: date | None = None
+    end: date | None = None
+
+
+@dataclass(frozen=True)
+class CohortMember:
+    contact_id: uuid.UUID | None
+    address: str
+    """The first enduser in To: the one every outcome of the email is credited to."""
+    company: str
+    emails: int
+    last_sent_at: datetime
+
+
+def cohort(
+    session: Session, actor: Actor, send_out: SendOut, outcome: str, *, did: bool, human: bool = False
+) -> list[CohortMember]:
+    """The recipients of a send-out who opened, clicked or replied (`did`) or did not, by the raw or
+    the human-only rate. A recipient of several of its emails did when any of them did. Emails whose
+    rate is unknown (that tracking off; for human rates also opens only machines made) are in neither
+    list: nobody knows whether they opened."""
+    actor.require(Permission.SEND_EMAIL)
+    if outcome not in OUTCOMES:
+        raise InvalidInputError(f"outcome is one of {', '.join(OUTCOMES)}")
+    if send_out.bulk_id is None and send_out.sequence is None and send_out.template is None:
+        raise InvalidInputError("name the send-out: a bulk send, a sequence (and step) or a template")
+    given = AnalyticsFilter(
+        start=send_out.start,
+        end=send_out.end,
+        template=send_out.template,
+        sequence=send_out.sequence,
+        step=send_out.step,
+        bulk_id=send_out.bulk_id,
+    )
+    record = EmailEngagement
+    rate = {
+        "open": record.human_open_rate if human else record.open_rate,
+        "click": record.human_click_rate if human else record.click_rate,
+        "reply": record.reply_rate,
+    }[outcome]
+    best = func.max(rate)
+    rows = session.execute(
+        select(
+            record.contact_id,
+            record.recipient_address,
+            func.max(Company.name),
+            func.count(),
+            func.max(record.sent_at),
+        )
+        .outerjoin(Company, Company.id == record.company_id)
+        .where(*conditions_of(session, actor, given), rate.is_not(None))
+        .group_by(record.contact_id, record.recipient_address)
+        .having(best == 100 if did else best == 0)
+        .order_by(record.recipient_address)
+    ).all()
+    return [CohortMember(row[0], row[1], row[2] or "", int(row[3]), row[4]) for row in rows]
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def cohort_csv(members: Sequence[CohortMember]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["address", "company", "emails", "last_sent_at", "contact_id"])
+    for member in members:
+        writer.writerow(
+            [
+                csv_safe(member.address),
+                csv_safe(member.company),
+                member.emails,
+                member.last_sent_at.isoformat(),
+                str(member.contact_id or ""),
+            ]
+        )
+    return out.getvalue()
