@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import touchline.outbound.engagement.tasks  # noqa: F401 -- declares the refresh job
 from tests.conftest import Team
 from tests.outbound.engagement.conftest import add_contact, add_event, link_ids, sent_email
 from touchline.db import session_scope
@@ -19,7 +20,9 @@ from touchline.kit.errors import InvalidInputError
 from touchline.models import Contact, EmailEngagement
 from touchline.outbound.analytics import rules
 from touchline.outbound.analytics.service import AnalyticsFilter, Group, engagement_groups
+from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.engagement import service as engagement
+from touchline.worker import current_queue
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
 
@@ -226,3 +229,18 @@ def test_outcomes_count_for_the_first_enduser_and_machines_only_in_the_raw_rates
         100.0,
     )
     assert (cy.rates.open_rate, cy.rates.human_open_rate, cy.counts.human_open_known) == (100.0, None, 0)
+
+
+def test_a_new_event_is_in_the_averages_once_the_refresh_job_has_run(
+    sessions: sessionmaker[Session], team: Team
+) -> None:
+    ana = add_contact(sessions, team, "ana@globex.example")
+    outbound = sent_email(sessions, team, [ana.address])
+    [before] = _groups(sessions, _admin(team), "sender")
+    assert (before.rates.open_rate, before.rates.human_open_rate) == (0.0, 0.0)
+    add_event(sessions, team, outbound, "open", timedelta(minutes=3))
+    # Stored but not yet refreshed: the averages read the records, as the refresh job leaves them.
+    assert _groups(sessions, _admin(team), "sender")[0].rates.open_rate == 0.0
+    current_queue().send(REFRESH_JOB, outbound_ids=[str(outbound)])  # as the tracking endpoint sends it
+    [after] = _groups(sessions, _admin(team), "sender")
+    assert (after.rates.open_rate, after.rates.human_open_rate) == (100.0, 100.0)
