@@ -38,6 +38,7 @@ from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
 from touchline.outbound.analytics import endpoints as analytics_endpoints
+from touchline.outbound.analytics import pages as analytics_pages
 from touchline.outbound.bulk import endpoints as bulk_endpoints
 from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.engagement import endpoints as engagement_endpoints
@@ -93,6 +94,7 @@ ROUTERS = (
     engagement_endpoints.router,
     analytics_endpoints.router,
     workspace_pages.router,
+    analytics_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
     receive_pages.router,
