@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from touchline.outbound.analytics.service import CohortMember, Group
+from touchline.outbound.analytics.service import CohortMember, Group, SendOut
 
 
 class CountsOut(BaseModel):
@@ -84,3 +85,22 @@ class CohortMemberOut(BaseModel):
             emails=member.emails,
             last_sent_at=member.last_sent_at,
         )
+
+
+class CohortIn(BaseModel):
+    """A cohort of a send-out: its recipients who did (or did not) open, click or reply."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    bulk_id: uuid.UUID | None = None
+    sequence: uuid.UUID | None = None
+    step: int | None = Field(None, ge=1)
+    template: uuid.UUID | None = None
+    start: date | None = Field(None, alias="from", description="First UTC day sent (with template)")
+    end: date | None = Field(None, alias="to", description="Last UTC day sent, included")
+    outcome: Literal["open", "click", "reply"]
+    did: bool = False
+    human: bool = Field(False, description="By the human-only rate")
+
+    def send_out(self) -> SendOut:
+        return SendOut(self.bulk_id, self.sequence, self.step, self.template, self.start, self.end)

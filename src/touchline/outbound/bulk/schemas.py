@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from touchline.models import BulkSend, BulkSkip
+from touchline.outbound.analytics.schemas import CohortIn
 from touchline.outbound.bulk import service
 
 Mode = Literal["each", "one"]
@@ -35,8 +37,12 @@ class BulkSendRequest(BaseModel):
     dry_run: bool = Field(False, description="Count and list the skipped without queueing anything")
     track_opens: bool | None = Field(None, description="Track opens; default: the template's switch")
     track_clicks: bool | None = Field(None, description="Track clicks; default: the template's switch")
+    cohort: CohortIn | None = Field(
+        None,
+        description="A follow-up: only the endusers of this analytics cohort (and the filters still hold)",
+    )
 
-    def request(self) -> service.BulkRequest:
+    def request(self, cohort: Sequence[uuid.UUID] | None = None) -> service.BulkRequest:
         return service.BulkRequest(
             self.sender,
             self.template,
@@ -45,6 +51,7 @@ class BulkSendRequest(BaseModel):
             tuple(self.filters),
             self.track_opens,
             self.track_clicks,
+            cohort,
         )
 
 
