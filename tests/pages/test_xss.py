@@ -161,6 +161,7 @@ class World:
             "/bulk",
             *(f"/bulk/{bulk_id}" for bulk_id in self.bulk_ids),
             "/analytics",
+            "/analytics/cohort",
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]
