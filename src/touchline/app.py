@@ -37,6 +37,8 @@ from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
 from touchline.models.base import utcnow
+from touchline.outbound.analytics import endpoints as analytics_endpoints
+from touchline.outbound.analytics import pages as analytics_pages
 from touchline.outbound.bulk import endpoints as bulk_endpoints
 from touchline.outbound.bulk import pages as bulk_pages
 from touchline.outbound.engagement import endpoints as engagement_endpoints
@@ -94,7 +96,9 @@ ROUTERS = (
     bulk_endpoints.router,
     engagement_endpoints.router,
     experiment_endpoints.router,
+    analytics_endpoints.router,
     workspace_pages.router,
+    analytics_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,
     receive_pages.router,

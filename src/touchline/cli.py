@@ -1423,6 +1423,65 @@ def engagement_list(
     console.print(table)
 
 
+# --- analytics -----------------------------------------------------------------------------------
+
+
+class AnalyticsBy(StrEnum):
+    template = "template"
+    sequence = "sequence"
+    step = "step"
+    variant = "variant"
+    sender = "sender"
+    company = "company"
+    week = "week"
+
+
+ANALYTICS_RATES = ("open_rate", "human_open_rate", "click_rate", "human_click_rate", "reply_rate")
+
+
+@app.command("analytics")
+def analytics(
+    workspace: Workspace,
+    by: Annotated[AnalyticsBy, typer.Option("--by", help="What to group the sent emails by")],
+    start: Annotated[str | None, typer.Option("--from", help="First UTC day sent, YYYY-MM-DD")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last UTC day sent (included), YYYY-MM-DD")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line")] = False,
+) -> None:
+    """Average open, click and reply rates (percent; raw and human-only) of every sent email, by group.
+    A rate of emails sent with that tracking off is left out of its average; "-": none had it on."""
+    from datetime import date
+
+    from touchline.outbound.analytics import service as analytics_service
+
+    try:
+        first = date.fromisoformat(start) if start else None
+        last = date.fromisoformat(end) if end else None
+    except ValueError:
+        raise _fail("--from and --to are dates written YYYY-MM-DD") from None
+    with _transaction(_settings()) as session:
+        operator = _operator(session, workspace)
+        groups = analytics_service.engagement_groups(
+            session, operator, by.value, analytics_service.AnalyticsFilter(start=first, end=last)
+        )
+    lines = [
+        {"group": group.label, "sent": group.counts.sent}
+        | {name: getattr(group.rates, name) for name in ANALYTICS_RATES}
+        for group in groups
+    ]
+    if as_json:
+        for line in lines:
+            typer.echo(json.dumps(line))
+        return
+    table = Table(by.value, "sent", "open %", "human open %", "click %", "human click %", "reply %")
+    for line in lines:
+        table.add_row(
+            str(line["group"]),
+            str(line["sent"]),
+            *("-" if line[name] is None else f"{line[name]:.1f}" for name in ANALYTICS_RATES),
+        )
+    console.print(table)
+
+
 # --- A/B tests ------------------------------------------------------------------------------------
 
 

@@ -87,6 +87,8 @@ def page_paths(app: FastAPI, world: World, task_id: str, experiment_id: str) -> 
             route.path == "/notifications/stream"
         ):  # an event stream never ends; tests/outbound/notify reads it
             continue
+        if route.path.endswith(".csv"):  # a download, not a page
+            continue
         emails = world.unassigned_ids if route.path.startswith("/unassigned/") else world.email_ids
         examples = {
             "company_id": world.company_ids[0],

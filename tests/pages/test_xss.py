@@ -165,6 +165,8 @@ class World:
             *(f"/sequences/{sequence_id}" for sequence_id in self.sequence_ids),
             "/bulk",
             *(f"/bulk/{bulk_id}" for bulk_id in self.bulk_ids),
+            "/analytics",
+            "/analytics/cohort",
             f"/login?next={search}",
             *(f"/companies/{company_id}" for company_id in self.company_ids[:1]),
         ]

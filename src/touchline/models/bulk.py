@@ -33,6 +33,8 @@ class BulkSend(IdMixin, CreatedMixin, Base):
     mode: Mapped[str] = mapped_column(String(10))  # each | one
     filters: Mapped[list[str]] = mapped_column(JSON, default=list)
     """The filters as written (`company.custom.tier=gold`); all of them hold for every recipient."""
+    contact_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    """A follow-up to an analytics cohort: only these endusers (ids as text) may be selected; None: any."""
     status: Mapped[str] = mapped_column(String(20))
     """queueing (its emails are being made), testing (its A/B test's first batch made, the rest
     waiting for the winner), queued (all made), refused (see error)."""

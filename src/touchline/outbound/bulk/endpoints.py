@@ -6,13 +6,27 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
 
 from touchline.db import session_scope
+from touchline.outbound.analytics import service as analytics
+from touchline.outbound.analytics.schemas import CohortIn
 from touchline.outbound.bulk import service
 from touchline.outbound.bulk.schemas import BulkSendOut, BulkSendRequest, BulkSummaryOut, CountOut, SkipOut
 from touchline.workspace.auth import ApiActor, AppSettings, Now, Sessions
+from touchline.workspace.permissions import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["bulk sends"])
+
+
+def _cohort(session: Session, actor: Actor, cohort: CohortIn | None) -> list[uuid.UUID] | None:
+    """The endusers of the cohort a follow-up goes to (recipients without a contact cannot be sent to)."""
+    if cohort is None:
+        return None
+    members = analytics.cohort(
+        session, actor, cohort.send_out(), cohort.outcome, did=cohort.did, human=cohort.human
+    )
+    return [member.contact_id for member in members if member.contact_id is not None]
 
 
 @router.post(
@@ -24,10 +38,11 @@ def start_bulk_send(
     body: BulkSendRequest, response: Response, actor: ApiActor, sessions: Sessions, settings: AppSettings
 ) -> BulkSummaryOut:
     with session_scope(sessions) as session:
+        request = body.request(_cohort(session, actor, body.cohort))
         if body.dry_run:
             response.status_code = status.HTTP_200_OK
-            return BulkSummaryOut.of_plan(service.plan(session, actor, body.request(), settings=settings))
-        bulk = service.start(session, actor, body.request(), settings=settings)
+            return BulkSummaryOut.of_plan(service.plan(session, actor, request, settings=settings))
+        bulk = service.start(session, actor, request, settings=settings)
         return BulkSummaryOut.of_bulk(bulk, [])
 
 

@@ -79,7 +79,8 @@ def _merge_fields(session: Session, actor: Actor) -> list[str]:
     return names
 
 
-def _from_choices(session: Session, actor: Actor) -> list[FromChoice]:
+def from_choices(session: Session, actor: Actor) -> list[FromChoice]:
+    """The From choices of a bulk send (the analytics follow-up form offers the same)."""
     choices = list(from_field.from_choices(session, actor, ComposeContext()))
     # A bulk send writes to each enduser on behalf of their company, so its owner is a choice too.
     if ACCOUNT_OWNER_CHOICE not in choices:
@@ -102,7 +103,7 @@ def _form_page(
             "fields": _merge_fields(session, actor),
             "operators": OPERATORS,
             "templates": templates.list_templates(session, actor),
-            "choices": _from_choices(session, actor),
+            "choices": from_choices(session, actor),
             "bulk_sends": service.list_bulk_sends(session, actor, limit=50),
         }
     typed = typed or {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from touchline.models import BulkSend, BulkSkip
+from touchline.outbound.analytics.schemas import CohortIn
 from touchline.outbound.bulk import service
 
 Mode = Literal["each", "one"]
@@ -45,8 +47,12 @@ class BulkSendRequest(BaseModel):
     )
     test_share: float = Field(0.2, gt=0, le=1, description="The share of the audience in the A/B test")
     test_days: int = Field(7, ge=1, le=90, description="Days after which an undecided A/B test keeps A")
+    cohort: CohortIn | None = Field(
+        None,
+        description="A follow-up: only the endusers of this analytics cohort (and the filters still hold)",
+    )
 
-    def request(self) -> service.BulkRequest:
+    def request(self, cohort: Sequence[uuid.UUID] | None = None) -> service.BulkRequest:
         return service.BulkRequest(
             self.sender,
             self.template,
@@ -59,6 +65,7 @@ class BulkSendRequest(BaseModel):
             self.metric,
             self.test_share,
             self.test_days,
+            contact_ids=cohort,
         )
 
 

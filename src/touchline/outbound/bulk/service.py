@@ -84,6 +84,9 @@ class BulkRequest:
     """The share of the audience in the A/B test's first batch; the rest get the winner."""
     test_days: int = 7
     """Days after which an undecided A/B test keeps the control."""
+    contact_ids: Sequence[uuid.UUID] | None = None
+    """A cohort (who did not reply to a send-out, ...): only these endusers; None: every one the
+    filters select."""
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,14 @@ def _check_mode(template: Template, mode: Mode, settings: Settings) -> None:
 
 
 def _selected(
-    session: Session, actor: Actor, conditions: Sequence[FieldFilter], sender: User
+    session: Session,
+    actor: Actor,
+    conditions: Sequence[FieldFilter],
+    sender: User,
+    only: Sequence[uuid.UUID] | None = None,
 ) -> list[_Selected]:
-    """Every contact of the workspace whose merge fields pass all filters, ordered by address.
+    """Every contact of the workspace (of `only`, when given) whose merge fields pass all filters,
+    ordered by address.
     Companies (with domains and owners) are loaded once, so reading contacts costs no query each."""
     companies = list(
         session.scalars(
@@ -187,7 +195,10 @@ def _selected(
     contacts = list(
         session.scalars(
             select(Contact)
-            .where(Contact.workspace_id == actor.workspace_id)
+            .where(
+                Contact.workspace_id == actor.workspace_id,
+                *([Contact.id.in_(list(only))] if only is not None else []),
+            )
             .order_by(Contact.email, Contact.id)
         )
     )
@@ -269,7 +280,7 @@ def plan(
     template = _template(session, actor, request)
     _check_mode(template, mode, settings)
     composer = workspace_service.get_user(session, actor, composer_id)
-    selected = _selected(session, actor, conditions, composer)
+    selected = _selected(session, actor, conditions, composer, request.contact_ids)
     routes = _routes(session, actor, request.sender, settings, selected)
     result = Plan(template, mode, written, request.sender, recipients=len(selected))
     compiled = _compiled(template)
@@ -384,6 +395,7 @@ def start(
         template_version=checked.version,
         mode=_mode(request.mode),
         filters=list(_filters(request.filters)[0]),
+        contact_ids=[str(one) for one in request.contact_ids] if request.contact_ids is not None else None,
         status=QUEUEING,
         track_opens=request.track_opens,
         track_clicks=request.track_clicks,
@@ -401,7 +413,7 @@ def start(
         "bulk.start",
         "bulk_send",
         bulk.id,
-        {"template": checked.name, "mode": bulk.mode, "filters": bulk.filters},
+        {"template": checked.name, "mode": bulk.mode, "filters": bulk.filters, "cohort": bulk.contact_ids},
     )
     if run_job:
         enqueue(session, QUEUE_JOB, bulk_id=str(bulk.id))
@@ -471,6 +483,7 @@ def prepare(session: Session, bulk_id: uuid.UUID, *, settings: Settings) -> Queu
         tuple(bulk.filters),
         bulk.track_opens,
         bulk.track_clicks,
+        contact_ids=[uuid.UUID(one) for one in bulk.contact_ids] if bulk.contact_ids is not None else None,
     )
     try:
         planned = plan(

@@ -339,7 +339,7 @@ class EngagementFilter:
     sent_before: datetime | None = None
 
 
-def _visible(actor: Actor) -> list[ColumnElement[bool]]:
+def visible_records(actor: Actor) -> list[ColumnElement[bool]]:
     """The outbox's rule: members see the records of their own emails, admins every one."""
     conditions: list[ColumnElement[bool]] = [EmailEngagement.workspace_id == actor.workspace_id]
     if not actor.can(Permission.ADMIN_ACCESS):
@@ -379,7 +379,7 @@ def list_engagements(
     """Records newest first, with their email and event count, after the cursor `after` (the
     sent_at and id of the last one of the previous page)."""
     actor.require(Permission.SEND_EMAIL)
-    conditions = [*_visible(actor), *_filtered(given)]
+    conditions = [*visible_records(actor), *_filtered(given)]
     if after is not None:
         conditions.append(tuple_(EmailEngagement.sent_at, EmailEngagement.id) < tuple_(*after))
     events = (
@@ -434,7 +434,9 @@ def shown_engagements(
     records = {
         record.outbound_email_id: record
         for record in session.scalars(
-            select(EmailEngagement).where(*_visible(actor), EmailEngagement.outbound_email_id.in_(wanted))
+            select(EmailEngagement).where(
+                *visible_records(actor), EmailEngagement.outbound_email_id.in_(wanted)
+            )
         )
     }
     events: dict[uuid.UUID, list[tuple[EngagementEvent, str | None]]] = defaultdict(list)
@@ -507,7 +509,7 @@ def step_outcomes(session: Session, actor: Actor, sequence_id: uuid.UUID) -> lis
             reached(EmailEngagement.reply_rate == 100),
             reached(EmailEngagement.bounce.is_not(None)),
         )
-        .where(*_visible(actor), EmailEngagement.sequence_id == sequence_id)
+        .where(*visible_records(actor), EmailEngagement.sequence_id == sequence_id)
         .group_by(EmailEngagement.sequence_step)
         .order_by(EmailEngagement.sequence_step)
     ).all()

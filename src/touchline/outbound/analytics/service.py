@@ -1,0 +1,297 @@
+"""Engagement analytics: the average rates of the Email Engagement records a person may see, grouped
+by template, sequence, step, variant, sender, company, enduser or period, and filtered.
+
+Reads the records as the engagement refresh leaves them, so the figures are as fresh as the records.
+Takes a session; never commits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from touchline.kit.errors import InvalidInputError
+from touchline.models import Company, Contact, EmailEngagement, Template, User
+from touchline.models import Sequence as SequenceRow
+from touchline.outbound import repository as outbound_repository
+from touchline.outbound.analytics import repository, rules
+from touchline.outbound.analytics.repository import DIMENSIONS, Dimension
+from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_filters
+from touchline.outbound.engagement.service import visible_records
+from touchline.workspace.permissions import Actor, Permission
+
+_CONTACT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class AnalyticsFilter:
+    """Which records count: sent on or after `start` and on or before `end` (UTC days), by a sender,
+    from a template, in a sequence or a bulk send, to endusers whose (or whose company's) merge fields
+    pass every `where` filter (the bulk send's filter language)."""
+
+    start: date | None = None
+    end: date | None = None
+    sender: uuid.UUID | None = None
+    template: uuid.UUID | None = None
+    sequence: uuid.UUID | None = None
+    step: int | None = None
+    bulk_id: uuid.UUID | None = None
+    variant: str | None = None
+    where: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    """The group's stable id: a UUID, `sequence:step`, the variant, the period's first day, or "" for
+    records without one (no template, no sequence, ...)."""
+    label: str
+    """What people read: the template's, sequence's, company's name, the sender's or enduser's address."""
+    counts: rules.Counts
+    rates: rules.Rates
+    last_sent_at: datetime | None
+    last_touch_at: datetime | None = None
+    """Companies and endusers: the last email to or from them touchline knows of."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _matching_contacts(
+    session: Session, actor: Actor, conditions: tuple[FieldFilter, ...]
+) -> list[uuid.UUID]:
+    """The workspace's contacts whose enduser and company merge fields pass every filter, read as a
+    bulk send reads them."""
+    ids = list(session.scalars(select(Contact.id).where(Contact.workspace_id == actor.workspace_id)))
+    # Filters name enduser and company fields only, so the sender's fields are never read.
+    nobody = User(email="", name="")
+    found: list[uuid.UUID] = []
+    for start in range(0, len(ids), _CONTACT_CHUNK):
+        contexts = outbound_repository.merge_contexts(
+            session, actor, ids[start : start + _CONTACT_CHUNK], nobody
+        )
+        found.extend(
+            contact_id for contact_id, context in contexts.items() if matches_all(conditions, context)
+        )
+    return found
+
+
+def conditions_of(session: Session, actor: Actor, given: AnalyticsFilter) -> list[ColumnElement[bool]]:
+    """The records the actor may see (their own sends; every one for admins) that the filter selects."""
+    record = EmailEngagement
+    conditions: list[ColumnElement[bool]] = list(visible_records(actor))
+    if given.start is not None and given.end is not None and given.end < given.start:
+        raise InvalidInputError("the date range ends before it starts")
+    if given.start is not None:
+        conditions.append(record.sent_at >= _day_start(given.start))
+    if given.end is not None:
+        conditions.append(record.sent_at < _day_start(given.end + timedelta(days=1)))
+    equal: list[tuple[object, Any]] = [
+        (given.sender, record.sender_user_id),
+        (given.template, record.template_id),
+        (given.sequence, record.sequence_id),
+        (given.step, record.sequence_step),
+        (given.bulk_id, record.bulk_id),
+        (given.variant, record.variant),
+    ]
+    conditions.extend(column == value for value, column in equal if value is not None)
+    written = tuple(text.strip() for text in given.where if text.strip())
+    if written:
+        conditions.append(record.contact_id.in_(_matching_contacts(session, actor, parse_filters(written))))
+    return conditions
+
+
+def _labels(session: Session, actor: Actor, by: Dimension, keys: list[tuple[Any, ...]]) -> dict[Any, str]:
+    ids = [key[0] for key in keys if key[0] is not None]
+    workspace = actor.workspace_id
+    if not ids:
+        return {}
+    table: Any = {
+        "template": Template,
+        "sequence": SequenceRow,
+        "step": SequenceRow,
+        "sender": User,
+        "company": Company,
+        "enduser": Contact,
+    }.get(by)
+    if table is None:
+        return {}
+    name = {
+        Template: Template.name,
+        SequenceRow: SequenceRow.name,
+        User: User.email,
+        Company: Company.name,
+        Contact: Contact.email,
+    }[table]
+    rows = session.execute(select(table.id, name).where(table.workspace_id == workspace, table.id.in_(ids)))
+    return {row[0]: row[1] or "" for row in rows}
+
+
+def _last_touches(
+    session: Session, actor: Actor, by: Dimension, ids: list[Any]
+) -> dict[Any, datetime | None]:
+    table: Any = {"company": Company, "enduser": Contact}.get(by)
+    if table is None or not ids:
+        return {}
+    rows = session.execute(
+        select(table.id, table.last_touch_at).where(
+            table.workspace_id == actor.workspace_id, table.id.in_(ids)
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _key_text(by: Dimension, key: tuple[Any, ...]) -> str:
+    if by == "step":
+        sequence, step = key
+        return f"{sequence}:{step}" if sequence is not None else ""
+    return "" if key[0] is None else str(key[0])
+
+
+def engagement_groups(
+    session: Session, actor: Actor, by: str, given: AnalyticsFilter = AnalyticsFilter()
+) -> list[Group]:
+    """Average open, click and reply rates, raw and human-only, with the counts behind them, of each
+    group of the records the actor may see that the filter selects; periods in time order, other
+    groups by the most sent first."""
+    actor.require(Permission.SEND_EMAIL)
+    if by not in DIMENSIONS:
+        raise InvalidInputError(f"group by one of {', '.join(DIMENSIONS)}")
+    dimension: Dimension = by
+    found = repository.grouped_counts(session, dimension, conditions_of(session, actor, given))
+    labels = _labels(session, actor, dimension, [key for key, _, _, _ in found])
+    touches = _last_touches(
+        session, actor, dimension, [key[0] for key, _, _, _ in found if key[0] is not None]
+    )
+    groups = []
+    for key, counts, last_sent, sent_name in found:
+        text = _key_text(dimension, key)
+        if dimension in repository.PERIODS:
+            label = text
+        elif dimension == "variant":
+            label = text or "(no variant)"
+        else:
+            # A template deleted since keeps the name it was sent with.
+            label = labels.get(key[0], sent_name or "") if key[0] is not None else f"(no {dimension})"
+            if dimension == "step" and key[0] is not None:
+                label = f"{label} step {key[1]}"
+        groups.append(
+            Group(
+                key=text,
+                label=label,
+                counts=counts,
+                rates=rules.rates(counts),
+                last_sent_at=last_sent,
+                last_touch_at=touches.get(key[0]),
+            )
+        )
+    if dimension in repository.PERIODS:
+        return sorted(groups, key=lambda group: group.key)
+    return sorted(groups, key=lambda group: (-group.counts.sent, group.label, group.key))
+
+
+# --- cohorts -----------------------------------------------------------------------------------------
+
+OUTCOMES = ("open", "click", "reply")
+
+
+@dataclass(frozen=True)
+class SendOut:
+    """The emails of one send-out: a bulk send, a sequence (or one of its steps), or a template over a
+    period (`start`..`end`, UTC days, both included)."""
+
+    bulk_id: uuid.UUID | None = None
+    sequence: uuid.UUID | None = None
+    step: int | None = None
+    template: uuid.UUID | None = None
+    start: date | None = None
+    end: date | None = None
+
+
+@dataclass(frozen=True)
+class CohortMember:
+    contact_id: uuid.UUID | None
+    address: str
+    """The first enduser in To: the one every outcome of the email is credited to."""
+    company: str
+    emails: int
+    last_sent_at: datetime
+
+
+def cohort(
+    session: Session, actor: Actor, send_out: SendOut, outcome: str, *, did: bool, human: bool = False
+) -> list[CohortMember]:
+    """The recipients of a send-out who opened, clicked or replied (`did`) or did not, by the raw or
+    the human-only rate. A recipient of several of its emails did when any of them did. Emails whose
+    rate is unknown (that tracking off; for human rates also opens only machines made) are in neither
+    list: nobody knows whether they opened."""
+    actor.require(Permission.SEND_EMAIL)
+    if outcome not in OUTCOMES:
+        raise InvalidInputError(f"outcome is one of {', '.join(OUTCOMES)}")
+    if send_out.bulk_id is None and send_out.sequence is None and send_out.template is None:
+        raise InvalidInputError("name the send-out: a bulk send, a sequence (and step) or a template")
+    given = AnalyticsFilter(
+        start=send_out.start,
+        end=send_out.end,
+        template=send_out.template,
+        sequence=send_out.sequence,
+        step=send_out.step,
+        bulk_id=send_out.bulk_id,
+    )
+    record = EmailEngagement
+    rate = {
+        "open": record.human_open_rate if human else record.open_rate,
+        "click": record.human_click_rate if human else record.click_rate,
+        "reply": record.reply_rate,
+    }[outcome]
+    best = func.max(rate)
+    rows = session.execute(
+        select(
+            record.contact_id,
+            record.recipient_address,
+            func.max(Company.name),
+            func.count(),
+            func.max(record.sent_at),
+        )
+        .outerjoin(Company, Company.id == record.company_id)
+        .where(*conditions_of(session, actor, given), rate.is_not(None))
+        .group_by(record.contact_id, record.recipient_address)
+        .having(best == 100 if did else best == 0)
+        .order_by(record.recipient_address)
+    ).all()
+    return [CohortMember(row[0], row[1], row[2] or "", int(row[3]), row[4]) for row in rows]
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: str) -> str:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def cohort_csv(members: Sequence[CohortMember]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["address", "company", "emails", "last_sent_at", "contact_id"])
+    for member in members:
+        writer.writerow(
+            [
+                csv_safe(member.address),
+                csv_safe(member.company),
+                member.emails,
+                member.last_sent_at.isoformat(),
+                str(member.contact_id or ""),
+            ]
+        )
+    return out.getvalue()
