@@ -25,7 +25,7 @@ from touchline.outbound import repository as outbound_repository
 from touchline.outbound.analytics import repository, rules
 from touchline.outbound.analytics.repository import DIMENSIONS, Dimension
 from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_filters
-from touchline.outbound.engagement.service import visible_records
+from touchline.outbound.engagement.service import EngagementFilter, filtered, visible_records
 from touchline.workspace.permissions import Actor, Permission
 
 _CONTACT_CHUNK = 500
@@ -88,26 +88,24 @@ def _matching_contacts(
 
 def conditions_of(session: Session, actor: Actor, given: AnalyticsFilter) -> list[ColumnElement[bool]]:
     """The records the actor may see (their own sends; every one for admins) that the filter selects."""
-    record = EmailEngagement
-    conditions: list[ColumnElement[bool]] = list(visible_records(actor))
     if given.start is not None and given.end is not None and given.end < given.start:
         raise InvalidInputError("the date range ends before it starts")
-    if given.start is not None:
-        conditions.append(record.sent_at >= _day_start(given.start))
-    if given.end is not None:
-        conditions.append(record.sent_at < _day_start(given.end + timedelta(days=1)))
-    equal: list[tuple[object, Any]] = [
-        (given.sender, record.sender_user_id),
-        (given.template, record.template_id),
-        (given.sequence, record.sequence_id),
-        (given.step, record.sequence_step),
-        (given.bulk_id, record.bulk_id),
-        (given.variant, record.variant),
-    ]
-    conditions.extend(column == value for value, column in equal if value is not None)
+    selected = EngagementFilter(
+        sender=given.sender,
+        template=given.template,
+        sequence=given.sequence,
+        step=given.step,
+        bulk_id=given.bulk_id,
+        variant=given.variant,
+        sent_after=_day_start(given.start) if given.start is not None else None,
+        sent_before=_day_start(given.end + timedelta(days=1)) if given.end is not None else None,
+    )
+    conditions = [*visible_records(actor), *filtered(selected)]
     written = tuple(text.strip() for text in given.where if text.strip())
     if written:
-        conditions.append(record.contact_id.in_(_matching_contacts(session, actor, parse_filters(written))))
+        conditions.append(
+            EmailEngagement.contact_id.in_(_matching_contacts(session, actor, parse_filters(written)))
+        )
     return conditions
 
 

@@ -347,7 +347,8 @@ def visible_records(actor: Actor) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _filtered(given: EngagementFilter) -> list[ColumnElement[bool]]:
+def filtered(given: EngagementFilter) -> list[ColumnElement[bool]]:
+    """The conditions on records that the filter's fields set (visibility is `visible_records`)."""
     if given.bounce is not None and given.bounce not in BOUNCE_KINDS:
         raise InvalidInputError(f"bounce is one of {', '.join(BOUNCE_KINDS)}")
     conditions: list[ColumnElement[bool]] = []
@@ -379,7 +380,7 @@ def list_engagements(
     """Records newest first, with their email and event count, after the cursor `after` (the
     sent_at and id of the last one of the previous page)."""
     actor.require(Permission.SEND_EMAIL)
-    conditions = [*visible_records(actor), *_filtered(given)]
+    conditions = [*visible_records(actor), *filtered(given)]
     if after is not None:
         conditions.append(tuple_(EmailEngagement.sent_at, EmailEngagement.id) < tuple_(*after))
     events = (
