@@ -4,7 +4,8 @@ sequence tick run by hand on a fake clock."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Sequence as Many
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
@@ -24,7 +25,7 @@ from touchline.models import Company, CompanyDomain, Contact, Enrolment, Outboun
 from touchline.outbound.send import tasks as delivery
 from touchline.outbound.sequences import scheduler
 from touchline.outbound.sequences import service as sequences
-from touchline.outbound.sequences.outcomes import EngagementReader, no_engagement_recorded
+from touchline.outbound.sequences.outcomes import Engagement, EngagementReader
 from touchline.outbound.templates import service as templates
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
@@ -35,6 +36,11 @@ MEMBER = "member@team-a.example"
 JANE = "jane@acme.example"
 BOB = "bob@acme.example"
 MONDAY_MORNING = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
+
+
+def no_engagement_recorded(session: Session, outbound_ids: Many[uuid.UUID]) -> Mapping[uuid.UUID, Engagement]:
+    """A reader for which nothing was opened, clicked or bounced."""
+    return {}
 
 
 @dataclass

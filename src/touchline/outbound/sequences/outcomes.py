@@ -3,8 +3,8 @@
 `replied` is read from stored mail: an inbound email from the enrolled enduser in the conversation
 of an email the sequence sent them (the sent copy's conversation, OutboundEmail.email_id). `opened`,
 `clicked` and `bounced` come from an `EngagementReader`: the scheduler reads the Email Engagement
-records (`touchline.outbound.engagement.repository.recorded_engagement`); `no_engagement_recorded`
-reports none. An email sent with tracking off reports None (unknown) for what it did not track, as
+records (`touchline.outbound.engagement.repository.recorded_engagement`); tests pass readers of
+given outcomes. An email sent with tracking off reports None (unknown) for what it did not track, as
 the condition evaluator expects.
 """
 
@@ -35,11 +35,6 @@ EngagementReader = Callable[[Session, Many[uuid.UUID]], Mapping[uuid.UUID, Engag
 """Given outbound email ids, what tracking recorded for each (absent: nothing recorded)."""
 
 
-def no_engagement_recorded(session: Session, outbound_ids: Many[uuid.UUID]) -> Mapping[uuid.UUID, Engagement]:
-    """No engagement records exist yet: nothing was opened, clicked or bounced."""
-    return {}
-
-
 def replied_conversations(
     session: Session, enrolment: Enrolment, conversation_ids: Many[uuid.UUID]
 ) -> set[uuid.UUID]:
@@ -64,7 +59,7 @@ def replied_conversations(
 
 
 def step_outcomes(
-    session: Session, enrolment: Enrolment, engagement: EngagementReader = no_engagement_recorded
+    session: Session, enrolment: Enrolment, engagement: EngagementReader
 ) -> dict[int, StepOutcome]:
     """The outcome of each step sent to this enrolment, by position; skipped steps are absent."""
     sent = session.execute(
