@@ -275,7 +275,7 @@ def test_every_route_refuses_another_workspaces_ids(
         checked.append((method, route_path))
     assert len(checked) >= 14
     # Engagement: the events of one sent email, and clearing an undeliverable contact, name ids.
-    assert ("GET", "/api/v1/outbound-emails/{outbound_id}/events") in checked
+    assert ("GET", "/api/v1/outbox/{outbound_id}/events") in checked
     assert ("DELETE", "/api/v1/contacts/{contact_id}/undeliverable") in checked
     assert ("POST", "/api/v1/experiments/{experiment_id}/stop") in checked
     # Nothing of the victim's changed.

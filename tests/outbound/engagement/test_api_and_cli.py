@@ -87,7 +87,7 @@ def test_events_of_one_email_with_their_reasons(
     add_event(sessions, team, outbound, "open", timedelta(seconds=1))
     add_event(sessions, team, outbound, "click", timedelta(minutes=5), link_id=link)
     _refresh(sessions, outbound)
-    events = client.get(f"/api/v1/outbound-emails/{outbound}/events", headers=team.headers("member")).json()
+    events = client.get(f"/api/v1/outbox/{outbound}/events", headers=team.headers("member")).json()
     assert [(e["kind"], e["url"], e["machine_reason"]) for e in events] == [
         ("open", None, "open 1.0 s after sending (within 2 s)"),
         ("click", "https://example.com/0", None),
@@ -95,7 +95,7 @@ def test_events_of_one_email_with_their_reasons(
     admins = sent_email(sessions, team, [ana.address], sender_id=team.admin_id)
     # A member sees the events of their own emails only, as in the outbox.
     assert (
-        client.get(f"/api/v1/outbound-emails/{admins}/events", headers=team.headers("member")).status_code
+        client.get(f"/api/v1/outbox/{admins}/events", headers=team.headers("member")).status_code
         == 404
     )
 

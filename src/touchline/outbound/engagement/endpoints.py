@@ -60,7 +60,7 @@ def list_engagements(
 
 
 @router.get(
-    "/outbound-emails/{outbound_id}/events",
+    "/outbox/{outbound_id}/events",
     summary="Every engagement event of one sent email, oldest first, with machine reasons",
 )
 def list_events(outbound_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> list[EventOut]:
