@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 -- an endpoint
     google_revocation_url: str = "https://oauth2.googleapis.com/revoke"
     gmail_api_base_url: str = "https://gmail.googleapis.com/gmail/v1/users/me/"
+    # Quota units a Gmail user may spend a minute (Gmail API "Usage limits": 15,000 unless the Cloud
+    # project's per-user quota was raised); sync and sending pace themselves to stay within it.
+    gmail_quota_units_per_minute: int = Field(15_000, gt=0)
     microsoft_login_base_url: str = "https://login.microsoftonline.com"
     graph_api_base_url: str = "https://graph.microsoft.com/v1.0/"
 

@@ -223,6 +223,7 @@ def api_provider(
             on_close=on_close,
             mailbox_key=key,
             pacing=pacing,
+            units_per_minute=settings.gmail_quota_units_per_minute,
         )
     if mailbox_provider == GRAPH:
         return GraphProvider(

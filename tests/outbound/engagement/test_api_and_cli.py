@@ -94,10 +94,7 @@ def test_events_of_one_email_with_their_reasons(
     ]
     admins = sent_email(sessions, team, [ana.address], sender_id=team.admin_id)
     # A member sees the events of their own emails only, as in the outbox.
-    assert (
-        client.get(f"/api/v1/outbox/{admins}/events", headers=team.headers("member")).status_code
-        == 404
-    )
+    assert client.get(f"/api/v1/outbox/{admins}/events", headers=team.headers("member")).status_code == 404
 
 
 def _undeliverable(sessions: sessionmaker[Session], contact_id: uuid.UUID) -> None:

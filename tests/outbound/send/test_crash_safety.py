@@ -63,7 +63,11 @@ PROVIDER_SETTINGS = (
     "google_token_url",
     "google_revocation_url",
     "gmail_api_base_url",
+    "gmail_quota_units_per_minute",
 )
+# A project whose per-user Gmail quota was raised: 500 sends cost 50,000 units, which the default
+# 15,000 a minute would spread over more than three minutes of pacing; this test is about crashes.
+RAISED_GMAIL_QUOTA = 1_000_000
 
 
 def queue_bulk(
@@ -293,8 +297,11 @@ def test_a_worker_killed_mid_bulk_send_through_gmail_sends_every_email_once(
     tmp_path: Path,
 ) -> None:
     gmail, held = FakeGmail(), HeldAnswer(KILL_AT)
+    gmail.state.quota_units_per_minute = RAISED_GMAIL_QUOTA
     with serve(_holding_sends(gmail, held)) as gmail_url:
-        provider_settings = oauth_settings(settings, gmail_url, graph_url)
+        provider_settings = oauth_settings(
+            settings, gmail_url, graph_url, gmail_quota_units_per_minute=RAISED_GMAIL_QUOTA
+        )
         queue = configure_queue(provider_settings)  # connecting a mailbox queues its first sync
         try:
             with session_scope(sessions) as session:
