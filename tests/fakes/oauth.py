@@ -2,9 +2,21 @@
 
 It consents at once (the authorize endpoint redirects straight back with a code), checks PKCE (S256)
 and the client secret, and issues access tokens that the fake APIs accept until they expire or the
-grant is revoked; each grant remembers the scopes it was given (all the application asked for, or
-fewer when a test says so), for the fake APIs to check. Refreshing a revoked grant answers
-``invalid_grant``, as both providers do. An
+grant is revoked; each grant remembers the scopes it was given, for the fake APIs to check, and the
+token answers list them as each provider spells them. Refreshing a revoked grant answers
+``invalid_grant``, as both providers do.
+
+Consent, as documented:
+- Google's granular consent lets the user untick any scope but sign-in on the consent screen
+  (``unticked_scopes``); the token answer's ``scope`` lists what was granted
+  (developers.google.com/identity/protocols/oauth2/resources/granular-permissions). With
+  ``include_granted_scopes=true`` the new grant also holds what the user granted the app before
+  (incremental authorization, developers.google.com/identity/protocols/oauth2/web-server).
+- Microsoft adds newly consented permissions to the earlier ones, lists granted Graph permissions by
+  their short names and never lists offline_access; a refresh that asks for a permission the user
+  never consented to is refused with ``invalid_grant`` (AADSTS65001)
+  (learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow, "Refresh the access token";
+  learn.microsoft.com/entra/identity-platform/permissions-consent-overview, incremental consent). An
 introspection endpoint lets the test Dovecot check XOAUTH2 logins against the same tokens.
 """
 
@@ -24,6 +36,9 @@ CLIENT_ID = "touchline-test-client"
 CLIENT_SECRET = "touchline-test-secret"
 REDIRECT_URI = "http://127.0.0.1/oauth/callback"
 INTROSPECTION_PATH = "/introspect"
+GRAPH_RESOURCE = "https://graph.microsoft.com/"
+GOOGLE_USERINFO_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
+_SIGN_IN = frozenset({"openid", "email", "profile", "offline_access"})
 
 
 @dataclass
@@ -43,6 +58,10 @@ class FakeAuthorizationServer:
     # error=access_denied, as both providers send it).
     consenting_subject: str = "someone@example.com"
     declines_consent: bool = False
+    # Scopes the user unticks on Google's granular consent screen.
+    unticked_scopes: set[str] = field(default_factory=set)
+    # What each subject consented to so far, for incremental consent.
+    consented: dict[str, frozenset[str]] = field(default_factory=dict)
     access_tokens: dict[str, str] = field(default_factory=dict)
     # Who each grant belongs to, for the token introspection a mail server does.
     subjects: dict[str, str] = field(default_factory=dict)
@@ -59,6 +78,8 @@ class FakeAuthorizationServer:
     def reset(self) -> None:
         self.consenting_subject = "someone@example.com"
         self.declines_consent = False
+        self.unticked_scopes.clear()
+        self.consented.clear()
         self.access_tokens.clear()
         self.subjects.clear()
         self.refresh_tokens.clear()
@@ -132,8 +153,13 @@ class FakeAuthorizationServer:
             return RedirectResponse(f"{params.get('redirect_uri')}?{query}", status_code=302)
         code = secrets.token_urlsafe(16)
         grant = secrets.token_hex(8)
-        self.subjects[grant] = self.consenting_subject
-        self.granted_scopes[grant] = frozenset(params.get("scope", "").split())
+        subject = self.consenting_subject
+        self.subjects[grant] = subject
+        granted = frozenset(params.get("scope", "").split()) - self.unticked_scopes
+        if self.provider_name == "Microsoft" or params.get("include_granted_scopes") == "true":
+            granted |= self.consented.get(subject, frozenset())
+        self.consented[subject] = granted
+        self.granted_scopes[grant] = granted
         self._codes[code] = _PendingCode(
             grant=grant,
             redirect_uri=params.get("redirect_uri", ""),
@@ -173,6 +199,12 @@ class FakeAuthorizationServer:
         grant = self.refresh_tokens.get(form.get("refresh_token", ""))
         if grant is None or grant in self.revoked_grants:
             return _invalid_grant("Token has been expired or revoked.")
+        if self.provider_name == "Microsoft" and grant in self.granted_scopes:
+            asked = {scope for scope in form.get("scope", "").split() if scope not in _SIGN_IN}
+            if asked - self.granted_scopes[grant]:
+                return _invalid_grant(
+                    "AADSTS65001: The user or administrator has not consented to use the application."
+                )
         return self._token_response(grant, include_refresh_token=self.rotates_refresh_tokens)
 
     def _token_response(self, grant: str, *, include_refresh_token: bool) -> Response:
@@ -180,11 +212,22 @@ class FakeAuthorizationServer:
             "access_token": self._new_access_token(grant),
             "token_type": "Bearer",
             "expires_in": self.access_token_lifetime_seconds,
-            "scope": "mail",
+            "scope": self._scope_answer(grant),
         }
         if include_refresh_token:
             body["refresh_token"] = self._new_refresh_token(grant)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    def _scope_answer(self, grant: str) -> str:
+        """The granted scopes as the provider lists them in a token answer."""
+        scopes = self.granted_scopes.get(grant)
+        if scopes is None:  # a grant a test issued directly holds everything; say nothing, as RFC 6749 allows
+            return ""
+        if self.provider_name == "Microsoft":
+            return " ".join(
+                sorted(scope.removeprefix(GRAPH_RESOURCE) for scope in scopes if scope != "offline_access")
+            )
+        return " ".join(sorted(GOOGLE_USERINFO_EMAIL if scope == "email" else scope for scope in scopes))
 
     async def _introspect(self, request: Request) -> Response:
         """What a mail server asks before accepting an XOAUTH2 login (Dovecot's "auth" mode)."""

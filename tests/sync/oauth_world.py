@@ -88,17 +88,24 @@ class OAuthWorld:
         with session_scope(self.sessions) as session:
             return service.add_user(session, self.operator, f"{local}@{INTERNAL}", role="Member").id
 
-    def sign_in(self, kind: OAuthAccountKind, address: str) -> oauth_connect.ConnectedAccount:
-        """What the connect pages do, from the consent URL to the account read with the new grant."""
+    def sign_in(
+        self, kind: OAuthAccountKind, address: str, *, sending: bool = False
+    ) -> oauth_connect.ConnectedAccount:
+        """What the connect pages do, from the consent URL to the account read with the new grant;
+        `sending`: as "Allow sending" does, asking for the send permission too."""
         self.oauth(kind).consenting_subject = address
-        request = oauth_connect.start_authorization(self.settings, kind, login_hint=address)
+        request = oauth_connect.start_authorization(self.settings, kind, login_hint=address, sending=sending)
         code = consent(request.url)["code"]
-        return oauth_connect.finish_authorization(self.settings, kind, code, request.code_verifier)
+        return oauth_connect.finish_authorization(
+            self.settings, kind, code, request.code_verifier, sending=sending
+        )
 
-    def connect(self, user_id: uuid.UUID, kind: OAuthAccountKind, address: str | None = None) -> uuid.UUID:
+    def connect(
+        self, user_id: uuid.UUID, kind: OAuthAccountKind, address: str | None = None, *, sending: bool = False
+    ) -> uuid.UUID:
         with session_scope(self.sessions) as session:
             address = address or service.get_user(session, self.operator, user_id).email
-        account = self.sign_in(kind, address)
+        account = self.sign_in(kind, address, sending=sending)
         with session_scope(self.sessions) as session:
             mailbox, _ = oauth_connect.connect_account(
                 session, self.operator, self.box, user_id=user_id, account=account

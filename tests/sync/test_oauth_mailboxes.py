@@ -394,8 +394,9 @@ def pages(app: FastAPI, client: TestClient, team: Team) -> TestClient:
     return client
 
 
-def _start(pages: TestClient, slug: str) -> tuple[str, dict[str, str]]:
-    response = pages.get(f"/profile/email/oauth/{slug}/start", follow_redirects=False)
+def _start(pages: TestClient, slug: str, *, sending: bool = False) -> tuple[str, dict[str, str]]:
+    query = "?sending=1" if sending else ""
+    response = pages.get(f"/profile/email/oauth/{slug}/start{query}", follow_redirects=False)
     assert response.status_code == 303, response.text
     location = response.headers["location"]
     return location, {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
@@ -543,6 +544,118 @@ def test_a_needs_reconnect_mailbox_is_reconnected_through_the_same_pages(
     assert (mailbox["id"], mailbox["status"], mailbox["last_error"]) == (str(mailbox_id), "connected", None)
     report = _sync(sessions, box, mailbox_id, settings)
     assert (report.status, report.error) == ("connected", None)
+
+
+# --- scopes: reading at connect, sending when allowed, granular consent --------------------------
+
+SEND = {
+    GOOGLE: "https://www.googleapis.com/auth/gmail.send",
+    MICROSOFT: "https://graph.microsoft.com/Mail.Send",
+}
+READ = {
+    GOOGLE: "https://www.googleapis.com/auth/gmail.readonly",
+    MICROSOFT: "https://graph.microsoft.com/Mail.Read",
+}
+
+
+def _authorization(kind: OAuthAccountKind, fake_gmail: FakeGmail, fake_graph: FakeGraph) -> Any:
+    return fake_gmail.oauth if kind is GOOGLE else fake_graph.oauth
+
+
+@BOTH
+def test_connecting_asks_for_reading_and_allow_sending_adds_the_send_permission(
+    pages: TestClient, team: Team, fake_gmail: FakeGmail, fake_graph: FakeGraph, kind: OAuthAccountKind
+) -> None:
+    authorization = _authorization(kind, fake_gmail, fake_graph)
+    authorization.consenting_subject = ADMIN
+    location, params = _start(pages, kind.slug)
+    assert READ[kind] in params["scope"].split()
+    assert SEND[kind] not in params["scope"].split()
+    page = _callback(pages, kind.slug, consent(location))
+    assert f"{ADMIN} is connected" in page
+    assert 'id="oauth-allow-sending"' in page
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+
+    location, params = _start(pages, kind.slug, sending=True)
+    assert {READ[kind], SEND[kind]} <= set(params["scope"].split())
+    if kind is GOOGLE:  # incremental authorization keeps what was granted before
+        assert params["include_granted_scopes"] == "true"
+    page = _callback(pages, kind.slug, consent(location))
+
+    assert 'id="oauth-allow-sending"' not in page
+    again = _my_mailbox(pages, team)
+    assert again is not None
+    assert again["id"] == mailbox["id"]
+    assert {READ[kind], SEND[kind]} <= set(authorization.consented[ADMIN])
+
+
+def test_a_reading_permission_left_unticked_is_named_and_nothing_is_connected(
+    pages: TestClient, team: Team, fake_gmail: FakeGmail
+) -> None:
+    fake_gmail.oauth.consenting_subject = ADMIN
+    fake_gmail.oauth.unticked_scopes.add(READ[GOOGLE])  # Google's granular consent screen
+
+    page = _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug)[0]))
+
+    assert "read your email (https://www.googleapis.com/auth/gmail.readonly)" in page
+    assert "Nothing was connected" in page
+    assert _my_mailbox(pages, team) is None
+    assert fake_gmail.oauth.revoked_grants  # the unusable grant was withdrawn
+
+
+def test_a_send_permission_left_unticked_connects_for_reading_and_says_so(
+    pages: TestClient, team: Team, fake_gmail: FakeGmail
+) -> None:
+    fake_gmail.oauth.consenting_subject = ADMIN
+    fake_gmail.oauth.unticked_scopes.add(SEND[GOOGLE])
+
+    page = _callback(pages, GOOGLE.slug, consent(_start(pages, GOOGLE.slug, sending=True)[0]))
+
+    assert "sending was not allowed" in page
+    assert 'id="oauth-allow-sending"' in page
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    assert mailbox["status"] == "connected"
+
+
+@BOTH
+def test_a_reconnect_asks_again_for_the_sending_it_had(
+    pages: TestClient,
+    team: Team,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    box: SecretBox,
+    fake_gmail: FakeGmail,
+    fake_graph: FakeGraph,
+    kind: OAuthAccountKind,
+) -> None:
+    authorization = _authorization(kind, fake_gmail, fake_graph)
+    authorization.consenting_subject = ADMIN
+    _callback(pages, kind.slug, consent(_start(pages, kind.slug, sending=True)[0]))
+    mailbox = _my_mailbox(pages, team)
+    assert mailbox is not None
+    authorization.revoke_all_grants()
+    assert _sync(sessions, box, uuid.UUID(str(mailbox["id"])), settings).status == "needs_reconnect"
+
+    _, params = _start(pages, kind.slug)
+
+    assert SEND[kind] in params["scope"].split()
+
+
+def test_a_microsoft_grant_is_refreshed_with_the_scopes_it_was_granted(world: OAuthWorld) -> None:
+    mailbox_id = world.connect(world.add_user("sam"), MICROSOFT)  # reading only
+    world.graph.oauth.expire_access_tokens()
+
+    report = world.sync(mailbox_id)
+
+    assert (report.status, report.error) == ("connected", None)
+    refresh = world.graph.oauth.token_requests[-1]
+    assert refresh["grant_type"] == "refresh_token"
+    asked = refresh["scope"].split()
+    assert READ[MICROSOFT] in asked
+    assert "offline_access" in asked
+    assert SEND[MICROSOFT] not in asked  # Microsoft refuses a refresh for a permission never granted
 
 
 def test_reconnecting_as_another_account_is_refused_and_that_grant_withdrawn(

@@ -28,7 +28,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -42,20 +42,43 @@ from touchline.mailboxes.providers.rest import retry_after_seconds, ssl_context
 DEFAULT_TOKEN_LIFETIME = timedelta(hours=1)
 DEFAULT_REFRESH_MARGIN = timedelta(minutes=5)
 
+# What connecting asks for: reading mail and the account's address. Sending is asked for only when
+# the user first allows it (incremental authorisation), so a user who never sends never grants it.
 GOOGLE_SCOPES = (
     "openid",
     "email",
     "https://www.googleapis.com/auth/gmail.readonly",
-    "https://www.googleapis.com/auth/gmail.send",
 )
+GOOGLE_SEND_SCOPES = ("https://www.googleapis.com/auth/gmail.send",)
 MICROSOFT_SCOPES = (
     "openid",
     "email",
     "offline_access",
     "https://graph.microsoft.com/User.Read",
     "https://graph.microsoft.com/Mail.Read",
-    "https://graph.microsoft.com/Mail.Send",
 )
+MICROSOFT_SEND_SCOPES = ("https://graph.microsoft.com/Mail.Send",)
+# Sign-in scopes (OpenID Connect, and offline_access for a refresh token): asked for, but Microsoft
+# never lists them as granted, and no permission hangs on them.
+_SIGN_IN_SCOPES = frozenset({"openid", "email", "profile", "offline_access"})
+# Microsoft lists granted Graph permissions by their short names ("Mail.Read"), in any case.
+_GRAPH_RESOURCE = "https://graph.microsoft.com/"
+
+# What each scope lets touchline do, in the words a user sees on the provider's consent screen.
+SCOPE_PURPOSES = {
+    "https://www.googleapis.com/auth/gmail.readonly": "read your email",
+    "https://www.googleapis.com/auth/gmail.send": "send email on your behalf",
+    "https://graph.microsoft.com/User.Read": "sign you in and read your profile",
+    "https://graph.microsoft.com/Mail.Read": "read your mail",
+    "https://graph.microsoft.com/Mail.Send": "send mail as you",
+}
+
+
+def scope_key(scope: str) -> str:
+    """One spelling per permission, so that what was asked for and what was granted compare."""
+    lowered = scope.strip().lower()
+    return lowered.removeprefix(_GRAPH_RESOURCE)
+
 
 Clock = Callable[[], datetime]
 
@@ -80,6 +103,10 @@ class OAuthProviderConfig:
     extra_authorization_params: tuple[tuple[str, str], ...] = ()
     # Microsoft's v2 endpoint wants the scopes again on refresh; Google does not need them.
     scope_on_refresh: bool = False
+    # Asked for on top of `scopes` when the user allows sending.
+    send_scopes: tuple[str, ...] = ()
+    # What asking for more adds so that the new grant keeps the scopes granted before.
+    incremental_params: tuple[tuple[str, str], ...] = ()
 
 
 def google_oauth_config(
@@ -98,6 +125,9 @@ def google_oauth_config(
         # offline access is what yields a refresh token; prompt=consent makes Google issue one again
         # when a user reconnects a mailbox they had connected before.
         extra_authorization_params=(("access_type", "offline"), ("prompt", "consent")),
+        send_scopes=GOOGLE_SEND_SCOPES,
+        # Google's incremental authorization: the new grant holds the earlier scopes too.
+        incremental_params=(("include_granted_scopes", "true"),),
     )
 
 
@@ -118,6 +148,8 @@ def microsoft_oauth_config(
         scopes=scopes,
         extra_authorization_params=(("response_mode", "query"),),
         scope_on_refresh=True,
+        # Microsoft adds newly consented permissions to the ones the user gave the app before.
+        send_scopes=MICROSOFT_SEND_SCOPES,
     )
 
 
@@ -157,6 +189,19 @@ class OAuthTokens:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+    def granted(self) -> frozenset[str] | None:
+        """The permissions the provider says this grant holds (`scope_key` spellings), or None when
+        the token response did not say (RFC 6749 lets it leave `scope` out when it is as asked)."""
+        keys = frozenset(scope_key(scope) for scope in self.scope.split())
+        return keys or None
+
+    def lacks(self, wanted: tuple[str, ...]) -> list[str]:
+        """Which of `wanted` the grant is known not to hold; sign-in scopes never count."""
+        granted = self.granted()
+        if granted is None:
+            return []
+        return [scope for scope in wanted if scope not in _SIGN_IN_SCOPES and scope_key(scope) not in granted]
 
     @classmethod
     def from_json(cls, text: str) -> OAuthTokens:
@@ -208,7 +253,10 @@ class OAuthFlow:
     def close(self) -> None:
         self._http.close()
 
-    def start_authorization(self, *, login_hint: str | None = None) -> AuthorizationRequest:
+    def start_authorization(
+        self, *, login_hint: str | None = None, sending: bool = False
+    ) -> AuthorizationRequest:
+        """`sending`: ask for the send permission too, keeping what was granted before."""
         state = secrets.token_urlsafe(24)
         # 64 random bytes give an 86-character verifier, inside RFC 7636's 43..128 range.
         code_verifier = secrets.token_urlsafe(64)
@@ -216,17 +264,21 @@ class OAuthFlow:
             "response_type": "code",
             "client_id": self._client.client_id,
             "redirect_uri": self._client.redirect_uri,
-            "scope": " ".join(self.provider.scopes),
+            "scope": " ".join(self.wanted_scopes(sending=sending)),
             "state": state,
             "code_challenge": pkce_challenge(code_verifier),
             "code_challenge_method": "S256",
             **dict(self.provider.extra_authorization_params),
+            **(dict(self.provider.incremental_params) if sending else {}),
         }
         if login_hint:
             params["login_hint"] = login_hint
         separator = "&" if "?" in self.provider.authorization_url else "?"
         url = f"{self.provider.authorization_url}{separator}{urlencode(params)}"
         return AuthorizationRequest(url=url, state=state, code_verifier=code_verifier)
+
+    def wanted_scopes(self, *, sending: bool) -> tuple[str, ...]:
+        return self.provider.scopes + (self.provider.send_scopes if sending else ())
 
     def exchange_code(self, code: str, code_verifier: str) -> OAuthTokens:
         return self._token_request(
@@ -244,8 +296,21 @@ class OAuthFlow:
             raise AuthError(f"{self.provider.name} gave no refresh token; the mailbox must be reconnected")
         form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token}
         if self.provider.scope_on_refresh:
-            form["scope"] = " ".join(self.provider.scopes)
-        return self._token_request(form, previous_refresh_token=tokens.refresh_token)
+            form["scope"] = " ".join(self._refresh_scopes(tokens))
+        refreshed = self._token_request(form, previous_refresh_token=tokens.refresh_token)
+        if not refreshed.scope and tokens.scope:
+            # A refresh answer that leaves `scope` out grants what the grant held before.
+            refreshed = replace(refreshed, scope=tokens.scope)
+        return refreshed
+
+    def _refresh_scopes(self, tokens: OAuthTokens) -> tuple[str, ...]:
+        """The scopes that were granted: asking a refresh for one the user never granted (sending,
+        before they allowed it) would be refused, and asking for fewer would drop one."""
+        granted = tokens.granted()
+        if granted is None:
+            return self.provider.scopes
+        known = self.provider.scopes + self.provider.send_scopes
+        return tuple(scope for scope in known if scope in _SIGN_IN_SCOPES or scope_key(scope) in granted)
 
     def revoke(self, tokens: OAuthTokens) -> bool:
         """Withdraw the grant at the provider; False when the provider offers no way to do so.

@@ -4,8 +4,11 @@ The pages (``touchline.mailboxes.oauth_pages``) go through these steps:
 
 1. ``connection_target`` checks, in a session, that the user may connect this kind of account, and
    gives the login hint for a reconnect.
-2. ``start_authorization`` builds the provider's consent URL with state and PKCE (no network).
-3. After consent, ``finish_authorization`` exchanges the code and reads the account's address and
+2. ``start_authorization`` builds the provider's consent URL with state and PKCE (no network). It
+   asks for reading only; ``sending=True`` (the Email tab's "Allow sending") asks for the send
+   permission too, keeping what was granted before (incremental authorisation).
+3. After consent, ``finish_authorization`` exchanges the code, checks the scopes the user actually
+   granted (Google's consent screen lets them untick any), and reads the account's address and
    folders: network only, so call it with no session open.
 4. ``connect_account`` stores the result in a session: a new mailbox with Inbox and Sent selected,
    or, for the user's existing mailbox of the same account, the new grant (``reconnect_mailbox``).
@@ -29,7 +32,15 @@ from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import ConflictError, NotFoundError
 from touchline.mailboxes import service
 from touchline.mailboxes.connect import GMAIL, GRAPH, OAUTH_PROVIDERS, api_provider, oauth_flow
-from touchline.mailboxes.oauth import AuthorizationRequest, OAuthTokens, TokenHolder
+from touchline.mailboxes.oauth import (
+    GOOGLE_SEND_SCOPES,
+    MICROSOFT_SEND_SCOPES,
+    SCOPE_PURPOSES,
+    AuthorizationRequest,
+    OAuthFlow,
+    OAuthTokens,
+    TokenHolder,
+)
 from touchline.mailboxes.providers.base import Folder, ProviderError
 from touchline.models import Mailbox
 from touchline.worker import enqueue
@@ -48,6 +59,7 @@ class OAuthAccountKind:
     label: str
 
 
+SEND_SCOPES = {GMAIL: GOOGLE_SEND_SCOPES, GRAPH: MICROSOFT_SEND_SCOPES}
 GOOGLE = OAuthAccountKind("google", GMAIL, "Google")
 MICROSOFT = OAuthAccountKind("microsoft", GRAPH, "Outlook")
 ACCOUNT_KINDS = (GOOGLE, MICROSOFT)
@@ -86,6 +98,12 @@ class ConnectedAccount:
     address: str
     folders: list[Folder]
     tokens: OAuthTokens = field(repr=False)
+    # The user asked to allow sending but left the send permission unticked: connected for reading.
+    sending_refused: bool = False
+
+
+class ScopesNotGranted(ProviderError):
+    """The user signed in but left a permission unticked that connecting cannot do without."""
 
 
 def connection_target(
@@ -108,23 +126,60 @@ def _require_same_kind(mailbox: Mailbox, kind: OAuthAccountKind) -> None:
 
 
 def start_authorization(
-    settings: Settings, kind: OAuthAccountKind, *, login_hint: str | None = None
+    settings: Settings, kind: OAuthAccountKind, *, login_hint: str | None = None, sending: bool = False
 ) -> AuthorizationRequest:
     with oauth_flow(settings, kind.mailbox_provider, redirect_uri=redirect_uri(settings, kind)) as flow:
-        return flow.start_authorization(login_hint=login_hint)
+        return flow.start_authorization(login_hint=login_hint, sending=sending)
 
 
 def finish_authorization(
-    settings: Settings, kind: OAuthAccountKind, code: str, code_verifier: str
+    settings: Settings, kind: OAuthAccountKind, code: str, code_verifier: str, *, sending: bool = False
 ) -> ConnectedAccount:
-    """Exchange the code and read the account's address and folders. Network only: hold no session."""
+    """Exchange the code, check the granted scopes and read the account's address and folders.
+
+    Raises ``ScopesNotGranted`` (after withdrawing the grant) when a reading permission was left
+    unticked; a send permission left unticked connects for reading and says so. Network only: hold
+    no session.
+    """
     with oauth_flow(settings, kind.mailbox_provider, redirect_uri=redirect_uri(settings, kind)) as flow:
-        holder = TokenHolder(flow, flow.exchange_code(code, code_verifier))
+        tokens = flow.exchange_code(code, code_verifier)
+        _require_reading(flow, kind, tokens)
+        holder = TokenHolder(flow, tokens)
         with api_provider(settings, kind.mailbox_provider, holder) as provider:
             address = provider.account_address()
             folders = provider.list_folders()
+        sending_refused = sending and bool(holder.tokens.lacks(flow.provider.send_scopes))
         # The holder's tokens, not the exchanged ones: a refresh on the way would have replaced them.
-        return ConnectedAccount(kind, address.strip().lower(), folders, holder.tokens)
+        return ConnectedAccount(kind, address.strip().lower(), folders, holder.tokens, sending_refused)
+
+
+def _require_reading(flow: OAuthFlow, kind: OAuthAccountKind, tokens: OAuthTokens) -> None:
+    missing = tokens.lacks(flow.provider.scopes)
+    if not missing:
+        return
+    try:
+        flow.revoke(tokens)  # a grant that cannot be used leaves no stray access behind
+    except ProviderError as error:
+        log.warning("could not revoke a %s grant with missing scopes: %s", kind.label, error)
+    needed = "; ".join(f"{SCOPE_PURPOSES.get(scope, scope)} ({scope})" for scope in missing)
+    raise ScopesNotGranted(
+        f"touchline needs permission to {needed}, which was left unticked on {kind.label}'s consent "
+        "screen. Nothing was connected: sign in again and leave it ticked"
+    )
+
+
+def sending_allowed(mailbox: Mailbox, box: SecretBox) -> bool | None:
+    """Whether this Gmail or Microsoft 365 mailbox's grant holds the send permission (None for
+    other mailboxes). A grant whose token answer did not list its scopes counts as allowed: the
+    provider then refuses a send with a reason the outbox shows."""
+    kind = kind_of_mailbox(mailbox)
+    if kind is None:
+        return None
+    try:
+        tokens = OAuthTokens.from_dict(service.credentials_of(mailbox, box))
+    except (KeyError, ValueError):
+        return None
+    return not tokens.lacks(SEND_SCOPES[kind.mailbox_provider])
 
 
 def connect_account(

@@ -2,6 +2,8 @@
 
 ``/profile/email/oauth/{provider}/start`` sends the browser to the provider's consent page; the state
 and PKCE verifier wait in the signed session cookie until ``.../callback`` comes back with a code.
+``?sending=1`` (the Email tab's "Allow sending") asks for the send permission as well; a reconnect
+asks for it again when the grant it replaces held it.
 Every outcome ends on the Email tab, with a message saying what happened. Thin: the work is in
 ``touchline.mailboxes.oauth_connect``.
 """
@@ -46,7 +48,9 @@ def _back_with_error(request: Request, message: str) -> Response:
 
 
 @router.get("/profile/email/oauth/{provider}/start")
-def start_oauth(provider: str, request: Request, actor: PageActor, sessions: Sessions, now: Now) -> Response:
+def start_oauth(
+    provider: str, request: Request, actor: PageActor, sessions: Sessions, now: Now, sending: bool = False
+) -> Response:
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
     settings = _settings(request)
@@ -56,17 +60,22 @@ def start_oauth(provider: str, request: Request, actor: PageActor, sessions: Ses
             mailbox_service.count_connect_attempt(session, actor, settings, now)
     except TooManyAttemptsError as error:
         return _back_with_error(request, str(error))
+    box: SecretBox = request.app.state.secret_box
     try:
         with session_scope(sessions) as session:
             login_hint = oauth_connect.connection_target(session, actor, actor.user_id, kind)
+            mailbox = mailbox_service.mailbox_of_user(session, actor, actor.user_id)
+            # A reconnect keeps sending allowed when the grant it replaces allowed it.
+            sending = sending or (mailbox is not None and oauth_connect.sending_allowed(mailbox, box) is True)
     except ConflictError as error:
         return _back_with_error(request, str(error))
-    authorization = oauth_connect.start_authorization(settings, kind, login_hint=login_hint)
+    authorization = oauth_connect.start_authorization(settings, kind, login_hint=login_hint, sending=sending)
     request.session[PENDING_KEY] = {
         "provider": kind.slug,
         "user_id": str(actor.user_id),
         "state": authorization.state,
         "code_verifier": authorization.code_verifier,
+        "sending": sending,
     }
     return RedirectResponse(authorization.url, status_code=303)
 
@@ -96,12 +105,16 @@ def finish_oauth(
             "started in another window. Nothing was connected; please try again.",
         )
     try:
-        account = oauth_connect.finish_authorization(settings, kind, code, str(pending["code_verifier"]))
+        account = oauth_connect.finish_authorization(
+            settings, kind, code, str(pending["code_verifier"]), sending=pending.get("sending") is True
+        )
+    except oauth_connect.ScopesNotGranted as refusal:
+        return _back_with_error(request, f"{refusal}.")
     except ProviderError as failure:
         return _back_with_error(
             request, f"{kind.label} sign-in did not complete: {failure}. Nothing was connected."
         )
-    box: SecretBox = request.app.state.secret_box
+    box = request.app.state.secret_box
     try:
         with session_scope(sessions) as session:
             _, reconnected = oauth_connect.connect_account(
@@ -111,7 +124,14 @@ def finish_oauth(
         # The grant just given will not be used; withdrawing it leaves no stray access behind.
         oauth_connect.revoke_grant(settings, kind.mailbox_provider, account.tokens.to_dict())
         return _back_with_error(request, str(refusal))
-    if reconnected:
+    if account.sending_refused:
+        flash(
+            request,
+            f"{account.address} is connected for reading, but sending was not allowed: the permission "
+            f"to send was left unticked on {kind.label}'s consent screen. Use Allow sending to try again.",
+            "error",
+        )
+    elif reconnected:
         flash(request, f"{account.address} is reconnected; sync continues where it stopped.")
     else:
         flash(

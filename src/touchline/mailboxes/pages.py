@@ -41,6 +41,9 @@ def _email_tab(
             "held": held,
             "error": error,
             "folder_summary": service.health_summary(mailbox) if mailbox else None,
+            "sending_allowed": (
+                oauth_connect.sending_allowed(mailbox, request.app.state.secret_box) if mailbox else None
+            ),
         }
         sections: Sequence[EmailTabSection] = getattr(request.app.state, "email_tab_sections", ())
         for section in sections:

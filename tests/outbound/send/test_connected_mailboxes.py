@@ -1,7 +1,8 @@
 """Senders opened for mailboxes connected through touchline's OAuth flow, on the fake providers.
 
-Connecting asks for the send permission, so a newly connected mailbox can send at once; the sender
-shares the mailbox's stored, encrypted tokens and writes refreshed ones back, as sync does.
+Connecting asks for reading only; "Allow sending" (connecting with `sending=True` here) adds the send
+permission to the grant. The sender shares the mailbox's stored, encrypted tokens and writes refreshed
+ones back, as sync does.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from tests.sync.oauth_world import OAuthWorld, oauth_settings
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
-from touchline.mailboxes.oauth import GOOGLE_SCOPES, MICROSOFT_SCOPES
+from touchline.mailboxes.oauth import (
+    GOOGLE_SCOPES,
+    GOOGLE_SEND_SCOPES,
+    MICROSOFT_SCOPES,
+    MICROSOFT_SEND_SCOPES,
+)
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
 from touchline.mailboxes.service import credentials_of
 from touchline.models import Mailbox, OutboundEmail, User
@@ -77,16 +83,18 @@ def stored_credentials(world: OAuthWorld, mailbox_id: uuid.UUID) -> dict[str, ob
         return dict(credentials_of(session.get_one(Mailbox, mailbox_id), world.box))
 
 
-def test_the_consent_request_asks_for_the_send_permission() -> None:
-    assert SEND_SCOPE[GOOGLE] in GOOGLE_SCOPES
-    assert SEND_SCOPE[MICROSOFT] in MICROSOFT_SCOPES
+def test_connecting_asks_for_reading_and_allowing_sending_asks_for_the_send_permission() -> None:
+    assert SEND_SCOPE[GOOGLE] not in GOOGLE_SCOPES
+    assert SEND_SCOPE[MICROSOFT] not in MICROSOFT_SCOPES
+    assert (SEND_SCOPE[GOOGLE],) == GOOGLE_SEND_SCOPES
+    assert (SEND_SCOPE[MICROSOFT],) == MICROSOFT_SEND_SCOPES
 
 
 @BOTH
 def test_a_newly_connected_mailbox_sends_with_its_stored_tokens_and_keeps_refreshed_ones(
     world: OAuthWorld, kind: OAuthAccountKind
 ) -> None:
-    mailbox_id = world.connect(world.add_user("sam"), kind)
+    mailbox_id = world.connect(world.add_user("sam"), kind, sending=True)
     world.oauth(kind).expire_access_tokens()
     before = stored_credentials(world, mailbox_id)
     message = outgoing()
@@ -105,14 +113,10 @@ def test_a_newly_connected_mailbox_sends_with_its_stored_tokens_and_keeps_refres
 
 
 @BOTH
-def test_a_mailbox_connected_without_the_send_permission_must_be_reconnected_to_send(
+def test_a_mailbox_connected_for_reading_only_is_refused_sending_until_it_is_allowed(
     world: OAuthWorld, kind: OAuthAccountKind
 ) -> None:
-    mailbox_id = world.connect(world.add_user("sam"), kind)
-    authorization = world.oauth(kind)
-    requested = GOOGLE_SCOPES if kind is GOOGLE else MICROSOFT_SCOPES
-    for grant in list(authorization.subjects):  # consented before the application asked for sending
-        authorization.granted_scopes[grant] = frozenset(requested) - {SEND_SCOPE[kind]}
+    mailbox_id = world.connect(world.add_user("sam"), kind)  # reading only, as connecting asks
 
     with session_scope(world.sessions) as session:
         mailbox = session.get_one(Mailbox, mailbox_id)
@@ -124,7 +128,7 @@ def test_a_mailbox_connected_without_the_send_permission_must_be_reconnected_to_
         sender.close()
 
     assert not raised.value.temporary
-    assert "reconnect it to allow sending" in raised.value.reason
+    assert "Allow sending on Profile > Email" in raised.value.reason
     assert sent_count(world, kind) == 0
     report = world.sync(mailbox_id)  # reading goes on as before
     assert (report.status, report.error) == ("connected", None)
@@ -179,7 +183,7 @@ def test_an_email_queued_in_the_outbox_leaves_through_the_mailbox_s_own_api(
     world: OAuthWorld, kind: OAuthAccountKind
 ) -> None:
     sam = world.add_user("sam")
-    mailbox_id = world.connect(sam, kind)
+    mailbox_id = world.connect(sam, kind, sending=True)
     outbound_id = queue_email(world, sam, datetime.now(UTC))
 
     assert tasks.deliver(world.sessions, world.box, world.settings, outbound_id) == outbox.SENT
@@ -202,7 +206,7 @@ def test_an_email_found_sending_after_a_crash_is_looked_up_in_sent_and_not_sent_
     world: OAuthWorld, kind: OAuthAccountKind
 ) -> None:
     sam = world.add_user("sam")
-    world.connect(sam, kind)
+    world.connect(sam, kind, sending=True)
     clock = FakeClock()
     clock.now = datetime.now(UTC)
     outbound_id = queue_email(world, sam, clock.now)
@@ -230,7 +234,7 @@ def test_an_email_whose_crashed_attempt_never_reached_gmail_is_sent_after_the_lo
     world: OAuthWorld,
 ) -> None:
     sam = world.add_user("sam")
-    world.connect(sam, GOOGLE)
+    world.connect(sam, GOOGLE, sending=True)
     clock = FakeClock()
     clock.now = datetime.now(UTC)
     outbound_id = queue_email(world, sam, clock.now)

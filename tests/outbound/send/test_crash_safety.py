@@ -314,7 +314,7 @@ def test_a_worker_killed_mid_bulk_send_through_gmail_sends_every_email_once(
                 ids = workspace.id, company.id
             world = OAuthWorld(provider_settings, sessions, box, ids[0], ids[1], gmail, fake_graph)
             sam = world.add_user("sam")
-            world.connect(sam, GOOGLE)
+            world.connect(sam, GOOGLE, sending=True)
             bulk = queue_bulk(
                 sessions, box, provider_settings, sam, RECIPIENTS, domain=CUSTOMER, company_id=ids[1]
             )

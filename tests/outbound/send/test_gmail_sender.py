@@ -204,7 +204,7 @@ def test_a_mailbox_connected_without_the_send_scope_is_told_to_reconnect(
         sender.close()
 
     assert not raised.value.temporary
-    assert "reconnect it to allow sending" in raised.value.reason
+    assert "Allow sending on Profile > Email" in raised.value.reason
     assert fake_gmail.state.sent == []
 
 

@@ -181,7 +181,7 @@ def test_a_mailbox_connected_without_mail_send_is_told_to_reconnect(
         sender.close()
 
     assert not raised.value.temporary
-    assert "reconnect it to allow sending" in raised.value.reason
+    assert "Allow sending on Profile > Email" in raised.value.reason
     assert fake_graph.sent_items() == []
 
 

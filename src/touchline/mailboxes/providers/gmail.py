@@ -234,7 +234,9 @@ class GmailProvider(RestMailboxProvider):
         reasons = _error_reasons(response)
         reason = one_line(_error_message(response))
         if response.status_code == 403 and reasons & _MISSING_SCOPE_REASONS:
-            raise PermissionMissing("Gmail did not allow this mailbox to send: reconnect it to allow sending")
+            raise PermissionMissing(
+                "Gmail did not allow this mailbox to send: its owner chooses Allow sending on Profile > Email"
+            )
         if response.status_code in (403, 429) and (
             response.status_code == 429 or reasons & _RATE_LIMIT_REASONS
         ):

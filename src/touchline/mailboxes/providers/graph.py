@@ -220,7 +220,8 @@ class GraphProvider(RestMailboxProvider):
         code = _error_code(response)
         if response.status_code == 403 and code in _MISSING_PERMISSION_CODES:
             raise PermissionMissing(
-                "Microsoft Graph did not allow this mailbox to send: reconnect it to allow sending"
+                "Microsoft Graph did not allow this mailbox to send: its owner chooses Allow sending on "
+                "Profile > Email"
             )
         raise_for_send_status(response, SERVICE_NAME, f"{code}: {one_line(_error_message(response))}")
 
