@@ -191,7 +191,18 @@ def tracking(
     try:
         application = create_tracking_app(settings, make_sessionmaker(engine), queue, prefix="/t")
         console.print(f"tracking endpoints on http://{host}:{port}/t/")
-        uvicorn.run(application, host=host, port=port, log_level="info", access_log=False)
+        # uvloop and httptools (C) rather than asyncio's loop and h11 (pure Python): on one core they
+        # roughly halve the server's share of each hit (docs/benchmarks.md, "tracking").
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            server_header=False,
+        )
     finally:
         queue.close()
         engine.dispose()

@@ -9,12 +9,11 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from tests.conftest import touchline_environment
 from tests.outbound.track.conftest import TRACKING_BASE, RecordingJobs, Tracked
@@ -233,9 +232,8 @@ def test_an_event_whose_commit_fails_is_answered_5xx_and_not_stored(
     writer = client.app.state.tracking.writer  # type: ignore[attr-defined]
     stored = writer.store
 
-    def failing(session: Session, events: list[dict[str, Any]]) -> None:
-        stored(session, events)
-        session.flush()
+    def failing(connection: Connection, rows: list[list[object]]) -> None:
+        stored(connection, rows)
         raise RuntimeError("the disk is full")
 
     monkeypatch.setattr(writer, "store", failing)
@@ -258,6 +256,24 @@ def test_concurrent_hits_are_committed_together_and_each_one_stored(
     assert codes == [200] * 40
     assert len(tracked.events()) == 40
     assert 1 <= len(jobs.sent) <= 40
+
+
+def test_a_burst_of_hits_sends_one_refresh_at_once_and_the_rest_together_when_due(
+    tracked: Tracked, tracking_client: Client
+) -> None:
+    client, jobs = tracking_client
+    writer = client.app.state.tracking.writer  # type: ignore[attr-defined]
+    writer.refresh_every = 3600.0
+    first, second = tracked.send(), tracked.send()
+    [first_pixel], [second_pixel] = tracked.links(first)["open"], tracked.links(second)["open"]
+    assert client.get(f"/t/o/{first_pixel.token}.gif").status_code == 200
+    assert jobs.sent == [(REFRESH_JOB, {"outbound_ids": [str(first)]})]
+    for pixel in (second_pixel, first_pixel, second_pixel):
+        assert client.get(f"/t/o/{pixel.token}.gif").status_code == 200
+    assert len(tracked.events()) == 4
+    assert len(jobs.sent) == 1  # stored, and their refresh waits for the interval
+    client.portal.call(writer.close)  # type: ignore[union-attr]  # as at shutdown: what is due is sent
+    assert jobs.sent[1:] == [(REFRESH_JOB, {"outbound_ids": sorted([str(first), str(second)])})]
 
 
 def test_touchline_tracking_serves_the_endpoints_alone(tracked: Tracked) -> None:

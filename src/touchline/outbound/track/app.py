@@ -23,26 +23,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 from urllib.parse import quote
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
-from touchline.db import session_scope
 from touchline.models.base import utcnow
 from touchline.models.engagement import EngagementEvent, TrackedLink
 from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.track import signals
 from touchline.worker import Queue
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,11 @@ PIXEL: Final = (
 """A transparent 1x1 GIF (43 bytes)."""
 MAX_BATCH: Final = 500
 """Events written in one transaction at most."""
+REFRESH_EVERY_SECONDS: Final = 0.25
+"""The engagement refresh job is sent at most this often by each writer (for all emails since)."""
 MAX_CACHED_TOKENS: Final = 100_000
+MAX_CACHED_REASONS: Final = 10_000
+_UNKNOWN: Final = object()
 _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _OPEN_PATH: Final = re.compile(r"/o/([^/]+)\.gif")
 _CLICK_PATH: Final = re.compile(r"/c/([^/]+)")
@@ -93,39 +101,100 @@ class _Link:
     url: str | None
 
 
+Hit = tuple[uuid.UUID, uuid.UUID, str, datetime, uuid.UUID, str, str | None, str | None]
+"""One tracking hit as a request leaves it for the writer: (workspace_id, outbound_email_id, kind,
+occurred_at, link_id, method, user_agent, machine_reason). A plain tuple: it is made on every hit."""
+EVENT_COLUMNS: Final = (
+    "id",
+    "workspace_id",
+    "outbound_email_id",
+    "kind",
+    "occurred_at",
+    "link_id",
+    "method",
+    "user_agent",
+    "machine_reason",
+    "detail",
+)
+"""The columns a hit fills, in the order of the rows the writer stores (`Hit` between an id and an
+empty detail)."""
+
+
 class EventWriter:
     """Writes the hits of concurrent requests in one transaction per batch; `record` returns once
-    its event is committed, and raises when its batch could not be."""
+    its event is committed, and raises when its batch could not be.
 
-    def __init__(self, sessions: sessionmaker[Session], jobs: JobSender | None) -> None:
-        self._sessions = sessions
+    The writer keeps one connection of its own and hands each batch to the driver's executemany as
+    rows of values already in the database's form (the columns' own bind processors, looked up
+    once): per hit it does no SQLAlchemy work. The engagement refresh job is sent at most every
+    `refresh_every` seconds, for every email whose events were stored since the last one: the first
+    batch after a quiet spell sends it at once, after its commit and before its requests are
+    answered; a burst sends one more when the interval is up."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        jobs: JobSender | None,
+        *,
+        refresh_every: float = REFRESH_EVERY_SECONDS,
+    ) -> None:
+        bind = sessions.kw.get("bind")
+        if not isinstance(bind, Engine):
+            raise TypeError("the tracking writer needs sessions bound to an engine")
+        self._engine = bind
         self.jobs = jobs
-        self._pending: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]] | None = None
+        self.refresh_every = refresh_every
+        self._connection: Connection | None = None
+        self._insert = ""
+        self._copy = ""
+        self._processors: list[tuple[int, Callable[[Any], Any]]] = []
+        self._empty_detail: object = None
+        self._waiting: list[tuple[Hit, asyncio.Future[None]]] = []
+        self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._due: set[str] = set()
+        self._last_refresh = -math.inf
+        self._timer: asyncio.TimerHandle | None = None
+        self._sending: set[asyncio.Task[None]] = set()
 
-    async def record(self, event: dict[str, Any]) -> None:
+    async def record(self, hit: Hit) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             # Started by the first hit of each event loop: a mounted app gets no lifespan of its own.
             self._loop = loop
-            self._pending = asyncio.Queue()
-            self._task = loop.create_task(self._drain(self._pending))
-        assert self._pending is not None
+            self._waiting = []
+            self._wake = None
+            self._task = loop.create_task(self._drain())
         done: asyncio.Future[None] = loop.create_future()
-        self._pending.put_nowait((event, done))
+        self._waiting.append((hit, done))
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
         await done
 
-    async def _drain(self, pending: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [await pending.get()]
-            while len(batch) < MAX_BATCH and not pending.empty():
-                batch.append(pending.get_nowait())
-            events = [event for event, _ in batch]
+            if not self._waiting:
+                self._wake = loop.create_future()
+                await self._wake
+            batch = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            hits = [hit for hit, _ in batch]
+            emails = {str(hit[1]) for hit in hits}
+            refresh: list[str] = []
+            carried, last_refresh = self._due, self._last_refresh
+            if self._timer is None and time.monotonic() - last_refresh >= self.refresh_every:
+                refresh, self._due = sorted(carried | emails), set()
+                self._last_refresh = time.monotonic()
             try:
-                await asyncio.to_thread(self._commit, events)
+                await asyncio.to_thread(self._commit, hits, refresh)
             except Exception as error:
-                log.exception("storing %d tracking events failed", len(events))
+                log.exception("storing %d tracking events failed", len(hits))
+                self._due |= carried
+                if refresh:
+                    self._last_refresh = last_refresh
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(error)
@@ -133,16 +202,81 @@ class EventWriter:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+            if not refresh:
+                self._due |= emails
+                self._refresh_later(loop)
 
-    def _commit(self, events: list[dict[str, Any]]) -> None:
-        with session_scope(self._sessions) as session:
-            self.store(session, events)
-        self._refresh(sorted({str(event["outbound_email_id"]) for event in events}))
+    def _refresh_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None or not self._due:
+            return
+        wait = max(0.0, self._last_refresh + self.refresh_every - time.monotonic())
+        self._timer = loop.call_later(wait, self._refresh_due, loop)
 
-    def store(self, session: Session, events: list[dict[str, Any]]) -> None:
-        """Adds one batch's events to the transaction that commits them."""
-        # Core's executemany: the ORM's bulk insert costs several times as much per row here.
-        session.connection().execute(insert(_EVENTS), events)
+    def _refresh_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if not self._due:
+            return
+        emails, self._due = sorted(self._due), set()
+        self._last_refresh = time.monotonic()
+        task = loop.create_task(asyncio.to_thread(self._refresh, emails))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def _commit(self, hits: list[Hit], refresh: list[str]) -> None:
+        connection = self._connection or self._connect()
+        rows = self._rows(hits)
+        try:
+            with connection.begin():
+                self.store(connection, rows)
+        except Exception:
+            # A broken connection is not reused; the next batch opens another.
+            self._connection = None
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+            raise
+        if refresh:
+            self._refresh(refresh)
+
+    def _connect(self) -> Connection:
+        connection = self._engine.connect()
+        if not self._insert:
+            dialect = self._engine.dialect
+            marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(EVENT_COLUMNS))
+            columns = ", ".join(EVENT_COLUMNS)
+            # Fixed names only: every value goes to the driver as a parameter.
+            self._insert = f"INSERT INTO {_EVENTS.name} ({columns}) VALUES ({marks})"  # noqa: S608
+            self._copy = f"COPY {_EVENTS.name} ({columns}) FROM STDIN"
+            processors = [
+                _EVENTS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in EVENT_COLUMNS
+            ]
+            detail = processors[-1]
+            self._empty_detail = detail({}) if detail is not None else {}
+            self._processors = [(index, p) for index, p in enumerate(processors[:-1]) if p is not None]
+        self._connection = connection
+        return connection
+
+    def _rows(self, hits: list[Hit]) -> list[list[object]]:
+        rows: list[list[object]] = []
+        processors = self._processors
+        detail = self._empty_detail
+        for hit in hits:
+            row: list[object] = [uuid.uuid4(), *hit, detail]
+            for index, process in processors:
+                if row[index] is not None:
+                    row[index] = process(row[index])
+            rows.append(row)
+        return rows
+
+    def store(self, connection: Connection, rows: list[list[object]]) -> None:
+        """Adds one batch's rows to the transaction that commits them: COPY on PostgreSQL (a third
+        less CPU than executemany for a batch of 16), the driver's executemany elsewhere."""
+        if self._engine.dialect.name == "postgresql":
+            driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
+            with driver.cursor() as cursor, cursor.copy(self._copy) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        connection.exec_driver_sql(self._insert, [tuple(row) for row in rows])
 
     def _refresh(self, outbound_ids: list[str]) -> None:
         if self.jobs is None:
@@ -159,6 +293,15 @@ class EventWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._due:
+            emails, self._due = sorted(self._due), set()
+            await asyncio.to_thread(self._refresh, emails)
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await asyncio.to_thread(connection.close)
 
 
 class TrackingApp:
@@ -181,6 +324,8 @@ class TrackingApp:
         self.prefix = prefix
         self.writer = writer or EventWriter(sessions, jobs)
         self._links: dict[str, _Link] = {}
+        # The machine reason of each (method, user agent, address) seen lately: a pure function of them.
+        self._reasons: dict[tuple[str, str, str | None], object] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -209,7 +354,7 @@ class TrackingApp:
             await _respond(send, scope, 404)
             return
         try:
-            await self.writer.record(self._event(scope, link, method))
+            await self.writer.record(self._hit(scope, link, method))
         except Exception:
             await _respond(send, scope, 503, [(b"retry-after", b"1")])
             return
@@ -231,26 +376,31 @@ class TrackingApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    def _event(self, scope: Scope, link: _Link, method: str) -> dict[str, Any]:
+    def _hit(self, scope: Scope, link: _Link, method: str) -> Hit:
         user_agent = ""
-        for name, value in scope.get("headers", ()):
+        for name, value in scope["headers"]:
             if name == b"user-agent":
                 user_agent = value.decode("latin-1")[: signals.MAX_USER_AGENT_CHARS]
                 break
         client = scope.get("client")
-        request = signals.Request(method, user_agent, client[0] if client else None)
-        return {
-            "id": uuid.uuid4(),
-            "workspace_id": link.workspace_id,
-            "outbound_email_id": link.outbound_id,
-            "kind": link.kind,
-            "occurred_at": self.clock(),
-            "link_id": link.id,
-            "method": method,
-            "user_agent": user_agent or None,
-            "machine_reason": signals.machine_reason(request, self.relay_ranges),
-            "detail": {},
-        }
+        address = client[0] if client else None
+        key = (method, user_agent, address)
+        reason = self._reasons.get(key, _UNKNOWN)
+        if reason is _UNKNOWN:
+            reason = signals.machine_reason(signals.Request(method, user_agent, address), self.relay_ranges)
+            if len(self._reasons) >= MAX_CACHED_REASONS:
+                self._reasons.clear()
+            self._reasons[key] = reason
+        return (
+            link.workspace_id,
+            link.outbound_id,
+            link.kind,
+            self.clock(),
+            link.id,
+            method,
+            user_agent or None,
+            cast("str | None", reason),
+        )
 
     async def _link(self, token: str) -> _Link | None:
         if not _TOKEN.fullmatch(token):
