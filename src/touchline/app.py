@@ -18,6 +18,7 @@ from touchline import __version__, api_docs
 from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.home import pages as home_pages
 from touchline.inbound import endpoints as inbound_endpoints
 from touchline.inbound import pages as inbound_pages
 from touchline.inbound.readers import configure_readers
@@ -97,6 +98,7 @@ ROUTERS = (
     engagement_endpoints.router,
     experiment_endpoints.router,
     analytics_endpoints.router,
+    home_pages.router,
     workspace_pages.router,
     analytics_pages.router,
     mailbox_pages.router,

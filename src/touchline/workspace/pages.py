@@ -46,12 +46,7 @@ def _safe_next(path: str | None) -> str:
     # Only same-site paths, so the login form cannot be used to bounce people elsewhere.
     if path and path.startswith("/") and not path.startswith("//"):
         return path
-    return "/companies"
-
-
-@router.get("/", response_class=RedirectResponse)
-def home() -> RedirectResponse:
-    return redirect("/companies")
+    return "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -68,7 +63,7 @@ def login(
     csrf: Csrf,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/companies",
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     # The form's own token: a page elsewhere cannot sign a browser in to an account of its choosing.
     check_csrf(request, csrf)
