@@ -166,3 +166,24 @@ def test_in_the_browser_a_bad_port_is_marked_and_an_unknown_page_links_home(
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     page.get_by_role("link", name="Back to the home page").click()
     expect(page).to_have_url(f"{live_server}/")
+
+
+def test_settings_warn_about_free_mail_and_customer_domains_as_internal(
+    client: TestClient, team: Team
+) -> None:
+    client.post(
+        "/api/v1/companies", json={"name": "Acme", "domains": ["acme.example"]}, headers=team.headers()
+    )
+    response = client.patch(
+        "/api/v1/workspace/settings",
+        json={"internal_domains": ["team-a.example", "gmail.com", "acme.example"]},
+        headers=team.headers(),
+    )
+    assert response.status_code == 200, response.text
+    _signed_in(client)
+    html = client.get("/settings").text
+    warnings = re.findall(r'class="flash notice internal-domain-warning" role="alert">([^<]+)<', html)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("gmail.com is a free-mail provider")
+    assert warnings[1].startswith("acme.example is a domain of the customer Acme")
+    assert html.count("<h2>Log address</h2>") == 1

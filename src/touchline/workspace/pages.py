@@ -544,10 +544,14 @@ def settings_page(request: Request, actor: PageActor, sessions: Sessions) -> HTM
     with session_scope(sessions) as session:
         settings = service.get_settings(session, actor)
         audit = service.list_audit(session, actor, 20)
-        return render(request, "settings.html", actor, _settings_context(settings, audit, None))
+        return render(
+            request, "settings.html", actor, _settings_context(session, actor, settings, audit, None)
+        )
 
 
 def _settings_context(
+    session: Session,
+    actor: Actor,
     settings: WorkspaceSettings,
     audit: object,
     error: str | None,
@@ -561,6 +565,9 @@ def _settings_context(
         "form": form,
         "field_errors": marked or {},
         "unauthenticated_senders_warning": service.unauthenticated_senders_warning(settings),
+        "internal_domain_warnings": service.internal_domain_warnings(
+            session, actor, settings.internal_domains
+        ),
     }
 
 
@@ -592,7 +599,11 @@ async def save_settings(request: Request, actor: PageActor, sessions: Sessions) 
             settings = service.get_settings(session, actor)
             audit = service.list_audit(session, actor, 20)
             return render(
-                request, "settings.html", actor, _settings_context(settings, audit, error, typed, marked), 422
+                request,
+                "settings.html",
+                actor,
+                _settings_context(session, actor, settings, audit, error, typed, marked),
+                422,
             )
 
     try:
