@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
-from fastapi.exceptions import HTTPException
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
@@ -18,6 +20,7 @@ from touchline import __version__, api_docs
 from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.home import pages as home_pages
 from touchline.inbound import endpoints as inbound_endpoints
 from touchline.inbound import pages as inbound_pages
 from touchline.inbound.readers import configure_readers
@@ -59,7 +62,7 @@ from touchline.outbound.track.app import create_tracking_app
 from touchline.outbound.unsubscribe import endpoints as unsubscribe_endpoints
 from touchline.outbound.unsubscribe import pages as unsubscribe_pages
 from touchline.security_headers import SecurityHeadersMiddleware
-from touchline.ui import STATIC_DIR, redirect, templates
+from touchline.ui import STATIC_DIR, error_page, redirect, validation_messages
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import endpoints as workspace_endpoints
 from touchline.workspace import pages as workspace_pages
@@ -97,6 +100,7 @@ ROUTERS = (
     engagement_endpoints.router,
     experiment_endpoints.router,
     analytics_endpoints.router,
+    home_pages.router,
     workspace_pages.router,
     analytics_pages.router,
     mailbox_pages.router,
@@ -195,25 +199,39 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
             else None
         )
         if _wants_html(request):
-            return templates.TemplateResponse(
-                request,
-                "error.html",
-                {"actor": None, "status": code, "message": str(error)},
-                status_code=code,
-                headers=headers,
-            )
+            return error_page(request, code, str(error), headers=headers)
         return JSONResponse({"detail": str(error)}, status_code=code, headers=headers)
 
+    # Pages answer people with a page (an unknown path and Starlette's own errors included); the API
+    # and the documentation keep their JSON.
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
         if _wants_html(request) and error.status_code >= 400:
-            return templates.TemplateResponse(
-                request,
-                "error.html",
-                {"actor": None, "status": error.status_code, "message": str(error.detail)},
-                status_code=error.status_code,
-            )
+            unknown_path = error.status_code == status.HTTP_404_NOT_FOUND and error.detail == "Not Found"
+            message = "There is no such page." if unknown_path else str(error.detail)
+            return error_page(request, error.status_code, message)
         return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        if not _wants_html(request):
+            return await request_validation_exception_handler(request, error)
+        # A malformed id in a page's address names no page: not found, as an unknown id is.
+        if any(detail.get("loc", ("",))[0] == "path" for detail in error.errors()):
+            return error_page(request, status.HTTP_404_NOT_FOUND, "There is no such page.")
+        message = "; ".join(validation_messages(error.errors()))
+        return error_page(request, status.HTTP_422_UNPROCESSABLE_CONTENT, message)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> Response:
+        # Starlette logs the error and re-raises it after this answer.
+        if _wants_html(request):
+            return error_page(
+                request,
+                status.HTTP_500_INTERNAL_SERVER_ERROR,
+                "touchline failed to show this page. The error was logged; try again in a moment.",
+            )
+        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
 
     @app.exception_handler(LoginRequiredError)
     async def login_required(request: Request, error: LoginRequiredError) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,6 +73,39 @@ def render(
         {"actor": actor, "csrf_token": csrf_token(request), "messages": messages, **context},
         status_code=status_code,
     )
+
+
+def error_page(
+    request: Request, status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> HTMLResponse:
+    """The HTML answer of a page that failed: what happened, in words, and a way home."""
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"actor": None, "status": status_code, "message": message},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def validation_messages(errors: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Pydantic's errors as the API shows them ("port: Input should be ..."), one line each."""
+    return [f"{_field_of(error)}: {error.get('msg', 'invalid')}" for error in errors]
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The first error of each field, by field name, to show beside the field in a form (an error
+    about one line of a list field marks the whole field)."""
+    found: dict[str, str] = {}
+    for error in errors:
+        found.setdefault(_field_of(error).split(".")[0], str(error.get("msg", "invalid")))
+    return found
+
+
+def _field_of(error: Mapping[str, Any]) -> str:
+    # The API's locations start with where the value came from (body, query, path); a model's do not.
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "form")]
+    return ".".join(location) or "request"
 
 
 def redirect(path: str) -> RedirectResponse:

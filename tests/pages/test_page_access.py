@@ -50,4 +50,4 @@ def test_forms_without_the_csrf_token_are_refused(client: TestClient, team: Team
 
 def test_login_redirects_only_within_the_site(client: TestClient, team: Team) -> None:
     response = sign_in_form(client, "admin@team-a.example", "admin-password-123", next_path="//evil.example/")
-    assert response.headers["location"] == "/companies"
+    assert response.headers["location"] == "/"

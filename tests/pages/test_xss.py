@@ -136,6 +136,7 @@ class World:
         company is among the buttons clicked."""
         search = quote(PAYLOADS[1].format(n=0))
         return [
+            "/",
             "/companies",
             f"/companies?q={search}",
             "/contacts",

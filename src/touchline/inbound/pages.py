@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from touchline.db import session_scope
-from touchline.inbound import repository, timeline
-from touchline.inbound.schemas import explanation_of
+from touchline.inbound import repository, timeline, wording
+from touchline.inbound.receive import repository as receive_repository
 from touchline.kit.pagination import MAX_PAGE, Page, PageRequest
 from touchline.ui import render
 from touchline.workspace import repository as workspace_repository
@@ -112,6 +112,10 @@ def email_page(request: Request, email_id: uuid.UUID, actor: PageActor, sessions
         email = repository.get_email(session, actor, email_id)
         companies, contacts = repository.links_of(session, email)
         company_rows = [workspace_service.get_company(session, actor, company_id) for company_id in companies]
+        named = receive_repository.companies_by_id(session, actor, wording.company_ids(email.decision or {}))
+        rule, reason, participants = wording.explanation_words(
+            email.decision or {}, {company_id: company.name for company_id, company in named.items()}
+        )
         return render(
             request,
             "email.html",
@@ -120,7 +124,7 @@ def email_page(request: Request, email_id: uuid.UUID, actor: PageActor, sessions
                 "email": email,
                 "companies": company_rows,
                 "contacts": contacts,
-                "explanation": explanation_of(email),
+                "explanation": {"rule": rule, "reason": reason, "participants": participants},
                 "shown": _sent_engagement(request, session, actor, [email.id]).get(email.id),
             },
         )

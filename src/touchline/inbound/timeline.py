@@ -12,7 +12,16 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from touchline.kit.pagination import Page, PageRequest
-from touchline.models import Contact, Conversation, Email, EmailCompany, EmailContact, EmailHolder, User
+from touchline.models import (
+    Company,
+    Contact,
+    Conversation,
+    Email,
+    EmailCompany,
+    EmailContact,
+    EmailHolder,
+    User,
+)
 
 
 def email_records(session: Session, workspace_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -119,6 +128,17 @@ def contact_timeline(
     session: Session, workspace_id: uuid.UUID, contact_id: uuid.UUID, request: PageRequest
 ) -> Page[TimelineEntry]:
     linked = select(EmailContact.email_id).where(EmailContact.contact_id == contact_id)
+    return _timeline(session, workspace_id, linked, request)
+
+
+def owner_timeline(
+    session: Session, workspace_id: uuid.UUID, owner_id: uuid.UUID, request: PageRequest
+) -> Page[TimelineEntry]:
+    """The conversations of every company this user is the account owner of, newest first."""
+    owned = select(Company.id).where(
+        Company.workspace_id == workspace_id, Company.account_owner_id == owner_id
+    )
+    linked = select(EmailCompany.email_id).where(EmailCompany.company_id.in_(owned))
     return _timeline(session, workspace_id, linked, request)
 
 

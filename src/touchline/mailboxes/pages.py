@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -17,7 +18,8 @@ from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemp
 from touchline.mailboxes import oauth_connect, service
 from touchline.mailboxes.connect import check_imap_login, smtp_connection
 from touchline.mailboxes.providers.base import Folder
-from touchline.ui import check_csrf, flash, redirect, render
+from touchline.mailboxes.schemas import ImapConnect
+from touchline.ui import check_csrf, field_errors, flash, redirect, render, validation_messages
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
 
@@ -29,7 +31,13 @@ sending) are listed in the app's `email_tab_sections`, so this page needs no imp
 
 
 def _email_tab(
-    request: Request, actor: Actor, sessions: Sessions, error: str | None = None, status: int = 200
+    request: Request,
+    actor: Actor,
+    sessions: Sessions,
+    error: str | None = None,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    field_errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
@@ -40,6 +48,8 @@ def _email_tab(
             "mailbox": mailbox,
             "held": held,
             "error": error,
+            "form": form or {},
+            "field_errors": field_errors or {},
             "folder_summary": service.health_summary(mailbox) if mailbox else None,
             "sending_allowed": (
                 oauth_connect.sending_allowed(mailbox, request.app.state.secret_box) if mailbox else None
@@ -56,17 +66,30 @@ def email_tab(request: Request, actor: PageActor, sessions: Sessions) -> HTMLRes
     return _email_tab(request, actor, sessions)
 
 
+IMAP_FORM_FIELDS = ("host", "port", "security", "username", "smtp_host", "smtp_port", "smtp_security")
+"""What the connect form shows again after a mistake (never the password)."""
+
+
+def _imap_request(fields: dict[str, str]) -> ImapConnect:
+    """The form checked by the API's own model, so both say the same about the same mistake; a blank
+    optional field is "not given", as it is when the API's JSON leaves it out."""
+    given = {name: value.strip() for name, value in fields.items() if name != "password" and value.strip()}
+    if fields["password"]:
+        given["password"] = fields["password"]  # as typed: spaces may be part of it
+    return ImapConnect.model_validate(given)
+
+
 @router.post("/profile/email/imap", response_class=HTMLResponse)
 async def connect_imap(
     request: Request,
     actor: PageActor,
     sessions: Sessions,
     csrf_token: Annotated[str, Form()],
-    host: Annotated[str, Form()],
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
     settings: AppSettings,
     now: Now,
+    host: Annotated[str, Form()] = "",
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
     security: Annotated[str, Form()] = "tls",
     port: Annotated[str, Form()] = "",
     smtp_host: Annotated[str, Form()] = "",
@@ -78,6 +101,27 @@ async def connect_imap(
     actor.require(Permission.EMAIL_SYNC)
     user_id = actor.user_id
     assert user_id is not None
+    typed = {
+        "host": host,
+        "port": port,
+        "security": security,
+        "username": username,
+        "smtp_host": smtp_host,
+        "smtp_port": smtp_port,
+        "smtp_security": smtp_security,
+    }
+    shown = {name: typed[name] for name in IMAP_FORM_FIELDS}
+
+    def again(error: str, status: int, marked: dict[str, str] | None = None) -> HTMLResponse:
+        return _email_tab(request, actor, sessions, error, status, shown, marked)
+
+    try:
+        body = _imap_request({**typed, "password": password})
+    except ValidationError as invalid:
+        errors = invalid.errors()
+        return await run_in_threadpool(
+            again, "; ".join(validation_messages(errors)), 422, field_errors(errors)
+        )
 
     def count_attempt() -> None:
         with session_scope(sessions) as session:
@@ -86,19 +130,13 @@ async def connect_imap(
     try:
         await run_in_threadpool(count_attempt)
     except TooManyAttemptsError as refused:
-        return await run_in_threadpool(_email_tab, request, actor, sessions, str(refused), 429)
-    port_number = int(port) if port.strip().isdigit() else None
-    if port_number is not None and not 1 <= port_number <= 65535:
-        error = "a port is a number from 1 to 65535"
-        return await run_in_threadpool(_email_tab, request, actor, sessions, error, 400)
+        return await run_in_threadpool(again, str(refused), 429)
     connection: dict[str, Any] = {
-        "host": host.strip(),
-        "port": port_number,
-        "security": security,
-        "username": username.strip(),
-        "smtp": smtp_connection(
-            host.strip(), smtp_host, int(smtp_port) if smtp_port.strip().isdigit() else None, smtp_security
-        ),
+        "host": body.host,
+        "port": body.port,
+        "security": body.security,
+        "username": body.username,
+        "smtp": smtp_connection(body.host, body.smtp_host, body.smtp_port, body.smtp_security),
     }
     box: SecretBox = request.app.state.secret_box
 
@@ -110,17 +148,17 @@ async def connect_imap(
                 box,
                 user_id=user_id,
                 provider="imap",
-                address=username.strip(),
+                address=body.username,
                 connection=connection,
-                credentials={"password": password},
+                credentials={"password": body.password},
                 folders=folders,
             )
 
     try:
-        folders = await check_imap_login(connection, password, request.app.state.settings)
+        folders = await check_imap_login(connection, body.password, request.app.state.settings)
         await run_in_threadpool(store, folders)
     except (InvalidInputError, ConflictError) as error:
-        return await run_in_threadpool(_email_tab, request, actor, sessions, str(error), 400)
+        return await run_in_threadpool(again, str(error), 400)
     flash(request, "Mailbox connected. Pick the folders to sync, then Update sync settings.")
     return redirect("/profile/email")
 

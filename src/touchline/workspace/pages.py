@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from touchline.db import session_scope
@@ -14,7 +15,7 @@ from touchline.kit.backoff import in_words
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.kit.pagination import MAX_PAGE, PageRequest
 from touchline.models import WorkspaceSettings
-from touchline.ui import check_csrf, flash, redirect, render
+from touchline.ui import check_csrf, field_errors, flash, redirect, render, validation_messages
 from touchline.workspace import importing, repository, service, user_sessions
 from touchline.workspace.auth import (
     SESSION_LOGIN_KEY,
@@ -33,6 +34,7 @@ from touchline.workspace.custom_fields import (
     values_from_text,
 )
 from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
+from touchline.workspace.schemas import SettingsPatch
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,12 +48,7 @@ def _safe_next(path: str | None) -> str:
     # Only same-site paths, so the login form cannot be used to bounce people elsewhere.
     if path and path.startswith("/") and not path.startswith("//"):
         return path
-    return "/companies"
-
-
-@router.get("/", response_class=RedirectResponse)
-def home() -> RedirectResponse:
-    return redirect("/companies")
+    return "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -68,7 +65,7 @@ def login(
     csrf: Csrf,
     email: Annotated[str, Form()],
     password: Annotated[str, Form()],
-    next: Annotated[str, Form()] = "/companies",
+    next: Annotated[str, Form()] = "/",
 ) -> Response:
     # The form's own token: a page elsewhere cannot sign a browser in to an account of its choosing.
     check_csrf(request, csrf)
@@ -547,15 +544,30 @@ def settings_page(request: Request, actor: PageActor, sessions: Sessions) -> HTM
     with session_scope(sessions) as session:
         settings = service.get_settings(session, actor)
         audit = service.list_audit(session, actor, 20)
-        return render(request, "settings.html", actor, _settings_context(settings, audit, None))
+        return render(
+            request, "settings.html", actor, _settings_context(session, actor, settings, audit, None)
+        )
 
 
-def _settings_context(settings: WorkspaceSettings, audit: object, error: str | None) -> dict[str, object]:
+def _settings_context(
+    session: Session,
+    actor: Actor,
+    settings: WorkspaceSettings,
+    audit: object,
+    error: str | None,
+    form: dict[str, object] | None = None,
+    marked: dict[str, str] | None = None,
+) -> dict[str, object]:
     return {
         "settings": settings,
         "audit": audit,
         "error": error,
+        "form": form,
+        "field_errors": marked or {},
         "unauthenticated_senders_warning": service.unauthenticated_senders_warning(settings),
+        "internal_domain_warnings": service.internal_domain_warnings(
+            session, actor, settings.internal_domains
+        ),
     }
 
 
@@ -570,10 +582,44 @@ async def save_settings(request: Request, actor: PageActor, sessions: Sessions) 
             line.strip() for line in str(form.get(field, "")).replace(",", "\n").splitlines() if line.strip()
         ]
 
+    # What was typed is shown again after a mistake, so nothing has to be typed twice.
+    typed: dict[str, object] = {
+        **{
+            name: str(form.get(name, ""))
+            for name in ("internal_domains", "blocklist", "lookback_days", "unauthenticated_sender_domains")
+        },
+        **{
+            name: form.get(name) == "on"
+            for name in ("create_contacts_automatically", "default_sync_inbox", "default_sync_sent")
+        },
+    }
+
+    def again(error: str, marked: dict[str, str] | None = None) -> HTMLResponse:
+        with session_scope(sessions) as session:
+            settings = service.get_settings(session, actor)
+            audit = service.list_audit(session, actor, 20)
+            return render(
+                request,
+                "settings.html",
+                actor,
+                _settings_context(session, actor, settings, audit, error, typed, marked),
+                422,
+            )
+
     try:
-        lookback = int(str(form.get("lookback_days", "90")))
-    except ValueError:
-        lookback = -1
+        # The API's own model, so the page and the API say the same about the same mistake.
+        checked = SettingsPatch.model_validate(
+            {
+                "internal_domains": lines("internal_domains"),
+                "blocklist": lines("blocklist"),
+                "lookback_days": str(form.get("lookback_days", "90")).strip(),
+                "unauthenticated_sender_domains": lines("unauthenticated_sender_domains"),
+            }
+        )
+    except ValidationError as invalid:
+        errors = invalid.errors()
+        return again("; ".join(validation_messages(errors)), field_errors(errors))
+    lookback = checked.lookback_days if checked.lookback_days is not None else -1
     change = service.SettingsChange(
         internal_domains=lines("internal_domains"),
         blocklist=lines("blocklist"),
@@ -587,15 +633,6 @@ async def save_settings(request: Request, actor: PageActor, sessions: Sessions) 
         with session_scope(sessions) as session:
             service.update_settings(session, actor, change)
     except FORM_ERRORS as error:
-        with session_scope(sessions) as session:
-            settings = service.get_settings(session, actor)
-            audit = service.list_audit(session, actor, 20)
-            return render(
-                request,
-                "settings.html",
-                actor,
-                _settings_context(settings, audit, str(error)),
-                400,
-            )
+        return again(str(error))
     flash(request, "Settings saved.")
     return redirect("/settings")

@@ -222,6 +222,30 @@ def unauthenticated_senders_warning(settings: WorkspaceSettings) -> str | None:
     )
 
 
+def internal_domain_warnings(session: Session, actor: Actor, domains: Iterable[str]) -> list[str]:
+    """Internal domains that are most likely a mistake: a free-mail provider's (every customer who
+    writes from it would count as staff) or a customer company's own."""
+    warnings = []
+    for domain in domains:
+        if is_free_mail_domain(domain):
+            warnings.append(
+                f"{domain} is a free-mail provider's domain: everyone writing from it counts as your "
+                "staff, so their mail is never kept. List your team's addresses there as users instead."
+            )
+            continue
+        company = session.scalar(
+            select(Company.name)
+            .join(CompanyDomain)
+            .where(CompanyDomain.workspace_id == actor.workspace_id, CompanyDomain.domain == domain)
+        )
+        if company is not None:
+            warnings.append(
+                f"{domain} is a domain of the customer {company}: its people count as your staff, so "
+                "mail with them is never kept."
+            )
+    return warnings
+
+
 @dataclass(frozen=True)
 class SettingsChange:
     internal_domains: list[str] | None = None
