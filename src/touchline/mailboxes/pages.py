@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -29,7 +30,13 @@ sending) are listed in the app's `email_tab_sections`, so this page needs no imp
 
 
 def _email_tab(
-    request: Request, actor: Actor, sessions: Sessions, error: str | None = None, status: int = 200
+    request: Request,
+    actor: Actor,
+    sessions: Sessions,
+    error: str | None = None,
+    status: int = 200,
+    *,
+    now: datetime | None = None,
 ) -> HTMLResponse:
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
@@ -41,6 +48,11 @@ def _email_tab(
             "held": held,
             "error": error,
             "folder_summary": service.health_summary(mailbox) if mailbox else None,
+            "stalled_since": service.sync_stalled_since(
+                mailbox, now or datetime.now(UTC), service.stalled_after(request.app.state.settings)
+            )
+            if mailbox
+            else None,
         }
         sections: Sequence[EmailTabSection] = getattr(request.app.state, "email_tab_sections", ())
         for section in sections:
@@ -49,8 +61,8 @@ def _email_tab(
 
 
 @router.get("/profile/email", response_class=HTMLResponse)
-def email_tab(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
-    return _email_tab(request, actor, sessions)
+def email_tab(request: Request, actor: PageActor, sessions: Sessions, now: Now) -> HTMLResponse:
+    return _email_tab(request, actor, sessions, now=now)
 
 
 @router.post("/profile/email/imap", response_class=HTMLResponse)
