@@ -4,6 +4,8 @@ asked for while another runs is queued after it; a mailbox that stops syncing sh
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -11,18 +13,24 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
+from tests.conftest import Team, sign_in_form, touchline_environment
 from tests.sync.conftest import SyncWorld, message
 from touchline.app import create_app
+from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.fetch import tasks
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.inbound.fetch.tasks import schedule_syncs, sync_mailbox_job
+from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes import sync_lease
+from touchline.mailboxes.providers.base import Folder, SpecialUse
 from touchline.models import Mailbox
 from touchline.models.base import utcnow
 from touchline.worker import current_queue
+from touchline.workspace.permissions import Actor
 
 pytestmark = pytest.mark.dovecot
 
@@ -169,3 +177,42 @@ def test_a_mailbox_that_has_not_synced_for_too_long_is_stalled(world: SyncWorld)
         sync = client.get("/health").json()["database"]["mailbox_sync"]
     assert sync["stalled"] >= 1
     assert sync["ok"] is False
+
+
+def test_a_stalled_mailbox_shows_on_the_email_page_and_in_mailbox_list(
+    client: TestClient, team: Team, box: SecretBox, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    with session_scope(sessions) as session:
+        mailbox = mailboxes.connect_mailbox(
+            session,
+            Actor.operator(team.workspace_id),
+            box,
+            user_id=team.admin_id,
+            provider="imap",
+            address="admin@team-a.example",
+            connection={"host": "127.0.0.1", "port": 1, "security": "plain", "username": "admin"},
+            credentials={"password": "p"},
+            folders=[Folder("INBOX", "INBOX", SpecialUse.INBOX)],
+        )
+        mailbox_id = mailbox.id
+    assert sign_in_form(client, "admin@team-a.example", "admin-password-123").status_code == 303
+    assert "Sync stalled" not in client.get("/profile/email").text
+
+    # No worker has synced it for longer than the setting allows (none runs, or one is stuck).
+    long_ago = utcnow() - mailboxes.stalled_after(settings) - dt.timedelta(minutes=5)
+    with session_scope(sessions) as session:
+        session.execute(update(Mailbox).where(Mailbox.id == mailbox_id).values(created_at=long_ago))
+    page = client.get("/profile/email").text
+    assert "Sync stalled" in page
+    assert f"no sync has succeeded since {long_ago:%Y-%m-%d %H:%M} UTC" in page
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "touchline.cli", "mailbox", "list", "--workspace", str(team.workspace_id)],
+        env={**touchline_environment(settings), "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert f"stalled: no sync succeeded since {long_ago:%Y-%m-%d %H:%M}" in listed.stdout
