@@ -104,7 +104,11 @@ class _WorkerConsumer(Consumer):  # type: ignore[misc]
 
 
 def _fields(values: Mapping[str, object]) -> str:
-    return " ".join(f"{key}={_value(value)}" for key, value in values.items())
+    # A list argument (a batch's ids) is logged by its length: a line per job stays one short line.
+    return " ".join(
+        f"{key}_count={len(value)}" if isinstance(value, list | tuple) else f"{key}={_value(value)}"
+        for key, value in values.items()
+    )
 
 
 def _value(value: object) -> str:
