@@ -30,6 +30,7 @@ from touchline.mailboxes.providers.base import Folder, SpecialUse
 from touchline.models import Mailbox
 from touchline.models.base import utcnow
 from touchline.worker import current_queue
+from touchline.worker.queue import stopping
 from touchline.workspace.permissions import Actor
 
 pytestmark = pytest.mark.dovecot
@@ -216,3 +217,22 @@ def test_a_stalled_mailbox_shows_on_the_email_page_and_in_mailbox_list(
     )
     assert listed.returncode == 0, listed.stderr
     assert f"stalled: no sync succeeded since {long_ago:%Y-%m-%d %H:%M}" in listed.stdout
+
+
+def test_a_stopping_worker_hands_its_mailbox_back_and_queues_the_rest(world: SyncWorld) -> None:
+    mailbox_id = _connected(world, "handback", messages=3)
+    queue = current_queue()
+    pending = _pending_syncs(mailbox_id)
+    stopping.set()  # what SIGTERM sets in a worker
+    try:
+        counts = sync_mailbox_job(queue.context, mailbox_id=str(mailbox_id))
+    finally:
+        stopping.clear()
+    assert counts == {"outcome": "handed_back"}
+    row = _row(world, mailbox_id)
+    assert (row.sync_holder, row.sync_leased_until, row.last_synced_at) == (None, None, None)
+    assert _pending_syncs(mailbox_id) == pending + 1  # the rest of the run, for the next worker
+    assert (
+        sync_mailbox_job(queue.context, mailbox_id=str(mailbox_id))["outcome"] == mailboxes.STATUS_CONNECTED
+    )
+    assert len(world.subjects()) == 3

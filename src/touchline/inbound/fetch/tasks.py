@@ -60,14 +60,20 @@ def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, objec
                 progress=checkpoint,
             )
     except HandedBack:
-        again = True
-        return {"outcome": "handed_back"}
+        # Stopping: the rest of the run is queued for another worker. Taken over: the new holder
+        # runs it already.
+        again = not heartbeat.lost.is_set()
+        return {"outcome": "handed_back" if again else "taken_over"}
     except TransientError as error:
         log.warning("sync of %s failed; the scheduler retries after its backoff: %s", mailbox_id, error)
         return {"outcome": "retry_later", "reason": str(error)}
     finally:
-        with session_scope(context.sessions) as session:
-            again = sync_lease.release(session, mailbox, holder) or again
+        try:
+            with session_scope(context.sessions) as session:
+                again = sync_lease.release(session, mailbox, holder) or again
+        except Exception as error:
+            # The lease runs out by itself; the next sync after it takes the mailbox over.
+            log.warning("could not release the sync lease of %s: %s", mailbox_id, error)
         if again:
             _queue_again(context, mailbox_id)
     return _counts(report)
