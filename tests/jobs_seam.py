@@ -14,4 +14,5 @@ from touchline.worker import Queue
 
 def sent_jobs(queue: Queue, name: str) -> list[dict[str, Any]]:
     """The keyword arguments of each pending job named `name`, oldest first."""
-    return [task.kwargs for task in queue.huey.pending() if task.name == name]
+    # A job's name belongs to one lane, so each lane's order is the job's order.
+    return [task.kwargs for huey in queue.lanes.values() for task in huey.pending() if task.name == name]

@@ -39,6 +39,7 @@ from touchline.kit.errors import (
 from touchline.mailboxes import endpoints as mailbox_endpoints
 from touchline.mailboxes import oauth_pages as mailbox_oauth_pages
 from touchline.mailboxes import pages as mailbox_pages
+from touchline.mailboxes import service as mailbox_service
 from touchline.models.base import utcnow
 from touchline.outbound.analytics import endpoints as analytics_endpoints
 from touchline.outbound.analytics import pages as analytics_pages
@@ -246,6 +247,12 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
             database["ok"] = True
             with session_scope(app.state.sessions) as session:
                 database["log_spool"] = log_spool_backlog(session)
+                # Stalled mailboxes do not make this process unhealthy (a load balancer must keep
+                # it), so they are reported beside the status rather than in it.
+                stalled = mailbox_service.count_stalled(
+                    session, utcnow(), mailbox_service.stalled_after(settings)
+                )
+                database["mailbox_sync"] = {"stalled": stalled, "ok": stalled == 0}
         except Exception as error:
             database.update(ok=False, error=str(error))
         queue_status: dict[str, object] = {"backend": "redis" if settings.uses_redis_queue else "sqlite"}

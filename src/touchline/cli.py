@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
@@ -85,6 +89,24 @@ def _transaction(settings: Settings) -> Iterator[Session]:
         raise _fail(str(error)) from None
     finally:
         engine.dispose()
+
+
+def _redacted(url: str) -> str:
+    """A URL as it may be printed: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+
+
+def _log_to_stderr() -> None:
+    """Long-running processes log their jobs (`touchline.jobs`: one key=value line per job start,
+    end and error) and warnings to stderr, for the service manager's journal."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("huey").setLevel(logging.WARNING)
 
 
 def _settings() -> Settings:
@@ -217,8 +239,10 @@ def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this p
     from touchline.worker import configure_queue
 
     settings = _settings()
+    _log_to_stderr()
     console.print(
-        f"worker: {threads} thread(s) on the {'Redis' if settings.uses_redis_queue else 'SQLite'} queue,"
+        f"worker: {threads} thread(s) for quick jobs and {threads} for long ones (mailbox syncs) on the "
+        f"{'Redis' if settings.uses_redis_queue else 'SQLite'} queue,"
         f" {settings.sync_reader_processes} mail reader process(es)"
     )
     configure_readers(settings.sync_reader_processes).start()
@@ -283,11 +307,23 @@ def queue_ping(timeout: Annotated[float, typer.Option(help="Seconds to wait for 
     """Send a job through the queue and wait for a worker to answer it."""
     from touchline.worker import configure_queue
 
-    queue = configure_queue(_settings())
+    settings = _settings()
+    where = str(settings.queue_file)
+    if settings.uses_redis_queue:
+        where = f"Redis at {_redacted(settings.queue_url)}"
     try:
-        round_trip = queue.ping_worker(timeout)
-    finally:
-        queue.close()
+        queue = configure_queue(settings)
+        try:
+            queue.ping()
+            round_trip = queue.ping_worker(timeout)
+        finally:
+            queue.close()
+    except Exception as error:
+        # One line an operator can act on, not a traceback: the queue itself is out of reach.
+        reason = " ".join(str(error).split()) or type(error).__name__
+        message = escape(f"the queue ({where}) cannot be reached: {reason}")
+        errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+        raise typer.Exit(1) from None
     if round_trip is None:
         raise _fail(f"no worker answered within {timeout:g} s; start one with `touchline worker`")
     console.print(f"a worker answered in {round_trip * 1000:.0f} ms")
@@ -585,7 +621,9 @@ def mailbox_list(
     from touchline.mailboxes import service as mailboxes
     from touchline.models import Mailbox
 
-    with _transaction(_settings()) as session:
+    settings = _settings()
+    now = datetime.now(UTC)
+    with _transaction(settings) as session:
         query = select(Mailbox).order_by(Mailbox.address)
         if workspace:
             query = query.where(Mailbox.workspace_id == service.find_workspace(session, workspace).id)
@@ -601,11 +639,15 @@ def mailbox_list(
         )
         for mailbox in session.scalars(query):
             failing = [health for health in mailboxes.folder_health(mailbox) if health.failing]
+            stalled = mailboxes.sync_stalled_since(mailbox, now, mailboxes.stalled_after(settings))
+            status = mailbox.status
+            if stalled is not None:
+                status = f"stalled: no sync succeeded since {stalled:%Y-%m-%d %H:%M}"
             table.add_row(
                 str(mailbox.id),
                 mailbox.address,
                 mailbox.provider,
-                mailbox.status,
+                status,
                 ", ".join(f.name for f in mailbox.folders if f.selected),
                 mailbox.last_synced_at.strftime("%Y-%m-%d %H:%M:%S") if mailbox.last_synced_at else "never",
                 mailbox.last_error or "",

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     )
     in_process_worker: bool = True
     worker_threads: int = 2
+    sync_lease_seconds: int = Field(
+        default=120,
+        ge=3,
+        description="How long a worker's hold on a mailbox's sync lasts unless it renews it (every "
+        "third of this); another worker takes over a mailbox whose holder died once it runs out",
+    )
+    sync_stalled_after_seconds: int = Field(
+        default=1800,
+        ge=60,
+        description="A connected mailbox whose sync has not succeeded for this long shows as stalled",
+    )
     sync_reader_processes: int = Field(
         default=1,
         ge=0,

@@ -120,7 +120,8 @@ def test_the_scheduler_skips_mailboxes_that_must_wait(world: SyncWorld) -> None:
         assert row is not None
         row.sync_not_before = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     queue = current_queue()
-    queue.huey.flush()
+    syncs = queue.lanes["long"]  # syncs run in the long jobs' lane
+    syncs.flush()
     schedule_syncs(queue.context)
-    queued = [message.kwargs["mailbox_id"] for message in queue.huey.pending()]
+    queued = [message.kwargs["mailbox_id"] for message in syncs.pending()]
     assert queued == [str(due)]

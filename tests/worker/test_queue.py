@@ -149,3 +149,21 @@ def test_no_worker_ping_without_a_worker_exits_with_advice(settings: Settings) -
     )
     assert result.returncode == 1
     assert "touchline worker" in result.stderr
+
+
+def test_queue_ping_against_an_unreachable_queue_prints_one_line_and_fails(settings: Settings) -> None:
+    unreachable = settings.model_copy(update={"queue_url": "redis://:hunter2@127.0.0.1:1/0"})
+    result = subprocess.run(
+        [sys.executable, "-m", "touchline.cli", "queue", "ping", "--timeout", "5"],
+        env={**touchline_environment(unreachable), "COLUMNS": "60"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: the queue (Redis at redis://:***@127.0.0.1:1/0) cannot be reached")
+    assert "hunter2" not in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -38,6 +39,8 @@ def _email_tab(
     status: int = 200,
     form: dict[str, str] | None = None,
     field_errors: dict[str, str] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> HTMLResponse:
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
@@ -54,6 +57,11 @@ def _email_tab(
             "sending_allowed": (
                 oauth_connect.sending_allowed(mailbox, request.app.state.secret_box) if mailbox else None
             ),
+            "stalled_since": service.sync_stalled_since(
+                mailbox, now or datetime.now(UTC), service.stalled_after(request.app.state.settings)
+            )
+            if mailbox
+            else None,
         }
         sections: Sequence[EmailTabSection] = getattr(request.app.state, "email_tab_sections", ())
         for section in sections:
@@ -62,8 +70,8 @@ def _email_tab(
 
 
 @router.get("/profile/email", response_class=HTMLResponse)
-def email_tab(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
-    return _email_tab(request, actor, sessions)
+def email_tab(request: Request, actor: PageActor, sessions: Sessions, now: Now) -> HTMLResponse:
+    return _email_tab(request, actor, sessions, now=now)
 
 
 IMAP_FORM_FIELDS = ("host", "port", "security", "username", "smtp_host", "smtp_port", "smtp_security")

@@ -337,6 +337,36 @@ def health_summary(mailbox: Mailbox) -> str | None:
     return f"{len(failing)} of {len(health)} synced folders failing"
 
 
+def sync_stalled_since(mailbox: Mailbox, now: datetime, stalled_after: timedelta) -> datetime | None:
+    """When a connected mailbox's last successful sync was (or when it was connected, if none was),
+    if that is longer ago than `stalled_after`: sync should have succeeded since, and something (no
+    worker running, a worker stuck) keeps it from doing so. None when the mailbox is not stalled."""
+    if mailbox.status != STATUS_CONNECTED:
+        return None  # its status says what is wrong already
+    since = mailbox.last_synced_at or mailbox.created_at
+    return since if since < now - stalled_after else None
+
+
+def stalled_after(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.sync_stalled_after_seconds)
+
+
+def count_stalled(session: Session, now: datetime, stalled_after: timedelta) -> int:
+    """How many connected mailboxes, across every workspace, are stalled (`sync_stalled_since`)."""
+    cutoff = now - stalled_after
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Mailbox)
+            .where(
+                Mailbox.status == STATUS_CONNECTED,
+                func.coalesce(Mailbox.last_synced_at, Mailbox.created_at) < cutoff,
+            )
+        )
+        or 0
+    )
+
+
 def record_folder_failure(
     session: Session, folder_id: uuid.UUID, error: str, now: datetime
 ) -> datetime | None:

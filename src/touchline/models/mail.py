@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
@@ -35,6 +35,12 @@ class Mailbox(IdMixin, CreatedMixin, Base):
     # Set after a rate limit (the provider's Retry-After) or a failure (growing backoff); the scheduler waits.
     sync_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The sync lease: one worker syncs a mailbox at a time, and a lease its holder stops renewing (the
+    # worker was killed, or lost the database) runs out, so another worker takes over.
+    sync_holder: Mapped[str | None] = mapped_column(String(64))
+    sync_leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A sync asked for while another ran: its holder queues one more run when it lets go.
+    sync_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     user: Mapped[User] = relationship(lazy="joined")
     folders: Mapped[list[MailboxFolder]] = relationship(

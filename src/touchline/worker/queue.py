@@ -1,12 +1,20 @@
-"""Job registry, queue configuration, enqueue-after-commit and the in-process consumer."""
+"""Job registry, queue configuration, enqueue-after-commit and the in-process consumer.
+
+Jobs run in two lanes, each a Huey queue of its own with its own threads: `long` for mailbox syncs,
+which may run for minutes, and `quick` for everything else (logging the log address's mail, pings,
+sends, the schedules), so quick jobs never wait behind long ones. Every job logs one line when it
+starts and one when it ends (with its counts and duration) or fails (with the reason), as
+`key=value` pairs an operator can grep.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
@@ -17,8 +25,14 @@ from touchline.db import after_commit, make_engine, make_sessionmaker
 from touchline.kit.files import create_private_file
 
 log = logging.getLogger(__name__)
+jobs_log = logging.getLogger("touchline.jobs")
 
 JobFunction = Callable[..., Any]
+Lane = Literal["quick", "long"]
+LANES: tuple[Lane, ...] = ("quick", "long")
+
+stopping = threading.Event()
+"""Set when this process was asked to stop: long jobs hand their work back at their next checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class _JobSpec:
     retry_delay: int
     every_minutes: int | None = None
     at_start: bool = False
+    lane: Lane = "quick"
 
 
 _REGISTRY: dict[str, _JobSpec] = {}
@@ -50,17 +65,22 @@ def job(
     retry_delay: int = 10,
     every_minutes: int | None = None,
     at_start: bool = False,
+    lane: Lane = "quick",
 ) -> Callable[[JobFunction], JobFunction]:
     """Declare a job. The function takes a JobContext first, then JSON-serialisable keyword arguments.
 
     With `every_minutes`, the consumers' scheduler also runs it on that period (without arguments);
     with `at_start` too, a worker that runs the schedules runs it once before it takes any job.
+    `lane="long"` runs it beside the other long jobs, never in the threads quick jobs wait for. A job
+    may return a mapping of counts; they are logged with its end.
     """
+    if lane == "long" and every_minutes is not None:
+        raise ValueError("periodic jobs run in the quick lane, which holds the schedules")
 
     def register(function: JobFunction) -> JobFunction:
         if name in _REGISTRY and _REGISTRY[name].function is not function:
             raise ValueError(f"job {name!r} is declared twice")
-        _REGISTRY[name] = _JobSpec(name, function, retries, retry_delay, every_minutes, at_start)
+        _REGISTRY[name] = _JobSpec(name, function, retries, retry_delay, every_minutes, at_start, lane)
         return function
 
     return register
@@ -73,43 +93,109 @@ class _InProcessConsumer(Consumer):  # type: ignore[misc]
         return None
 
 
+class _WorkerConsumer(Consumer):  # type: ignore[misc]
+    """A worker process's main consumer. SIGTERM (what systemd and Docker send on stop) stops it
+    gracefully, like SIGINT: long jobs are told to hand back their work, and running jobs finish."""
+
+    def _handle_signal(self, signum: int, frame: object) -> None:
+        super()._handle_signal(signum, frame)
+        if self._graceful:
+            stopping.set()
+
+
+def _fields(values: Mapping[str, object]) -> str:
+    # A list argument (a batch's ids) is logged by its length: a line per job stays one short line.
+    return " ".join(
+        f"{key}_count={len(value)}" if isinstance(value, list | tuple) else f"{key}={_value(value)}"
+        for key, value in values.items()
+    )
+
+
+def _value(value: object) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' "=\n'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    return text
+
+
+def run_logged(spec_name: str, function: Callable[[], Any], arguments: Mapping[str, object]) -> Any:
+    """Run a job between its start and end lines; an exception is logged with its reason and raised."""
+    jobs_log.info("%s", _fields({"event": "job_start", "job": spec_name, **arguments}))
+    started = time.monotonic()
+    try:
+        result = function()
+    except Exception as error:
+        jobs_log.error(
+            "%s",
+            _fields(
+                {
+                    "event": "job_error",
+                    "job": spec_name,
+                    **arguments,
+                    "duration_s": f"{time.monotonic() - started:.3f}",
+                    "reason": f"{type(error).__name__}: {error}",
+                }
+            ),
+        )
+        raise
+    counts = dict(result) if isinstance(result, Mapping) else {}
+    jobs_log.info(
+        "%s",
+        _fields(
+            {
+                "event": "job_end",
+                "job": spec_name,
+                **arguments,
+                **counts,
+                "duration_s": f"{time.monotonic() - started:.3f}",
+            }
+        ),
+    )
+    return result
+
+
 class Queue:
     """A configured Huey instance with every declared job bound to it."""
 
     def __init__(self, settings: Settings, *, immediate: bool = False) -> None:
         self.settings = settings
-        if settings.uses_redis_queue:
-            self.huey: Huey = RedisHuey("touchline", url=settings.queue_url, immediate=immediate)
-        else:
+        if not settings.uses_redis_queue:
             settings.ensure_data_dir()
             create_private_file(settings.queue_file)
-            self.huey = SqliteHuey(
-                "touchline",
-                filename=str(settings.queue_file),
-                immediate=immediate,
-                immediate_use_memory=False,
-            )
+        self.lanes: dict[Lane, Huey] = {
+            lane: self._huey(settings, "touchline" if lane == "quick" else f"touchline-{lane}", immediate)
+            for lane in LANES
+        }
+        self.huey: Huey = self.lanes["quick"]
         self._engine = make_engine(settings.resolved_database_url)
         self.context = JobContext(settings, make_sessionmaker(self._engine), self)
         self._tasks: dict[str, Any] = {}
-        self._consumer: _InProcessConsumer | None = None
+        self._consumers: list[Consumer] = []
         for spec in _REGISTRY.values():
             self._bind(spec)
+
+    @staticmethod
+    def _huey(settings: Settings, name: str, immediate: bool) -> Huey:
+        if settings.uses_redis_queue:
+            return RedisHuey(name, url=settings.queue_url, immediate=immediate)
+        # One SQLite file holds both lanes; Huey keeps each queue's rows apart by its name.
+        return SqliteHuey(
+            name, filename=str(settings.queue_file), immediate=immediate, immediate_use_memory=False
+        )
 
     def _bind(self, spec: _JobSpec) -> None:
         context = self.context
 
         def run(**kwargs: Any) -> Any:
-            return spec.function(context, **kwargs)
+            return run_logged(spec.name, lambda: spec.function(context, **kwargs), kwargs)
 
         run.__name__ = spec.name
+        huey = self.lanes[spec.lane]
         if spec.every_minutes is not None:
             schedule = crontab(minute=f"*/{spec.every_minutes}")
-            self._tasks[spec.name] = self.huey.periodic_task(schedule, retries=spec.retries, name=spec.name)(
-                run
-            )
+            self._tasks[spec.name] = huey.periodic_task(schedule, retries=spec.retries, name=spec.name)(run)
             return
-        self._tasks[spec.name] = self.huey.task(
+        self._tasks[spec.name] = huey.task(
             retries=spec.retries, retry_delay=spec.retry_delay, name=spec.name
         )(run)
 
@@ -125,24 +211,31 @@ class Queue:
         return self.task(name)(**kwargs)
 
     def pending_count(self) -> int:
-        return int(self.huey.pending_count())
+        return sum(int(huey.pending_count()) for huey in self.lanes.values())
 
     def ping(self) -> None:
         """Raises when the queue's storage cannot be reached."""
         self.huey.pending_count()
 
     def start_in_process(self, workers: int, *, periodic: bool = True) -> None:
+        """Consumers for both lanes, `workers` threads each, beside whatever this process serves."""
         if periodic:
             self.run_start_jobs()
-        self._consumer = _InProcessConsumer(
-            self.huey, workers=workers, worker_type="thread", periodic=periodic
-        )
-        self._consumer.start()
+        for lane, huey in self.lanes.items():
+            consumer = _InProcessConsumer(
+                huey, workers=workers, worker_type="thread", periodic=periodic and lane == "quick"
+            )
+            consumer.start()
+            self._consumers.append(consumer)
 
     def stop_in_process(self) -> None:
-        if self._consumer is not None:
-            self._consumer.stop(graceful=True)
-            self._consumer = None
+        stopping.set()
+        try:
+            for consumer in self._consumers:
+                consumer.stop(graceful=True)
+        finally:
+            self._consumers = []
+            stopping.clear()
 
     def run_start_jobs(self) -> None:
         """The `at_start` jobs, once, in this process; one that fails is logged and the rest run."""
@@ -154,9 +247,24 @@ class Queue:
                     log.exception("the start-up run of %s failed", spec.name)
 
     def run_worker(self, workers: int) -> None:
-        """A separate worker process: blocks until interrupted."""
+        """A separate worker process: blocks until SIGINT or SIGTERM, then stops gracefully.
+
+        The long lane's consumer runs this thread and owns the signal handlers; the quick lane's runs
+        beside it and is stopped, gracefully too, once the long lane has handed back its work."""
         self.run_start_jobs()
-        Consumer(self.huey, workers=workers, worker_type="thread", periodic=True).run()
+        quick = _InProcessConsumer(self.lanes["quick"], workers=workers, worker_type="thread", periodic=True)
+        quick.start()
+        try:
+            _WorkerConsumer(
+                self.lanes["long"],
+                workers=workers,
+                worker_type="thread",
+                periodic=False,
+                graceful_signal="TERM",
+            ).run()
+        finally:
+            stopping.set()
+            quick.stop(graceful=True)
 
     def ping_worker(self, timeout: float) -> float | None:
         """Round trip through a worker in seconds, or None when no worker answered within `timeout`."""

@@ -1,4 +1,9 @@
-"""Sync jobs: one run per mailbox at a time, every mailbox looked at every minute."""
+"""Sync jobs: one run per mailbox at a time, every mailbox looked at every minute.
+
+One run at a time is a lease on the mailbox's row (`mailboxes.sync_lease`): a worker that dies
+mid-sync stops renewing it, and the next sync takes over once it runs out, from the stored
+checkpoints. A worker asked to stop hands its mailbox back after the batch it is storing.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +11,116 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from huey.exceptions import TaskLockedException
 from sqlalchemy import or_, select
 
 from touchline.db import session_scope
-from touchline.inbound.fetch.service import sync_mailbox
+from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
+from touchline.mailboxes import sync_lease
 from touchline.mailboxes.providers.base import TransientError
 from touchline.models import Mailbox
+from touchline.models.base import utcnow
 from touchline.worker import JobContext, job
+from touchline.worker.queue import stopping
 
 log = logging.getLogger(__name__)
 
 SYNC_EVERY = timedelta(seconds=50)
+CLAIM_TRIES = 3
 
 
-@job(mailboxes.SYNC_JOB, retries=0)
-def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> None:
+class HandedBack(Exception):
+    """Raised between batches when the worker is stopping or the lease was taken over."""
+
+
+@job(mailboxes.SYNC_JOB, retries=0, lane="long")
+def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, object]:
     """Retries are not the queue's: the mailbox row holds when the next attempt may run (Retry-After
     or a growing backoff), and the every-minute scheduler honours it, so a restart loses no delay."""
+    mailbox = uuid.UUID(mailbox_id)
+    lease = timedelta(seconds=context.settings.sync_lease_seconds)
+    holder = sync_lease.new_holder()
+    if not _claim_or_request(context, mailbox, holder, lease):
+        # Another worker is syncing this mailbox; it runs once more after its own run, for this request.
+        return {"outcome": "queued_after_running_sync"}
+    again = False
     try:
-        with context.queue.huey.lock_task(f"mailbox-sync:{mailbox_id}"):
+        with sync_lease.Heartbeat(context.sessions, mailbox, holder, lease) as heartbeat:
+
+            def checkpoint(folder: str, stored: int) -> None:
+                if stopping.is_set() or heartbeat.lost.is_set():
+                    raise HandedBack
+
             report = sync_mailbox(
                 context.sessions,
                 SecretBox(context.settings.secret_keys),
-                uuid.UUID(mailbox_id),
+                mailbox,
                 settings=context.settings,
+                progress=checkpoint,
             )
-    except TaskLockedException:
-        # Another worker is syncing this mailbox right now; its run covers what this one would.
-        return
+    except HandedBack:
+        # Stopping: the rest of the run is queued for another worker. Taken over: the new holder
+        # runs it already.
+        again = not heartbeat.lost.is_set()
+        return {"outcome": "handed_back" if again else "taken_over"}
     except TransientError as error:
         log.warning("sync of %s failed; the scheduler retries after its backoff: %s", mailbox_id, error)
-        return
-    log.info(
-        "synced %s: %s seen, %s kept, %s quarantined",
-        mailbox_id,
-        report.seen,
-        report.kept,
-        report.quarantined,
-    )
+        return {"outcome": "retry_later", "reason": str(error)}
+    finally:
+        try:
+            with session_scope(context.sessions) as session:
+                again = sync_lease.release(session, mailbox, holder) or again
+        except Exception as error:
+            # The lease runs out by itself; the next sync after it takes the mailbox over.
+            log.warning("could not release the sync lease of %s: %s", mailbox_id, error)
+        if again:
+            _queue_again(context, mailbox_id)
+    return _counts(report)
+
+
+def _queue_again(context: JobContext, mailbox_id: str) -> None:
+    """Queue the run asked for meanwhile, or the rest of a handed-back one; should the queue be out
+    of reach, the every-minute scheduler finds the mailbox due anyway."""
+    try:
+        context.queue.send(mailboxes.SYNC_JOB, mailbox_id=mailbox_id)
+    except Exception as error:
+        log.warning("could not queue the next sync of %s; the scheduler will: %s", mailbox_id, error)
+
+
+def _claim_or_request(context: JobContext, mailbox: uuid.UUID, holder: str, lease: timedelta) -> bool:
+    """Claim the mailbox's sync, or ask its live holder for one more run; True when claimed."""
+    for _ in range(CLAIM_TRIES):
+        with session_scope(context.sessions) as session:
+            now = utcnow()
+            if sync_lease.claim(session, mailbox, holder, lease, now):
+                return True
+            if sync_lease.request_again(session, mailbox, now):
+                return False
+        # The holder let go between the two statements: try to claim again.
+    return False
+
+
+def _counts(report: SyncReport) -> dict[str, object]:
+    counts: dict[str, object] = {
+        "outcome": report.status,
+        "folders": report.folders,
+        "seen": report.seen,
+        "kept": report.kept,
+        "stored_new": report.stored_new,
+        "quarantined": report.quarantined,
+    }
+    if report.error:
+        counts["reason"] = report.error
+    if report.failed_folders:
+        counts["failed_folders"] = len(report.failed_folders)
+    return counts
 
 
 @job("inbound.schedule_syncs", retries=0, every_minutes=1)
-def schedule_syncs(context: JobContext) -> None:
-    """New mail reaches the timeline within a minute: every connected mailbox not synced lately is queued."""
+def schedule_syncs(context: JobContext) -> dict[str, object]:
+    """New mail reaches the timeline within a minute: every connected mailbox not synced lately is
+    queued, except those another worker holds a live lease on (its run covers them)."""
     now = datetime.now(UTC)
     due_before = now - SYNC_EVERY
     with session_scope(context.sessions) as session:
@@ -61,8 +130,10 @@ def schedule_syncs(context: JobContext) -> None:
                     Mailbox.status == mailboxes.STATUS_CONNECTED,
                     or_(Mailbox.last_synced_at.is_(None), Mailbox.last_synced_at < due_before),
                     or_(Mailbox.sync_not_before.is_(None), Mailbox.sync_not_before <= now),
+                    or_(Mailbox.sync_leased_until.is_(None), Mailbox.sync_leased_until < now),
                 )
             )
         )
     for mailbox_id in due:
         context.queue.send(mailboxes.SYNC_JOB, mailbox_id=str(mailbox_id))
+    return {"queued": len(due)}

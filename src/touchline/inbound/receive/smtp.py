@@ -26,6 +26,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -464,7 +465,11 @@ class InboundServer:
         )
 
     async def _listen(self) -> None:
-        self._server = await asyncio.get_running_loop().create_server(self._factory, self.host, self.port)
+        # Several `serve` processes on one machine share the port (SO_REUSEPORT, where the system has
+        # it): the kernel spreads connections over them, and any of them stopping leaves the others on.
+        self._server = await asyncio.get_running_loop().create_server(
+            self._factory, self.host, self.port, reuse_port=hasattr(socket, "SO_REUSEPORT")
+        )
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])

@@ -1,0 +1,200 @@
+"""The README's scale-out set-up, run for real: PostgreSQL, Redis, two `serve --no-worker` processes
+on one machine and two workers. One worker is killed mid-sync with SIGKILL and the other stopped with
+SIGTERM; a replacement worker is started, as a service manager would. Every mailbox finishes within
+minutes, and each stores exactly what a clean run stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import TEST_SECRET_KEY, _postgres_database, touchline_environment
+from tests.services import REDIS_URL, free_port, unavailable
+from tests.services.dovecot import DovecotServer
+from tests.sync.conftest import SyncWorld
+from tests.sync.stores import NOW, mail_of, snapshot, stored_count, workspace_beside
+from touchline.config import Settings
+from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.kit.crypto import SecretBox
+from touchline.models import Mailbox
+from touchline.schema import upgrade
+from touchline.worker import configure_queue
+
+pytestmark = [pytest.mark.dovecot, pytest.mark.redis]
+
+MAILBOXES = 4
+MESSAGES = 300
+LEASE_SECONDS = 6
+FINISH_WITHIN = 300.0
+
+
+@pytest.fixture
+def scale_out_settings(tmp_path: Path) -> Iterator[Settings]:
+    """A PostgreSQL database of its own (other tests' mailboxes would keep the workers busy) and a
+    flushed Redis database."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        unavailable("Redis", f"{error}; start redis-server or set TOUCHLINE_TEST_REDIS_URL")
+    client.flushdb()
+    for url in _postgres_database():
+        upgrade(url)
+        yield Settings(
+            data_dir=tmp_path / "data",
+            database_url=url,
+            queue_url=REDIS_URL,
+            secret_key=TEST_SECRET_KEY,
+            in_process_worker=False,
+            inbound_domain="log.test.example",
+            allow_private_mail_hosts=True,
+            sync_lease_seconds=LEASE_SECONDS,
+        )
+    client.flushdb()
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {seconds:g} s")
+        time.sleep(0.1)
+
+
+def _synced(sessions: sessionmaker[Session], mailbox_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    with session_scope(sessions) as session:
+        return list(
+            session.scalars(
+                select(Mailbox.id).where(Mailbox.id.in_(mailbox_ids), Mailbox.last_synced_at.is_not(None))
+            )
+        )
+
+
+def test_the_readme_scale_out_set_up_finishes_every_mailbox_after_killed_workers(
+    scale_out_settings: Settings, dovecot: DovecotServer, tmp_path: Path
+) -> None:
+    settings = scale_out_settings
+    box = SecretBox(settings.secret_keys)
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    queue = configure_queue(settings)  # connecting a mailbox queues its first sync in Redis
+    processes: list[subprocess.Popen[bytes]] = []
+    env = {
+        **touchline_environment(settings),
+        "TOUCHLINE_SYNC_LEASE_SECONDS": str(LEASE_SECONDS),
+        "TOUCHLINE_INBOUND_SMTP_PORT": str(free_port()),
+    }
+
+    def start(name: str, *args: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "touchline.cli", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / f"{name}.log").open("w"),
+        )
+        processes.append(process)
+        return process
+
+    def logs() -> str:
+        return "".join(path.read_text() for path in sorted(tmp_path.glob("*.log")))
+
+    try:
+        base = SyncWorld(sessions, box, dovecot, uuid.uuid4(), uuid.uuid4(), settings)
+        mail = mail_of(MESSAGES)
+
+        clean, clean_id = workspace_beside(base, "Clean", box)
+        user_id, imap = clean.add_user("clean")
+        for raw in mail:
+            dovecot.append(imap, "INBOX", raw, received_at=NOW - dt.timedelta(hours=1))
+        assert clean.sync(clean.connect(user_id, imap)).error is None
+        expected = snapshot(sessions, clean_id)
+        assert len(expected) > 100
+
+        targets: dict[uuid.UUID, uuid.UUID] = {}  # mailbox -> workspace
+        for n in range(MAILBOXES):
+            target, workspace_id = workspace_beside(base, f"Scaled {n}", box)
+            user_id, imap = target.add_user(f"scaled{n}")
+            for raw in mail:
+                dovecot.append(imap, "INBOX", raw, received_at=NOW - dt.timedelta(hours=1))
+            targets[target.connect(user_id, imap)] = workspace_id
+        mailbox_ids = list(targets)
+
+        # README step 3: two API processes on one machine, without workers; both keep running.
+        ports = [free_port(), free_port()]
+        for n, port in enumerate(ports):
+            start(
+                f"serve{n}",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-migrate",
+                "--no-worker",
+            )
+
+        def serving() -> bool:
+            for port in ports:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code != 200:
+                        return False
+                except httpx.HTTPError:
+                    return False
+            return True
+
+        _wait(lambda: serving() or any(p.poll() is not None for p in processes), 180, "both serves answering")
+        assert all(process.poll() is None for process in processes), logs()
+
+        # README step 4: two workers.
+        killed = start("worker-killed", "worker", "--threads", "2")
+        stopped = start("worker-stopped", "worker", "--threads", "2")
+
+        def stored() -> int:
+            return sum(stored_count(sessions, workspace_id) for workspace_id in targets.values())
+
+        _wait(lambda: stored() > 0, 240, "the first stored batch")
+        assert len(_synced(sessions, mailbox_ids)) < MAILBOXES
+        killed.send_signal(signal.SIGKILL)
+        at_kill = stored()
+        _wait(lambda: stored() > at_kill, 120, "progress after the SIGKILL")
+        assert len(_synced(sessions, mailbox_ids)) < MAILBOXES, "every mailbox finished before the SIGTERM"
+        stopped.send_signal(signal.SIGTERM)
+        assert stopped.wait(timeout=120) == 0, logs()  # a graceful stop, not a crash
+
+        # A service manager restarts workers; the killed one's mailboxes wait only for their lease.
+        start("worker-restarted", "worker", "--threads", "2")
+        _wait(lambda: len(_synced(sessions, mailbox_ids)) == MAILBOXES, FINISH_WITHIN, "every mailbox synced")
+        for workspace_id in targets.values():
+            assert snapshot(sessions, workspace_id) == expected
+
+        # The workers said what they did, one line per job start and end.
+        journal = logs()
+        for mailbox_id in mailbox_ids:
+            assert f"event=job_start job=inbound.sync_mailbox mailbox_id={mailbox_id}" in journal
+        assert "event=job_end job=inbound.sync_mailbox" in journal
+        assert "kept=" in journal
+        assert "duration_s=" in journal
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        queue.close()
+        engine.dispose()
