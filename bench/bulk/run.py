@@ -7,7 +7,7 @@ touchline's side is the real bulk send: `outbound.bulk.service.start` records it
 job's function (`outbound.bulk.tasks.queue_bulk`) selects the endusers by a filter over a company
 custom field, decides each company's From route once, renders the template for each enduser in the
 sandbox, checks each message (`mime.validate_outgoing`), stores the outbound emails with their
-recipient rows and unsubscribe links in committed chunks of 500 (one multi-row INSERT per table and
+recipient rows and unsubscribe links in committed chunks of 500 (one Core executemany per table and
 chunk), and sends one delivery job per 100 emails to the job queue (Huey on SQLite in the run's
 folder). Nothing is delivered. The database is made for each round (SQLite in a
 temporary folder on /tmp, or a PostgreSQL database on loopback created and dropped), seeded with
@@ -227,7 +227,7 @@ WHERE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("selecting (contacts, merge contexts, filter)", ("_selected",)),
     ("rendering in the sandbox", ("render",)),
     ("checking each message (validate_outgoing)", ("checked_message_id",)),
-    ("storing rows (multi-row INSERTs)", ("_store",)),
+    ("storing rows (executemany per table)", ("_store",)),
     ("committing (and sending jobs to the queue)", ("commit",)),
     ("unsubscribe links (signing)", ("url",)),
 )

@@ -34,6 +34,7 @@ from touchline.outbound.compose.mime import (
     unsubscribe_url_problem,
     validate_outgoing,
 )
+from touchline.outbound.compose.mime import _url_problem as mime_url_problem
 
 WHEN = datetime(2026, 12, 6, 9, 30, tzinfo=timezone(timedelta(hours=1)))
 EMAIL = OutgoingEmail(
@@ -579,3 +580,28 @@ def test_the_plain_address_shortcut_takes_only_what_email_validator_takes_as_wri
 def test_the_usual_normalised_address_takes_the_plain_shortcut() -> None:
     assert _plain_address("pat.lee+news@mail.customer-1.example")
     assert not _plain_address("Pat@customer.example")  # not normalised: email-validator judges it
+
+
+_URL_BASES = (
+    "https://touchline.example/u/",
+    "https://touchline.example/",
+    "https://touchline.example",
+    "https://",
+    "https:///",
+    "https://touchline.example?next=/",
+    "http://127.0.0.1:8000/u/",
+    "http://localhost",
+    "http://touchline.example/u/",
+    "https://tüchline.example/u/",
+    "https://touch line.example/u/",
+    "ftp://127.0.0.1/u/",
+)
+
+
+@given(st.sampled_from(_URL_BASES), st.text(alphabet="aZ09._~-/?#@:<> %ü", max_size=12))
+def test_a_links_token_is_checked_as_the_whole_link_would_be(base: str, tail: str) -> None:
+    """The remembered check of a link's base and the characters of its token give the answer that
+    checking the whole link gives, whatever the base and the tail."""
+    url = base + tail
+    # Asked twice: the first answer may come from the whole check and the second from the remembered one.
+    assert unsubscribe_url_problem(url) == unsubscribe_url_problem(url) == mime_url_problem(url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence, Set
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -64,6 +64,21 @@ def _company_fields(
     }
 
 
+class ContactColumns(Protocol):
+    """The columns of a contact its merge context is made from (a row read as plain columns)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def custom_fields(self) -> Mapping[str, Any]: ...
+    @property
+    def company_id(self) -> uuid.UUID | None: ...
+
+
 def merge_contexts(
     session: Session, actor: Actor, contact_ids: Sequence[uuid.UUID], sender: User
 ) -> dict[uuid.UUID, MergeContext]:
@@ -76,6 +91,15 @@ def merge_contexts(
             Contact.workspace_id == actor.workspace_id, Contact.id.in_(contact_ids)
         )
     ).all()
+    return contexts_of(session, actor, contacts, sender)
+
+
+def contexts_of(
+    session: Session, actor: Actor, contacts: Sequence[ContactColumns], sender: User
+) -> dict[uuid.UUID, MergeContext]:
+    """`merge_contexts` of contacts already read as columns (from the actor's workspace): a bulk
+    send reads its endusers once, for the merge fields and for its own decisions."""
+    actor.require(Permission.VIEW_CUSTOMERS)
     enduser_types = workspace_service.custom_field_types(session, actor.workspace_id, "contact")
     company_types = workspace_service.custom_field_types(session, actor.workspace_id, "company")
     companies = _company_fields(

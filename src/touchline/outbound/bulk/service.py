@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, func, insert, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from touchline.config import Settings
+from touchline.inbound.store.bulk import table_of
 from touchline.kit.addresses import normalise_address
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import InvalidInputError, NotFoundError
@@ -96,9 +97,24 @@ class Skip:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Enduser:
+    """What a bulk send reads of a contact besides its merge fields, as plain columns: a bulk send
+    reads thousands, and loading each as an ORM entity (with its company) cost more than the rest of
+    selecting."""
+
+    id: uuid.UUID
+    name: str
+    company_id: uuid.UUID | None
+    unsubscribed_at: datetime | None
+    undeliverable_at: datetime | None
+    undeliverable_reason: str | None
+
+
 @dataclass(frozen=True)
 class _Selected:
-    contact: Contact
+    contact: _Enduser
+    company: Company | None
     context: MergeContext
     address: str
 
@@ -184,33 +200,51 @@ def _selected(
 ) -> list[_Selected]:
     """Every contact of the workspace (of `only`, when given) whose merge fields pass all filters,
     ordered by address.
-    Companies (with domains and owners) are loaded once, so reading contacts costs no query each."""
-    companies = list(
-        session.scalars(
+    Read as plain columns; the companies (with their owners, whom Account Owner sends as) are
+    loaded once."""
+    companies = {
+        company.id: company
+        for company in session.scalars(
             select(Company)
             .where(Company.workspace_id == actor.workspace_id)
-            .options(selectinload(Company.domains), joinedload(Company.account_owner))
+            .options(joinedload(Company.account_owner))
         ).unique()
-    )
-    contacts = list(
-        session.scalars(
-            select(Contact)
-            .where(
-                Contact.workspace_id == actor.workspace_id,
-                *([Contact.id.in_(list(only))] if only is not None else []),
-            )
-            .order_by(Contact.email, Contact.id)
+    }
+    rows = session.execute(
+        select(
+            Contact.id,
+            Contact.email,
+            Contact.name,
+            Contact.custom_fields,
+            Contact.company_id,
+            Contact.unsubscribed_at,
+            Contact.undeliverable_at,
+            Contact.undeliverable_reason,
         )
-    )
+        .where(
+            Contact.workspace_id == actor.workspace_id,
+            *([Contact.id.in_(list(only))] if only is not None else []),
+        )
+        .order_by(Contact.email, Contact.id)
+    ).all()
     contexts: dict[uuid.UUID, MergeContext] = {}
-    for chunk in rules.chunks([contact.id for contact in contacts], _LOOKUP_SIZE):
-        contexts.update(repository.merge_contexts(session, actor, chunk, sender))
-    del companies  # held above so each contact's company was found loaded
-    return [
-        _Selected(contact, contexts[contact.id], contact.email)
-        for contact in contacts
-        if contact.id in contexts and matches_all(conditions, contexts[contact.id])
-    ]
+    for chunk in rules.chunks(rows, _LOOKUP_SIZE):
+        contexts.update(repository.contexts_of(session, actor, chunk, sender))
+    selected = []
+    for row in rows:
+        context = contexts[row.id]
+        if matches_all(conditions, context):
+            enduser = _Enduser(
+                row.id,
+                row.name,
+                row.company_id,
+                row.unsubscribed_at,
+                row.undeliverable_at,
+                row.undeliverable_reason,
+            )
+            company = companies.get(row.company_id) if row.company_id is not None else None
+            selected.append(_Selected(enduser, company, context, row.email))
+    return selected
 
 
 class _Routes:
@@ -289,7 +323,7 @@ def plan(
         reason = rules.skip_reason(
             one.address, one.contact.unsubscribed_at, outbox.undeliverable_reason(one.contact)
         )
-        route = routes.route(one.contact.company) if reason is None else reason
+        route = routes.route(one.company) if reason is None else reason
         if isinstance(route, str):
             result.skipped.append(Skip(one.contact.id, one.address, reason or route))
             continue
@@ -306,9 +340,7 @@ def plan(
             if isinstance(content, str):
                 result.skipped.append(Skip(one.contact.id, one.address, content))
                 continue
-            result.emails.append(
-                _Email(one.contact.id.hex, (one,), route, content, one.contact.company, label)
-            )
+            result.emails.append(_Email(one.contact.id.hex, (one,), route, content, one.company, label))
         return result
     for index, group in enumerate(rules.chunks(sendable, outbox.MAX_RECIPIENTS)):
         # One email to all: its company (and so Account Owner) is its first recipient's, as for any email.
@@ -320,7 +352,7 @@ def plan(
             result.skipped.extend(Skip(one.contact.id, one.address, content) for one, _ in group)
             continue
         result.emails.append(
-            _Email(f"chunk{index}", tuple(one for one, _ in group), route, content, first.contact.company)
+            _Email(f"chunk{index}", tuple(one for one, _ in group), route, content, first.company)
         )
     return result
 
@@ -355,7 +387,7 @@ def _routes(
     routes = _Routes(session, actor, sender, settings)
     if not routes.per_company:
         # The From is the same for everyone: a refusal refuses the bulk send before anything is made.
-        routes.route(next((one.contact.company for one in selected if one.contact.company), None))
+        routes.route(next((one.company for one in selected if one.company), None))
     return routes
 
 
@@ -461,6 +493,9 @@ class Queueing:
     plan: Plan
     links: UnsubscribeLinks | None = None
     """Signs the emails' unsubscribe links; made with the first chunk."""
+    reached: int | None = None
+    """Endusers its stored emails reach: counted once, with the first chunk (after a restart, what
+    the stopped job had made), then added to as chunks are stored."""
 
 
 def prepare(session: Session, bulk_id: uuid.UUID, *, settings: Settings) -> Queueing | None:
@@ -529,7 +564,7 @@ def queue_chunk(
 ) -> int:
     """Make the chunk's emails that were not made before (by their idempotency key) and enqueue
     their delivery; returns how many endusers the chunk's emails reach. The rows are written with
-    one multi-row INSERT per table, not one ORM object each."""
+    one executemany per table, not one ORM object each."""
     bulk = queueing.bulk
     keys = {email.key: _idempotency_key(bulk.id, email.key) for email in chunk}
     made = set(
@@ -550,17 +585,23 @@ def queue_chunk(
         columns, its_recipients = _outbound(queueing, email, keys[email.key], queueing.links, now=now)
         emails.append(columns)
         recipients.extend(its_recipients)
+    if queueing.reached is None:
+        queueing.reached = _reached(session, bulk.id)
     _store(session, emails, recipients)
     outbox.enqueue_deliveries(session, [columns["id"] for columns in emails])
-    bulk.queued = _reached(session, bulk.id)
+    queueing.reached += len(recipients)
+    bulk.queued = queueing.reached
     return sum(len(email.to) for email in chunk)
 
 
 def _store(session: Session, emails: list[dict[str, Any]], recipients: list[dict[str, Any]]) -> None:
-    """One multi-row INSERT per table (the columns' Python defaults, such as created_at, still apply)."""
+    """One executemany per table on the session's connection, in its transaction: Core inserts, not
+    the ORM's bulk path, whose per-row bookkeeping cost more than the database's own work. The
+    columns' Python defaults, such as created_at, still apply."""
     if emails:
-        session.execute(insert(OutboundEmail), emails)
-        session.execute(insert(OutboundRecipient), recipients)
+        connection = session.connection()
+        connection.execute(insert(table_of(OutboundEmail)), emails)
+        connection.execute(insert(table_of(OutboundRecipient)), recipients)
 
 
 def _idempotency_key(bulk_id: uuid.UUID, key: str) -> str:

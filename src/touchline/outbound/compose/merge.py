@@ -135,15 +135,18 @@ def field_value(context: MergeContext, path: FieldPath) -> FieldValue | None:
 
 def template_values(context: MergeContext) -> dict[str, dict[str, FieldValue | dict[str, FieldValue]]]:
     """Every non-empty field by kind, the shape templates read (`enduser.first_name`,
-    `company.custom.tier`); empty fields are left out so that using one is a missing-field error."""
+    `company.custom.tier`); empty fields are left out so that using one is a missing-field error.
+    Empty means what it means to `field_value`; the fields are read directly, as a bulk send makes
+    this once for each of thousands of recipients."""
     values: dict[str, dict[str, FieldValue | dict[str, FieldValue]]] = {}
     for kind, names in STANDARD_FIELDS.items():
         record = _record(context, kind)
         present: dict[str, FieldValue | dict[str, FieldValue]] = {}
-        for name in names:
-            value = field_value(context, FieldPath(kind, name))
-            if value is not None:
-                present[name] = value
+        if record is not None:
+            for name in names:
+                value = getattr(record, name)
+                if value is not None and value != "":
+                    present[name] = value
         if kind in CUSTOM_KINDS:
             custom: Mapping[str, FieldValue | None] = getattr(record, "custom", {}) if record else {}
             present["custom"] = {

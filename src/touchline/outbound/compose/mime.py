@@ -240,10 +240,32 @@ def _on_loopback(host: str | None) -> bool:
         return False
 
 
+_URL_TAIL: Final = re.compile(r"[A-Za-z0-9._~-]*")
+"""Characters that, appended after a URL's last `/`, change neither its scheme nor its host and
+add nothing `unsubscribe_url_problem` refuses (a signed token's)."""
+
+
 def unsubscribe_url_problem(url: str) -> str | None:
     """Why `url` cannot be a one-click unsubscribe target (None when it can). RFC 8058 wants https;
     plain http is taken only on a loopback host (touchline tried on one machine, such as its demo),
-    where no receiver elsewhere could follow the link anyway."""
+    where no receiver elsewhere could follow the link anyway.
+
+    A bulk send's links differ only in their token after one base (`https://host/u/`): the base is
+    checked once (remembered), and each link's token by its characters alone, which give the same
+    answer as checking the whole link."""
+    base, slash, tail = url.rpartition("/")
+    if slash and _URL_TAIL.fullmatch(tail) and _usable_base(base + slash):
+        return None
+    return _url_problem(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _usable_base(base: str) -> bool:
+    """Whether `base` (ending in `/`) names a host and is a usable unsubscribe URL itself."""
+    return bool(urlsplit(base).netloc) and _url_problem(base) is None
+
+
+def _url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     secure = parts.scheme == "https" or (parts.scheme == "http" and _on_loopback(parts.hostname))
     if not secure or not parts.netloc or not url.isascii() or not _URL_FORBIDDEN.isdisjoint(url):

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
@@ -344,11 +344,29 @@ def recipient_rows(
     return [OutboundRecipient(**values) for values in recipient_values(workspace_id, to, cc, contacts)]
 
 
+class RecipientContact(Protocol):
+    """What a recipient row reads of the contact it reaches (an ORM contact, or its columns)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def company_id(self) -> uuid.UUID | None: ...
+
+
+class Deliverability(Protocol):
+    """What says whether a contact's address takes email (an ORM contact, or its columns)."""
+
+    @property
+    def undeliverable_at(self) -> datetime | None: ...
+    @property
+    def undeliverable_reason(self) -> str | None: ...
+
+
 def recipient_values(
     workspace_id: uuid.UUID,
     to: Sequence[Recipient],
     cc: Sequence[Recipient],
-    contacts: Mapping[str, Contact],
+    contacts: Mapping[str, RecipientContact],
 ) -> list[dict[str, Any]]:
     """The columns of `recipient_rows`."""
     rows = []
@@ -416,7 +434,7 @@ def _skip_unsubscribed(kind: SendKind, to: Sequence[Recipient], contacts: Mappin
             raise Skipped(f"{recipient.address}: {reason}")
 
 
-def undeliverable_reason(contact: Contact) -> str | None:
+def undeliverable_reason(contact: Deliverability) -> str | None:
     """Why a contact's address takes no more email (a hard bounce), or None."""
     if contact.undeliverable_at is None:
         return None
