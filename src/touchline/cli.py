@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
@@ -79,10 +79,15 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def _transaction(settings: Settings) -> Iterator[Session]:
+    with _sessions(settings) as sessions, session_scope(sessions) as session:
+        yield session
+
+
+@contextmanager
+def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(settings.resolved_database_url)
     try:
-        with session_scope(make_sessionmaker(engine)) as session:
-            yield session
+        yield make_sessionmaker(engine)
     except importing.UnreadableCsvError as error:
         raise _fail(str(error), code=2) from None  # an unusable input file, as for triage
     except TouchlineError as error:
@@ -455,7 +460,9 @@ FieldTypes = Annotated[
 ]
 
 
-def _run_import(workspace: str, file: Path, kind: str, field_types: list[str] | None) -> None:
+def _run_import(
+    workspace: str, file: Path, kind: importing.ImportKind, field_types: list[str] | None
+) -> None:
     if not file.is_file():
         raise _fail(f"{file} is not a file")
     data = file.read_bytes()
@@ -463,7 +470,6 @@ def _run_import(workspace: str, file: Path, kind: str, field_types: list[str] | 
         overrides = parse_type_overrides(field_types or [])
     except TouchlineError as error:
         raise _fail(str(error)) from None
-    run = importing.import_companies if kind == "companies" else importing.import_contacts
     with Progress(
         TextColumn(f"importing {kind}"),
         BarColumn(),
@@ -472,14 +478,20 @@ def _run_import(workspace: str, file: Path, kind: str, field_types: list[str] | 
         console=errors,
     ) as progress:
         task = progress.add_task(kind, total=None)
-        with _transaction(_settings()) as session:
-            report = run(
-                session,
-                _operator(session, workspace),
-                data,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-                field_types=overrides,
-            )
+        with _sessions(_settings()) as sessions:
+            with session_scope(sessions) as session:
+                actor = _operator(session, workspace)
+            try:
+                report = importing.run_import(
+                    sessions,
+                    actor,
+                    kind,
+                    data,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                    field_types=overrides,
+                )
+            except KeyboardInterrupt:
+                raise _fail(f"interrupted: no {kind} were imported", code=130) from None
     console.print(f"{kind}: {report.created} created, {report.updated} updated, {len(report.errors)} failed")
     if report.errors:
         table = Table("line", "error", title="rows not imported")

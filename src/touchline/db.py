@@ -7,12 +7,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.kit.files import create_private_file
 
 AFTER_COMMIT_KEY = "touchline.after_commit"
+# The execution option `session_scope` sets on its connection: this transaction will write.
+WRITES_OPTION = "touchline_writes"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -29,11 +31,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            # The driver would begin a transaction only before a write, after the reads that came
+            # first, and a savepoint taken before it would commit on release. SQLAlchemy's recipe
+            # for pysqlite: the driver begins nothing, and `_sqlite_begin` begins every transaction.
+            dbapi_connection.isolation_level = None
 
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Begin the transaction SQLAlchemy is starting on a SQLite connection.
+
+    A transaction that will write takes the write lock at once (`BEGIN IMMEDIATE`), waiting for it
+    up to the busy timeout. A deferred transaction that reads first and writes later must upgrade
+    its lock; if another connection committed in between, its snapshot is stale and SQLite fails the
+    write at once with "database is locked", without waiting. Reading sessions keep a plain `BEGIN`,
+    which never waits for a writer (WAL).
+    """
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITES_OPTION) else "BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -59,8 +81,12 @@ def _drop_after_commit(session: Session) -> None:
 
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """The owner of a transaction: commits on success, rolls back on error. Services never commit."""
-    session = factory()
+    """The owner of a transaction: commits on success, rolls back on error. Services never commit.
+
+    Its transaction is a writing one: on SQLite it holds the write lock from its first statement to
+    its end (see `_sqlite_begin`); reading code that never commits uses a plain `factory()` session.
+    """
+    session = factory(execution_options={WRITES_OPTION: True})
     try:
         yield session
         session.commit()
@@ -74,12 +100,8 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 def open_transaction(session: Session) -> None:
     """Make sure the database transaction is open before a savepoint is taken.
 
-    Python 3.11's SQLite driver begins a transaction only before a write. A SAVEPOINT taken before any
-    write is then a transaction of its own, and releasing it commits: what was written inside would
-    be committed apart from the rest of the caller's transaction, and stay when that rolls back.
+    A SAVEPOINT taken outside a transaction would be a transaction of its own, committed on release
+    apart from the caller's. Every engine from `make_engine` begins its transactions itself (on SQLite
+    too, see `_sqlite_begin`), so asking for the session's connection is enough.
     """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        driver = connection.connection.driver_connection
-        if driver is not None and not driver.in_transaction:
-            connection.exec_driver_sql("BEGIN")
+    session.connection()

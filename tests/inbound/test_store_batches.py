@@ -265,12 +265,14 @@ def test_a_directory_told_of_the_contacts_a_batch_creates_stays_current_without_
     _store_raw(sessions, workspace_id, user_id, first_batch(3))
     assert len(loads) == 2
 
-    # A change committed while a batch is being stored: the directory the batch was told about
-    # lacks it, so it is read again instead of being advanced past it.
+    # A change committed after the batch was told its directory: that directory lacks it, so it is
+    # read again instead of being advanced past it. (The change commits between the two writing
+    # transactions: on SQLite a writing transaction holds the write lock from its start.)
     with session_scope(sessions) as session:
         told = cache.directories.get(session, workspace_id)
-        with session_scope(sessions) as other:
-            service.create_contact(other, Actor.operator(workspace_id), f"meanwhile@{CUSTOMER}")
+    with session_scope(sessions) as other:
+        service.create_contact(other, Actor.operator(workspace_id), f"meanwhile@{CUSTOMER}")
+    with session_scope(sessions) as session:
         store.store_raw_messages(
             session,
             workspace_id,

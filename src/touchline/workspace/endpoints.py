@@ -497,8 +497,7 @@ async def import_companies(
     overrides = parse_type_overrides(field_type)
 
     def run() -> ImportReportOut:
-        with session_scope(sessions) as session:
-            return _report_out(importing.import_companies(session, actor, data, field_types=overrides))
+        return _report_out(importing.run_import(sessions, actor, "companies", data, field_types=overrides))
 
     return await run_in_threadpool(run)
 
@@ -519,7 +518,6 @@ async def import_contacts(
     overrides = parse_type_overrides(field_type)
 
     def run() -> ImportReportOut:
-        with session_scope(sessions) as session:
-            return _report_out(importing.import_contacts(session, actor, data, field_types=overrides))
+        return _report_out(importing.run_import(sessions, actor, "contacts", data, field_types=overrides))
 
     return await run_in_threadpool(run)

@@ -1,5 +1,9 @@
 """CSV import of companies and contacts, row by row, with a report of every row that failed; extra
-columns become typed custom fields."""
+columns become typed custom fields.
+
+An import is all-or-nothing: `run_import` runs it in one transaction, so an import that fails or is
+interrupted part-way stores none of its rows, and it records every attempt in the audit log
+(imported, refused, failed or interrupted)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from touchline.db import session_scope
 from touchline.kit.errors import InvalidInputError, NotFoundError, TouchlineError
 from touchline.workspace import service
 from touchline.workspace.custom_fields import (
@@ -24,6 +30,8 @@ from touchline.workspace.permissions import Actor, Permission
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 ProgressCallback = Callable[[int, int], None]
+ImportKind = Literal["companies", "contacts"]
+_REASON_LIMIT = 2000  # characters of an error kept in its audit entry
 
 
 @dataclass(frozen=True)
@@ -313,5 +321,79 @@ def import_contacts(
     return report
 
 
-def _summary(report: ImportReport) -> dict[str, int]:
-    return {"created": report.created, "updated": report.updated, "errors": len(report.errors)}
+def _summary(report: ImportReport) -> dict[str, object]:
+    return {
+        "outcome": "imported",
+        "rows": report.total,
+        "rows_read": report.total,
+        "created": report.created,
+        "updated": report.updated,
+        "errors": len(report.errors),
+    }
+
+
+def run_import(
+    sessions: sessionmaker[Session],
+    actor: Actor,
+    kind: ImportKind,
+    data: bytes,
+    progress: ProgressCallback | None = None,
+    field_types: Mapping[str, FieldType] | None = None,
+) -> ImportReport:
+    """Import a CSV file in one transaction and audit the attempt whatever its end.
+
+    An import that succeeds commits its rows with its audit entry. One that is refused (an unreadable
+    file, a missing permission), fails (a database error) or is interrupted (Ctrl-C) is rolled back
+    whole and the error raised again, after an audit entry written in a transaction of its own says
+    what happened and how far it got."""
+    run = import_companies if kind == "companies" else import_contacts
+    read = (0, 0)  # rows read so far, rows in the file
+
+    def counted(done: int, total: int) -> None:
+        nonlocal read
+        read = (done, total)
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        with session_scope(sessions) as session:
+            return run(session, actor, data, progress=counted, field_types=field_types)
+    except TouchlineError as error:
+        _audit_end(sessions, actor, kind, {"outcome": "refused", "reason": _reason(error)}, error)
+        raise
+    except BaseException as error:
+        outcome = "failed" if isinstance(error, Exception) else "interrupted"
+        done, total = read
+        details = {
+            "outcome": outcome,
+            "rows": total,
+            "rows_read": done,
+            "created": 0,
+            "updated": 0,
+            "reason": f"{outcome} after {done} of {total} rows, so nothing was imported: {_reason(error)}",
+        }
+        _audit_end(sessions, actor, kind, details, error)
+        raise
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if not isinstance(error, TouchlineError):
+        text = f"{type(error).__name__}: {text}"
+    return text[:_REASON_LIMIT]
+
+
+def _audit_end(
+    sessions: sessionmaker[Session],
+    actor: Actor,
+    kind: ImportKind,
+    details: dict[str, object],
+    error: BaseException,
+) -> None:
+    """The audit entry of an import that did not commit. The database may be what failed: then the
+    entry cannot be written either, and the import's own error is the one raised, with a note."""
+    try:
+        with session_scope(sessions) as session:
+            service.record_audit(session, actor, f"import.{kind}", "workspace", actor.workspace_id, details)
+    except Exception as audit_error:
+        error.add_note(f"the import's audit entry could not be written either: {audit_error}")

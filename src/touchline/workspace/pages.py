@@ -345,11 +345,11 @@ async def import_csv(
     if kind not in {"companies", "contacts"}:
         raise NotFoundError("no such import")
     data = await file.read(importing.MAX_IMPORT_BYTES + 1)
-    run = importing.import_companies if kind == "companies" else importing.import_contacts
     try:
         overrides = parse_type_overrides([field_types])
-        with session_scope(sessions) as session:
-            report = run(session, actor, data, field_types=overrides)
+        report = importing.run_import(
+            sessions, actor, "companies" if kind == "companies" else "contacts", data, field_types=overrides
+        )
     except FORM_ERRORS as error:
         flash(request, f"Import failed: {error}", "error")
         return redirect(f"/{kind}")

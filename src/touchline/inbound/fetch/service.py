@@ -387,7 +387,9 @@ def _fetch_batches(
         wanted: list[MessageHeaders] = []
         directory = None
         if messages:  # an empty batch only moves the checkpoint: no directory, no look-ups
-            with session_scope(sessions) as session:
+            # Reads only: a plain session, which on SQLite never waits for the batch being stored
+            # (a writing `session_scope` would take the write lock).
+            with sessions() as session:
                 directory = directories.get(session, workspace_id)
                 held = _already_held(session, plan.folder_id, [m.provider_message_id for m in messages])
             wanted = [
