@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.exceptions import HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__, api_docs
+from touchline.api_errors import declare_errors, problem_response, validation_problem
 from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
@@ -202,7 +205,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
                 status_code=code,
                 headers=headers,
             )
-        return JSONResponse({"detail": str(error)}, status_code=code, headers=headers)
+        return problem_response(code, str(error), headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -213,7 +216,11 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
                 {"actor": None, "status": error.status_code, "message": str(error.detail)},
                 status_code=error.status_code,
             )
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+        return problem_response(error.status_code, str(error.detail), error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        return validation_problem(error.errors())
 
     @app.exception_handler(LoginRequiredError)
     async def login_required(request: Request, error: LoginRequiredError) -> Response:
@@ -249,6 +256,14 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
 
     for router in ROUTERS:
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI builds the document once and keeps it; the errors are declared on that one copy.
+        if app.openapi_schema is None:
+            declare_errors(FastAPI.openapi(app))
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.mount("/t", tracking, name="tracking")
     return app
