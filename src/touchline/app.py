@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__, api_docs
+from touchline.api_errors import declare_errors, problem_response, validation_problem
 from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
@@ -201,7 +202,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
         )
         if _wants_html(request):
             return error_page(request, code, str(error), headers=headers)
-        return JSONResponse({"detail": str(error)}, status_code=code, headers=headers)
+        return problem_response(code, str(error), headers)
 
     # Pages answer people with a page (an unknown path and Starlette's own errors included); the API
     # and the documentation keep their JSON.
@@ -211,12 +212,12 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
             unknown_path = error.status_code == status.HTTP_404_NOT_FOUND and error.detail == "Not Found"
             message = "There is no such page." if unknown_path else str(error.detail)
             return error_page(request, error.status_code, message)
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+        return problem_response(error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> Response:
         if not _wants_html(request):
-            return await request_validation_exception_handler(request, error)
+            return validation_problem(error.errors())
         # A malformed id in a page's address names no page: not found, as an unknown id is.
         if any(detail.get("loc", ("",))[0] == "path" for detail in error.errors()):
             return error_page(request, status.HTTP_404_NOT_FOUND, "There is no such page.")
@@ -232,7 +233,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
                 status.HTTP_500_INTERNAL_SERVER_ERROR,
                 "touchline failed to show this page. The error was logged; try again in a moment.",
             )
-        return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+        return problem_response(status.HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
 
     @app.exception_handler(LoginRequiredError)
     async def login_required(request: Request, error: LoginRequiredError) -> Response:
@@ -274,6 +275,14 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
 
     for router in ROUTERS:
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI builds the document once and keeps it; the errors are declared on that one copy.
+        if app.openapi_schema is None:
+            declare_errors(FastAPI.openapi(app))
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     app.mount("/t", tracking, name="tracking")
     return app

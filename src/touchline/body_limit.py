@@ -7,7 +7,6 @@ which the application's error handler turns into the usual JSON or HTML answer.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 
@@ -15,6 +14,7 @@ from fastapi import HTTPException
 from starlette.status import HTTP_413_CONTENT_TOO_LARGE
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from touchline.api_errors import PROBLEM_MEDIA_TYPE, problem_bytes
 from touchline.config import Settings
 from touchline.workspace.importing import MAX_IMPORT_BYTES
 
@@ -70,14 +70,14 @@ class BodyLimitMiddleware:
 
 
 async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": too_large(limit)}).encode()
+    body = problem_bytes(HTTP_413_CONTENT_TOO_LARGE, too_large(limit))
     await send(
         {
             "type": "http.response.start",
             "status": HTTP_413_CONTENT_TOO_LARGE,
             # The unread body stays on the connection: it must not carry another request.
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

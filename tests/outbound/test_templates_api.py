@@ -275,7 +275,9 @@ def test_the_openapi_document_describes_every_route_and_answer(client: TestClien
     assert set(paths["/api/v1/templates/{template_id}/preview"]) == {"get"}
 
     def schema_of(path: str, method: str, code: str) -> str:
-        content = paths[path][method]["responses"][code]["content"]["application/json"]["schema"]
+        # Answers use application/json; errors, the API's one error model, application/problem+json.
+        media_type = "application/problem+json" if int(code) >= 400 else "application/json"
+        content = paths[path][method]["responses"][code]["content"][media_type]["schema"]
         return str(content.get("$ref") or content["items"]["$ref"]).rsplit("/", 1)[1]
 
     assert schema_of("/api/v1/templates", "get", "200") == "TemplateOut"

@@ -42,7 +42,12 @@ def read_my_mailbox(actor: ApiActor, sessions: Sessions) -> MailboxOut:
         return MailboxOut.of(mailbox)
 
 
-@router.post("/mailboxes/imap", status_code=status.HTTP_201_CREATED, summary="Connect an IMAP mailbox")
+@router.post(
+    "/mailboxes/imap",
+    status_code=status.HTTP_201_CREATED,
+    summary="Connect an IMAP mailbox",
+    responses={429: {"description": "Too many connection attempts; wait as long as Retry-After says"}},
+)
 async def connect_imap(
     body: ImapConnect, request: Request, actor: ApiActor, sessions: Sessions, settings: AppSettings, now: Now
 ) -> MailboxOut:

@@ -101,7 +101,7 @@ def list_roles(actor: ApiActor, sessions: Sessions) -> list[RoleOut]:
 @router.post("/roles", tags=["roles"], status_code=status.HTTP_201_CREATED, summary="Create a role (admins)")
 def create_role(body: RoleCreate, actor: ApiActor, sessions: Sessions) -> RoleOut:
     with session_scope(sessions) as session:
-        return RoleOut.of(service.create_role(session, actor, body.name, body.permissions))
+        return RoleOut.of(service.create_role(session, actor, body.name, [p.value for p in body.permissions]))
 
 
 @router.get("/roles/{role_id}", tags=["roles"], summary="Read a role")
@@ -113,7 +113,8 @@ def read_role(role_id: uuid.UUID, actor: ApiActor, sessions: Sessions) -> RoleOu
 @router.patch("/roles/{role_id}", tags=["roles"], summary="Rename a role or change its permissions (admins)")
 def patch_role(role_id: uuid.UUID, body: RolePatch, actor: ApiActor, sessions: Sessions) -> RoleOut:
     with session_scope(sessions) as session:
-        role = service.update_role(session, actor, role_id, name=body.name, permissions=body.permissions)
+        permissions = None if body.permissions is None else [p.value for p in body.permissions]
+        role = service.update_role(session, actor, role_id, name=body.name, permissions=permissions)
         return RoleOut.of(role)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from http import HTTPStatus
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
@@ -18,6 +19,7 @@ from touchline.models import (
     User,
     WorkspaceSettings,
 )
+from touchline.workspace.permissions import Permission
 
 T = TypeVar("T")
 
@@ -48,12 +50,17 @@ MAX_CUSTOM_FIELDS_BYTES = 16 * 1024
 MAX_LIST_ITEMS = 1000
 
 Name = Annotated[str, Field(max_length=200)]
-EmailAddress = Annotated[str, Field(max_length=320)]
+# The rule of `normalise_address`, as far as a pattern can say it: a local part of at most 64
+# characters without spaces, then a domain of at least two labels. What the pattern cannot check (an
+# invalid internationalised label) is a documented 422.
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f]{1,64}@[^@\s.\x00-\x1f]+(\.[^@\s.\x00-\x1f]+)+$"
+EmailAddress = Annotated[
+    str, Field(max_length=320, pattern=EMAIL_PATTERN, json_schema_extra={"format": "email"})
+]
 DomainName = Annotated[str, Field(min_length=1, max_length=253)]
 AddressOrDomain = Annotated[str, Field(min_length=1, max_length=320)]
 # Hashing cost grows with a password's length.
 Password = Annotated[str, Field(max_length=1024)]
-Permission = Annotated[str, Field(max_length=100)]
 
 
 def _bounded_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +76,38 @@ CustomFields = Annotated[
     dict[Annotated[str, Field(min_length=1, max_length=100)], CustomValue | None],
     AfterValidator(_bounded_custom_fields),
 ]
+
+
+class FieldErrorOut(BaseModel):
+    """One field the request got wrong: where it is (`body`, `query`, ... then the field's path) and why."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers (RFC 9457 problem details, `application/problem+json`): `detail`
+    is always a sentence for a person; `errors` lists the fields when the request broke the schema.
+    Some answers add members of their own (a template's `problems`, a log address's `outcome`)."""
+
+    type: str = "about:blank"
+    title: str = Field(description="The HTTP status's phrase, such as Not Found")
+    status: int
+    detail: str
+    errors: list[FieldErrorOut] | None = Field(
+        default=None, description="The fields that broke the schema (422 answers to malformed requests)"
+    )
+
+    MEDIA_TYPE: ClassVar[str] = "application/problem+json"
+
+    @classmethod
+    def of(cls, status: int, detail: str, **members: Any) -> Self:
+        return cls(title=HTTPStatus(status).phrase, status=status, detail=detail, **members)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer; `errors` only when there are field errors to tell."""
+        return self.model_dump(mode="json", exclude={"errors"} if self.errors is None else None)
 
 
 class PageOut(BaseModel, Generic[T]):

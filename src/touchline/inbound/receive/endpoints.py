@@ -30,7 +30,7 @@ from touchline.kit.crypto import SecretBox
 from touchline.kit.pagination import MAX_OFFSET, PageRequest
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import ApiActor, Sessions
-from touchline.workspace.schemas import PageOut
+from touchline.workspace.schemas import ErrorOut, PageOut
 
 router = APIRouter(prefix="/api/v1")
 
@@ -152,8 +152,14 @@ async def receive_message(
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return JSONResponse(body, status_code=code)
     headers = {"Retry-After": "60"} if result.outcome == "deferred" else None
+    code = _STATUS_BY_OUTCOME[result.outcome]
+    # A refusal is an error like any other (the shared problem shape), with the outcome's own members.
+    problem = ErrorOut.of(code, result.text).body()
     return JSONResponse(
-        {**body, "code": result.reason_code}, status_code=_STATUS_BY_OUTCOME[result.outcome], headers=headers
+        {**body, **problem, "code": result.reason_code},
+        status_code=code,
+        headers=headers,
+        media_type=ErrorOut.MEDIA_TYPE,
     )
 
 

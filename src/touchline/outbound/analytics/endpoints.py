@@ -87,7 +87,10 @@ def engagement_cohort(
 
 
 @router.get(
-    "/analytics/cohort.csv", summary="The same cohort as a CSV file (cells safe to open in a spreadsheet)"
+    "/analytics/cohort.csv",
+    summary="The same cohort as a CSV file (cells safe to open in a spreadsheet)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 def engagement_cohort_csv(
     actor: ApiActor,

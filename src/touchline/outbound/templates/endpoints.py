@@ -36,11 +36,16 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 def _refused(error: service.TemplateInvalidError) -> JSONResponse:
-    answer = TemplateProblemsOut(
-        detail=f"the template was not saved: {error}",
+    answer = TemplateProblemsOut.of(
+        status.HTTP_400_BAD_REQUEST,
+        f"the template was not saved: {error}",
         problems=[ProblemOut.of(problem) for problem in error.problems],
     )
-    return JSONResponse(answer.model_dump(mode="json"), status_code=status.HTTP_400_BAD_REQUEST)
+    return JSONResponse(
+        answer.body(),
+        status_code=status.HTTP_400_BAD_REQUEST,
+        media_type=TemplateProblemsOut.MEDIA_TYPE,
+    )
 
 
 def _saved(

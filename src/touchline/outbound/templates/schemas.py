@@ -17,6 +17,7 @@ from touchline.outbound.compose.templates import (
     TemplateProblem,
 )
 from touchline.outbound.templates.service import MAX_NAME_CHARS, TemplateText
+from touchline.workspace.schemas import ErrorOut
 
 _SUBJECT = "The subject line; merge fields such as {{ enduser.first_name }} are allowed"
 _HTML = "The HTML body, a sandboxed Jinja2 template with merge fields"
@@ -117,10 +118,9 @@ class ProblemOut(BaseModel):
         )
 
 
-class TemplateProblemsOut(BaseModel):
+class TemplateProblemsOut(ErrorOut):
     """The answer when a template cannot be saved: every problem, with its part and line."""
 
-    detail: str
     problems: list[ProblemOut]
 
 
