@@ -97,6 +97,8 @@ def test_a_sequence_that_cannot_work_is_refused_with_the_reason(
         ),
         "templates": _body(world, steps=[{"template_id": str(uuid.uuid4())}]),
         "before it ends": _body(world, window_start="18:00", window_end="09:00"),
+        # An offset on one end only used to meet a naive time in the comparison: a 500.
+        "leave out the offset": _body(world, window_start="09:00+01:00", window_end="17:00"),
         "admin@team-a.example": _body(world, **{"from": "admin@team-a.example"}),
     }
     for reason, body in cases.items():

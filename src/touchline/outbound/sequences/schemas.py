@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, time
-from typing import Literal, cast
+from typing import Annotated, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from touchline.models import Enrolment, Sequence, StepRun
 from touchline.outbound.sequences import service
 
 State = Literal["active", "paused", "finished", "exited", "unenrolled", "failed"]
 StepOutcome = Literal["queued", "skipped", "unsubscribed", "failed"]
+
+
+def _local_time(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("a send window's times are local to the sequence's time zone: leave out the offset")
+    return value
+
+
+LocalTime = Annotated[
+    time,
+    AfterValidator(_local_time),
+    Field(description="A local time of day (HH:MM), in the sequence's or the enduser's time zone"),
+]
 
 
 class StepIn(BaseModel):
@@ -41,8 +54,8 @@ class SequenceIn(BaseModel):
     time_zone: str = Field(
         "UTC", max_length=64, description="IANA zone; an enduser's `time_zone` custom field overrides it"
     )
-    window_start: time = time(9, 0)
-    window_end: time = time(17, 0)
+    window_start: LocalTime = time(9, 0)
+    window_end: LocalTime = time(17, 0)
     business_days_only: bool = True
 
     def spec(self) -> service.SequenceSpec:
@@ -78,8 +91,8 @@ class SequenceFile(BaseModel):
     steps: list[StepFileIn] = Field(min_length=1, max_length=service.MAX_STEPS)
     exit_on_reply: bool = True
     time_zone: str = Field("UTC", max_length=64)
-    window_start: time = time(9, 0)
-    window_end: time = time(17, 0)
+    window_start: LocalTime = time(9, 0)
+    window_end: LocalTime = time(17, 0)
     business_days_only: bool = True
 
 
