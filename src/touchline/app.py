@@ -14,13 +14,14 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__, api_docs
 from touchline.api_errors import declare_errors, problem_response, validation_problem
 from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
-from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.db import answering_a_read, make_engine, make_sessionmaker, session_scope
 from touchline.home import pages as home_pages
 from touchline.inbound import endpoints as inbound_endpoints
 from touchline.inbound import pages as inbound_pages
@@ -144,7 +145,22 @@ def _add_middleware(app: FastAPI, settings: Settings, box: SecretBox) -> None:
         same_site="lax",
         https_only=settings.base_url.startswith("https://"),
     )
+    app.add_middleware(ReadRequestMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+
+
+class ReadRequestMiddleware:
+    """GET and HEAD requests are answered `answering_a_read` (see touchline.db)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            with answering_a_read():
+                await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:  # noqa: PLR0915 -- the whole app, assembled in one place

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +80,32 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop(AFTER_COMMIT_KEY, None)
 
 
+_ANSWERING_A_READ: ContextVar[bool] = ContextVar("touchline_answering_a_read", default=False)
+
+
+@contextmanager
+def answering_a_read() -> Iterator[None]:
+    """Marks work done to answer a GET or HEAD request: its `session_scope`s begin as plain deferred
+    transactions on SQLite, so that showing a page never queues behind a long writer (a whole CSV
+    import holds the write lock to its end). Such requests read; the few that write (an OAuth
+    callback) take the lock when they first write, as every transaction did before writes began
+    IMMEDIATE."""
+    token = _ANSWERING_A_READ.set(True)
+    try:
+        yield
+    finally:
+        _ANSWERING_A_READ.reset(token)
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """The owner of a transaction: commits on success, rolls back on error. Services never commit.
 
     Its transaction is a writing one: on SQLite it holds the write lock from its first statement to
-    its end (see `_sqlite_begin`); reading code that never commits uses a plain `factory()` session.
+    its end (see `_sqlite_begin`), except while `answering_a_read`; reading code that never commits
+    uses a plain `factory()` session.
     """
-    session = factory(execution_options={WRITES_OPTION: True})
+    session = factory(execution_options={WRITES_OPTION: not _ANSWERING_A_READ.get()})
     try:
         yield session
         session.commit()

@@ -675,7 +675,11 @@ def actor_for_token(session: Session, token: str) -> Actor | None:
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    row.last_used_at = datetime.now(UTC)
+    now = datetime.now(UTC)
+    # Written at most once a minute, as a login's last-seen is: a request that only reads then
+    # writes nothing, so on SQLite it never waits behind a long writer.
+    if row.last_used_at is None or now - row.last_used_at >= user_sessions.LAST_SEEN_PRECISION:
+        row.last_used_at = now
     return actor_for(user)
 
 
