@@ -114,3 +114,16 @@ def test_a_rolled_back_transaction_leaves_nothing_to_send(
     assert _pending(sessions) == []
     assert outbox.drain(sessions, queue) == 0
     assert queue.pending_count() == 0
+
+
+def test_a_row_naming_no_job_is_dropped_and_does_not_hold_back_the_rest(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    queue = configure_queue(settings)
+    with session_scope(sessions) as session:
+        session.add(PendingJob(name="renamed.long.ago", kwargs={}))
+        session.flush()
+        session.add(PendingJob(name="worker.ping", kwargs={"reply_key": "behind it"}))
+    assert outbox.drain(sessions, queue) == 1
+    assert _pending(sessions) == []
+    assert [job["reply_key"] for job in sent_jobs(queue, "worker.ping")] == ["behind it"]

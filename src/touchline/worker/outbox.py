@@ -21,7 +21,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, delete, event, func, or_, select, update
+from sqlalchemy import Connection, Engine, delete, event, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import after_commit, session_scope
@@ -69,23 +69,29 @@ def _forget_pending(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-def send(bind: Engine | Connection, queue: Queue, jobs: Sequence[_Pending]) -> int:
+def send(bind: Engine | Connection, queue: Queue, jobs: Sequence[_Pending]) -> tuple[int, bool]:
     """Send committed jobs in order and delete the rows of those sent; should the queue fail, the
     rest are released for a later drain. Never raises: every job is safe in its row. Returns how
-    many were sent."""
+    many were sent, and whether the queue took every one."""
     sent: list[uuid.UUID] = []
+    done: list[uuid.UUID] = []
     for job in jobs:
         try:
             queue.send(job.name, **job.kwargs)
+        except KeyError:
+            # A job no longer declared (renamed by an upgrade) would block every row behind it.
+            log.error("dropped the pending job %s %r: no such job", job.name, job.kwargs)
         except Exception as error:
             log.warning("the queue did not take %s (%s); it waits in the outbox", job.name, error)
             break
-        sent.append(job.id)
-    unsent = [job.id for job in jobs[len(sent) :]]
+        else:
+            sent.append(job.id)
+        done.append(job.id)
+    unsent = [job.id for job in jobs[len(done) :]]
     try:
         with _transaction(bind) as connection:
-            if sent:
-                connection.execute(delete(PendingJob).where(PendingJob.id.in_(sent)))
+            if done:
+                connection.execute(delete(PendingJob).where(PendingJob.id.in_(done)))
             if unsent:
                 connection.execute(
                     update(PendingJob).where(PendingJob.id.in_(unsent)).values(claimed_until=None)
@@ -94,7 +100,7 @@ def send(bind: Engine | Connection, queue: Queue, jobs: Sequence[_Pending]) -> i
         # The rows stay claimed until their lease runs out: the unsent ones are sent late, and the
         # sent ones once more (jobs bear that).
         log.warning("could not settle %d outbox rows: %s", len(jobs), error)
-    return len(sent)
+    return len(sent), not unsent
 
 
 def _transaction(bind: Engine | Connection) -> Any:
@@ -123,12 +129,7 @@ def drain(sessions: sessionmaker[Session], queue: Queue, *, batch: int = DRAIN_B
         if not rows:
             return total
         jobs = [_Pending(row[0], row[1], row[2]) for row in sorted(rows, key=lambda row: row[3])]
-        sent = send(bind, queue, jobs)
+        sent, taken = send(bind, queue, jobs)
         total += sent
-        if sent < len(jobs):
+        if not taken:  # the queue is down: the rest waits for the next drain
             return total
-
-
-def waiting(session: Session) -> int:
-    """How many jobs wait in the outbox, for the operator's health check."""
-    return session.scalar(select(func.count()).select_from(PendingJob)) or 0
