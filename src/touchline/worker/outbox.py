@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -89,7 +90,7 @@ def send(bind: Engine | Connection, queue: Queue, jobs: Sequence[_Pending]) -> t
         done.append(job.id)
     unsent = [job.id for job in jobs[len(done) :]]
     try:
-        with _transaction(bind) as connection:
+        with _settling(bind) as connection:
             if done:
                 connection.execute(delete(PendingJob).where(PendingJob.id.in_(done)))
             if unsent:
@@ -103,8 +104,24 @@ def send(bind: Engine | Connection, queue: Queue, jobs: Sequence[_Pending]) -> t
     return len(sent), not unsent
 
 
-def _transaction(bind: Engine | Connection) -> Any:
-    return bind.begin() if isinstance(bind, Engine) else bind.engine.begin()
+@contextmanager
+def _settling(bind: Engine | Connection) -> Iterator[Connection]:
+    """A transaction of its own for settling rows after a commit. The caller may still hold another
+    transaction of this database (on SQLite, its write lock): give up almost at once rather than
+    wait out the lock timeout, and leave the rows to their lease."""
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect() as connection:
+        previous = None
+        if connection.dialect.name == "sqlite":
+            previous = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+            connection.exec_driver_sql("PRAGMA busy_timeout = 100")
+        try:
+            yield connection
+            connection.commit()
+        finally:
+            if previous is not None:
+                connection.rollback()
+                connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous)}")
 
 
 def drain(sessions: sessionmaker[Session], queue: Queue, *, batch: int = DRAIN_BATCH) -> int:
