@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.receive.conftest import CUSTOMER, LOCAL_RELAY, LogWorld, logging_before_replies, message
 from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.inbound.receive import service as receive_service
 from touchline.inbound.receive.smtp import InboundServer
+from touchline.inbound.store import service as store_service
 from touchline.inbound.store.service import Incoming
 from touchline.models import Contact, QuarantinedMessage
 from touchline.workspace import service
@@ -257,14 +257,14 @@ def test_bad_input_is_logged_with_defects_or_quarantined_and_the_server_goes_on(
 
     # A message that fails while being stored (after its 250: the worker's business) is set aside
     # with its reason; the next one is logged.
-    original = receive_service.store_emails
+    original = store_service.store_emails
 
-    def failing_store(session: Session, workspace_id: uuid.UUID, batch: list[Incoming]) -> Any:
+    def failing_store(session: Session, workspace_id: uuid.UUID, batch: list[Incoming], **told: Any) -> Any:
         if any(incoming.parsed.subject == "Poison" for incoming in batch):
             raise RuntimeError("the storage layer choked")
-        return original(session, workspace_id, batch)
+        return original(session, workspace_id, batch, **told)
 
-    monkeypatch.setattr(receive_service, "store_emails", failing_store)
+    monkeypatch.setattr(store_service, "store_emails", failing_store)
     code, reply = send(smtp_server, "member@team-a.example", [world.log_address], message("Poison"))
     assert code == 250, reply
     code, _ = send(smtp_server, "member@team-a.example", [world.log_address], message("Fine"))

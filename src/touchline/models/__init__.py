@@ -7,6 +7,7 @@ from touchline.models.customers import Company, CompanyDomain, Contact, CustomFi
 from touchline.models.engagement import EmailEngagement, EngagementEvent, TrackedLink
 from touchline.models.experiments import Experiment
 from touchline.models.inbound import InboundRefusal, SpooledMessage
+from touchline.models.jobs import PendingJob
 from touchline.models.mail import (
     BackgroundTask,
     Conversation,
@@ -63,6 +64,7 @@ __all__ = [
     "NotificationSetting",
     "OutboundEmail",
     "OutboundRecipient",
+    "PendingJob",
     "QuarantinedMessage",
     "Role",
     "SendBudget",

@@ -21,8 +21,9 @@ from huey.consumer import Consumer
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
-from touchline.db import after_commit, make_engine, make_sessionmaker
+from touchline.db import make_engine, make_sessionmaker
 from touchline.kit.files import create_private_file
+from touchline.worker import outbox
 
 log = logging.getLogger(__name__)
 jobs_log = logging.getLogger("touchline.jobs")
@@ -307,8 +308,11 @@ def current_queue() -> Queue:
 
 
 def enqueue(session: Session, name: str, **kwargs: Any) -> None:
-    """Send a job once `session` commits; a rolled-back transaction sends nothing."""
+    """Send a job once `session` commits; a rolled-back transaction sends nothing.
+
+    The job is recorded in `session`'s own transaction (the outbox, `touchline.worker.outbox`), so a
+    committed request never loses its job, even when the queue cannot be reached just then.
+    """
     if name not in _REGISTRY:
         raise KeyError(f"no job named {name!r}; declare it with @job")
-    queue = current_queue()
-    after_commit(session, lambda: queue.send(name, **kwargs))
+    outbox.record(session, current_queue(), name, kwargs)

@@ -34,10 +34,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, event, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from touchline.db import session_scope
+from touchline.db import open_transaction, session_scope
 from touchline.inbound import repository as emails
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import match_logged
@@ -53,14 +52,15 @@ from touchline.inbound.reports.classify import (
     logged_needs_classifying,
 )
 from touchline.inbound.reports.model import DeliveryReport
-from touchline.inbound.store.directory import directories
+from touchline.inbound.store.directory import directories, told_in
+from touchline.inbound.store.failsafe import database_failed
 from touchline.inbound.store.service import (
     Holding,
     Incoming,
     Stored,
     pass_report_on,
     quarantine,
-    store_emails,
+    store_or_set_aside,
     touch_last,
 )
 from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
@@ -77,7 +77,6 @@ from touchline.models import (
     WorkspaceSettings,
 )
 from touchline.models.inbound import InboundRefusal
-from touchline.models.versioning import bump_directory_versions
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 from touchline.workspace.service import record_audit
@@ -406,17 +405,20 @@ def log_prepared(
 def log_batch(session: Session, jobs: Sequence[LogJob]) -> list[LogResult]:
     """`log_prepared` for many messages in one transaction: each is verified and decided, then each
     workspace's messages are stored together. A message that fails is quarantined with why, and costs
-    only itself; a database that fails (OperationalError) fails the whole batch. Never commits."""
+    only itself; a database that fails (`database_failed`) fails the whole batch. Never commits."""
     results: list[LogResult | None] = [None] * len(jobs)
     to_store: dict[uuid.UUID, list[tuple[int, Incoming]]] = {}
+    # Each message is decided in a savepoint; on SQLite one taken before any write would commit on
+    # its own, and a refusal it records would stay though the batch failed after it.
+    open_transaction(session)
     directories_of: dict[uuid.UUID, Directory] = {}
     for index, job in enumerate(jobs):
         try:
             with session.begin_nested():
                 decided = _decide(session, job, directories_of)
-        except OperationalError:
-            raise
         except Exception as error:
+            if database_failed(error):
+                raise
             results[index] = _quarantined_job(session, job, error)
             continue
         if isinstance(decided, LogResult):
@@ -466,6 +468,8 @@ def _decide(
         record_refusal(session, workspace_id, refusal, envelope, stage=job.stage, prepared=prepared)
         return refusal
     # The batch's later messages see the contacts this one creates, as if stored one by one.
+    if decision.created_contacts:
+        told_in(session, workspace_id)
     for new in decision.created_contacts:
         directory.add_contact(new.email, new.company)
     # Found by `prepare`: nothing costly runs while the caller's transaction is open.
@@ -497,27 +501,15 @@ def _store_logged(
     directory: Directory | None,
 ) -> list[tuple[int, LogResult]]:
     """Store one workspace's logged messages at once; should that fail, each alone."""
-    try:
-        stored = store_emails(session, workspace_id, [incoming for _, incoming in items], told=directory)
-        return [
-            (index, _logged(one, incoming))
-            for index, (one, (_, incoming)) in enumerate(zip(stored, items, strict=True))
-        ]
-    except OperationalError:
-        raise
-    except Exception:
-        log.warning("storing %d logged messages one by one", len(items), exc_info=True)
-    # The directory was told about contacts that may now not be stored: have it read again.
-    bump_directory_versions(session, {workspace_id})
-    outcomes = []
-    for index, (job, incoming) in enumerate(items):
-        try:
-            outcomes.append((index, _logged(store_emails(session, workspace_id, [incoming])[0], incoming)))
-        except OperationalError:
-            raise
-        except Exception as error:
-            outcomes.append((index, _quarantined_job(session, job, error)))
-    return outcomes
+
+    def set_aside(job: LogJob, error: Exception) -> LogResult:
+        return _quarantined_job(session, job, error)
+
+    results = store_or_set_aside(session, workspace_id, items, set_aside, told=directory)
+    return [
+        (index, _logged(result, incoming) if isinstance(result, Stored) else result)
+        for index, (result, (_, incoming)) in enumerate(zip(results, items, strict=True))
+    ]
 
 
 def _logged(stored: Stored, incoming: Incoming) -> LogResult:
@@ -619,9 +611,9 @@ def log_message(
     try:
         with session_scope(sessions) as session:
             return log_prepared(session, workspace_id, prepared, envelope, checks)
-    except OperationalError:
-        return DATABASE_UNAVAILABLE
     except Exception as error:
+        if database_failed(error):
+            return DATABASE_UNAVAILABLE
         try:
             with session_scope(sessions) as session:
                 return quarantined(session, workspace_id, raw, envelope, error)

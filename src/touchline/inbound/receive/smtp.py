@@ -39,7 +39,6 @@ from weakref import WeakKeyDictionary
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
@@ -49,6 +48,7 @@ from touchline.inbound.receive import service, spool
 from touchline.inbound.receive.authentication import NO_EVIDENCE, SenderChecks
 from touchline.inbound.receive.service import Envelope as LogEnvelope
 from touchline.inbound.receive.service import LogResult
+from touchline.inbound.store.failsafe import database_failed
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class GroupCommitter:
     @staticmethod
     def _alone_failed(error: Exception) -> LogResult:
         # Nothing was written: the sender keeps the message and tries again.
-        if isinstance(error, OperationalError):
+        if database_failed(error):
             log.warning("database unavailable while spooling a message: %s", error)
         else:
             log.error("spooling a message failed", exc_info=error)
@@ -273,9 +273,9 @@ class LogHandler:
                     self._executor, self._record, [(workspace_id, refusal)], info, "rcpt", None
                 )
                 return refusal.smtp_reply
-        except OperationalError:
-            return service.DATABASE_UNAVAILABLE.smtp_reply
-        except Exception:
+        except Exception as error:
+            if database_failed(error):
+                return service.DATABASE_UNAVAILABLE.smtp_reply
             log.exception("checking recipient %r failed", address)
             return _INTERNAL_ERROR
         envelope.rcpt_tos.append(address)
@@ -328,9 +328,9 @@ class LogHandler:
             return "503 5.5.1 no valid recipients"
         try:
             return await self._log(session, envelope, workspaces)
-        except OperationalError:
-            return service.DATABASE_UNAVAILABLE.smtp_reply
-        except Exception:
+        except Exception as error:
+            if database_failed(error):
+                return service.DATABASE_UNAVAILABLE.smtp_reply
             # Whatever went wrong, the sender keeps the message and tries again later.
             log.exception("logging a message from %r failed", envelope.mail_from)
             return _INTERNAL_ERROR

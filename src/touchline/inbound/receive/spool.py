@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
@@ -36,6 +35,7 @@ from touchline.inbound.receive import service
 from touchline.inbound.receive.authentication import SenderChecks
 from touchline.inbound.receive.service import Envelope, LogJob, LogResult
 from touchline.inbound.store.bulk import table_of
+from touchline.inbound.store.failsafe import database_failed
 from touchline.models import SpooledMessage
 from touchline.models.base import utcnow
 
@@ -131,7 +131,9 @@ def log_spooled(
         report.claimed += len(claimed)
         try:
             outcomes = _log_claimed(sessions, claimed, checks, max_attempts)
-        except OperationalError as error:
+        except Exception as error:
+            if not database_failed(error):
+                raise
             log.warning("the database failed while logging %d spooled messages: %s", len(claimed), error)
             report.left += len(claimed)
             return report
@@ -196,10 +198,8 @@ def _log_claimed(
     ]
     try:
         return _store(sessions, worn_out, list(zip(fresh, jobs, strict=True)))
-    except OperationalError:
-        raise
-    except Exception:
-        if len(claimed) == 1:
+    except Exception as error:
+        if database_failed(error) or len(claimed) == 1:
             raise
         log.warning("logging %d spooled messages one by one", len(claimed), exc_info=True)
     outcomes: list[str] = []
@@ -208,9 +208,9 @@ def _log_claimed(
     for pair in zip(fresh, jobs, strict=True):
         try:
             outcomes.extend(_store(sessions, [], [pair]))
-        except OperationalError:
-            raise
         except Exception as error:
+            if database_failed(error):
+                raise
             outcomes.append(_quarantine_alone(sessions, pair[0], error))
     return outcomes
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from touchline.inbound.directory import Directory
@@ -65,5 +65,29 @@ class DirectoryCache:
             if cached is not None and cached[0] == version - 1 and cached[1] is directory:
                 self._entries[workspace_id] = (version, directory)
 
+    def forget(self, workspace_id: uuid.UUID) -> None:
+        with self._lock:
+            self._entries.pop(workspace_id, None)
+
 
 directories = DirectoryCache()
+
+_TOLD_KEY = "touchline.directories_told"
+
+
+def told_in(session: Session, workspace_id: uuid.UUID) -> None:
+    """The workspace's cached directory was told about contacts that `session` has yet to commit:
+    should the transaction roll back instead, the directory names contacts that do not exist, and
+    is read again next time."""
+    session.info.setdefault(_TOLD_KEY, set()).add(workspace_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_told(session: Session) -> None:
+    for workspace_id in session.info.pop(_TOLD_KEY, ()):
+        directories.forget(workspace_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_told(session: Session) -> None:
+    session.info.pop(_TOLD_KEY, None)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -45,7 +45,8 @@ from touchline.inbound.store.bulk import (
     table_of,
 )
 from touchline.inbound.store.conversations import ThreadingContended, ToThread, assign_conversations
-from touchline.inbound.store.directory import directories
+from touchline.inbound.store.directory import directories, told_in
+from touchline.inbound.store.failsafe import database_failed
 from touchline.models import (
     Company,
     Contact,
@@ -60,6 +61,9 @@ from touchline.models.versioning import bump_directory_versions
 from touchline.worker import enqueue
 
 log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Aside = TypeVar("Aside")
 
 MAX_LOG_ENTRIES = 20
 """How many log events (who logged it, when, how) one email's record keeps."""
@@ -700,6 +704,8 @@ def store_raw_messages(
         if not decision.kept:
             outcome.ignored += 1
             continue
+        if decision.created_contacts:
+            told_in(session, workspace_id)
         for new in decision.created_contacts:
             directory.add_contact(new.email, new.company)
         automatic = verdict.reason if isinstance(verdict, AutomaticReply) else None
@@ -708,24 +714,55 @@ def store_raw_messages(
         )
     if not pending:
         return outcome
-    try:
-        results = store_emails(session, workspace_id, [incoming for _, incoming in pending], told=directory)
-    except Exception as error:
-        log.warning("storing %d messages one by one: %s", len(pending), error)
-        # The directory was told about contacts that may now not be stored: have it read again.
-        bump_directory_versions(session, {workspace_id})
-        results = []
-        for message, incoming in pending:
-            try:
-                results.extend(store_emails(session, workspace_id, [incoming]))
-            except Exception as one_error:
-                _quarantine_one(
-                    session, workspace_id, message, reason_of(one_error), source=source, mailbox_id=mailbox_id
-                )
-                outcome.quarantined += 1
-    outcome.kept += len(results)
-    outcome.stored_new += sum(result.created for result in results)
+
+    def set_aside(message: RawIncoming, error: Exception) -> None:
+        _quarantine_one(
+            session, workspace_id, message, reason_of(error), source=source, mailbox_id=mailbox_id
+        )
+        outcome.quarantined += 1
+
+    results = store_or_set_aside(session, workspace_id, pending, set_aside, told=directory)
+    stored = [result for result in results if isinstance(result, Stored)]
+    outcome.kept += len(stored)
+    outcome.stored_new += sum(result.created for result in stored)
     return outcome
+
+
+def store_or_set_aside(
+    session: Session,
+    workspace_id: uuid.UUID,
+    items: Sequence[tuple[Item, Incoming]],
+    set_aside: Callable[[Item, Exception], Aside],
+    *,
+    told: Directory | None = None,
+) -> list[Stored | Aside]:
+    """Store a batch at once; should that fail, each message alone, and one that still fails is set
+    aside by `set_aside` (quarantined, with why), so that it costs only itself. The one way sync,
+    import and the log address store what they decided to keep. Returns what became of each item.
+
+    A failure of the database itself (`failsafe.database_failed`: a lost connection, a deadlock, a
+    lock not granted) says nothing about the messages: it is raised at once with nothing set aside,
+    and the caller's transaction rolls back with its checkpoint, to be tried again later.
+    """
+    if told is not None:
+        told_in(session, workspace_id)
+    try:
+        return list(store_emails(session, workspace_id, [incoming for _, incoming in items], told=told))
+    except Exception as error:
+        if database_failed(error):
+            raise
+        log.warning("storing %d messages one by one: %s", len(items), reason_of(error))
+    # The directory was told about contacts that may now not be stored: have it read again.
+    bump_directory_versions(session, {workspace_id})
+    results: list[Stored | Aside] = []
+    for item, incoming in items:
+        try:
+            results.append(store_emails(session, workspace_id, [incoming])[0])
+        except Exception as error:
+            if database_failed(error):
+                raise
+            results.append(set_aside(item, error))
+    return results
 
 
 def _verdict(raw: bytes, parsed: ParsedEmail) -> DeliveryReport | AutomaticReply | None:
