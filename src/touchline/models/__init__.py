@@ -4,7 +4,7 @@ import touchline.models.versioning  # noqa: F401 -- registers the directory-vers
 from touchline.models.base import Base
 from touchline.models.bulk import BulkSend, BulkSkip
 from touchline.models.customers import Company, CompanyDomain, Contact, CustomFieldDefinition
-from touchline.models.engagement import EmailEngagement, EngagementEvent, TrackedLink
+from touchline.models.engagement import EmailEngagement, EngagementEvent, EngagementRollup, TrackedLink
 from touchline.models.experiments import Experiment
 from touchline.models.inbound import InboundRefusal, SpooledMessage
 from touchline.models.jobs import PendingJob
@@ -55,6 +55,7 @@ __all__ = [
     "EmailEngagement",
     "EmailHolder",
     "EngagementEvent",
+    "EngagementRollup",
     "Enrolment",
     "Experiment",
     "InboundRefusal",

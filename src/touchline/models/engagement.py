@@ -9,10 +9,10 @@ those likely made by machines keep the reason (`machine_reason`), and are never 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from touchline.models.base import Base, IdMixin, UTCDateTime, utcnow
@@ -121,3 +121,61 @@ class EmailEngagement(IdMixin, Base):
     first_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+NO_ID: Final = uuid.UUID(int=0)
+"""Stands for "none" in a rollup key: a primary key holds no NULL, and ON CONFLICT never matches one."""
+ROLLUP_DIMENSIONS: Final = ("total", "template", "sequence", "step", "variant")
+ROLLUP_GRAINS: Final = ("day", "month")
+
+
+class EngagementRollup(Base):
+    """The sums of the Email Engagement records sent in one UTC day or month, per creator and sender,
+    for one grouping dimension: `total` (no key), `template` and `sequence` (`key_id`), `step`
+    (`key_id` and `key_step`) or `variant` (`key_text`). Every record counts once in each of the ten
+    (dimension, grain) slices. Changed in the transaction that changes the records (by difference),
+    so it is exactly as fresh as they are; analytics read it instead of the records when the filter
+    allows (outbound.analytics.rollup)."""
+
+    __tablename__ = "engagement_rollups"
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "workspace_id",
+            "dimension",
+            "grain",
+            "period_start",
+            "created_by",
+            "sender_user_id",
+            "key_id",
+            "key_step",
+            "key_text",
+            name="pk_engagement_rollups",
+        ),
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    dimension: Mapped[str] = mapped_column(String(10))  # one of ROLLUP_DIMENSIONS
+    grain: Mapped[str] = mapped_column(String(5))  # day | month
+    period_start: Mapped[date] = mapped_column(Date)
+    """The UTC day, or the first day of the UTC month, the records were sent in."""
+    created_by: Mapped[uuid.UUID] = mapped_column()
+    """Members see the records of their own emails: the records' creator (NO_ID for none). Not a
+    foreign key: a deleted user's rows keep their id, and readers treat unknown ids as none."""
+    sender_user_id: Mapped[uuid.UUID] = mapped_column()
+    key_id: Mapped[uuid.UUID] = mapped_column()
+    key_step: Mapped[int] = mapped_column(Integer)  # -1 for none
+    key_text: Mapped[str] = mapped_column(String(50))
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    open_tracked: Mapped[int] = mapped_column(Integer, default=0)
+    opened: Mapped[int] = mapped_column(Integer, default=0)
+    human_open_known: Mapped[int] = mapped_column(Integer, default=0)
+    human_opened: Mapped[int] = mapped_column(Integer, default=0)
+    click_tracked: Mapped[int] = mapped_column(Integer, default=0)
+    clicked: Mapped[int] = mapped_column(Integer, default=0)
+    human_click_known: Mapped[int] = mapped_column(Integer, default=0)
+    human_clicked: Mapped[int] = mapped_column(Integer, default=0)
+    replied: Mapped[int] = mapped_column(Integer, default=0)
+    bounced: Mapped[int] = mapped_column(Integer, default=0)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    template_name: Mapped[str | None] = mapped_column(String(200))
+    """The greatest template name sent with (a deleted template keeps it as its label)."""

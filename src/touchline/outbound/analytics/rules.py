@@ -9,6 +9,7 @@ so groups of groups add up (a day's counts plus the next day's are the two days'
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from datetime import date, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,9 @@ class Counts:
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Counts)))
+
+    def __neg__(self) -> Counts:
+        return Counts(*(-getattr(self, f.name) for f in fields(Counts)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +86,49 @@ def counts_of(records: list[tuple[int | None, int | None, int | None, int | None
             bounced=bounced,
         )
     return total
+
+
+# --- rollup plans ------------------------------------------------------------------------------------
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Which rollup rows cover a range of UTC days: month rows of `months` (first days, both ends
+    included, None: unbounded) and day rows of each of `days` (both ends included)."""
+
+    months: tuple[date | None, date | None] | None
+    days: tuple[tuple[date | None, date | None], ...]
+
+
+def span(start: date | None, end: date | None) -> Span:
+    """The fewest rows for `start`..`end` (None: unbounded): a month row for each whole month inside,
+    day rows for the partial months at its edges."""
+    first = None if start is None else (start if start.day == 1 else _next_month(start))
+    last = None if end is None else _next_month(end) - timedelta(days=1)
+    last_month = None if end is None else (end.replace(day=1) if last == end else _month_before(end))
+    if first is not None and last_month is not None and first > last_month:
+        return Span(None, ((start, end),))
+    days: list[tuple[date | None, date | None]] = []
+    if start is not None and first is not None and start < first:
+        days.append((start, first - timedelta(days=1)))
+    if end is not None and last_month is not None and end >= _next_month(last_month):
+        days.append((_next_month(last_month), end))
+    return Span((first, last_month), tuple(days))
+
+
+def _month_before(day: date) -> date:
+    first = day.replace(day=1)
+    return (first - timedelta(days=1)).replace(day=1)
+
+
+def period_of(day: date, period: str) -> date:
+    """The first day of the day, ISO week (from Monday) or month that holds `day`."""
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day

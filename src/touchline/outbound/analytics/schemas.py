@@ -43,6 +43,9 @@ class GroupOut(BaseModel):
     last_sent_at: datetime | None
     last_touch_at: datetime | None
     """Companies and endusers: the last email to or from them."""
+    emails_in: int | None = None
+    """Companies and endusers: the emails from them on their timeline sent in the date range (emails
+    out is `sent`); None for other groups."""
 
     @classmethod
     def of(cls, group: Group) -> GroupOut:
@@ -60,6 +63,7 @@ class GroupOut(BaseModel):
             counts=CountsOut(**{name: getattr(group.counts, name) for name in CountsOut.model_fields}),
             last_sent_at=group.last_sent_at,
             last_touch_at=group.last_touch_at,
+            emails_in=group.emails_in,
         )
 
 

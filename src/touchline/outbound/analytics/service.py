@@ -1,8 +1,10 @@
 """Engagement analytics: the average rates of the Email Engagement records a person may see, grouped
 by template, sequence, step, variant, sender, company, enduser or period, and filtered.
 
-Reads the records as the engagement refresh leaves them, so the figures are as fresh as the records.
-Takes a session; never commits.
+The figures are as fresh as the records the engagement refresh leaves: groups the rollup can answer
+(see `rollup`) are summed from its day and month rows, which change in the same transaction as the
+records; the others are summed from the records themselves. Both give the same numbers. Takes a
+session; never commits.
 """
 
 from __future__ import annotations
@@ -18,15 +20,26 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from touchline.kit.addresses import domain_of
 from touchline.kit.errors import InvalidInputError
-from touchline.models import Company, Contact, EmailEngagement, Template, User
+from touchline.models import (
+    Company,
+    Contact,
+    Email,
+    EmailCompany,
+    EmailContact,
+    EmailEngagement,
+    Template,
+    User,
+)
 from touchline.models import Sequence as SequenceRow
 from touchline.outbound import repository as outbound_repository
-from touchline.outbound.analytics import repository, rules
+from touchline.outbound.analytics import repository, rollup, rules
 from touchline.outbound.analytics.repository import DIMENSIONS, Dimension
 from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_filters
 from touchline.outbound.engagement.service import EngagementFilter, filtered, visible_records
 from touchline.workspace.permissions import Actor, Permission
+from touchline.workspace.service import internal_domains_of
 
 _CONTACT_CHUNK = 500
 
@@ -60,6 +73,8 @@ class Group:
     last_sent_at: datetime | None
     last_touch_at: datetime | None = None
     """Companies and endusers: the last email to or from them touchline knows of."""
+    emails_in: int | None = None
+    """Companies and endusers: the emails from them on their timeline, sent in the date range."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -156,21 +171,69 @@ def _key_text(by: Dimension, key: tuple[Any, ...]) -> str:
     return "" if key[0] is None else str(key[0])
 
 
+def _rollup_keys(session: Session, actor: Actor, by: str, given: AnalyticsFilter) -> dict[str, Any] | None:
+    """The rollup columns that answer the filter's dimension fields when grouped `by`, or None when
+    the rollup cannot answer: company or enduser groups or fields, a bulk send, a filter on another
+    dimension than the grouping's, or a sender who is no longer a user."""
+    if by not in rollup.GROUPINGS or given.bulk_id is not None or any(text.strip() for text in given.where):
+        return None
+    values = {
+        "template": given.template,
+        "sequence": given.sequence,
+        "step": given.step,
+        "variant": given.variant,
+    }
+    own = {"template": {"template"}, "sequence": {"sequence"}, "step": {"sequence", "step"}}.get(by, {by})
+    asked = {name for name, value in values.items() if value is not None}
+    if not asked <= own or (given.step is not None and given.step < 0):
+        return None
+    if given.sender is not None and not rollup.knows_user(session, actor.workspace_id, given.sender):
+        return None
+    return {rollup.FILTERED[name]: values[name] for name in sorted(asked)}
+
+
+def _counted(
+    session: Session, actor: Actor, by: Dimension, given: AnalyticsFilter, *, exact: bool
+) -> list[tuple[tuple[Any, ...], rules.Counts, Any, str | None]]:
+    admin = actor.can(Permission.ADMIN_ACCESS)
+    keys = None if exact or (not admin and actor.user_id is None) else _rollup_keys(session, actor, by, given)
+    if keys is None:
+        return repository.grouped_counts(session, by, conditions_of(session, actor, given))
+    if given.start is not None and given.end is not None and given.end < given.start:
+        raise InvalidInputError("the date range ends before it starts")
+    return rollup.grouped_counts(
+        session,
+        actor.workspace_id,
+        by,
+        start=given.start,
+        end=given.end,
+        created_by=None if admin else actor.user_id,
+        sender=given.sender,
+        keys=keys,
+    )
+
+
 def engagement_groups(
-    session: Session, actor: Actor, by: str, given: AnalyticsFilter = AnalyticsFilter()
+    session: Session,
+    actor: Actor,
+    by: str,
+    given: AnalyticsFilter = AnalyticsFilter(),
+    *,
+    exact: bool = False,
 ) -> list[Group]:
     """Average open, click and reply rates, raw and human-only, with the counts behind them, of each
     group of the records the actor may see that the filter selects; periods in time order, other
-    groups by the most sent first."""
+    groups by the most sent first. Read from the rollup when it can answer, from the records when it
+    cannot or when `exact` asks for them (the same numbers either way)."""
     actor.require(Permission.SEND_EMAIL)
     if by not in DIMENSIONS:
         raise InvalidInputError(f"group by one of {', '.join(DIMENSIONS)}")
     dimension: Dimension = by
-    found = repository.grouped_counts(session, dimension, conditions_of(session, actor, given))
+    found = _counted(session, actor, dimension, given, exact=exact)
     labels = _labels(session, actor, dimension, [key for key, _, _, _ in found])
-    touches = _last_touches(
-        session, actor, dimension, [key[0] for key, _, _, _ in found if key[0] is not None]
-    )
+    ids = [key[0] for key, _, _, _ in found if key[0] is not None]
+    touches = _last_touches(session, actor, dimension, ids)
+    received = _emails_in(session, actor, dimension, ids, given)
     groups = []
     for key, counts, last_sent, sent_name in found:
         text = _key_text(dimension, key)
@@ -191,11 +254,40 @@ def engagement_groups(
                 rates=rules.rates(counts),
                 last_sent_at=last_sent,
                 last_touch_at=touches.get(key[0]),
+                emails_in=received.get(key[0], 0) if dimension in ("company", "enduser") else None,
             )
         )
     if dimension in repository.PERIODS:
         return sorted(groups, key=lambda group: group.key)
     return sorted(groups, key=lambda group: (-group.counts.sent, group.label, group.key))
+
+
+def _emails_in(
+    session: Session, actor: Actor, by: Dimension, ids: list[Any], given: AnalyticsFilter
+) -> dict[Any, int]:
+    """Companies and endusers: how many emails on each one's timeline came from outside the team
+    (from an address at none of the workspace's internal domains), sent in the date range."""
+    link: Any = {"company": EmailCompany, "enduser": EmailContact}.get(by)
+    if link is None or not ids:
+        return {}
+    owner = link.company_id if by == "company" else link.contact_id
+    conditions = [Email.workspace_id == actor.workspace_id, owner.in_(ids)]
+    if given.start is not None:
+        conditions.append(Email.sent_at >= _day_start(given.start))
+    if given.end is not None:
+        conditions.append(Email.sent_at < _day_start(given.end + timedelta(days=1)))
+    rows = session.execute(
+        select(owner, Email.from_address, func.count())
+        .join(Email, Email.id == link.email_id)
+        .where(*conditions)
+        .group_by(owner, Email.from_address)
+    )
+    internal = {domain.lower() for domain in internal_domains_of(session, actor.workspace_id)}
+    received: dict[Any, int] = {}
+    for owner_id, address, count in rows:
+        if address and domain_of(address.lower()) not in internal:
+            received[owner_id] = received.get(owner_id, 0) + int(count)
+    return received
 
 
 # --- cohorts -----------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from touchline.models import EmailEngagement, OutboundEmail
+
+# Installs the session hooks that keep the analytics rollup current with every record written.
+from touchline.outbound.analytics import rollup as _rollup  # noqa: F401
 from touchline.outbound.engagement import rules
 from touchline.outbound.sequences.outcomes import Engagement
 
