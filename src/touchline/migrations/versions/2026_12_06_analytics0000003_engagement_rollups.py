@@ -2,7 +2,7 @@
 sender and grouping dimension, kept current with the records; filled here from the existing records
 
 Revision ID: analytics0000003
-Revises: analytics0000001
+Revises: robust0000001
 Create Date: 2026-12-06 10:50:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "analytics0000003"
-down_revision: str | None = "analytics0000001"
+down_revision: str | None = "robust0000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """pending jobs: the outbox that keeps a job asked for in a committed transaction until it is queued
 
 Revision ID: robust0000001
-Revises: analytics0000001
+Revises: workers0000001
 Create Date: 2026-12-06 10:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "robust0000001"
-down_revision: str | None = "analytics0000001"
+down_revision: str | None = "workers0000001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
