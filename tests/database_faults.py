@@ -22,8 +22,10 @@ class Fault:
 
     def __call__(self, _connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
         # The outbox's rows are settled after the commit, by a transaction of their own whose
-        # failure leaves them to the drain: they are not a statement of the batch.
-        if statement.startswith("PRAGMA busy_timeout") or (
+        # failure leaves them to the drain: they are not a statement of the batch. Nor is a BEGIN,
+        # which touchline sends on SQLite (PostgreSQL's driver begins by itself): failing there is
+        # failing before the first statement, and the settling transaction's BEGIN names no table.
+        if statement.startswith(("PRAGMA busy_timeout", "BEGIN")) or (
             " pending_jobs" in statement and not statement.startswith("INSERT")
         ):
             return

@@ -30,7 +30,7 @@ def _is_page(response: object, status: int) -> str:
 def _api_messages(client: TestClient, team: Team, path: str, body: dict[str, object]) -> dict[str, str]:
     response = client.post(path, json=body, headers=team.headers())
     assert response.status_code == 422, response.text
-    return {str(error["loc"][-1]): error["msg"] for error in response.json()["detail"]}
+    return {str(error["loc"][-1]): error["msg"] for error in response.json()["errors"]}
 
 
 def test_unknown_paths_and_malformed_ids_get_a_page_and_the_api_keeps_json(
@@ -48,10 +48,10 @@ def test_unknown_paths_and_malformed_ids_get_a_page_and_the_api_keeps_json(
 
     api = client.get("/api/v1/no-such-route", headers=team.headers())
     assert api.status_code == 404
-    assert api.json() == {"detail": "Not Found"}
+    assert (api.json()["status"], api.json()["detail"]) == (404, "Not Found")
     api = client.get("/api/v1/companies/not-an-id", headers=team.headers())
     assert api.status_code == 422
-    assert api.json()["detail"][0]["loc"] == ["path", "company_id"]
+    assert api.json()["errors"][0]["loc"] == ["path", "company_id"]
 
 
 def test_a_forbidden_page_is_a_page(client: TestClient, team: Team) -> None:
@@ -73,7 +73,7 @@ def test_a_failing_page_is_a_page(app: FastAPI, team: Team, monkeypatch: pytest.
         assert "Something went wrong" in html
         assert "the database went away" not in html
         api = client.get("/api/v1/companies", headers={"Authorization": "Bearer nothing"})
-        assert api.headers["content-type"].startswith("application/json")
+        assert api.headers["content-type"].startswith("application/problem+json")
 
 
 def test_the_empty_imap_form_says_what_the_api_says_beside_each_field(client: TestClient, team: Team) -> None:
@@ -136,7 +136,7 @@ def test_settings_keep_what_was_typed_and_mark_the_field(client: TestClient, tea
 def _api_messages_patch(client: TestClient, team: Team, body: dict[str, object]) -> dict[str, str]:
     response = client.patch("/api/v1/workspace/settings", json=body, headers=team.headers())
     assert response.status_code == 422, response.text
-    return {str(error["loc"][-1]): error["msg"] for error in response.json()["detail"]}
+    return {str(error["loc"][-1]): error["msg"] for error in response.json()["errors"]}
 
 
 @pytest.mark.browser

@@ -46,7 +46,8 @@ def _connected(world: SyncWorld, local: str, messages: int = 0) -> uuid.UUID:
 
 
 def _row(world: SyncWorld, mailbox_id: uuid.UUID) -> Mailbox:
-    with session_scope(world.sessions) as session:
+    """The committed row, read without a writing transaction (one may be open in this thread)."""
+    with world.sessions() as session:
         row = session.get(Mailbox, mailbox_id)
         assert row is not None
         session.expunge(row)
