@@ -1528,21 +1528,33 @@ def analytics(
         groups = analytics_service.engagement_groups(
             session, operator, by.value, analytics_service.AnalyticsFilter(start=first, end=last)
         )
+    # A company's metrics also say when it was last in touch and how much mail came from it.
+    per_company = by is AnalyticsBy.company
     lines = [
         {"group": group.label, "sent": group.counts.sent}
         | {name: getattr(group.rates, name) for name in ANALYTICS_RATES}
+        | (
+            {
+                "emails_in": group.emails_in,
+                "last_touch_at": group.last_touch_at.isoformat() if group.last_touch_at else None,
+            }
+            if per_company
+            else {}
+        )
         for group in groups
     ]
     if as_json:
         for line in lines:
             typer.echo(json.dumps(line))
         return
-    table = Table(by.value, "sent", "open %", "human open %", "click %", "human click %", "reply %")
+    extra = ("emails in", "last touch") if per_company else ()
+    table = Table(by.value, "sent", "open %", "human open %", "click %", "human click %", "reply %", *extra)
     for line in lines:
         table.add_row(
             str(line["group"]),
             str(line["sent"]),
             *("-" if line[name] is None else f"{line[name]:.1f}" for name in ANALYTICS_RATES),
+            *((str(line["emails_in"]), str(line["last_touch_at"] or "-")[:16]) if per_company else ()),
         )
     console.print(table)
 

@@ -109,6 +109,12 @@ def test_cli_prints_the_groups_as_a_table_or_json_lines(
     assert [(json.loads(line)["group"], json.loads(line)["sent"]) for line in weeks.stdout.splitlines()] == [
         ("2026-11-30", 3)
     ]
+    companies = [json.loads(line) for line in touchline("--by", "company", "--json").stdout.splitlines()]
+    assert companies
+    for company in companies:  # a company's metrics: emails in beside the emails out (`sent`)
+        assert isinstance(company["emails_in"], int)
+        assert "last_touch_at" in company
+    assert "emails_in" not in json.loads(listed.stdout.splitlines()[0])
     table = touchline("--by", "template")
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "Template A" in line)
