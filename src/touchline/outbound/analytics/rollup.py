@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, Table, event, func, select
+from sqlalchemy import ColumnElement, Table, event, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -33,17 +33,8 @@ from touchline.outbound.analytics import rules
 from touchline.outbound.analytics.rules import Counts
 
 Key = tuple[uuid.UUID, str, str, date, uuid.UUID, uuid.UUID, uuid.UUID, int, str]
-KEY_COLUMNS: Final = (
-    "workspace_id",
-    "dimension",
-    "grain",
-    "period_start",
-    "created_by",
-    "sender_user_id",
-    "key_id",
-    "key_step",
-    "key_text",
-)
+# A row's key is the table's primary key, in its declared order (the order of `Key`).
+KEY_COLUMNS: Final = tuple(column.name for column in inspect(EngagementRollup).primary_key)
 COUNT_COLUMNS: Final = tuple(f.name for f in fields(Counts))
 # What a record's contribution depends on: its keys and its figures.
 TRACKED: Final = (
