@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -33,6 +33,7 @@ from touchline.workspace.custom_fields import (
     parse_type_overrides,
     values_from_text,
 )
+from touchline.workspace.listing import NO_OWNER, TOUCHED_CHOICES, Listing, Touched, parse_owner
 from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
 from touchline.workspace.schemas import SettingsPatch
 
@@ -129,20 +130,50 @@ def companies_page(
     request: Request,
     actor: PageActor,
     sessions: Sessions,
+    now: Now,
     q: str | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    sort: repository.CompanySort = "name",
+    direction: Annotated[Literal["asc", "desc"], Query(alias="dir")] = "asc",
+    owner: str = "",
+    touched: Touched = "",
 ) -> HTMLResponse:
+    listing = _listing(q, sort, direction, owner, touched)
+    filters = repository.CompanyFilter(
+        search=q,
+        account_owner_id=listing.owner_id(),
+        without_owner=listing.owner == NO_OWNER,
+        last_touch=listing.last_touch(),
+        now=now,
+        sort=sort,
+        descending=listing.descending,
+    )
     with session_scope(sessions) as session:
         result = repository.list_companies(
-            session, actor, repository.CompanyFilter(search=q), PageRequest(PER_PAGE, (page - 1) * PER_PAGE)
+            session, actor, filters, PageRequest(PER_PAGE, (page - 1) * PER_PAGE)
         )
         users = service.list_users(session, actor)
         return render(
             request,
             "companies.html",
             actor,
-            {"page": result, "page_number": page, "q": q or "", "users": users, "error": None, "form": {}},
+            _listing_context(listing)
+            | {"page": result, "page_number": page, "users": users, "error": None, "form": {}},
         )
+
+
+def _listing(q: str | None, sort: str, direction: str, owner: str, touched: Touched) -> Listing:
+    try:
+        owner = parse_owner(owner)
+    except ValueError:
+        raise InvalidInputError("owner: choose a teammate from the list") from None
+    return Listing(
+        q=(q or "").strip(), sort=sort, descending=direction == "desc", owner=owner, touched=touched
+    )
+
+
+def _listing_context(listing: Listing) -> dict[str, object]:
+    return {"listing": listing, "q": listing.q, "touched_choices": TOUCHED_CHOICES, "no_owner": NO_OWNER}
 
 
 @router.post("/companies", response_class=HTMLResponse)
@@ -176,10 +207,10 @@ def create_company(
                 request,
                 "companies.html",
                 actor,
-                {
+                _listing_context(Listing())
+                | {
                     "page": result,
                     "page_number": 1,
-                    "q": "",
                     "users": users,
                     "error": str(error),
                     "form": {"name": name, "domains": domains, "account_owner": account_owner},
@@ -269,12 +300,18 @@ def delete_company(
 # --- contacts ------------------------------------------------------------------------------------
 
 
-def _contacts_context(session: Session, actor: Actor, q: str | None, page: int) -> dict[str, object]:
-    result = repository.list_contacts(
-        session, actor, repository.ContactFilter(search=q), PageRequest(PER_PAGE, (page - 1) * PER_PAGE)
-    )
+def _contacts_context(
+    session: Session, actor: Actor, listing: Listing, page: int, filters: repository.ContactFilter
+) -> dict[str, object]:
+    result = repository.list_contacts(session, actor, filters, PageRequest(PER_PAGE, (page - 1) * PER_PAGE))
     companies = repository.list_companies(session, actor, repository.CompanyFilter(), PageRequest(500, 0))
-    return {"page": result, "page_number": page, "q": q or "", "companies": companies.items, "error": None}
+    return _listing_context(listing) | {
+        "page": result,
+        "page_number": page,
+        "companies": companies.items,
+        "users": service.list_users(session, actor),
+        "error": None,
+    }
 
 
 @router.get("/contacts", response_class=HTMLResponse)
@@ -282,11 +319,29 @@ def contacts_page(
     request: Request,
     actor: PageActor,
     sessions: Sessions,
+    now: Now,
     q: str | None = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    sort: repository.ContactSort = "name",
+    direction: Annotated[Literal["asc", "desc"], Query(alias="dir")] = "asc",
+    owner: str = "",
+    touched: Touched = "",
 ) -> HTMLResponse:
+    listing = _listing(q, sort, direction, owner, touched)
+    if listing.owner == NO_OWNER:
+        raise InvalidInputError("owner: contacts are filtered by the teammate who owns their company")
+    filters = repository.ContactFilter(
+        search=q,
+        owner_id=listing.owner_id(),
+        last_touch=listing.last_touch(),
+        now=now,
+        sort=sort,
+        descending=listing.descending,
+    )
     with session_scope(sessions) as session:
-        return render(request, "contacts.html", actor, _contacts_context(session, actor, q, page))
+        return render(
+            request, "contacts.html", actor, _contacts_context(session, actor, listing, page, filters)
+        )
 
 
 @router.post("/contacts", response_class=HTMLResponse)
@@ -308,7 +363,7 @@ def create_contact(
             )
     except FORM_ERRORS as error:
         with session_scope(sessions) as session:
-            context = _contacts_context(session, actor, None, 1)
+            context = _contacts_context(session, actor, Listing(), 1, repository.ContactFilter())
         context["error"] = str(error)
         return render(request, "contacts.html", actor, context, status_code=400)
     flash(request, f"Contact {email.strip().lower()} added.")
