@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Team, sign_in_form
+from tests.conftest import Team, csrf_of, sign_in_form
 from touchline.db import session_scope
 from touchline.models import Company, User
 from touchline.workspace import service
@@ -119,3 +119,16 @@ def test_the_listing_query_names_only_what_differs_from_the_default() -> None:
     assert parse_owner(str(uuid.UUID(int=1))) == str(uuid.UUID(int=1))
     with pytest.raises(ValueError, match="badly formed"):
         parse_owner("x")
+
+
+def test_a_600_character_company_name_is_refused_by_the_page_and_the_api(
+    pages: TestClient, team: Team
+) -> None:
+    long_name = "N" * 600
+    form = pages.get("/companies").text
+    refused = pages.post("/companies", data={"csrf_token": csrf_of(form), "name": long_name})
+    assert refused.status_code == 400
+    assert "at most 200 characters; this one has 600" in refused.text
+    api = pages.post("/api/v1/companies", json={"name": long_name}, headers=team.headers())
+    assert api.status_code == 422
+    assert _names(pages.get("/companies").text, "companies") == ["Acme", "beta", "Cyan"]

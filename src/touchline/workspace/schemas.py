@@ -20,6 +20,7 @@ from touchline.models import (
     WorkspaceSettings,
 )
 from touchline.workspace.permissions import Permission
+from touchline.workspace.service import MAX_COMPANY_NAME_CHARS
 
 T = TypeVar("T")
 
@@ -286,7 +287,7 @@ class CompanyOut(BaseModel):
 class CompanyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_COMPANY_NAME_CHARS)
     domains: list[DomainName] = Field(default_factory=list, max_length=100)
     account_owner_id: uuid.UUID | None = None
     custom_fields: CustomFields = Field({}, description=CUSTOM_VALUES_IN)
@@ -295,7 +296,7 @@ class CompanyCreate(BaseModel):
 class CompanyPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=MAX_COMPANY_NAME_CHARS)
     account_owner_id: uuid.UUID | None = Field(None, description="null removes the account owner")
     custom_fields: CustomFields | None = Field(None, description=CUSTOM_VALUES_PATCH)
 

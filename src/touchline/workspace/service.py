@@ -738,6 +738,22 @@ def _resolve_owner(session: Session, actor: Actor, owner: uuid.UUID | str | None
     return find_user_by_email(session, actor, owner).id
 
 
+MAX_COMPANY_NAME_CHARS = 200
+"""The API's limit too (`schemas.CompanyCreate`): pages, imports and the CLI refuse what it refuses."""
+
+
+def company_name(name: str) -> str:
+    """A company's name as stored: trimmed, not empty, at most MAX_COMPANY_NAME_CHARS characters."""
+    name = name.strip()
+    if not name:
+        raise InvalidInputError("a company needs a name")
+    if len(name) > MAX_COMPANY_NAME_CHARS:
+        raise InvalidInputError(
+            f"a company's name has at most {MAX_COMPANY_NAME_CHARS} characters; this one has {len(name)}"
+        )
+    return name
+
+
 def create_company(
     session: Session,
     actor: Actor,
@@ -748,9 +764,7 @@ def create_company(
     custom_fields: Mapping[str, object] | None = None,
 ) -> Company:
     actor.require(Permission.EDIT_CUSTOMERS)
-    name = name.strip()
-    if not name:
-        raise InvalidInputError("a company needs a name")
+    name = company_name(name)
     if session.scalar(
         select(Company.id).where(Company.workspace_id == actor.workspace_id, Company.name == name)
     ):
@@ -815,13 +829,12 @@ def update_company(
     actor.require(Permission.EDIT_CUSTOMERS)
     company = get_company(session, actor, company_id)
     if name is not None and name.strip() != company.name:
-        if not name.strip():
-            raise InvalidInputError("a company needs a name")
+        name = company_name(name)
         if session.scalar(
-            select(Company.id).where(Company.workspace_id == actor.workspace_id, Company.name == name.strip())
+            select(Company.id).where(Company.workspace_id == actor.workspace_id, Company.name == name)
         ):
-            raise ConflictError(f"a company named {name.strip()!r} already exists")
-        company.name = name.strip()
+            raise ConflictError(f"a company named {name!r} already exists")
+        company.name = name
     if clear_account_owner:
         company.account_owner_id = None
     elif account_owner is not None:
