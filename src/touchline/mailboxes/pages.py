@@ -239,11 +239,20 @@ def disconnect(
 
 @router.post("/settings/default-synced-labels/apply")
 def apply_default_labels(
-    request: Request, actor: PageActor, sessions: Sessions, csrf_token: Annotated[str, Form()]
+    request: Request,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf_token: Annotated[str, Form()],
+    labels_on_screen: Annotated[str, Form()] = "",
+    default_sync_inbox: Annotated[str, Form()] = "",
+    default_sync_sent: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf_token)
+    # Sent from the settings form, the boxes on screen are applied (and saved); an unchecked box
+    # sends nothing, hence the marker that says the boxes came along.
+    shown = (bool(default_sync_inbox), bool(default_sync_sent)) if labels_on_screen else None
     with session_scope(sessions) as session:
-        task = service.start_apply_default_labels(session, actor)
+        task = service.start_apply_default_labels(session, actor, shown=shown)
         task_id = task.id
     return redirect(f"/settings/tasks/{task_id}")
 

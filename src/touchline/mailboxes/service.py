@@ -406,10 +406,18 @@ def count_connect_attempt(session: Session, actor: Actor, settings: Settings, no
 # --- the admin's default synced labels -----------------------------------------------------------
 
 
-def start_apply_default_labels(session: Session, actor: Actor) -> BackgroundTask:
-    """ "Apply to all users": a job over the users who exist now, as the settings' checkboxes say."""
+def start_apply_default_labels(
+    session: Session, actor: Actor, *, shown: tuple[bool, bool] | None = None
+) -> BackgroundTask:
+    """ "Apply to all users": a job over the users who exist now, as the settings' checkboxes say.
+
+    `shown`: the Inbox and Sent boxes as they were on the admin's screen, saved as the defaults
+    first, so that what is applied is what was seen (not what was saved before they were changed).
+    """
     actor.require(Permission.ADMIN_ACCESS)
     settings = workspace_service.get_settings(session, actor)
+    if shown is not None:
+        settings.default_sync_inbox, settings.default_sync_sent = shown
     user_ids = [
         str(user_id)
         for user_id in session.scalars(select(User.id).where(User.workspace_id == actor.workspace_id))
