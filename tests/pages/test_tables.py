@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import Team, csrf_of, sign_in_form
 from touchline.db import session_scope
-from touchline.models import Company, User
+from touchline.models import Company, Contact, User
 from touchline.workspace import service
 from touchline.workspace.listing import Listing, parse_owner
 from touchline.workspace.permissions import Actor
@@ -132,3 +132,37 @@ def test_a_600_character_company_name_is_refused_by_the_page_and_the_api(
     api = pages.post("/api/v1/companies", json={"name": long_name}, headers=team.headers())
     assert api.status_code == 422
     assert _names(pages.get("/companies").text, "companies") == ["Acme", "beta", "Cyan"]
+
+
+def test_a_contact_is_edited_and_deleted_from_its_page_and_a_mistake_keeps_what_was_typed(
+    pages: TestClient, team: Team, sessions: sessionmaker[Session]
+) -> None:
+    with session_scope(sessions) as session:
+        zoe = session.query(Contact).filter_by(email="acme@zeta.example").one()
+        cyan = session.query(Company).filter_by(name="Cyan").one()
+        zoe_id, cyan_id = zoe.id, cyan.id
+    page = pages.get(f"/contacts/{zoe_id}").text
+    token = csrf_of(page)
+    assert 'id="delete-contact"' in page
+    saved = pages.post(
+        f"/contacts/{zoe_id}",
+        data={"csrf_token": token, "name": "Zoe Z", "email": "zoe@mid.example", "company_id": str(cyan_id)},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    shown = pages.get(f"/contacts/{zoe_id}").text
+    assert "Zoe Z" in shown
+    assert f'<option value="{cyan_id}" selected>Cyan</option>' in shown
+
+    taken = pages.post(
+        f"/contacts/{zoe_id}",
+        data={"csrf_token": token, "name": "Typed", "email": "cyan@mid.example", "company_id": ""},
+    )
+    assert taken.status_code == 400
+    assert "already exists" in taken.text
+    assert 'value="Typed"' in taken.text
+    assert 'value="cyan@mid.example"' in taken.text
+
+    deleted = pages.post(f"/contacts/{zoe_id}/delete", data={"csrf_token": token}, follow_redirects=False)
+    assert deleted.status_code == 303
+    assert pages.get(f"/contacts/{zoe_id}").status_code == 404

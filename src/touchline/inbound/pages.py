@@ -6,15 +6,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from touchline.db import session_scope
 from touchline.inbound import repository, timeline, wording
 from touchline.inbound.receive import repository as receive_repository
+from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.kit.pagination import MAX_PAGE, Page, PageRequest
-from touchline.ui import render
+from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import PageActor, Sessions
@@ -84,6 +85,19 @@ def contact_page(
     sessions: Sessions,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
+    return _contact_page(request, actor, sessions, contact_id, page)
+
+
+def _contact_page(
+    request: Request,
+    actor: Actor,
+    sessions: Sessions,
+    contact_id: uuid.UUID,
+    page: int = 1,
+    *,
+    error: str | None = None,
+    form: Mapping[str, str] | None = None,
+) -> HTMLResponse:
     with session_scope(sessions) as session:
         contact = workspace_service.get_contact(session, actor, contact_id)
         conversations = timeline.contact_timeline(
@@ -92,18 +106,58 @@ def contact_page(
             contact.id,
             PageRequest(CONVERSATIONS_PER_PAGE, (page - 1) * CONVERSATIONS_PER_PAGE),
         )
+        companies = workspace_repository.list_companies(
+            session, actor, workspace_repository.CompanyFilter(), PageRequest(500, 0)
+        )
         return render(
             request,
             "contact.html",
             actor,
             {
                 "contact": contact,
+                "companies": companies.items,
                 "custom_fields": workspace_service.list_custom_fields(session, actor, "contact"),
                 "timeline": conversations,
                 "engagement": _sent_engagement(request, session, actor, _timeline_email_ids(conversations)),
                 "page_number": page,
+                "error": error,
+                "form": form or {},
             },
+            status_code=400 if error else 200,
         )
+
+
+@router.post("/contacts/{contact_id}", response_class=HTMLResponse)
+def edit_contact(
+    request: Request,
+    contact_id: uuid.UUID,
+    actor: PageActor,
+    sessions: Sessions,
+    csrf_token: Annotated[str, Form()],
+    email: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    company_id: Annotated[str, Form()] = "",
+) -> Response:
+    """The contact page's edit form: name, address and company; a mistake keeps what was typed."""
+    check_csrf(request, csrf_token)
+    try:
+        company = uuid.UUID(company_id) if company_id else None
+        with session_scope(sessions) as session:
+            workspace_service.update_contact(
+                session,
+                actor,
+                contact_id,
+                email=email,
+                name=name,
+                company_id=company,
+                clear_company=company is None,
+            )
+    except (InvalidInputError, ConflictError, NotFoundError, ValueError) as error:
+        message = "choose a company from the list" if isinstance(error, ValueError) else str(error)
+        typed = {"email": email, "name": name, "company_id": company_id}
+        return _contact_page(request, actor, sessions, contact_id, error=message, form=typed)
+    flash(request, "Contact saved.")
+    return redirect(f"/contacts/{contact_id}")
 
 
 @router.get("/emails/{email_id}", response_class=HTMLResponse)
