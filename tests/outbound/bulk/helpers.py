@@ -16,7 +16,9 @@ from touchline.workspace.permissions import Actor
 
 
 def actor_for(crowd: Crowd, email: str = MEMBER) -> Actor:
-    with session_scope(crowd.world.sessions) as session:
+    # Reads only: a reading session, so it may be called inside a writing transaction (on SQLite a
+    # second writing transaction in the same thread would wait for the first's lock).
+    with crowd.world.sessions() as session:
         operator = Actor.operator(crowd.world.team.workspace_id)
         return service.actor_for(service.find_user_by_email(session, operator, email))
 
