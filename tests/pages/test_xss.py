@@ -807,7 +807,7 @@ def test_no_planted_text_runs_on_any_page_or_click(
     assert clicks > 30
     assert watch.ran == []
     assert watch.dialogs == []
-    # Cancelling the scheduled email, deleting the company, removing synced mail, disconnecting,
+    # Cancelling the scheduled email, deleting a contact and the company, removing synced mail, disconnecting,
     # deleting a template and deleting each custom field (two kinds, labels and values) asked first,
     # in their own words.
     field_deletions = [question for question in watch.confirmed if question.startswith("Delete the field ")]
@@ -825,10 +825,14 @@ def test_no_planted_text_runs_on_any_page_or_click(
         for question in watch.confirmed
         if question not in field_deletions and question not in sequence_questions
     ]
-    assert [question.split(" ", 1)[0] for question in others] == ["Cancel", "Remove", "Disconnect"] + [
-        "Delete"
-    ] * 3
-    assert all(question.startswith("Delete the template ") for question in others[3:5]), others
+    assert [question.split(" ", 1)[0] for question in others] == [
+        "Cancel",
+        "Delete",
+        "Remove",
+        "Disconnect",
+    ] + ["Delete"] * 3
+    assert others[1].startswith("Delete the contact "), others
+    assert all(question.startswith("Delete the template ") for question in others[4:6]), others
 
 
 def test_a_company_name_cannot_script_the_delete_confirmation(
