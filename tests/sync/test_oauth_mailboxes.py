@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import Team, sign_in_form, touchline_environment
 from tests.fakes.gmail import FakeGmail, domain_policy_body, rate_limit_body
 from tests.fakes.graph import FakeGraph, throttled_body
+from tests.fakes.oauth import FakeAuthorizationServer
 from tests.fakes.server import serve
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import SAM, OAuthWorld, consent, oauth_settings
@@ -416,6 +417,12 @@ def _my_mailbox(pages: TestClient, team: Team) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
+def _authorization(
+    kind: OAuthAccountKind, fake_gmail: FakeGmail, fake_graph: FakeGraph
+) -> FakeAuthorizationServer:
+    return fake_gmail.oauth if kind is GOOGLE else fake_graph.oauth
+
+
 def _sync(
     sessions: sessionmaker[Session], box: SecretBox, mailbox_id: uuid.UUID, settings: Settings
 ) -> SyncReport:
@@ -448,7 +455,7 @@ def test_signing_in_connects_the_mailbox_with_inbox_and_sent_selected(
     fake_graph: FakeGraph,
     kind: OAuthAccountKind,
 ) -> None:
-    authorization = (fake_gmail if kind is GOOGLE else fake_graph).oauth
+    authorization = _authorization(kind, fake_gmail, fake_graph)
     authorization.consenting_subject = ADMIN
     location, params = _start(pages, kind.slug)
     authorize_url = (
@@ -556,10 +563,6 @@ READ = {
     GOOGLE: "https://www.googleapis.com/auth/gmail.readonly",
     MICROSOFT: "https://graph.microsoft.com/Mail.Read",
 }
-
-
-def _authorization(kind: OAuthAccountKind, fake_gmail: FakeGmail, fake_graph: FakeGraph) -> Any:
-    return fake_gmail.oauth if kind is GOOGLE else fake_graph.oauth
 
 
 @BOTH
