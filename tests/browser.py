@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -76,3 +79,26 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+def stall_report(database_url: str | None) -> str:
+    """What the process and its database were doing when a page test failed: every thread's stack
+    and, on PostgreSQL, every session of the test database that was not idle, with what it waited for.
+    A page that times out is either a server that stalled or one that never got the request; this
+    says which."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    lines = []
+    for ident, frame in sys._current_frames().items():
+        lines.append(f"--- thread {names.get(ident, ident)}")
+        lines.extend(line.rstrip() for line in traceback.format_stack(frame)[-12:])
+    if database_url is not None and database_url.startswith("postgresql"):
+        url = database_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True, connect_timeout=3) as connection:
+            rows = connection.execute(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start, left(query, 200)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            ).fetchall()
+        lines.append(f"--- {len(rows)} database sessions not idle")
+        lines.extend(" | ".join(str(value) for value in row) for row in rows)
+    return "\n".join(lines)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests import jobs_seam  # noqa: F401 -- the jobs storing sends are known before any test stores
-from tests.browser import browser, live_server, page
+from tests.browser import browser, live_server, page, stall_report
 from tests.services import POSTGRES_ADMIN_URL, unavailable
 from touchline.app import create_app
 from touchline.config import Settings
@@ -46,6 +46,10 @@ def _postgres_database() -> Iterator[str]:
         unavailable("PostgreSQL", f"{error}; start it or set TOUCHLINE_TEST_POSTGRES_URL")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+        # The suite's database need not outlive a crash of the server: commits that do not wait for
+        # the WAL to reach the disk keep its thousands of small transactions, and the live servers of
+        # page tests, from stalling behind the disk when a checkpoint is writing.
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
@@ -57,6 +61,16 @@ def _postgres_database() -> Iterator[str]:
                 (name,),
             )
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A page test that fails while its live server runs reports what the server was doing."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed and call.when == "call" and "live_server" in getattr(item, "fixturenames", ()):
+        database_url = getattr(item, "funcargs", {}).get("database_url")
+        report.sections.append(("live server at the failure", stall_report(database_url)))
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
