@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -218,7 +219,7 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def sign_in_form(client: TestClient, email: str, password: str, next_path: str = "/companies") -> Response:
+def sign_in_form(client: httpx.Client, email: str, password: str, next_path: str = "/companies") -> Response:
     """Signs in through the login form as a browser does: the form (and its token) first."""
     token = csrf_of(client.get("/login").text)
     return client.post(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
 
 from touchline.config import Settings
 
@@ -37,6 +38,26 @@ def check_csrf(request: Request, submitted: str) -> None:
     expected = request.session.get(_CSRF_KEY)
     if not expected or not secrets.compare_digest(str(expected), submitted):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form expired; reload the page and try again")
+
+
+async def submitted_form(request: Request) -> FormData:
+    """The form a page posted, read on the event loop.
+
+    A dependency, so that the endpoint taking it can be a plain function: FastAPI runs those in its
+    thread pool, where their database work cannot hold up the event loop that answers every other
+    request of the process (the tracking endpoint included, under `touchline serve`)."""
+    return await request.form()
+
+
+async def checked_form(request: Request, form: Annotated[FormData, Depends(submitted_form)]) -> FormData:
+    """The posted form, once its CSRF token (`check_csrf`) stands."""
+    token = form.get("csrf_token")
+    check_csrf(request, token if isinstance(token, str) else "")
+    return form
+
+
+SubmittedForm = Annotated[FormData, Depends(submitted_form)]
+CheckedForm = Annotated[FormData, Depends(checked_form)]
 
 
 def _check_origin(request: Request) -> None:

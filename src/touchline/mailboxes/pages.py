@@ -20,7 +20,7 @@ from touchline.mailboxes import oauth_connect, service
 from touchline.mailboxes.connect import check_imap_login, smtp_connection
 from touchline.mailboxes.providers.base import Folder
 from touchline.mailboxes.schemas import ImapConnect
-from touchline.ui import check_csrf, field_errors, flash, redirect, render, validation_messages
+from touchline.ui import CheckedForm, check_csrf, field_errors, flash, redirect, render, validation_messages
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
 
@@ -172,9 +172,7 @@ async def connect_imap(
 
 
 @router.post("/profile/email/folders", response_class=HTMLResponse)
-async def update_folders(request: Request, actor: PageActor, sessions: Sessions) -> Response:
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf_token", "")))
+def update_folders(request: Request, actor: PageActor, sessions: Sessions, form: CheckedForm) -> Response:
     try:
         selected = {uuid.UUID(str(value)) for value in form.getlist("folders")}
         mailbox_id = uuid.UUID(str(form.get("mailbox_id", "")))

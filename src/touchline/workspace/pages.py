@@ -9,13 +9,15 @@ from fastapi import APIRouter, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from touchline.db import session_scope
 from touchline.kit.backoff import in_words
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.kit.pagination import MAX_PAGE, PageRequest
 from touchline.models import WorkspaceSettings
-from touchline.ui import check_csrf, field_errors, flash, redirect, render, validation_messages
+from touchline.ui import CheckedForm, check_csrf, field_errors, flash, redirect, render, validation_messages
 from touchline.workspace import importing, repository, service, user_sessions
 from touchline.workspace.auth import (
     SESSION_LOGIN_KEY,
@@ -402,8 +404,14 @@ async def import_csv(
     data = await file.read(importing.MAX_IMPORT_BYTES + 1)
     try:
         overrides = parse_type_overrides([field_types])
-        report = importing.run_import(
-            sessions, actor, "companies" if kind == "companies" else "contacts", data, field_types=overrides
+        # In the thread pool: an import takes seconds, and the event loop answers every other request.
+        report = await run_in_threadpool(
+            importing.run_import,
+            sessions,
+            actor,
+            "companies" if kind == "companies" else "contacts",
+            data,
+            field_types=overrides,
         )
     except FORM_ERRORS as error:
         flash(request, f"Import failed: {error}", "error")
@@ -422,11 +430,9 @@ async def import_csv(
 CUSTOM_PREFIX = "custom."
 
 
-async def _save_custom_values(
-    request: Request, actor: Actor, sessions: Sessions, kind: FieldKind, record_id: uuid.UUID
+def _save_custom_values(
+    request: Request, form: FormData, actor: Actor, sessions: Sessions, kind: FieldKind, record_id: uuid.UUID
 ) -> Response:
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf_token", "")))
     back = f"/companies/{record_id}" if kind == "company" else f"/contacts/{record_id}"
     texts = {
         name.removeprefix(CUSTOM_PREFIX): str(value)
@@ -448,17 +454,17 @@ async def _save_custom_values(
 
 
 @router.post("/companies/{company_id}/custom-fields", response_class=HTMLResponse)
-async def save_company_custom_fields(
-    request: Request, company_id: uuid.UUID, actor: PageActor, sessions: Sessions
+def save_company_custom_fields(
+    request: Request, company_id: uuid.UUID, actor: PageActor, sessions: Sessions, form: CheckedForm
 ) -> Response:
-    return await _save_custom_values(request, actor, sessions, "company", company_id)
+    return _save_custom_values(request, form, actor, sessions, "company", company_id)
 
 
 @router.post("/contacts/{contact_id}/custom-fields", response_class=HTMLResponse)
-async def save_contact_custom_fields(
-    request: Request, contact_id: uuid.UUID, actor: PageActor, sessions: Sessions
+def save_contact_custom_fields(
+    request: Request, contact_id: uuid.UUID, actor: PageActor, sessions: Sessions, form: CheckedForm
 ) -> Response:
-    return await _save_custom_values(request, actor, sessions, "contact", contact_id)
+    return _save_custom_values(request, form, actor, sessions, "contact", contact_id)
 
 
 def _custom_fields_context(session: Session, actor: Actor, error: str | None = None) -> dict[str, object]:
@@ -576,9 +582,7 @@ def add_user(
 
 
 @router.post("/roles", response_class=HTMLResponse)
-async def create_role(request: Request, actor: PageActor, sessions: Sessions) -> Response:
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf_token", "")))
+def create_role(request: Request, actor: PageActor, sessions: Sessions, form: CheckedForm) -> Response:
     actor.require(Permission.ADMIN_ACCESS)
     permissions = [str(value) for value in form.getlist("permissions")]
     try:
@@ -627,10 +631,8 @@ def _settings_context(
 
 
 @router.post("/settings", response_class=HTMLResponse)
-async def save_settings(request: Request, actor: PageActor, sessions: Sessions) -> Response:
+def save_settings(request: Request, actor: PageActor, sessions: Sessions, form: CheckedForm) -> Response:
     actor.require(Permission.ADMIN_ACCESS)
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf_token", "")))
 
     def lines(field: str) -> list[str]:
         return [

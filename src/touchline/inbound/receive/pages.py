@@ -14,7 +14,7 @@ from touchline.db import session_scope
 from touchline.inbound.receive import repository, service
 from touchline.kit.errors import InvalidInputError
 from touchline.kit.pagination import MAX_PAGE, PageRequest
-from touchline.ui import check_csrf, flash, redirect, render
+from touchline.ui import CheckedForm, flash, redirect, render
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import PageActor, Sessions
@@ -131,9 +131,9 @@ def _resolve(
 
 
 @router.post("/unassigned/{email_id}/assign", response_class=HTMLResponse)
-async def assign(request: Request, email_id: uuid.UUID, actor: PageActor, sessions: Sessions) -> Response:
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf_token", "")))
+def assign(
+    request: Request, email_id: uuid.UUID, actor: PageActor, sessions: Sessions, form: CheckedForm
+) -> Response:
     suggested = [str(value) for value in form.getlist("company_ids")]
     companies_text = str(form.get("companies", ""))
     contacts_text = str(form.get("contacts", ""))
@@ -162,9 +162,9 @@ async def assign(request: Request, email_id: uuid.UUID, actor: PageActor, sessio
 
 
 @router.post("/unassigned/{email_id}/dismiss")
-async def dismiss(request: Request, email_id: uuid.UUID, actor: PageActor, sessions: Sessions) -> Response:
-    form = await request.form()
-    check_csrf(request, str(form.get("csrf_token", "")))
+def dismiss(
+    request: Request, email_id: uuid.UUID, actor: PageActor, sessions: Sessions, form: CheckedForm
+) -> Response:
     with session_scope(sessions) as session:
         subject = repository.get_unassigned(session, actor, email_id).subject or "(no subject)"
         service.dismiss(session, actor, email_id)

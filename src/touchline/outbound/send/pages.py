@@ -28,7 +28,7 @@ from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send import service
 from touchline.outbound.templates import service as templates
-from touchline.ui import check_csrf, flash, redirect, render
+from touchline.ui import CheckedForm, flash, redirect, render
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
@@ -102,13 +102,6 @@ class Typed:
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
-
-
-async def _checked_form(request: Request) -> FormData:
-    """The submitted form, once its CSRF token is checked."""
-    form = await request.form()
-    check_csrf(request, _text(form, "csrf_token"))
-    return form
 
 
 def _recipients(field_name: str, values: tuple[str, ...] | str) -> list[service.Recipient]:
@@ -332,10 +325,15 @@ def _show_composer(request: Request, actor: Actor, sessions: Sessions, where: Wh
         return _render_composer(request, actor, session, where, None)
 
 
-async def _submit(
-    request: Request, actor: Actor, sessions: Sessions, settings: AppSettings, now: datetime, where: Where
+def _submit(
+    request: Request,
+    form: FormData,
+    actor: Actor,
+    sessions: Sessions,
+    settings: AppSettings,
+    now: datetime,
+    where: Where,
 ) -> Response:
-    form = await _checked_form(request)
     actor.require(Permission.SEND_EMAIL)
     typed = Typed.of(form)
     if form.get("action") == "preview":
@@ -378,15 +376,16 @@ def compose_for_company(
 
 
 @router.post("/companies/{company_id}/compose", response_class=HTMLResponse)
-async def send_for_company(
+def send_for_company(
     request: Request,
     company_id: uuid.UUID,
     actor: PageActor,
     sessions: Sessions,
     settings: AppSettings,
     now: Now,
+    form: CheckedForm,
 ) -> Response:
-    return await _submit(request, actor, sessions, settings, now, Where("company", company_id))
+    return _submit(request, form, actor, sessions, settings, now, Where("company", company_id))
 
 
 @router.get("/contacts/{contact_id}/compose", response_class=HTMLResponse)
@@ -397,15 +396,16 @@ def compose_for_contact(
 
 
 @router.post("/contacts/{contact_id}/compose", response_class=HTMLResponse)
-async def send_for_contact(
+def send_for_contact(
     request: Request,
     contact_id: uuid.UUID,
     actor: PageActor,
     sessions: Sessions,
     settings: AppSettings,
     now: Now,
+    form: CheckedForm,
 ) -> Response:
-    return await _submit(request, actor, sessions, settings, now, Where("contact", contact_id))
+    return _submit(request, form, actor, sessions, settings, now, Where("contact", contact_id))
 
 
 @router.get("/emails/{email_id}/reply", response_class=HTMLResponse)
@@ -416,15 +416,16 @@ def compose_reply(
 
 
 @router.post("/emails/{email_id}/reply", response_class=HTMLResponse)
-async def send_reply(
+def send_reply(
     request: Request,
     email_id: uuid.UUID,
     actor: PageActor,
     sessions: Sessions,
     settings: AppSettings,
     now: Now,
+    form: CheckedForm,
 ) -> Response:
-    return await _submit(request, actor, sessions, settings, now, Where("reply", email_id))
+    return _submit(request, form, actor, sessions, settings, now, Where("reply", email_id))
 
 
 # --- the outbox -------------------------------------------------------------------------------------
@@ -558,15 +559,15 @@ def edit_page(request: Request, outbound_id: uuid.UUID, actor: PageActor, sessio
 
 
 @router.post("/outbox/{outbound_id}/edit", response_class=HTMLResponse)
-async def save_edit(
+def save_edit(
     request: Request,
     outbound_id: uuid.UUID,
     actor: PageActor,
     sessions: Sessions,
     settings: AppSettings,
     now: Now,
+    form: CheckedForm,
 ) -> Response:
-    form = await _checked_form(request)
     actor.require(Permission.SEND_EMAIL)
     typed = EditTyped(
         _text(form, "sender"), _text(form, "subject"), _text(form, "html"), _text(form, "send_at")
@@ -603,10 +604,9 @@ async def save_edit(
 
 
 @router.post("/outbox/{outbound_id}/cancel")
-async def cancel_email(
-    request: Request, outbound_id: uuid.UUID, actor: PageActor, sessions: Sessions
+def cancel_email(
+    request: Request, outbound_id: uuid.UUID, actor: PageActor, sessions: Sessions, form: CheckedForm
 ) -> Response:
-    await _checked_form(request)
     try:
         with session_scope(sessions) as session:
             email = service.cancel(session, actor, outbound_id)

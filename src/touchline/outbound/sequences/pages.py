@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from touchline.db import session_scope
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
@@ -19,7 +20,7 @@ from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.sequences import service
 from touchline.outbound.templates import service as templates
-from touchline.ui import check_csrf, flash, redirect, render
+from touchline.ui import CheckedForm, check_csrf, flash, redirect, render
 from touchline.workspace.auth import Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor
 
@@ -100,8 +101,7 @@ def _spec(form: dict[str, list[str]]) -> service.SequenceSpec:
     )
 
 
-async def _form(request: Request) -> dict[str, list[str]]:
-    form = await request.form()
+def _lists(form: FormData) -> dict[str, list[str]]:
     return {key: [str(value) for value in form.getlist(key)] for key in form}
 
 
@@ -118,9 +118,10 @@ def _typed(form: dict[str, list[str]]) -> dict[str, object]:
 
 
 @router.post("/sequences", response_class=HTMLResponse)
-async def create_sequence(request: Request, actor: PageActor, sessions: Sessions) -> Response:
-    form = await _form(request)
-    check_csrf(request, (form.get("csrf_token") or [""])[0])
+def create_sequence(
+    request: Request, actor: PageActor, sessions: Sessions, submitted: CheckedForm
+) -> Response:
+    form = _lists(submitted)
     try:
         with session_scope(sessions) as session:
             sequence_id = service.create_sequence(session, actor, _spec(form)).id
@@ -171,11 +172,10 @@ def _builder_error(
 
 
 @router.post("/sequences/{sequence_id}", response_class=HTMLResponse)
-async def save_sequence(
-    request: Request, sequence_id: uuid.UUID, actor: PageActor, sessions: Sessions
+def save_sequence(
+    request: Request, sequence_id: uuid.UUID, actor: PageActor, sessions: Sessions, submitted: CheckedForm
 ) -> Response:
-    form = await _form(request)
-    check_csrf(request, (form.get("csrf_token") or [""])[0])
+    form = _lists(submitted)
     try:
         with session_scope(sessions) as session:
             service.update_sequence(session, actor, sequence_id, _spec(form))

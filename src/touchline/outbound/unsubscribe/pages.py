@@ -12,7 +12,7 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import InvalidInputError
 from touchline.outbound.unsubscribe import service
-from touchline.ui import check_csrf, flash, redirect, templates
+from touchline.ui import SubmittedForm, check_csrf, flash, redirect, templates
 from touchline.workspace.auth import Now, PageActor, Sessions
 
 router = APIRouter(include_in_schema=False)
@@ -43,9 +43,10 @@ def confirm_page(request: Request, token: str, sessions: Sessions) -> HTMLRespon
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
-async def unsubscribe(request: Request, token: str, sessions: Sessions, now: Now) -> HTMLResponse:
+def unsubscribe(
+    request: Request, token: str, sessions: Sessions, now: Now, form: SubmittedForm
+) -> HTMLResponse:
     """The mail client's one-click POST (RFC 8058) or the confirmation page's button."""
-    form = await request.form()
     if form.get("List-Unsubscribe") == ONE_CLICK:
         via = "one-click"
     elif form.get("confirm") == "yes":
