@@ -225,3 +225,9 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> None:
         """The data folder, created readable by this user only; an existing one is left as it is."""
         self.data_dir.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+
+
+def relay_configured(settings: Settings) -> bool:
+    """Whether the operator set a transactional relay: mail of users without a mailbox, notifications
+    and account links leave through it."""
+    return bool(settings.relay_smtp_host)
