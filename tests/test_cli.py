@@ -114,3 +114,40 @@ def test_import_types_extra_columns_as_told(touchline, tmp_path: Path) -> None: 
     )
     assert refused.returncode == 1
     assert "'integer' is not a field type; use text, number, date" in refused.stderr
+
+
+def test_operator_invites_a_user_who_sets_a_password_through_the_printed_link(  # type: ignore[no-untyped-def]
+    touchline, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    from touchline.db import session_scope
+    from touchline.models.base import utcnow
+    from touchline.workspace import account_links, service
+
+    assert touchline("workspace", "create", "Acme Success").returncode == 0
+    invited = touchline(
+        "user", "invite", "--workspace", "Acme Success", "New@acme-staff.example", "--role", "Viewer"
+    )
+    assert invited.returncode == 0, invited.stderr
+    link = invited.stdout.strip()
+    assert link.startswith(f"{settings.base_url}/invitations/tlinv_")
+    again = touchline("user", "invite", "--workspace", "Acme Success", "new@acme-staff.example")
+    assert again.returncode == 0, again.stderr
+    with session_scope(sessions) as session:
+        with pytest.raises(account_links.UnusableLinkError, match="replaced"):
+            account_links.open_link(session, "invitation", link.rsplit("/", 1)[1], utcnow())
+        account_links.accept(
+            session,
+            settings,
+            "invitation",
+            again.stdout.strip().rsplit("/", 1)[1],
+            password="a-long-password",
+            name="New",
+            now=utcnow(),
+        )
+    with session_scope(sessions) as session:
+        user = service.authenticate(session, "new@acme-staff.example", "a-long-password")
+        assert user is not None
+        assert user.role.name == "Viewer"
+    refused = touchline("user", "invite", "--workspace", "Acme Success", "new@acme-staff.example")
+    assert refused.returncode == 1
+    assert "already has a password" in refused.stderr

@@ -69,6 +69,7 @@ from touchline.ui import STATIC_DIR, error_page, redirect, validation_messages
 from touchline.worker import Queue, configure_queue
 from touchline.workspace import endpoints as workspace_endpoints
 from touchline.workspace import pages as workspace_pages
+from touchline.workspace import users_pages
 from touchline.workspace.auth import LoginRequiredError
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ ROUTERS = (
     analytics_endpoints.router,
     home_pages.router,
     workspace_pages.router,
+    users_pages.router,
     analytics_pages.router,
     mailbox_pages.router,
     mailbox_oauth_pages.router,

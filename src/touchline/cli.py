@@ -406,6 +406,41 @@ def user_add(
     typer.echo(str(user_id))
 
 
+@user_app.command("invite")
+def user_invite(
+    email: str,
+    workspace: Workspace,
+    role: Annotated[
+        str, typer.Option(help="Role of a new user (Admin, Member, Viewer or your own)")
+    ] = "Member",
+    name: Annotated[str, typer.Option(help="Display name of a new user")] = "",
+) -> None:
+    """Invite a user to choose their password through a single-use, expiring link: emailed through the
+    relay when one is set, otherwise printed to pass on. A new address is added first; a user without
+    a password gets a new invitation (the earlier link stops working)."""
+    from touchline.models.base import utcnow
+    from touchline.workspace import account_links
+
+    settings = _settings()
+    _configure_jobs(settings)
+    with _transaction(settings) as session:
+        operator = _operator(session, workspace)
+        try:
+            existing = service.find_user_by_email(session, operator, email)
+        except NotFoundError:
+            user, issued = account_links.add_user(
+                session, operator, settings, email, name=name, role=role, password=None, now=utcnow()
+            )
+        else:
+            user = existing
+            issued = account_links.issue(
+                session, operator, settings, user.id, account_links.INVITATION, utcnow()
+            )
+        assert issued is not None  # added without a password
+        address, url, emailed = user.email, issued.url, issued.emailed
+    typer.echo(f"invitation emailed to {address}" if emailed else url)
+
+
 @token_app.command("create")
 def token_create(
     workspace: Workspace,

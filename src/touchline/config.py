@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         default=14 * 24 * 3600, description="A page login ends this long after it began, whatever happens"
     )
     session_idle_seconds: int = Field(default=12 * 3600, description="A page login unused this long ends")
+    invitation_valid_days: int = Field(
+        default=7, ge=1, le=90, description="An invitation link an admin sends works this many days"
+    )
+    password_reset_valid_hours: int = Field(
+        default=24, ge=1, le=720, description="A password reset link an admin sends works this many hours"
+    )
     # Failed sign-ins and mailbox connects: past these counts within throttle_window_seconds, further
     # attempts wait one minute, then twice as long after each further attempt, up to the maximum.
     login_failures_per_account: int = Field(default=5, ge=1)
@@ -225,3 +231,9 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> None:
         """The data folder, created readable by this user only; an existing one is left as it is."""
         self.data_dir.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+
+
+def relay_configured(settings: Settings) -> bool:
+    """Whether the operator set a transactional relay: mail of users without a mailbox, notifications
+    and account links leave through it."""
+    return bool(settings.relay_smtp_host)

@@ -3,6 +3,7 @@
 import touchline.inbound.fetch.tasks
 import touchline.inbound.receive.tasks
 import touchline.mailboxes.tasks
+import touchline.outbound.account_links.tasks
 import touchline.outbound.bulk.tasks
 import touchline.outbound.engagement.tasks
 import touchline.outbound.experiments.tasks

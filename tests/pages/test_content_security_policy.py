@@ -27,8 +27,11 @@ from tests.pages.test_xss import ADMIN_EMAIL, ADMIN_PASSWORD, World, build_world
 from touchline.app import ROUTERS
 from touchline.db import session_scope
 from touchline.models import Template
+from touchline.models.base import utcnow
 from touchline.outbound.experiments import service as experiments
 from touchline.outbound.unsubscribe.service import unsubscribe_url
+from touchline.workspace import account_links
+from touchline.workspace.account_links import INVITATION, RESET
 from touchline.workspace.permissions import Actor
 
 # The directives a page must have, and what no directive may allow.
@@ -74,9 +77,12 @@ def _task(client: TestClient) -> str:
     return response.headers["location"].rsplit("/", 1)[1]
 
 
-def page_paths(app: FastAPI, world: World, task_id: str, experiment_id: str) -> list[str]:
+def page_paths(
+    app: FastAPI, world: World, task_id: str, experiment_id: str, link_tokens: dict[str, str]
+) -> list[str]:
     """The app's GET routes outside the JSON API (its routers are included without a prefix), their path
-    parameters filled in. A route with a new parameter fails here until it is given an example."""
+    parameters filled in. A route with a new parameter fails here until it is given an example.
+    `link_tokens` holds a working token of each account link page, by its path's first part."""
     paths = []
     for route in [*app.routes, *(route for router in ROUTERS for route in router.routes)]:
         if not isinstance(route, APIRoute) or "GET" not in route.methods:
@@ -101,9 +107,9 @@ def page_paths(app: FastAPI, world: World, task_id: str, experiment_id: str) -> 
             "bulk_id": world.bulk_ids[0],
             "experiment_id": experiment_id,
             "provider": "google",
-            "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
-                3:
-            ],
+            "token": link_tokens.get(route.path.split("/")[1])
+            or unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[3:],
+            "user_id": world.team.member_id,
         }
         paths.append(route.path.format(**examples))
     # A sent email's page, with its engagement badges and events.
@@ -117,7 +123,21 @@ def site(app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team
     response = sign_in_form(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert response.status_code == 303, response.text
     task_id = _task(client)
-    return Site(world, task_id, page_paths(app, world, task_id, _experiment(sessions, team, world)))
+    experiment_id = _experiment(sessions, team, world)
+    return Site(
+        world, task_id, page_paths(app, world, task_id, experiment_id, _link_tokens(app, sessions, team))
+    )
+
+
+def _link_tokens(app: FastAPI, sessions: sessionmaker[Session], team: Team) -> dict[str, str]:
+    """A pending invitation (the member's) and password reset link (the viewer's), by page."""
+    tokens = {}
+    with session_scope(sessions) as session:
+        operator = Actor.operator(team.workspace_id)
+        for user_id, purpose in ((team.member_id, INVITATION), (team.viewer_id, RESET)):
+            issued = account_links.issue(session, operator, app.state.settings, user_id, purpose, utcnow())
+            tokens[issued.url.split("/")[-2]] = issued.url.rsplit("/", 1)[1]
+    return tokens
 
 
 def _experiment(sessions: sessionmaker[Session], team: Team, world: World) -> str:

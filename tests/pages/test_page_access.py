@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import Team, csrf_of, sign_in_form
@@ -51,3 +53,34 @@ def test_forms_without_the_csrf_token_are_refused(client: TestClient, team: Team
 def test_login_redirects_only_within_the_site(client: TestClient, team: Team) -> None:
     response = sign_in_form(client, "admin@team-a.example", "admin-password-123", next_path="//evil.example/")
     assert response.headers["location"] == "/"
+
+
+def test_only_admins_of_the_workspace_manage_its_users_from_the_pages(
+    client: TestClient, team: Team, other_team: Team
+) -> None:
+    for who in ("member", "viewer"):
+        user_id = getattr(team, f"{who}_id")
+        client.patch(
+            f"/api/v1/users/{user_id}", json={"password": f"{who}-password-1"}, headers=team.headers()
+        )
+    targets = (team.admin_id, team.member_id)
+    actions = ("", "/deactivate", "/reactivate", "/invitation", "/invitation/revoke", "/password-reset")
+    for who in ("member", "viewer"):
+        client.cookies.clear()
+        csrf = _login(client, f"{who}@team-a.example", f"{who}-password-1")
+        assert client.get("/users").status_code == 200  # the list is for everyone
+        for user_id in targets:
+            assert client.get(f"/users/{user_id}").status_code == 403
+            for action in actions:
+                data = {"csrf_token": csrf, "name": "X", "role_id": str(uuid.uuid4())}
+                assert client.post(f"/users/{user_id}{action}", data=data).status_code == 403, action
+    client.cookies.clear()
+    csrf = _login(client, "admin@team-b.example", "admin-password-123")
+    assert client.get(f"/users/{team.member_id}").status_code == 404
+    for action in actions:
+        data = {"csrf_token": csrf, "name": "X", "role_id": str(uuid.uuid4())}
+        response = client.post(f"/users/{team.member_id}{action}", data=data)
+        assert response.status_code == 404, action
+    member = client.get(f"/api/v1/users/{team.member_id}", headers=team.headers()).json()
+    assert member["active"] is True
+    assert member["name"] == ""

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import Team
 from tests.pages.test_companies_pages import log_in
 from tests.receive.conftest import LOCAL_RELAY
+from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.receive import service as receive_service
 from touchline.models import (
@@ -49,7 +50,7 @@ from touchline.models.inbound import InboundRefusal
 from touchline.outbound.engagement import service as engagement
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
-from touchline.workspace import importing
+from touchline.workspace import account_links, importing
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
 
@@ -848,6 +849,41 @@ def test_a_company_name_cannot_script_the_delete_confirmation(
     watch.expected_confirm = f"Delete {name}? Its contacts stay, without a company."
     page.get_by_role("button", name="Delete company").click()
     expect(page).to_have_url(f"{live_server}/companies")
+    assert watch.ran == []
+    assert watch.dialogs == []
+    assert watch.confirmed == [watch.expected_confirm]
+
+
+def test_a_users_name_cannot_script_their_page_their_invitation_or_the_admins_questions(
+    unguarded: tuple[Page, Watch],
+    live_server: str,
+    team: Team,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    """Names typed by an admin (or by the invitee) are shown on the user's page, in its confirmations
+    and on the invitation page the invitee opens."""
+    world = World(sessions, team)
+    values = payloads(0)
+    pages: list[str] = []
+    with session_scope(sessions) as session:
+        for index, value in enumerate(values):
+            user = workspace_service.add_user(
+                session, world.operator, f"invited{index}@team-a.example", name=value
+            )
+            issued = account_links.issue(
+                session, world.operator, settings, user.id, account_links.INVITATION, dt.datetime.now(dt.UTC)
+            )
+            pages += [f"/users/{user.id}", issued.url.removeprefix(settings.base_url)]
+    page, watch = unguarded
+    log_in(page, live_server, ADMIN_EMAIL, ADMIN_PASSWORD)
+    for path in pages:
+        page.goto(f"{live_server}{path}")
+        assert _shows(page, values), f"no planted name on {path}"
+    page.goto(f"{live_server}{pages[0]}")
+    watch.expected_confirm = "Revoke the invitation of invited0@team-a.example? Its link stops working."
+    page.get_by_role("button", name="Revoke the invitation").click()
+    expect(page.get_by_role("status")).to_contain_text("Invitation revoked.")
     assert watch.ran == []
     assert watch.dialogs == []
     assert watch.confirmed == [watch.expected_confirm]

@@ -213,6 +213,7 @@ OWN_WORKSPACE_ONLY = {
     ("POST", "/api/v1/roles"),
     ("GET", "/api/v1/users"),
     ("GET", "/api/v1/users/me"),
+    ("GET", "/api/v1/invitations"),
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),
     ("GET", "/api/v1/companies"),

@@ -26,6 +26,7 @@ from touchline.models.send_budgets import SendBudget, SendBudgetEntry
 from touchline.models.sequences import Enrolment, Sequence, SequenceStep, StepRun
 from touchline.models.templates import Template
 from touchline.models.workspace import (
+    AccountLink,
     ApiToken,
     AuditEntry,
     Role,
@@ -37,6 +38,7 @@ from touchline.models.workspace import (
 )
 
 __all__ = [
+    "AccountLink",
     "ApiToken",
     "AuditEntry",
     "BackgroundTask",

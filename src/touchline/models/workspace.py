@@ -111,6 +111,27 @@ class UserSession(IdMixin, CreatedMixin, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class AccountLink(IdMixin, CreatedMixin, Base):
+    """A single-use, expiring link that lets one user set their password: an admin's invitation
+    (`purpose` "invitation") or password reset ("reset"). Like a login, only the token's digest is
+    stored; the plain token lives in the link alone. A new link for the same user and purpose
+    revokes the earlier ones, so at most one of each is pending."""
+
+    __tablename__ = "account_links"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    emailed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Throttle(Base):
     """The current run of attempts under one key (`login:account:<email>`, `connect:user:<id>`, ...);
     touchline.kit.backoff decides what it means."""

@@ -11,11 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from touchline.db import session_scope
 from touchline.kit.pagination import MAX_OFFSET, PageRequest
 from touchline.models import ApiToken, WorkspaceSettings
-from touchline.workspace import importing, repository, service
-from touchline.workspace.auth import ApiActor, Sessions
+from touchline.workspace import account_links, importing, repository, service
+from touchline.workspace.auth import ApiActor, AppSettings, Now, Sessions
 from touchline.workspace.custom_fields import parse_type_overrides
 from touchline.workspace.permissions import Actor
 from touchline.workspace.schemas import (
+    AccountLinkIssued,
+    AccountLinkOut,
     AuditOut,
     CompanyCreate,
     CompanyOut,
@@ -39,6 +41,7 @@ from touchline.workspace.schemas import (
     TokenCreated,
     TokenOut,
     UserCreate,
+    UserCreated,
     UserOut,
     UserPatch,
     WorkspaceOut,
@@ -146,13 +149,95 @@ def read_me(actor: ApiActor, sessions: Sessions) -> UserOut:
         return UserOut.of(service.get_user(session, actor, actor.user_id))
 
 
-@router.post("/users", tags=["users"], status_code=status.HTTP_201_CREATED, summary="Add a user (admins)")
-def create_user(body: UserCreate, actor: ApiActor, sessions: Sessions) -> UserOut:
+@router.post(
+    "/users",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a user (admins); without a password, the user is invited to set one",
+)
+def create_user(
+    body: UserCreate, actor: ApiActor, sessions: Sessions, settings: AppSettings, now: Now
+) -> UserCreated:
     with session_scope(sessions) as session:
-        user = service.add_user(
-            session, actor, body.email, name=body.name, role=body.role_id or "Member", password=body.password
+        user, issued = account_links.add_user(
+            session,
+            actor,
+            settings,
+            body.email,
+            name=body.name,
+            role=body.role_id or "Member",
+            password=body.password,
+            now=now,
         )
-        return UserOut.of(user)
+        return UserCreated(
+            **UserOut.of(user).model_dump(), invitation=None if issued is None else _issued_out(issued)
+        )
+
+
+def _issued_out(issued: account_links.IssuedLink) -> AccountLinkIssued:
+    return AccountLinkIssued(
+        **AccountLinkOut.of(issued.link).model_dump(), link=None if issued.emailed else issued.url
+    )
+
+
+@router.get("/invitations", tags=["users"], summary="Pending invitations and password reset links (admins)")
+def list_pending_links(actor: ApiActor, sessions: Sessions, now: Now) -> list[AccountLinkOut]:
+    with session_scope(sessions) as session:
+        return [AccountLinkOut.of(row) for row in account_links.pending(session, actor, now)]
+
+
+@router.post(
+    "/users/{user_id}/invitation",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Invite a user without a password, or send the invitation again (admins); "
+    "an earlier invitation stops working",
+)
+def invite_user(
+    user_id: uuid.UUID, actor: ApiActor, sessions: Sessions, settings: AppSettings, now: Now
+) -> AccountLinkIssued:
+    with session_scope(sessions) as session:
+        issued = account_links.issue(session, actor, settings, user_id, account_links.INVITATION, now)
+        return _issued_out(issued)
+
+
+@router.delete(
+    "/users/{user_id}/invitation",
+    tags=["users"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a user's pending invitation (admins)",
+)
+def revoke_invitation(user_id: uuid.UUID, actor: ApiActor, sessions: Sessions, now: Now) -> Response:
+    with session_scope(sessions) as session:
+        account_links.revoke(session, actor, user_id, account_links.INVITATION, now)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/users/{user_id}/password-reset",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Reset a user's password (admins): their password and logins end, and a link lets them "
+    "choose a new one",
+)
+def reset_password(
+    user_id: uuid.UUID, actor: ApiActor, sessions: Sessions, settings: AppSettings, now: Now
+) -> AccountLinkIssued:
+    with session_scope(sessions) as session:
+        issued = account_links.issue(session, actor, settings, user_id, account_links.RESET, now)
+        return _issued_out(issued)
+
+
+@router.delete(
+    "/users/{user_id}/password-reset",
+    tags=["users"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke a user's pending password reset link (admins)",
+)
+def revoke_password_reset(user_id: uuid.UUID, actor: ApiActor, sessions: Sessions, now: Now) -> Response:
+    with session_scope(sessions) as session:
+        account_links.revoke(session, actor, user_id, account_links.RESET, now)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/users/{user_id}", tags=["users"], summary="Read a user")

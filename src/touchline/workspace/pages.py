@@ -1,4 +1,4 @@
-"""Pages for login, companies, contacts, custom fields, users and roles, and workspace settings. Thin."""
+"""Pages for login, companies, contacts, custom fields and workspace settings. Thin."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from touchline.workspace.custom_fields import (
     values_from_text,
 )
 from touchline.workspace.listing import NO_OWNER, TOUCHED_CHOICES, Listing, Touched, parse_owner
-from touchline.workspace.permissions import PERMISSION_LABELS, Actor, Permission
+from touchline.workspace.permissions import Actor, Permission
 from touchline.workspace.schemas import SettingsPatch
 
 router = APIRouter(include_in_schema=False)
@@ -536,65 +536,7 @@ def delete_custom_field(
     return redirect("/custom-fields")
 
 
-# --- users, roles and settings -------------------------------------------------------------------
-
-
-def _users_context(session: Session, actor: Actor) -> dict[str, object]:
-    return {
-        "users": service.list_users(session, actor),
-        "roles": service.list_roles(session, actor),
-        "permission_labels": PERMISSION_LABELS,
-        "error": None,
-    }
-
-
-@router.get("/users", response_class=HTMLResponse)
-def users_page(request: Request, actor: PageActor, sessions: Sessions) -> HTMLResponse:
-    with session_scope(sessions) as session:
-        return render(request, "users.html", actor, _users_context(session, actor))
-
-
-@router.post("/users", response_class=HTMLResponse)
-def add_user(
-    request: Request,
-    actor: PageActor,
-    sessions: Sessions,
-    csrf: Csrf,
-    email: Annotated[str, Form()],
-    role_id: Annotated[str, Form()],
-    name: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-) -> Response:
-    check_csrf(request, csrf)
-    actor.require(Permission.ADMIN_ACCESS)
-    try:
-        with session_scope(sessions) as session:
-            service.add_user(
-                session, actor, email, name=name, role=uuid.UUID(role_id), password=password or None
-            )
-    except (*FORM_ERRORS, ValueError) as error:
-        with session_scope(sessions) as session:
-            context = _users_context(session, actor)
-        context["error"] = str(error)
-        return render(request, "users.html", actor, context, status_code=400)
-    flash(request, f"User {email.strip().lower()} added.")
-    return redirect("/users")
-
-
-@router.post("/roles", response_class=HTMLResponse)
-def create_role(request: Request, actor: PageActor, sessions: Sessions, form: CheckedForm) -> Response:
-    actor.require(Permission.ADMIN_ACCESS)
-    permissions = [str(value) for value in form.getlist("permissions")]
-    try:
-        with session_scope(sessions) as session:
-            service.create_role(session, actor, str(form.get("name", "")), permissions)
-    except FORM_ERRORS as error:
-        with session_scope(sessions) as session:
-            context = _users_context(session, actor)
-        context["error"] = str(error)
-        return render(request, "users.html", actor, context, status_code=400)
-    flash(request, "Role created.")
-    return redirect("/users")
+# --- settings ----------------------------------------------------------------------------------
 
 
 @router.get("/settings", response_class=HTMLResponse)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from touchline.models import (
+    AccountLink,
     AuditEntry,
     Company,
     Contact,
@@ -230,6 +231,42 @@ class UserCreate(BaseModel):
     role_id: uuid.UUID | None = Field(None, description="Defaults to the Member role")
     password: Password | None = Field(
         None, repr=False, description="Optional; without one the user cannot log in to pages"
+    )
+
+
+class AccountLinkOut(BaseModel):
+    """A pending invitation or password reset link (the link itself is never stored)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    purpose: Literal["invitation", "reset"]
+    created_at: datetime
+    expires_at: datetime
+    emailed: bool = Field(description="Sent to the user through the workspace's relay")
+
+    @classmethod
+    def of(cls, row: AccountLink) -> AccountLinkOut:
+        purpose: Literal["invitation", "reset"] = "invitation" if row.purpose == "invitation" else "reset"
+        return cls(
+            id=row.id,
+            user_id=row.user_id,
+            purpose=purpose,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            emailed=row.emailed,
+        )
+
+
+class AccountLinkIssued(AccountLinkOut):
+    link: str | None = Field(
+        description="The link, given this once when no relay is set (pass it on to the user); "
+        "null when it was emailed"
+    )
+
+
+class UserCreated(UserOut):
+    invitation: AccountLinkIssued | None = Field(
+        description="Made for a user added without a password: they set one through its link"
     )
 
 

@@ -413,7 +413,7 @@ def _ensure_other_admin_remains(
 # --- users and authentication --------------------------------------------------------------------
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
 
@@ -444,7 +444,7 @@ def add_user(
         else find_role_by_name(session, actor, role)
     )
     if password is not None:
-        _check_password(password)
+        check_password(password)
     user = User(
         workspace_id=actor.workspace_id,
         email=address,
@@ -509,13 +509,15 @@ def update_user(
             end_public_account_usage(session, actor, [user], f"role {new_role.name} lacks email_on_my_behalf")
     if active is not None and active != user.active:
         if not active:
+            if user.id == actor.user_id:
+                raise ConflictError("you cannot deactivate yourself; another admin can")
             _ensure_other_admin_remains(session, actor, excluding_user=user.id)
             user_sessions.end_all(session, user.id, datetime.now(UTC))
             end_public_account_usage(session, actor, [user], "user deactivated")
         user.active = active
         details["active"] = active
     if password is not None:
-        _check_password(password)
+        check_password(password)
         user.password_hash = hash_password(password)
         # A reset is often made because someone else may know the old password: log out everywhere.
         user_sessions.end_all(session, user.id, datetime.now(UTC))
@@ -556,7 +558,7 @@ def change_own_password(
         raise NotFoundError("only a signed-in user changes their own password")
     if not user.password_hash or not verify_password(user.password_hash, current_password):
         raise InvalidInputError("the current password is not right")
-    _check_password(new_password)
+    check_password(new_password)
     user.password_hash = hash_password(new_password)
     user_sessions.end_all(session, user.id, datetime.now(UTC), keep=keep_login)
     record_audit(session, actor, "user.password_change", "user", user.id)

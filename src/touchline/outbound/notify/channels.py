@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from touchline.config import Settings
+from touchline.config import Settings, relay_configured
 from touchline.kit.errors import InvalidInputError
 from touchline.kit.net import (
     AddressKind,
@@ -32,7 +32,7 @@ from touchline.outbound.compose.mime import Mailbox, OutgoingEmail, build_messag
 from touchline.outbound.notify import messages
 from touchline.outbound.notify.messages import Notification
 from touchline.outbound.send.contract import DeliveryError, Outgoing
-from touchline.outbound.send.delivery import relay_account, relay_configured
+from touchline.outbound.send.delivery import relay_account
 from touchline.outbound.send.smtp import SmtpSender
 
 WEBHOOK_TIMEOUT_SECONDS: Final = 5.0

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from touchline.config import Settings
+from touchline.config import Settings, relay_configured
 from touchline.kit.backoff import AttemptRun, BackoffPolicy, after_attempt
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import InvalidInputError, PermissionDeniedError
@@ -27,7 +27,6 @@ from touchline.models import NotificationDelivery, NotificationSetting, Outbound
 from touchline.outbound.notify import CHANNELS, KINDS, TEST_KIND, repository, signature
 from touchline.outbound.notify.channels import check_webhook_url, webhook_policy
 from touchline.outbound.notify.messages import Notification
-from touchline.outbound.send.delivery import relay_configured
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from touchline.config import Settings
+from touchline.config import Settings, relay_configured
 from touchline.kit.crypto import SecretBox
 from touchline.kit.net import AddressPolicy
 from touchline.mailboxes.connect import GMAIL, GRAPH, imap_account, mail_host_policy, smtp_account
@@ -24,10 +24,6 @@ API_PROVIDERS = frozenset({GMAIL, GRAPH})
 """Mailbox kinds that send through their provider's own API (Gmail, Microsoft Graph)."""
 SENDING_PROVIDERS = frozenset({"imap"}) | API_PROVIDERS
 """Mailbox kinds an email leaves through; a user without one sends through the relay when one is set."""
-
-
-def relay_configured(settings: Settings) -> bool:
-    return bool(settings.relay_smtp_host)
 
 
 def relay_account(settings: Settings) -> SmtpAccount:

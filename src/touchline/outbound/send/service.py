@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol, cast
 from sqlalchemy import ColumnElement, CursorResult, Update, or_, select, update
 from sqlalchemy.orm import Session
 
-from touchline.config import Settings
+from touchline.config import Settings, relay_configured
 from touchline.inbound.parse.headers import message_ids
 from touchline.inbound.store.bulk import chunks
 from touchline.inbound.store.directory import directories
@@ -61,7 +61,7 @@ from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.repository import team_user_of
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send.contract import Delivered, DeliveryError, Outgoing
-from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY, relay_configured
+from touchline.outbound.send.delivery import SENDING_PROVIDERS, VIA_MAILBOX, VIA_RELAY
 from touchline.outbound.templates import service as templates
 from touchline.outbound.track.links import TrackingUrls
 from touchline.outbound.track.service import tracked_html

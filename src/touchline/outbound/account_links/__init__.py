@@ -1,0 +1,1 @@
+"""Emailing the invitation and password reset links admins issue (touchline.workspace.account_links)."""
