@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -20,6 +22,20 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def time_ordered_uuid() -> uuid.UUID:
+    """A version 7 UUID (RFC 9562): the Unix time in milliseconds, then 74 random bits. Ids made
+    one after another sort together, so a table that receives many of them appends to the end of
+    its primary key's index instead of touching a random page of it for every row."""
+    random_bits = int.from_bytes(os.urandom(10), "big")
+    return uuid.UUID(
+        int=(time.time_ns() // 1_000_000) << 80
+        | 0x7 << 76
+        | (random_bits >> 62 & 0xFFF) << 64
+        | 0b10 << 62
+        | random_bits & ((1 << 62) - 1)
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

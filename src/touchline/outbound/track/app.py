@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
-from touchline.models.base import utcnow
+from touchline.models.base import time_ordered_uuid, utcnow
 from touchline.models.engagement import EngagementEvent, TrackedLink
 from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.track import signals
@@ -260,7 +260,7 @@ class EventWriter:
         processors = self._processors
         detail = self._empty_detail
         for hit in hits:
-            row: list[object] = [uuid.uuid4(), *hit, detail]
+            row: list[object] = [time_ordered_uuid(), *hit, detail]
             for index, process in processors:
                 if row[index] is not None:
                     row[index] = process(row[index])
