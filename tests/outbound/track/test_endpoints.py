@@ -3,6 +3,7 @@ tracked email as it was sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -20,11 +21,12 @@ from tests.outbound.track.conftest import TRACKING_BASE, RecordingJobs, Tracked
 from tests.services import free_port
 from touchline.db import session_scope
 from touchline.models import OutboundEmail, User
+from touchline.models.base import time_ordered_uuids, utcnow
 from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.send import service as outbox
 from touchline.outbound.send import tasks
 from touchline.outbound.templates import service as templates
-from touchline.outbound.track.app import PIXEL
+from touchline.outbound.track.app import PIXEL, EventWriter, Hit
 from touchline.workspace import service as workspace
 
 Client = tuple[TestClient, RecordingJobs]
@@ -256,6 +258,66 @@ def test_concurrent_hits_are_committed_together_and_each_one_stored(
     assert codes == [200] * 40
     assert len(tracked.events()) == 40
     assert 1 <= len(jobs.sent) <= 40
+
+
+def test_a_small_batch_waits_for_the_concurrency_seen_lately_and_a_lone_hit_only_so_long(
+    tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [pixel] = tracked.links(tracked.send())["open"]
+    writer = EventWriter(tracked.sessions, None, gather=3600.0, concurrency_window=3600.0)
+    batches: list[int] = []
+    store = writer.store
+
+    def counting(connection: Connection, rows: list[list[object]]) -> None:
+        batches.append(len(rows))
+        store(connection, rows)
+
+    monkeypatch.setattr(writer, "store", counting)
+
+    def hit() -> Hit:
+        return (pixel.workspace_id, pixel.outbound_email_id, "open", utcnow(), pixel.id, "GET", None, None)
+
+    async def hits() -> None:
+        await asyncio.gather(writer.record(hit()), writer.record(hit()))  # two clients at once
+        first = asyncio.create_task(writer.record(hit()))
+        while writer.waiting() < 1:  # the writer holds the first and waits for a second
+            await asyncio.sleep(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not first.done()
+        await asyncio.gather(first, writer.record(hit()))
+        writer.gather = 0.01
+        await writer.record(hit())  # the second client is gone: its wait is bounded
+        await writer.close()
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever this thread runs
+        pool.submit(asyncio.run, hits()).result()
+    assert batches == [2, 2, 1]
+    assert len(tracked.events()) == 5
+
+
+def test_events_get_time_ordered_ids(tracked: Tracked, tracking_client: Client) -> None:
+    client, _ = tracking_client
+    [pixel] = tracked.links(tracked.send())["open"]
+    before = utcnow()
+    for _ in range(3):
+        assert client.get(f"/t/o/{pixel.token}.gif").status_code == 200
+    after = utcnow()
+    for event in tracked.events():
+        assert event.id.version == 7
+        milliseconds = event.id.int >> 80
+        assert before.timestamp() * 1000 - 1 <= milliseconds <= after.timestamp() * 1000
+
+
+def test_time_ordered_ids_sort_by_their_millisecond_and_are_unique() -> None:
+    first = time_ordered_uuids(1000)
+    assert len(set(first)) == 1000
+    assert {made.version for made in first} == {7}
+    assert {made.int >> 80 for made in first} == {first[0].int >> 80}  # one read of the clock
+    later = time_ordered_uuids(1)[0]
+    while later.int >> 80 == first[0].int >> 80:
+        later = time_ordered_uuids(1)[0]
+    assert all(made < later for made in first)
 
 
 def test_a_burst_of_hits_sends_one_refresh_at_once_and_the_rest_together_when_due(
