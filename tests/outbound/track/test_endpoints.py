@@ -4,8 +4,10 @@ tracked email as it was sent."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -294,6 +296,29 @@ def test_a_small_batch_waits_for_the_concurrency_seen_lately_and_a_lone_hit_only
         pool.submit(asyncio.run, hits()).result()
     assert batches == [2, 2, 1]
     assert len(tracked.events()) == 5
+
+
+def test_the_writer_checkpoints_sqlites_log_itself_outside_its_commits(tracked: Tracked) -> None:
+    [pixel] = tracked.links(tracked.send())["open"]
+    writer = EventWriter(tracked.sessions, None, checkpoint_every=3600.0)
+    hit: Hit = (pixel.workspace_id, pixel.outbound_email_id, "open", utcnow(), pixel.id, "GET", None, None)
+
+    async def hits() -> None:
+        for _ in range(3):
+            await writer.record(hit)
+        await writer.close()  # and what was committed since the last checkpoint is checkpointed
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, hits()).result()
+    engine = tracked.sessions.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        # The database file alone, without its write-ahead log: only what a checkpoint copied.
+        with contextlib.closing(sqlite3.connect(f"file:{engine.url.database}?immutable=1", uri=True)) as file:
+            [(in_file,)] = file.execute(
+                "SELECT count(*) FROM engagement_events WHERE link_id = ?", (pixel.id.hex,)
+            ).fetchall()
+        assert in_file == 3
+    assert [event.link_id for event in tracked.events()].count(pixel.id) == 3
 
 
 def test_events_get_time_ordered_ids(tracked: Tracked, tracking_client: Client) -> None:

@@ -67,6 +67,8 @@ GATHER_SECONDS: Final = 0.001
 """How long at most a batch smaller than the recent concurrency waits for more hits."""
 CONCURRENCY_WINDOW_SECONDS: Final = 1.0
 """How long the most hits seen in flight at once stands as the concurrency a batch waits for."""
+CHECKPOINT_EVERY_SECONDS: Final = 1.0
+"""On SQLite, how often at most the writer copies the write-ahead log into the database."""
 REFRESH_EVERY_SECONDS: Final = 0.25
 """The engagement refresh job is sent at most this often by each writer (for all emails since)."""
 MAX_CACHED_TOKENS: Final = 100_000
@@ -153,6 +155,7 @@ class EventWriter:
         refresh_every: float = REFRESH_EVERY_SECONDS,
         gather: float = GATHER_SECONDS,
         concurrency_window: float = CONCURRENCY_WINDOW_SECONDS,
+        checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     ) -> None:
         bind = sessions.kw.get("bind")
         if not isinstance(bind, Engine):
@@ -162,6 +165,10 @@ class EventWriter:
         self.refresh_every = refresh_every
         self.gather = gather
         self.concurrency_window = concurrency_window
+        self.checkpoint_every = checkpoint_every
+        self._last_checkpoint = -math.inf
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._uncheckpointed = False
         self._connection: Connection | None = None
         self._insert = ""
         self._copy = ""
@@ -252,9 +259,36 @@ class EventWriter:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+            self._uncheckpointed = True
+            self._checkpoint_later(loop)
             if not refresh:
                 self._due |= emails
                 self._refresh_later(loop)
+
+    def _checkpoint_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        if (
+            self._engine.dialect.name != "sqlite"
+            or time.monotonic() - self._last_checkpoint < self.checkpoint_every
+        ):
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._last_checkpoint, self._uncheckpointed = time.monotonic(), False
+        self._checkpointing = loop.create_task(asyncio.to_thread(self.checkpoint))
+
+    def checkpoint(self) -> None:
+        """Copies the committed write-ahead log into the database file (SQLite), on a connection of
+        its own: the writer's connection leaves this to it, as a checkpoint inside a commit (SQLite's
+        default, every 1,000 pages) holds that batch's answers for the checkpoint's two fsyncs."""
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.close()
+        except Exception:
+            log.exception("checkpointing the tracking events failed")
+        finally:
+            connection.close()
 
     def _refresh_later(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is not None or not self._due:
@@ -289,6 +323,13 @@ class EventWriter:
 
     def _connect(self) -> Connection:
         connection = self._engine.connect()
+        if self._engine.dialect.name == "sqlite":
+            # Checkpoints are `checkpoint`'s; the connection is closed with the writer, not pooled
+            # with this setting.
+            connection.detach()
+            setting = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            setting.execute("PRAGMA wal_autocheckpoint=0")
+            setting.close()
         if self._engine.dialect.name == "postgresql":
             # One COPY is one atomic statement: run as its own transaction it needs no BEGIN and
             # COMMIT, two round trips a batch fewer, and its success still means the batch is durable.
@@ -368,6 +409,14 @@ class EventWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._checkpointing is not None:
+            running, self._checkpointing = self._checkpointing, None
+            # A request served on a loop of its own (a test client's) leaves its task behind.
+            if running.get_loop() is asyncio.get_running_loop() and not running.done():
+                await asyncio.wait({running})
+        if self._uncheckpointed:
+            self._uncheckpointed = False
+            await asyncio.to_thread(self.checkpoint)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
