@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -20,6 +22,20 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def time_ordered_uuids(count: int) -> list[uuid.UUID]:
+    """Version 7 UUIDs (RFC 9562): the Unix time in milliseconds, then 74 random bits. Ids made one
+    after another sort together, so a table that receives many of them appends to the end of its
+    primary key's index instead of touching a random page of it for every row. The random bits of
+    all `count` come from one read of the system's generator."""
+    milliseconds = time.time_ns() // 1_000_000 << 80 | 0x7 << 76 | 0b10 << 62
+    randomness = os.urandom(10 * count)
+    made = []
+    for start in range(0, 10 * count, 10):
+        bits = int.from_bytes(randomness[start : start + 10], "big")
+        made.append(uuid.UUID(int=milliseconds | (bits >> 62 & 0xFFF) << 64 | bits & ((1 << 62) - 1)))
+    return made
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -3,8 +3,11 @@ tracked email as it was sent."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -20,11 +23,12 @@ from tests.outbound.track.conftest import TRACKING_BASE, RecordingJobs, Tracked
 from tests.services import free_port
 from touchline.db import session_scope
 from touchline.models import OutboundEmail, User
+from touchline.models.base import time_ordered_uuids, utcnow
 from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.send import service as outbox
 from touchline.outbound.send import tasks
 from touchline.outbound.templates import service as templates
-from touchline.outbound.track.app import PIXEL
+from touchline.outbound.track.app import PIXEL, EventWriter, Hit
 from touchline.workspace import service as workspace
 
 Client = tuple[TestClient, RecordingJobs]
@@ -233,8 +237,8 @@ def test_an_event_whose_commit_fails_is_answered_5xx_and_not_stored(
     stored = writer.store
 
     def failing(connection: Connection, rows: list[list[object]]) -> None:
-        stored(connection, rows)
-        raise RuntimeError("the disk is full")
+        # The batch's own row written, then one the database refuses (its id again): none is kept.
+        stored(connection, [*rows, rows[0]])
 
     monkeypatch.setattr(writer, "store", failing)
     answer = client.get(f"/t/o/{pixel.token}.gif")
@@ -256,6 +260,89 @@ def test_concurrent_hits_are_committed_together_and_each_one_stored(
     assert codes == [200] * 40
     assert len(tracked.events()) == 40
     assert 1 <= len(jobs.sent) <= 40
+
+
+def test_a_small_batch_waits_for_the_concurrency_seen_lately_and_a_lone_hit_only_so_long(
+    tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [pixel] = tracked.links(tracked.send())["open"]
+    writer = EventWriter(tracked.sessions, None, gather=3600.0, concurrency_window=3600.0)
+    batches: list[int] = []
+    store = writer.store
+
+    def counting(connection: Connection, rows: list[list[object]]) -> None:
+        batches.append(len(rows))
+        store(connection, rows)
+
+    monkeypatch.setattr(writer, "store", counting)
+
+    def hit() -> Hit:
+        return (pixel.workspace_id, pixel.outbound_email_id, "open", utcnow(), pixel.id, "GET", None, None)
+
+    async def hits() -> None:
+        await asyncio.gather(writer.record(hit()), writer.record(hit()))  # two clients at once
+        first = asyncio.create_task(writer.record(hit()))
+        while writer.waiting() < 1:  # the writer holds the first and waits for a second
+            await asyncio.sleep(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not first.done()
+        await asyncio.gather(first, writer.record(hit()))
+        writer.gather = 0.01
+        await writer.record(hit())  # the second client is gone: its wait is bounded
+        await writer.close()
+
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever this thread runs
+        pool.submit(asyncio.run, hits()).result()
+    assert batches == [2, 2, 1]
+    assert len(tracked.events()) == 5
+
+
+def test_the_writer_checkpoints_sqlites_log_itself_outside_its_commits(tracked: Tracked) -> None:
+    [pixel] = tracked.links(tracked.send())["open"]
+    writer = EventWriter(tracked.sessions, None, checkpoint_every=3600.0)
+    hit: Hit = (pixel.workspace_id, pixel.outbound_email_id, "open", utcnow(), pixel.id, "GET", None, None)
+
+    async def hits() -> None:
+        for _ in range(3):
+            await writer.record(hit)
+        await writer.close()  # and what was committed since the last checkpoint is checkpointed
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, hits()).result()
+    engine = tracked.sessions.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        # The database file alone, without its write-ahead log: only what a checkpoint copied.
+        with contextlib.closing(sqlite3.connect(f"file:{engine.url.database}?immutable=1", uri=True)) as file:
+            [(in_file,)] = file.execute(
+                "SELECT count(*) FROM engagement_events WHERE link_id = ?", (pixel.id.hex,)
+            ).fetchall()
+        assert in_file == 3
+    assert [event.link_id for event in tracked.events()].count(pixel.id) == 3
+
+
+def test_events_get_time_ordered_ids(tracked: Tracked, tracking_client: Client) -> None:
+    client, _ = tracking_client
+    [pixel] = tracked.links(tracked.send())["open"]
+    before = utcnow()
+    for _ in range(3):
+        assert client.get(f"/t/o/{pixel.token}.gif").status_code == 200
+    after = utcnow()
+    for event in tracked.events():
+        assert event.id.version == 7
+        milliseconds = event.id.int >> 80
+        assert before.timestamp() * 1000 - 1 <= milliseconds <= after.timestamp() * 1000
+
+
+def test_time_ordered_ids_sort_by_their_millisecond_and_are_unique() -> None:
+    first = time_ordered_uuids(1000)
+    assert len(set(first)) == 1000
+    assert {made.version for made in first} == {7}
+    assert {made.int >> 80 for made in first} == {first[0].int >> 80}  # one read of the clock
+    later = time_ordered_uuids(1)[0]
+    while later.int >> 80 == first[0].int >> 80:
+        later = time_ordered_uuids(1)[0]
+    assert all(made < later for made in first)
 
 
 def test_a_burst_of_hits_sends_one_refresh_at_once_and_the_rest_together_when_due(

@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
-from touchline.models.base import utcnow
+from touchline.models.base import time_ordered_uuids, utcnow
 from touchline.models.engagement import EngagementEvent, TrackedLink
 from touchline.outbound.engagement import REFRESH_JOB
 from touchline.outbound.track import signals
@@ -63,6 +63,12 @@ PIXEL: Final = (
 """A transparent 1x1 GIF (43 bytes)."""
 MAX_BATCH: Final = 500
 """Events written in one transaction at most."""
+GATHER_SECONDS: Final = 0.001
+"""How long at most a batch smaller than the recent concurrency waits for more hits."""
+CONCURRENCY_WINDOW_SECONDS: Final = 1.0
+"""How long the most hits seen in flight at once stands as the concurrency a batch waits for."""
+CHECKPOINT_EVERY_SECONDS: Final = 1.0
+"""On SQLite, how often at most the writer copies the write-ahead log into the database."""
 REFRESH_EVERY_SECONDS: Final = 0.25
 """The engagement refresh job is sent at most this often by each writer (for all emails since)."""
 MAX_CACHED_TOKENS: Final = 100_000
@@ -118,15 +124,25 @@ EVENT_COLUMNS: Final = (
 )
 """The columns a hit fills, in the order of the rows the writer stores (`Hit` between an id and an
 empty detail)."""
+LINK_COLUMNS: Final = frozenset({"workspace_id", "outbound_email_id", "link_id"})
+"""The columns whose values come from the link hit: a few values, repeated by every hit of it."""
 
 
 class EventWriter:
     """Writes the hits of concurrent requests in one transaction per batch; `record` returns once
     its event is committed, and raises when its batch could not be.
 
-    The writer keeps one connection of its own and hands each batch to the driver's executemany as
-    rows of values already in the database's form (the columns' own bind processors, looked up
-    once): per hit it does no SQLAlchemy work. The engagement refresh job is sent at most every
+    The writer keeps one connection of its own and hands each batch to the driver (COPY on
+    PostgreSQL, executemany elsewhere) as rows of values already in the database's form (the
+    columns' own bind processors, looked up once; a link's values encoded once): per hit it does no
+    SQLAlchemy work. Event ids are time-ordered, so a batch appends to the primary key's index.
+
+    A commit's cost is mostly fixed, so the writer shares it by as many hits as it can: when fewer
+    hits wait than the most that were in flight at once during the last `concurrency_window`
+    seconds, it waits at most `gather` seconds for the rest before committing. Under a steady load
+    of N concurrent clients each batch then holds about N hits instead of splitting into cohorts
+    (the hits that arrived during the previous commit, and those it answered); a lone hit after a
+    quiet spell is committed at once. The engagement refresh job is sent at most every
     `refresh_every` seconds, for every email whose events were stored since the last one: the first
     batch after a quiet spell sends it at once, after its commit and before its requests are
     answered; a burst sends one more when the interval is up."""
@@ -137,6 +153,9 @@ class EventWriter:
         jobs: JobSender | None,
         *,
         refresh_every: float = REFRESH_EVERY_SECONDS,
+        gather: float = GATHER_SECONDS,
+        concurrency_window: float = CONCURRENCY_WINDOW_SECONDS,
+        checkpoint_every: float = CHECKPOINT_EVERY_SECONDS,
     ) -> None:
         bind = sessions.kw.get("bind")
         if not isinstance(bind, Engine):
@@ -144,16 +163,26 @@ class EventWriter:
         self._engine = bind
         self.jobs = jobs
         self.refresh_every = refresh_every
+        self.gather = gather
+        self.concurrency_window = concurrency_window
+        self.checkpoint_every = checkpoint_every
+        self._last_checkpoint = -math.inf
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._uncheckpointed = False
         self._connection: Connection | None = None
         self._insert = ""
         self._copy = ""
-        self._processors: list[tuple[int, Callable[[Any], Any]]] = []
+        self._processors: list[tuple[int, Callable[[Any], Any], dict[object, object] | None]] = []
         self._empty_detail: object = None
         self._waiting: list[tuple[Hit, asyncio.Future[None]]] = []
         self._wake: asyncio.Future[None] | None = None
+        self._wanted = 1
+        self._in_flight = 0
+        self._concurrency = 0
+        self._concurrency_since = -math.inf
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._due: set[str] = set()
+        self._due: set[uuid.UUID] = set()
         self._last_refresh = -math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -168,22 +197,50 @@ class EventWriter:
             self._task = loop.create_task(self._drain())
         done: asyncio.Future[None] = loop.create_future()
         self._waiting.append((hit, done))
+        self._in_flight += 1
+        self._concurrency = max(self._concurrency, self._in_flight)
         wake = self._wake
-        if wake is not None and not wake.done():
+        if wake is not None and not wake.done() and len(self._waiting) >= self._wanted:
             wake.set_result(None)
-        await done
+        try:
+            await done
+        finally:
+            self._in_flight -= 1
+
+    def waiting(self) -> int:
+        """The hits waiting for the next batch."""
+        return len(self._waiting)
+
+    async def _until_waiting(
+        self, loop: asyncio.AbstractEventLoop, wanted: int, timeout: float | None
+    ) -> None:
+        """Returns once `wanted` hits wait, or after `timeout` seconds."""
+        self._wanted = wanted
+        wake = self._wake = loop.create_future()
+        timer = loop.call_later(timeout, _settle, wake) if timeout is not None else None
+        await wake
+        if timer is not None:
+            timer.cancel()
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             if not self._waiting:
-                self._wake = loop.create_future()
-                await self._wake
+                await self._until_waiting(loop, 1, None)
+            # Hits come in cohorts: those that arrived during the last commit, and those answered by
+            # it, whose clients come back a round trip later. A batch smaller than the concurrency
+            # seen lately waits a little for the rest, so one commit serves them all.
+            wanted = min(self._concurrency, MAX_BATCH)
+            if len(self._waiting) < wanted and self.gather > 0:
+                await self._until_waiting(loop, wanted, self.gather)
+            now = loop.time()
+            if now - self._concurrency_since >= self.concurrency_window:
+                self._concurrency, self._concurrency_since = self._in_flight, now
             batch = self._waiting[:MAX_BATCH]
             del self._waiting[:MAX_BATCH]
             hits = [hit for hit, _ in batch]
-            emails = {str(hit[1]) for hit in hits}
-            refresh: list[str] = []
+            emails = {hit[1] for hit in hits}
+            refresh: list[uuid.UUID] = []
             carried, last_refresh = self._due, self._last_refresh
             if self._timer is None and time.monotonic() - last_refresh >= self.refresh_every:
                 refresh, self._due = sorted(carried | emails), set()
@@ -202,9 +259,36 @@ class EventWriter:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
+            self._uncheckpointed = True
+            self._checkpoint_later(loop)
             if not refresh:
                 self._due |= emails
                 self._refresh_later(loop)
+
+    def _checkpoint_later(self, loop: asyncio.AbstractEventLoop) -> None:
+        if (
+            self._engine.dialect.name != "sqlite"
+            or time.monotonic() - self._last_checkpoint < self.checkpoint_every
+        ):
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._last_checkpoint, self._uncheckpointed = time.monotonic(), False
+        self._checkpointing = loop.create_task(asyncio.to_thread(self.checkpoint))
+
+    def checkpoint(self) -> None:
+        """Copies the committed write-ahead log into the database file (SQLite), on a connection of
+        its own: the writer's connection leaves this to it, as a checkpoint inside a commit (SQLite's
+        default, every 1,000 pages) holds that batch's answers for the checkpoint's two fsyncs."""
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.close()
+        except Exception:
+            log.exception("checkpointing the tracking events failed")
+        finally:
+            connection.close()
 
     def _refresh_later(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is not None or not self._due:
@@ -222,7 +306,7 @@ class EventWriter:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    def _commit(self, hits: list[Hit], refresh: list[str]) -> None:
+    def _commit(self, hits: list[Hit], refresh: list[uuid.UUID]) -> None:
         connection = self._connection or self._connect()
         rows = self._rows(hits)
         try:
@@ -239,6 +323,17 @@ class EventWriter:
 
     def _connect(self) -> Connection:
         connection = self._engine.connect()
+        if self._engine.dialect.name == "sqlite":
+            # Checkpoints are `checkpoint`'s; the connection is closed with the writer, not pooled
+            # with this setting.
+            connection.detach()
+            setting = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            setting.execute("PRAGMA wal_autocheckpoint=0")
+            setting.close()
+        if self._engine.dialect.name == "postgresql":
+            # One COPY is one atomic statement: run as its own transaction it needs no BEGIN and
+            # COMMIT, two round trips a batch fewer, and its success still means the batch is durable.
+            connection.execution_options(isolation_level="AUTOCOMMIT")
         if not self._insert:
             dialect = self._engine.dialect
             marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(EVENT_COLUMNS))
@@ -251,7 +346,12 @@ class EventWriter:
             ]
             detail = processors[-1]
             self._empty_detail = detail({}) if detail is not None else {}
-            self._processors = [(index, p) for index, p in enumerate(processors[:-1]) if p is not None]
+            # A link's values are encoded once and remembered: per hit only its id and time are.
+            self._processors = [
+                (index, p, {} if EVENT_COLUMNS[index] in LINK_COLUMNS else None)
+                for index, p in enumerate(processors[:-1])
+                if p is not None
+            ]
         self._connection = connection
         return connection
 
@@ -259,30 +359,46 @@ class EventWriter:
         rows: list[list[object]] = []
         processors = self._processors
         detail = self._empty_detail
-        for hit in hits:
-            row: list[object] = [uuid.uuid4(), *hit, detail]
-            for index, process in processors:
-                if row[index] is not None:
-                    row[index] = process(row[index])
+        for event_id, hit in zip(time_ordered_uuids(len(hits)), hits, strict=True):
+            row: list[object] = [event_id, *hit, detail]
+            for index, process, encoded in processors:
+                value = row[index]
+                if value is None:
+                    continue
+                if encoded is None:
+                    row[index] = process(value)
+                    continue
+                known = encoded.get(value, _UNKNOWN)
+                if known is _UNKNOWN:
+                    if len(encoded) >= MAX_CACHED_TOKENS:
+                        encoded.clear()
+                    known = encoded[value] = process(value)
+                row[index] = known
             rows.append(row)
         return rows
 
     def store(self, connection: Connection, rows: list[list[object]]) -> None:
-        """Adds one batch's rows to the transaction that commits them: COPY on PostgreSQL (a third
-        less CPU than executemany for a batch of 16), the driver's executemany elsewhere."""
+        """Stores one batch's rows, all or none: on PostgreSQL one COPY, its own transaction (a third
+        less CPU than executemany for a batch of 16); elsewhere the driver's executemany in the
+        batch's transaction (called on the driver's own cursor: SQLAlchemy's statement handling cost
+        a third of the insert)."""
         if self._engine.dialect.name == "postgresql":
             driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
             with driver.cursor() as cursor, cursor.copy(self._copy) as copy:
                 for row in rows:
                     copy.write_row(row)
             return
-        connection.exec_driver_sql(self._insert, [tuple(row) for row in rows])
+        inserting = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            inserting.executemany(self._insert, rows)
+        finally:
+            inserting.close()
 
-    def _refresh(self, outbound_ids: list[str]) -> None:
+    def _refresh(self, outbound_ids: list[uuid.UUID]) -> None:
         if self.jobs is None:
             return
         try:
-            self.jobs.send(REFRESH_JOB, outbound_ids=outbound_ids)
+            self.jobs.send(REFRESH_JOB, outbound_ids=[str(outbound_id) for outbound_id in outbound_ids])
         except Exception:
             # The events are stored; the engagement records catch up with them on their next refresh.
             log.exception("sending %s for %d emails failed", REFRESH_JOB, len(outbound_ids))
@@ -293,6 +409,14 @@ class EventWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._checkpointing is not None:
+            running, self._checkpointing = self._checkpointing, None
+            # A request served on a loop of its own (a test client's) leaves its task behind.
+            if running.get_loop() is asyncio.get_running_loop() and not running.done():
+                await asyncio.wait({running})
+        if self._uncheckpointed:
+            self._uncheckpointed = False
+            await asyncio.to_thread(self.checkpoint)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -302,6 +426,11 @@ class EventWriter:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await asyncio.to_thread(connection.close)
+
+
+def _settle(wake: asyncio.Future[None]) -> None:
+    if not wake.done():
+        wake.set_result(None)
 
 
 class TrackingApp:
