@@ -37,6 +37,8 @@ DEMO_WORKSPACE = "Demo"
 DEMO_DOMAIN = "touchline-demo.example"
 DEMO_ADMIN = f"admin@{DEMO_DOMAIN}"
 DEMO_MEMBER = f"casey@{DEMO_DOMAIN}"
+DEMO_USERS = ((DEMO_ADMIN, "Demo Admin"), (DEMO_MEMBER, "Casey Member"))
+"""Each demo user's address and name; `touchline demo` gives each a mailbox on its IMAP server."""
 DEMO_TRUSTED_NETWORKS = "127.0.0.0/8,::1/128"
 """The demo's log address takes mail from this machine as from the operator's own relay, so that
 mail sent with a local client is logged without DKIM or SPF."""
@@ -222,8 +224,9 @@ def ensure_demo_workspace(
             inbound_domain=settings.inbound_domain,
         )
         operator = Actor.operator(workspace.id)
-        service.add_user(session, operator, DEMO_ADMIN, name="Demo Admin", role="Admin", password=password)
-        service.add_user(session, operator, DEMO_MEMBER, name="Casey Member", role="Member")
+        (admin_address, admin_name), (member_address, member_name) = DEMO_USERS
+        service.add_user(session, operator, admin_address, name=admin_name, role="Admin", password=password)
+        service.add_user(session, operator, member_address, name=member_name, role="Member")
         data = files("touchline.demo_data")
         importing.import_companies(session, operator, data.joinpath("companies.csv").read_bytes())
         importing.import_contacts(session, operator, data.joinpath("contacts.csv").read_bytes())
