@@ -17,7 +17,7 @@ from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.demo import DEMO_ADMIN, DEMO_MEMBER, DEMO_USERS, ensure_demo_workspace
 from touchline.demo_imap import DEMO_IMAP_HOST, DemoImapServer, demo_mailbox, start_demo_imap
-from touchline.inbound.fetch.service import sync_mailbox
+from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.inbound.timeline import email_records
 from touchline.kit.crypto import SecretBox
 from touchline.kit.net import AddressPolicy
@@ -25,7 +25,7 @@ from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import imap_account
 from touchline.mailboxes.providers.base import SpecialUse
 from touchline.mailboxes.providers.imap import ImapProvider
-from touchline.models import User
+from touchline.models import Mailbox, User
 from touchline.worker import configure_queue
 from touchline.workspace.permissions import Actor
 
@@ -133,8 +133,9 @@ def test_syncing_a_demo_mailbox_keeps_the_customers_mail_and_ignores_the_rest(
             mailbox_id, workspace_id = mailbox.id, user.workspace_id
         counted: dict[str, int] = {}
 
-        def progress(folder: str, count: int) -> None:
+        def progress(folder: str, count: int, so_far: SyncReport) -> None:
             counted[folder] = counted.get(folder, 0) + count
+            assert so_far.seen == sum(counted.values())
 
         report = sync_mailbox(sessions, box, mailbox_id, progress=progress, settings=settings)
         expected = demo_mailbox(account.username, "Casey Member", datetime.now(UTC))
@@ -142,8 +143,15 @@ def test_syncing_a_demo_mailbox_keeps_the_customers_mail_and_ignores_the_rest(
         assert report.seen == len(expected) == sum(counted.values())
         assert report.kept == sum(message.customer for message in expected)
         assert report.seen - report.kept - report.quarantined == sum(not m.customer for m in expected) > 0
-        with session_scope(sessions) as session:
+        with sessions() as session:
             stored = email_records(session, workspace_id)
+            row = session.get_one(Mailbox, mailbox_id)
+            # Where the Email page reads the counts while a sync runs.
+            assert (row.sync_checked, row.sync_kept, row.sync_quarantined) == (
+                report.seen,
+                report.kept,
+                report.quarantined,
+            )
         subjects = {str(record["subject"]) for record in stored}
         assert "Training for the new team" in subjects  # from a contact
         assert "New warehouse contact" in subjects  # from an address of a customer's domain

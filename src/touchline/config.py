@@ -108,11 +108,12 @@ class Settings(BaseSettings):
         "(mail servers on the operator's own network)",
     )
     # Set by `touchline demo` for its own IMAP server, so that the Email page says what to connect.
+    demo_imap_host: str = "127.0.0.1"
     demo_imap_port: int | None = Field(
         default=None,
         ge=1,
         le=65535,
-        description="The demo's IMAP server on 127.0.0.1 (set by touchline demo)",
+        description="The port of the demo's IMAP server (set by touchline demo)",
     )
     demo_imap_passwords: dict[str, str] = Field(
         default_factory=dict, repr=False, description="Each demo user's IMAP password (set by touchline demo)"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
+import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
@@ -18,7 +20,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -288,14 +290,38 @@ class DemoSink:
         self._controller.stop()
 
 
-def start_demo_sink(data_dir: Path) -> DemoSink:
-    """Start the sink on a free loopback port; its messages go to `data_dir`/demo-sent."""
+@dataclass(frozen=True)
+class _DemoLogins:
+    """The demo mailboxes' logins, for SMTP AUTH: a connected demo mailbox sends through the sink too."""
+
+    passwords: Mapping[str, str]
+
+    def __call__(
+        self, server: SMTP, session: SmtpSession, envelope: Envelope, mechanism: str, auth_data: object
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            username, password = auth_data.login.decode(), auth_data.password.decode()
+            expected = self.passwords.get(username)
+            if expected is not None and secrets.compare_digest(expected, password):
+                return AuthResult(success=True, auth_data=username)
+        return AuthResult(success=False, handled=False)
+
+
+def start_demo_sink(data_dir: Path, logins: Mapping[str, str] | None = None) -> DemoSink:
+    """Start the sink on a free loopback port; its messages go to `data_dir`/demo-sent. With `logins`
+    (address: password), it also takes mail from those logins over SMTP AUTH, in plain text on loopback."""
     folder = data_dir / SENT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     with socket.socket() as probe:
         probe.bind((SINK_HOST, 0))
         port = int(probe.getsockname()[1])
-    controller = Controller(_KeepAsFiles(folder), hostname=SINK_HOST, port=port)
+    controller = Controller(
+        _KeepAsFiles(folder),
+        hostname=SINK_HOST,
+        port=port,
+        authenticator=_DemoLogins(logins) if logins else None,
+        auth_require_tls=False,
+    )
     controller.start()
     return DemoSink(folder, port, controller)
 
@@ -310,3 +336,58 @@ def demo_relay_environment(sink: DemoSink) -> dict[str, str]:
         "TOUCHLINE_RELAY_SMTP_USERNAME": "",
         "TOUCHLINE_RELAY_SMTP_PASSWORD": "",
     }
+
+
+# --- starting over ----------------------------------------------------------------------------------
+
+DEMO_MARKER = "touchline-demo"
+"""Written into the data directory by `touchline demo` when it creates that directory's database
+itself: only a directory so marked is ever emptied by `touchline demo --reset`."""
+_DEMO_DATABASE_FILES = ("touchline.db", "queue.db")
+
+
+class NotDemoDataError(Exception):
+    """The data directory holds data the demo did not create; resetting would lose it."""
+
+
+def uses_embedded_database(settings: Settings) -> bool:
+    return (
+        not settings.database_url
+        or settings.database_url == f"sqlite:///{settings.data_dir / 'touchline.db'}"
+    )
+
+
+def mark_if_new(settings: Settings) -> None:
+    """Mark the data directory as the demo's when the demo is about to create its database."""
+    if uses_embedded_database(settings) and not (settings.data_dir / "touchline.db").exists():
+        (settings.data_dir / DEMO_MARKER).write_text(
+            "Created by `touchline demo`: `touchline demo --reset` may delete this directory's data.\n"
+        )
+
+
+def demo_data_paths(settings: Settings) -> list[Path]:
+    """What `touchline demo --reset` deletes: the database and queue files, the sink's sent mail and
+    the IMAP server's mail. Refuses a data directory the demo did not create, or a database elsewhere."""
+    data_dir = settings.data_dir
+    if not uses_embedded_database(settings):
+        raise NotDemoDataError(
+            "TOUCHLINE_DATABASE_URL points at a database of its own; the demo resets only the SQLite "
+            f"database it creates in {data_dir}"
+        )
+    if not (data_dir / DEMO_MARKER).is_file():
+        raise NotDemoDataError(
+            f"{data_dir} was not created by `touchline demo` (it has no {DEMO_MARKER} file); "
+            "nothing was deleted"
+        )
+    from touchline.demo_imap import IMAP_FOLDER
+
+    names = [name + suffix for name in _DEMO_DATABASE_FILES for suffix in ("", "-wal", "-shm", "-journal")]
+    return [data_dir / name for name in (*names, SENT_FOLDER, IMAP_FOLDER) if (data_dir / name).exists()]
+
+
+def delete_demo_data(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
