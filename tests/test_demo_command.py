@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+import smtplib
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -154,6 +156,34 @@ def test_a_new_user_connects_the_demo_mailbox_and_watches_it_sync(tmp_path: Path
         expect(progress.locator("[data-sync-field=kept]")).to_have_text("14", timeout=60_000)
         expect(progress.locator("[data-sync-field=ignored]")).to_have_text("5", timeout=60_000)
         expect(progress.locator("[data-sync-field=checked]")).to_have_text("19", timeout=60_000)
+
+
+def test_an_admin_reads_what_the_demo_s_sink_received(tmp_path: Path, page: Page) -> None:  # noqa: F811
+    data_dir = tmp_path / "touchline"
+    with running_demo(data_dir) as demo:
+        admin = "admin@touchline-demo.example"
+        letter = EmailMessage()
+        letter["From"], letter["To"] = admin, "nancy.davolio@northwind-traders.example"
+        letter["Subject"] = "Renewal <script>alert(1)</script> notes"
+        letter.set_content("The terms we agreed on.\n")
+        # As a connected demo mailbox sends: SMTP AUTH with its IMAP login, in plain text on loopback.
+        with smtplib.SMTP("127.0.0.1", demo.smtp_port, timeout=30) as smtp:
+            smtp.login(admin, demo.imap_passwords[admin])
+            smtp.send_message(letter)
+
+        page.goto(f"{demo.base_url}/login")
+        page.fill("input[name=email]", admin)
+        page.fill("input[name=password]", demo.password)
+        page.click("button[type=submit]")
+        page.get_by_role("link", name="Sent by the demo").click()
+        row = page.locator("#demo-sent tbody tr", has_text="Renewal <script>alert(1)</script> notes")
+        expect(row).to_contain_text("nancy.davolio@northwind-traders.example")
+        row.get_by_role("link").click()
+        expect(page.locator("#demo-sent-text")).to_contain_text("The terms we agreed on.")
+        expect(page.locator("h1")).to_have_text("Renewal <script>alert(1)</script> notes")
+
+        stranger = page.request.get(f"{demo.base_url}/demo/sent/..%2Ftouchline.db")
+        assert stranger.status == 404
 
 
 def test_touchline_sync_prints_what_it_checked_kept_and_ignored(

@@ -271,9 +271,6 @@ def demo(
         DEMO_TRUSTED_NETWORKS,
         DEMO_USERS,
         SINK_HOST,
-        NotDemoDataError,
-        delete_demo_data,
-        demo_data_paths,
         demo_relay_environment,
         ensure_demo_workspace,
         import_demo_mail,
@@ -283,14 +280,7 @@ def demo(
     from touchline.demo_imap import start_demo_imap
 
     if reset:
-        try:
-            doomed = demo_data_paths(_settings())
-        except NotDemoDataError as error:
-            raise _fail(f"not resetting: {error}") from None
-        console.print("Resetting the demo; deleting:" if doomed else "Resetting the demo: nothing to delete")
-        for path in doomed:
-            console.print(f"  {path}", soft_wrap=True, markup=False)
-        delete_demo_data(doomed)
+        _reset_demo()
 
     os.environ["TOUCHLINE_INBOUND_TRUSTED_NETWORKS"] = DEMO_TRUSTED_NETWORKS
 
@@ -306,6 +296,7 @@ def demo(
         raise
     # Whatever relay is configured, the demo's outbox sends to its sink: demo mail stays on this machine.
     os.environ.update(demo_relay_environment(sink))
+    os.environ["TOUCHLINE_DEMO_SENT_FOLDER"] = str(sink.folder)  # listed on the Sent by the demo page
     try:
         # The Email page names the demo's mailbox to connect.
         os.environ["TOUCHLINE_DEMO_IMAP_HOST"] = imap.host
@@ -344,7 +335,8 @@ def demo(
         )
         console.print(
             f"Sent mail is caught by a local sink (the demo's relay, SMTP on {SINK_HOST}:{sink.port}): "
-            f"open [bold]{sink.folder}[/] (one .eml file per message); nothing is sent on"
+            f"open [bold]{sink.folder}[/] (one .eml file per message) or, as an admin, the page "
+            f"[bold]http://{host}:{port}/demo/sent[/]; nothing is sent on"
         )
         console.print("Start over with [bold]touchline demo --reset[/]")
         console.rule()
@@ -352,6 +344,20 @@ def demo(
     finally:
         imap.stop()
         sink.stop()
+
+
+def _reset_demo() -> None:
+    """Delete the demo's data after saying what goes; refuse a data directory the demo did not create."""
+    from touchline.demo import NotDemoDataError, delete_demo_data, demo_data_paths
+
+    try:
+        doomed = demo_data_paths(_settings())
+    except NotDemoDataError as error:
+        raise _fail(f"not resetting: {error}") from None
+    console.print("Resetting the demo; deleting:" if doomed else "Resetting the demo: nothing to delete")
+    for path in doomed:
+        console.print(f"  {path}", soft_wrap=True, markup=False)
+    delete_demo_data(doomed)
 
 
 @queue_app.command("ping")

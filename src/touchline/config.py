@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         "(mail servers on the operator's own network)",
     )
     # Set by `touchline demo` for its own IMAP server, so that the Email page says what to connect.
+    demo_sent_folder: Path | None = Field(
+        default=None, description="Where the demo's sink keeps what it received (set by touchline demo)"
+    )
     demo_imap_host: str = "127.0.0.1"
     demo_imap_port: int | None = Field(
         default=None,

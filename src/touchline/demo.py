@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import secrets
 import shutil
 import socket
@@ -14,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
+from email import message_from_bytes
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from importlib.resources import files
@@ -30,6 +33,7 @@ from touchline.inbound.importing import ImportReport, import_messages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
 from touchline.models import Sequence, Template, User, Workspace
+from touchline.outbound.compose.plaintext import text_from_html
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
 from touchline.workspace import importing, service
@@ -305,6 +309,55 @@ class _DemoLogins:
             if expected is not None and secrets.compare_digest(expected, password):
                 return AuthResult(success=True, auth_data=username)
         return AuthResult(success=False, handled=False)
+
+
+_SENT_NAME = re.compile(r"\d+-[0-9a-f]{8}\.eml")
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message the sink received, as the demo's Sent page shows it."""
+
+    name: str
+    received_at: datetime
+    sender: str
+    to: str
+    subject: str
+    text: str
+
+
+def sent_messages(folder: Path) -> list[SentMessage]:
+    """What the sink received, newest first."""
+    if not folder.is_dir():
+        return []
+    names = sorted(
+        (path.name for path in folder.glob("*.eml") if _SENT_NAME.fullmatch(path.name)), reverse=True
+    )
+    return [message for name in names if (message := sent_message(folder, name)) is not None]
+
+
+def sent_message(folder: Path, name: str) -> SentMessage | None:
+    """One received message by its file name; None for a name the sink never gives (or a file gone)."""
+    if not _SENT_NAME.fullmatch(name):
+        return None
+    try:
+        raw = (folder / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    parsed = message_from_bytes(raw, policy=email_policy.default)
+    body = parsed.get_body(("plain", "html")) if isinstance(parsed, EmailMessage) else None
+    text = str(body.get_content()) if body is not None else ""
+    if body is not None and body.get_content_subtype() == "html":
+        text = text_from_html(text)
+    received_ns = int(name.split("-", 1)[0])
+    return SentMessage(
+        name=name,
+        received_at=datetime.fromtimestamp(received_ns / 1e9, UTC),
+        sender=str(parsed.get("From", "")),
+        to=", ".join(str(value) for value in (parsed.get_all("To") or [])),
+        subject=str(parsed.get("Subject", "")),
+        text=text,
+    )
 
 
 def start_demo_sink(data_dir: Path, logins: Mapping[str, str] | None = None) -> DemoSink:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import Team, csrf_of, sign_in_form
@@ -51,3 +53,25 @@ def test_forms_without_the_csrf_token_are_refused(client: TestClient, team: Team
 def test_login_redirects_only_within_the_site(client: TestClient, team: Team) -> None:
     response = sign_in_form(client, "admin@team-a.example", "admin-password-123", next_path="//evil.example/")
     assert response.headers["location"] == "/"
+
+
+def test_the_demo_s_sent_page_is_for_admins_and_only_under_the_demo(
+    client: TestClient, team: Team, tmp_path: Path
+) -> None:
+    client.patch(
+        f"/api/v1/users/{team.member_id}", json={"password": "member-password-1"}, headers=team.headers()
+    )
+    _login(client, "admin@team-a.example", "admin-password-123")
+    assert client.get("/demo/sent").status_code == 404  # not under `touchline demo`
+    assert "Sent by the demo" not in client.get("/companies").text
+
+    client.app.state.settings.demo_sent_folder = tmp_path  # type: ignore[attr-defined]
+    listing = client.get("/demo/sent")
+    assert listing.status_code == 200
+    assert "Nothing was sent yet" in listing.text
+    assert client.get("/demo/sent/../secret.key").status_code == 404
+
+    client.post("/logout", data={"csrf_token": csrf_of(client.get("/companies").text)})
+    _login(client, "member@team-a.example", "member-password-1")
+    assert client.get("/demo/sent").status_code == 403
+    assert "Sent by the demo" not in client.get("/companies").text
