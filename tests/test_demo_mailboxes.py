@@ -160,3 +160,19 @@ def test_syncing_a_demo_mailbox_keeps_the_customers_mail_and_ignores_the_rest(
         assert uuid.UUID(str(stored[0]["id"]))
     finally:
         queue.close()
+
+
+def test_a_first_start_cut_short_writes_the_mail_again(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo-data"
+    (data_dir / "demo-imap" / DEMO_ADMIN / ".Sent").mkdir(parents=True)  # left before accounts.json
+    server = start_demo_imap(data_dir, DEMO_USERS)
+    try:
+        account = server.accounts[0]
+        with ImapProvider(
+            imap_account(_connection(server, account.username), account.password, LOOPBACK)
+        ) as imap:
+            [batch] = list(imap.fetch_new_headers("Sent", None, since=datetime(2000, 1, 1, tzinfo=UTC)))
+    finally:
+        server.stop()
+    written = [m for m in demo_mailbox(DEMO_ADMIN, "Demo Admin", datetime.now(UTC)) if m.folder == "Sent"]
+    assert len(batch.messages) == len(written)

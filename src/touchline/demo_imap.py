@@ -15,8 +15,10 @@ import imaplib
 import json
 import random
 import secrets
+import shutil
 import socket
 import threading
+from argparse import Namespace
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
@@ -188,6 +190,8 @@ def start_demo_imap(
     folder = data_dir / IMAP_FOLDER
     accounts_file = folder / ACCOUNTS_FILE
     fresh = not accounts_file.exists()
+    if fresh and folder.exists():
+        shutil.rmtree(folder)  # a first start cut short while writing the mail: write it all again
     folder.mkdir(mode=PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
     known: dict[str, str] = {} if fresh else json.loads(accounts_file.read_text())
     accounts = [
@@ -237,8 +241,6 @@ async def _serve(
     ready: threading.Event,
     stop: asyncio.Event,
 ) -> None:
-    from argparse import Namespace
-
     executor = ThreadPoolExecutor(2, thread_name_prefix="touchline-demo-imap-io")
     config = MaildirConfig(
         Namespace(passlib_cfg=None, proxy_protocol=None, inherited_sockets=None),
