@@ -19,7 +19,6 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.browser import browser, page  # noqa: F401 -- fixtures
 from tests.conftest import touchline_environment
 from tests.services import free_port
 from touchline.config import Settings
@@ -115,7 +114,7 @@ def running_demo(data_dir: Path, *args: str) -> Iterator[RunningDemo]:
         reader.join(timeout=10)
 
 
-def test_a_new_user_connects_the_demo_mailbox_and_watches_it_sync(tmp_path: Path, page: Page) -> None:  # noqa: F811
+def test_a_new_user_connects_the_demo_mailbox_and_watches_it_sync(tmp_path: Path, page: Page) -> None:
     data_dir = tmp_path / "touchline"
     with running_demo(data_dir) as demo:
         text = "".join(demo.output)
@@ -158,7 +157,7 @@ def test_a_new_user_connects_the_demo_mailbox_and_watches_it_sync(tmp_path: Path
         expect(progress.locator("[data-sync-field=checked]")).to_have_text("19", timeout=60_000)
 
 
-def test_an_admin_reads_what_the_demo_s_sink_received(tmp_path: Path, page: Page) -> None:  # noqa: F811
+def test_an_admin_reads_what_the_demo_s_sink_received(tmp_path: Path, page: Page) -> None:
     data_dir = tmp_path / "touchline"
     with running_demo(data_dir) as demo:
         admin = "admin@touchline-demo.example"

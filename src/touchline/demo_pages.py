@@ -25,10 +25,13 @@ def demo_sent(request: Request, actor: PageActor, settings: AppSettings) -> HTML
     )
 
 
-@router.get("/demo/sent/{name}", response_class=HTMLResponse)
-def demo_sent_message(request: Request, name: str, actor: PageActor, settings: AppSettings) -> HTMLResponse:
+@router.get("/demo/sent/{message_name}", response_class=HTMLResponse)
+def demo_sent_message(
+    request: Request, message_name: str, actor: PageActor, settings: AppSettings
+) -> HTMLResponse:
     actor.require(Permission.ADMIN_ACCESS)
-    message = sent_message(settings.demo_sent_folder, name) if settings.demo_sent_folder else None
+    folder = settings.demo_sent_folder
+    message = sent_message(folder, message_name) if folder else None
     if message is None:
         raise NotFoundError("no such message was received")
     return render(request, "demo_sent_message.html", actor, {"message": message})

@@ -101,6 +101,7 @@ def page_paths(app: FastAPI, world: World, task_id: str, experiment_id: str) -> 
             "bulk_id": world.bulk_ids[0],
             "experiment_id": experiment_id,
             "provider": "google",
+            "message_name": DEMO_SENT_MESSAGE,
             "token": unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[
                 3:
             ],
@@ -111,9 +112,19 @@ def page_paths(app: FastAPI, world: World, task_id: str, experiment_id: str) -> 
     return paths
 
 
+DEMO_SENT_MESSAGE = "1765000000000000000-0123abcd.eml"
+
+
 @pytest.fixture
-def site(app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team: Team) -> Site:
+def site(
+    app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team: Team, tmp_path: Path
+) -> Site:
     world = build_world(sessions, team)
+    # As under `touchline demo`, so that its Sent by the demo pages are among those visited.
+    sent = tmp_path / "demo-sent"
+    sent.mkdir()
+    (sent / DEMO_SENT_MESSAGE).write_bytes(b"From: a@team-a.example\r\nSubject: Hello\r\n\r\nHi\r\n")
+    app.state.settings.demo_sent_folder = sent
     response = sign_in_form(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert response.status_code == 303, response.text
     task_id = _task(client)
