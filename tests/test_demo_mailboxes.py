@@ -3,10 +3,12 @@ lists and syncs: the demo customers' mail is kept, the rest ignored."""
 
 from __future__ import annotations
 
+import smtplib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.demo import DEMO_ADMIN, DEMO_MEMBER, DEMO_USERS, ensure_demo_workspace
+from touchline.demo import DEMO_ADMIN, DEMO_MEMBER, DEMO_USERS, ensure_demo_workspace, start_demo_sink
 from touchline.demo_imap import DEMO_IMAP_HOST, DemoImapServer, demo_mailbox, start_demo_imap
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.inbound.timeline import email_records
@@ -176,3 +178,23 @@ def test_a_first_start_cut_short_writes_the_mail_again(tmp_path: Path) -> None:
         server.stop()
     written = [m for m in demo_mailbox(DEMO_ADMIN, "Demo Admin", datetime.now(UTC)) if m.folder == "Sent"]
     assert len(batch.messages) == len(written)
+
+
+def test_the_sink_takes_the_demo_mailboxes_logins_and_still_relays_without_one(tmp_path: Path) -> None:
+    sink = start_demo_sink(tmp_path, {DEMO_ADMIN: "right-password"})
+    try:
+        letter = EmailMessage()
+        letter["From"], letter["To"], letter["Subject"] = DEMO_ADMIN, "nancy@northwind-traders.example", "Hi"
+        letter.set_content("Hello\n")
+        with smtplib.SMTP(DEMO_IMAP_HOST, sink.port, timeout=30) as smtp:
+            with pytest.raises(smtplib.SMTPAuthenticationError):
+                smtp.login(DEMO_ADMIN, "wrong-password")
+            smtp.login(DEMO_ADMIN, "right-password")
+            smtp.send_message(letter)
+        with smtplib.SMTP(
+            DEMO_IMAP_HOST, sink.port, timeout=30
+        ) as relay:  # the relay of users without a mailbox
+            relay.send_message(letter)
+        assert len(sink.received()) == 2
+    finally:
+        sink.stop()
