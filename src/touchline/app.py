@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
-from touchline import __version__, api_docs
+from touchline import __version__, api_docs, demo_pages
 from touchline.api_errors import declare_errors, problem_response, validation_problem
 from touchline.body_limit import BodyLimitMiddleware, route_limits
 from touchline.config import Settings
@@ -122,6 +122,7 @@ ROUTERS = (
     experiment_pages.router,
     notify_endpoints.router,
     notify_pages.router,
+    demo_pages.router,
 )
 
 # Sections that features above the mailboxes layer add to the Email tab.

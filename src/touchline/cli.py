@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,7 @@ from touchline.workspace.custom_fields import parse_type_overrides
 from touchline.workspace.permissions import Actor
 
 if TYPE_CHECKING:
+    from touchline.inbound.fetch.service import SyncReport
     from touchline.models import OutboundEmail
 
 app = typer.Typer(help="touchline: every customer conversation in one place.", no_args_is_help=True)
@@ -258,25 +259,51 @@ def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this p
 def demo(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            "--reset", help="Delete the demo's data (database, sent mail, IMAP mail) and start afresh"
+        ),
+    ] = False,
 ) -> None:
-    """Create (or refresh) a demo workspace, print how to log in, and serve."""
+    """Create (or refresh) a demo workspace with mailboxes to connect, print how to log in, and serve."""
     from touchline.demo import (
         DEMO_TRUSTED_NETWORKS,
+        DEMO_USERS,
         SINK_HOST,
         demo_relay_environment,
         ensure_demo_workspace,
         import_demo_mail,
+        mark_if_new,
         start_demo_sink,
     )
+    from touchline.demo_imap import start_demo_imap
+
+    if reset:
+        _reset_demo()
 
     os.environ["TOUCHLINE_INBOUND_TRUSTED_NETWORKS"] = DEMO_TRUSTED_NETWORKS
 
     # A demo is tried against mail servers on this machine or its network (unless told otherwise).
     os.environ.setdefault("TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS", "true")
-    sink = start_demo_sink(_settings().data_dir)
+    mark_if_new(_settings())
+    imap = start_demo_imap(_settings().data_dir, DEMO_USERS)
+    try:
+        # A demo mailbox, once connected, sends through the sink too: its SMTP login is the IMAP one.
+        sink = start_demo_sink(_settings().data_dir, {a.username: a.password for a in imap.accounts})
+    except BaseException:
+        imap.stop()
+        raise
     # Whatever relay is configured, the demo's outbox sends to its sink: demo mail stays on this machine.
     os.environ.update(demo_relay_environment(sink))
+    os.environ["TOUCHLINE_DEMO_SENT_FOLDER"] = str(sink.folder)  # listed on the Sent by the demo page
     try:
+        # The Email page names the demo's mailbox to connect.
+        os.environ["TOUCHLINE_DEMO_IMAP_HOST"] = imap.host
+        os.environ["TOUCHLINE_DEMO_IMAP_PORT"] = str(imap.port)
+        os.environ["TOUCHLINE_DEMO_IMAP_PASSWORDS"] = json.dumps(
+            {a.username: a.password for a in imap.accounts}
+        )
         settings = _settings()
         _upgrade(settings)
         password = secrets.token_urlsafe(12)
@@ -294,17 +321,43 @@ def demo(
         console.print(f"Open  [bold]http://{host}:{port}/login[/]")
         console.print(f"Email [bold]{email}[/]   Password [bold]{password}[/]")
         console.print(
+            f"Mailboxes to connect on the Email page (IMAP server {imap.host}, port {imap.port}, "
+            f"security None; SMTP {SINK_HOST}, port {sink.port}, security None; "
+            f"their mail is in {imap.folder}):"
+        )
+        for account in imap.accounts:
+            console.print(
+                f"  IMAP username [bold]{account.username}[/]   password [bold]{account.password}[/]"
+            )
+        console.print(
             f"The log address takes mail sent from this machine as authenticated "
             f"(TOUCHLINE_INBOUND_TRUSTED_NETWORKS={DEMO_TRUSTED_NETWORKS}); other senders need DKIM or SPF"
         )
         console.print(
             f"Sent mail is caught by a local sink (the demo's relay, SMTP on {SINK_HOST}:{sink.port}): "
-            f"open [bold]{sink.folder}[/] (one .eml file per message); nothing is sent on"
+            f"open [bold]{sink.folder}[/] (one .eml file per message) or, as an admin, the page "
+            f"[bold]http://{host}:{port}/demo/sent[/]; nothing is sent on"
         )
+        console.print("Start over with [bold]touchline demo --reset[/]")
         console.rule()
         serve(host=host, port=port, migrate=False, worker=True)
     finally:
+        imap.stop()
         sink.stop()
+
+
+def _reset_demo() -> None:
+    """Delete the demo's data after saying what goes; refuse a data directory the demo did not create."""
+    from touchline.demo import NotDemoDataError, delete_demo_data, demo_data_paths
+
+    try:
+        doomed = demo_data_paths(_settings())
+    except NotDemoDataError as error:
+        raise _fail(f"not resetting: {error}") from None
+    console.print("Resetting the demo; deleting:" if doomed else "Resetting the demo: nothing to delete")
+    for path in doomed:
+        console.print(f"  {path}", soft_wrap=True, markup=False)
+    delete_demo_data(doomed)
 
 
 @queue_app.command("ping")
@@ -748,15 +801,19 @@ def sync(
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed} messages"),
+            TextColumn("{task.fields[counts]}"),
             TimeElapsedColumn(),
             console=errors,
         ) as progress:
             for mailbox_id, address in targets:
-                task = progress.add_task(address, total=None)
+                task = progress.add_task(address, total=None, counts=_sync_counts(None))
 
-                def advance(folder: str, count: int, task: object = task, address: str = address) -> None:
-                    progress.update(task, advance=count, description=f"{address} {folder}")  # type: ignore[arg-type]
+                def advance(
+                    folder: str, count: int, report: SyncReport, task: TaskID = task, address: str = address
+                ) -> None:
+                    progress.update(
+                        task, advance=count, description=f"{address} {folder}", counts=_sync_counts(report)
+                    )
 
                 try:
                     report = sync_mailbox(sessions, box, mailbox_id, progress=advance, settings=settings)
@@ -764,8 +821,14 @@ def sync(
                     errors.print(f"{address}: {error} (will retry)")
                     failed = True
                     continue
-                progress.update(task, total=report.seen, completed=report.seen, description=address)
-                line = f"{address}: {report.seen} new, {report.kept} kept, {report.quarantined} quarantined"
+                progress.update(
+                    task,
+                    total=report.seen,
+                    completed=report.seen,
+                    description=address,
+                    counts=_sync_counts(report),
+                )
+                line = f"{address}: {_sync_counts(report)}"
                 if report.error:
                     line += f" - {report.error}"
                     failed = failed or report.status != "connected"
@@ -776,6 +839,12 @@ def sync(
     engine.dispose()
     if failed:
         raise typer.Exit(1)
+
+
+def _sync_counts(report: SyncReport | None) -> str:
+    """What a sync has done so far, in the words of the Email page."""
+    counts = (report.seen, report.kept, report.ignored, report.quarantined) if report else (0, 0, 0, 0)
+    return "{} checked, {} kept, {} ignored, {} quarantined".format(*counts)
 
 
 @emails_app.command("list")

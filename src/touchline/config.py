@@ -113,6 +113,20 @@ class Settings(BaseSettings):
         description="Let users connect mailboxes on loopback, private and link-local addresses "
         "(mail servers on the operator's own network)",
     )
+    # Set by `touchline demo` for its own IMAP server, so that the Email page says what to connect.
+    demo_sent_folder: Path | None = Field(
+        default=None, description="Where the demo's sink keeps what it received (set by touchline demo)"
+    )
+    demo_imap_host: str = "127.0.0.1"
+    demo_imap_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The port of the demo's IMAP server (set by touchline demo)",
+    )
+    demo_imap_passwords: dict[str, str] = Field(
+        default_factory=dict, repr=False, description="Each demo user's IMAP password (set by touchline demo)"
+    )
     allow_private_webhook_hosts: bool = Field(
         default=False,
         description="Let users' notification webhooks go to loopback, private and link-local addresses "

@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import secrets
+import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
+from email import message_from_bytes
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from importlib.resources import files
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +33,7 @@ from touchline.inbound.importing import ImportReport, import_messages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
 from touchline.models import Sequence, Template, User, Workspace
+from touchline.outbound.compose.plaintext import text_from_html
 from touchline.outbound.sequences import service as sequences
 from touchline.outbound.templates import service as templates
 from touchline.workspace import importing, service
@@ -37,6 +43,8 @@ DEMO_WORKSPACE = "Demo"
 DEMO_DOMAIN = "touchline-demo.example"
 DEMO_ADMIN = f"admin@{DEMO_DOMAIN}"
 DEMO_MEMBER = f"casey@{DEMO_DOMAIN}"
+DEMO_USERS = ((DEMO_ADMIN, "Demo Admin"), (DEMO_MEMBER, "Casey Member"))
+"""Each demo user's address and name; `touchline demo` gives each a mailbox on its IMAP server."""
 DEMO_TRUSTED_NETWORKS = "127.0.0.0/8,::1/128"
 """The demo's log address takes mail from this machine as from the operator's own relay, so that
 mail sent with a local client is logged without DKIM or SPF."""
@@ -222,8 +230,9 @@ def ensure_demo_workspace(
             inbound_domain=settings.inbound_domain,
         )
         operator = Actor.operator(workspace.id)
-        service.add_user(session, operator, DEMO_ADMIN, name="Demo Admin", role="Admin", password=password)
-        service.add_user(session, operator, DEMO_MEMBER, name="Casey Member", role="Member")
+        (admin_address, admin_name), (member_address, member_name) = DEMO_USERS
+        service.add_user(session, operator, admin_address, name=admin_name, role="Admin", password=password)
+        service.add_user(session, operator, member_address, name=member_name, role="Member")
         data = files("touchline.demo_data")
         importing.import_companies(session, operator, data.joinpath("companies.csv").read_bytes())
         importing.import_contacts(session, operator, data.joinpath("contacts.csv").read_bytes())
@@ -285,14 +294,87 @@ class DemoSink:
         self._controller.stop()
 
 
-def start_demo_sink(data_dir: Path) -> DemoSink:
-    """Start the sink on a free loopback port; its messages go to `data_dir`/demo-sent."""
+@dataclass(frozen=True)
+class _DemoLogins:
+    """The demo mailboxes' logins, for SMTP AUTH: a connected demo mailbox sends through the sink too."""
+
+    passwords: Mapping[str, str]
+
+    def __call__(
+        self, server: SMTP, session: SmtpSession, envelope: Envelope, mechanism: str, auth_data: object
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            username, password = auth_data.login.decode(), auth_data.password.decode()
+            expected = self.passwords.get(username)
+            if expected is not None and secrets.compare_digest(expected, password):
+                return AuthResult(success=True, auth_data=username)
+        return AuthResult(success=False, handled=False)
+
+
+_SENT_NAME = re.compile(r"\d+-[0-9a-f]{8}\.eml")
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message the sink received, as the demo's Sent page shows it."""
+
+    name: str
+    received_at: datetime
+    sender: str
+    to: str
+    subject: str
+    text: str
+
+
+def sent_messages(folder: Path) -> list[SentMessage]:
+    """What the sink received, newest first."""
+    if not folder.is_dir():
+        return []
+    names = sorted(
+        (path.name for path in folder.glob("*.eml") if _SENT_NAME.fullmatch(path.name)), reverse=True
+    )
+    return [message for name in names if (message := sent_message(folder, name)) is not None]
+
+
+def sent_message(folder: Path, name: str) -> SentMessage | None:
+    """One received message by its file name; None for a name the sink never gives (or a file gone)."""
+    if not _SENT_NAME.fullmatch(name):
+        return None
+    try:
+        raw = (folder / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    parsed = message_from_bytes(raw, policy=email_policy.default)
+    body = parsed.get_body(("plain", "html")) if isinstance(parsed, EmailMessage) else None
+    text = str(body.get_content()) if body is not None else ""
+    if body is not None and body.get_content_subtype() == "html":
+        text = text_from_html(text)
+    received_ns = int(name.split("-", 1)[0])
+    return SentMessage(
+        name=name,
+        received_at=datetime.fromtimestamp(received_ns / 1e9, UTC),
+        sender=str(parsed.get("From", "")),
+        to=", ".join(str(value) for value in (parsed.get_all("To") or [])),
+        subject=str(parsed.get("Subject", "")),
+        text=text,
+    )
+
+
+def start_demo_sink(data_dir: Path, logins: Mapping[str, str] | None = None) -> DemoSink:
+    """Start the sink on a free loopback port; its messages go to `data_dir`/demo-sent. With `logins`
+    (address: password), it also takes mail from those logins over SMTP AUTH, in plain text on loopback."""
     folder = data_dir / SENT_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     with socket.socket() as probe:
         probe.bind((SINK_HOST, 0))
         port = int(probe.getsockname()[1])
-    controller = Controller(_KeepAsFiles(folder), hostname=SINK_HOST, port=port)
+    controller = Controller(
+        _KeepAsFiles(folder),
+        hostname=SINK_HOST,
+        port=port,
+        authenticator=_DemoLogins(logins) if logins else None,
+        auth_require_tls=False,
+    )
     controller.start()
     return DemoSink(folder, port, controller)
 
@@ -307,3 +389,58 @@ def demo_relay_environment(sink: DemoSink) -> dict[str, str]:
         "TOUCHLINE_RELAY_SMTP_USERNAME": "",
         "TOUCHLINE_RELAY_SMTP_PASSWORD": "",
     }
+
+
+# --- starting over ----------------------------------------------------------------------------------
+
+DEMO_MARKER = "touchline-demo"
+"""Written into the data directory by `touchline demo` when it creates that directory's database
+itself: only a directory so marked is ever emptied by `touchline demo --reset`."""
+_DEMO_DATABASE_FILES = ("touchline.db", "queue.db")
+
+
+class NotDemoDataError(Exception):
+    """The data directory holds data the demo did not create; resetting would lose it."""
+
+
+def uses_embedded_database(settings: Settings) -> bool:
+    return (
+        not settings.database_url
+        or settings.database_url == f"sqlite:///{settings.data_dir / 'touchline.db'}"
+    )
+
+
+def mark_if_new(settings: Settings) -> None:
+    """Mark the data directory as the demo's when the demo is about to create its database."""
+    if uses_embedded_database(settings) and not (settings.data_dir / "touchline.db").exists():
+        (settings.data_dir / DEMO_MARKER).write_text(
+            "Created by `touchline demo`: `touchline demo --reset` may delete this directory's data.\n"
+        )
+
+
+def demo_data_paths(settings: Settings) -> list[Path]:
+    """What `touchline demo --reset` deletes: the database and queue files, the sink's sent mail and
+    the IMAP server's mail. Refuses a data directory the demo did not create, or a database elsewhere."""
+    data_dir = settings.data_dir
+    if not uses_embedded_database(settings):
+        raise NotDemoDataError(
+            "TOUCHLINE_DATABASE_URL points at a database of its own; the demo resets only the SQLite "
+            f"database it creates in {data_dir}"
+        )
+    if not (data_dir / DEMO_MARKER).is_file():
+        raise NotDemoDataError(
+            f"{data_dir} was not created by `touchline demo` (it has no {DEMO_MARKER} file); "
+            "nothing was deleted"
+        )
+    from touchline.demo_imap import IMAP_FOLDER
+
+    names = [name + suffix for name in _DEMO_DATABASE_FILES for suffix in ("", "-wal", "-shm", "-journal")]
+    return [data_dir / name for name in (*names, SENT_FOLDER, IMAP_FOLDER) if (data_dir / name).exists()]
+
+
+def delete_demo_data(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()

@@ -107,6 +107,7 @@ def page_paths(
             "bulk_id": world.bulk_ids[0],
             "experiment_id": experiment_id,
             "provider": "google",
+            "message_name": DEMO_SENT_MESSAGE,
             "token": link_tokens.get(route.path.split("/")[1])
             or unsubscribe_url("", app.state.secret_box, world.team.workspace_id, world.contact_ids[0])[3:],
             "user_id": world.team.member_id,
@@ -117,9 +118,19 @@ def page_paths(
     return paths
 
 
+DEMO_SENT_MESSAGE = "1765000000000000000-0123abcd.eml"
+
+
 @pytest.fixture
-def site(app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team: Team) -> Site:
+def site(
+    app: FastAPI, client: TestClient, sessions: sessionmaker[Session], team: Team, tmp_path: Path
+) -> Site:
     world = build_world(sessions, team)
+    # As under `touchline demo`, so that its Sent by the demo pages are among those visited.
+    sent = tmp_path / "demo-sent"
+    sent.mkdir()
+    (sent / DEMO_SENT_MESSAGE).write_bytes(b"From: a@team-a.example\r\nSubject: Hello\r\n\r\nHi\r\n")
+    app.state.settings.demo_sent_folder = sent
     response = sign_in_form(client, ADMIN_EMAIL, ADMIN_PASSWORD)
     assert response.status_code == 303, response.text
     task_id = _task(client)

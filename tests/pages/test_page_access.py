@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -84,3 +85,25 @@ def test_only_admins_of_the_workspace_manage_its_users_from_the_pages(
     member = client.get(f"/api/v1/users/{team.member_id}", headers=team.headers()).json()
     assert member["active"] is True
     assert member["name"] == ""
+
+
+def test_the_demo_s_sent_page_is_for_admins_and_only_under_the_demo(
+    client: TestClient, team: Team, tmp_path: Path
+) -> None:
+    client.patch(
+        f"/api/v1/users/{team.member_id}", json={"password": "member-password-1"}, headers=team.headers()
+    )
+    _login(client, "admin@team-a.example", "admin-password-123")
+    assert client.get("/demo/sent").status_code == 404  # not under `touchline demo`
+    assert "Sent by the demo" not in client.get("/companies").text
+
+    client.app.state.settings.demo_sent_folder = tmp_path  # type: ignore[attr-defined]
+    listing = client.get("/demo/sent")
+    assert listing.status_code == 200
+    assert "Nothing was sent yet" in listing.text
+    assert client.get("/demo/sent/../secret.key").status_code == 404
+
+    client.post("/logout", data={"csrf_token": csrf_of(client.get("/companies").text)})
+    _login(client, "member@team-a.example", "member-password-1")
+    assert client.get("/demo/sent").status_code == 403
+    assert "Sent by the demo" not in client.get("/companies").text

@@ -168,7 +168,7 @@ def test_operator_connects_syncs_and_lists_from_the_command_line(
 
     synced = _cli(settings, "sync", "--user", f"sam@{INTERNAL}", "--once")
     assert synced.returncode == 0, synced.stderr
-    assert "1 new, 1 kept, 0 quarantined" in synced.stdout
+    assert "1 checked, 1 kept, 0 ignored, 0 quarantined" in synced.stdout
 
     listed = _cli(settings, "mailbox", "list", "--workspace", str(world.workspace_id))
     assert "connected" in listed.stdout

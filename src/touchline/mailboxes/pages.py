@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,13 +14,15 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
-from touchline.kit.errors import ConflictError, InvalidInputError, TooManyAttemptsError
+from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError, TooManyAttemptsError
 from touchline.mailboxes import oauth_connect, service
 from touchline.mailboxes.connect import check_imap_login, smtp_connection
 from touchline.mailboxes.providers.base import Folder
 from touchline.mailboxes.schemas import ImapConnect
+from touchline.models import User
 from touchline.ui import CheckedForm, check_csrf, field_errors, flash, redirect, render, validation_messages
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
@@ -57,21 +60,81 @@ def _email_tab(
             "sending_allowed": (
                 oauth_connect.sending_allowed(mailbox, request.app.state.secret_box) if mailbox else None
             ),
+            "sync_progress": service.sync_progress(mailbox, now or datetime.now(UTC)) if mailbox else None,
+            "demo_imap": _demo_imap(request.app.state.settings, session, actor.user_id),
             "stalled_since": service.sync_stalled_since(
                 mailbox, now or datetime.now(UTC), service.stalled_after(request.app.state.settings)
             )
             if mailbox
             else None,
         }
+        demo_imap = context["demo_imap"]
+        if isinstance(demo_imap, DemoImap) and not form:
+            context["form"] = demo_imap.form()
         sections: Sequence[EmailTabSection] = getattr(request.app.state, "email_tab_sections", ())
         for section in sections:
             context.update(section(session, actor))
         return render(request, "email_tab.html", actor, context, status_code=status)
 
 
+@dataclass(frozen=True)
+class DemoImap:
+    """The mailbox `touchline demo` serves this user, which its Email page offers to connect."""
+
+    host: str
+    port: int
+    username: str
+    password: str | None
+    smtp_port: int | None
+
+    def form(self) -> dict[str, str]:
+        form = {"host": self.host, "port": str(self.port), "security": "plain", "username": self.username}
+        if self.smtp_port is not None:
+            form |= {"smtp_host": self.host, "smtp_port": str(self.smtp_port), "smtp_security": "plain"}
+        return form
+
+
+def _demo_imap(settings: Settings, session: Session, user_id: uuid.UUID | None) -> DemoImap | None:
+    if settings.demo_imap_port is None or user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    return DemoImap(
+        settings.demo_imap_host,
+        settings.demo_imap_port,
+        user.email,
+        settings.demo_imap_passwords.get(user.email),
+        # Under the demo, the relay is its sink, which takes the demo mailboxes' logins too.
+        settings.relay_smtp_port if settings.relay_smtp_host == settings.demo_imap_host else None,
+    )
+
+
 @router.get("/profile/email", response_class=HTMLResponse)
 def email_tab(request: Request, actor: PageActor, sessions: Sessions, now: Now) -> HTMLResponse:
     return _email_tab(request, actor, sessions, now=now)
+
+
+@router.get("/profile/email/sync-progress")
+def sync_progress(actor: PageActor, sessions: Sessions, now: Now) -> dict[str, object]:
+    """What the Email page refreshes its sync counts from while a sync runs."""
+    actor.require(Permission.EMAIL_SYNC)
+    assert actor.user_id is not None
+    with sessions() as session:
+        mailbox = service.mailbox_of_user(session, actor, actor.user_id)
+        if mailbox is None:
+            raise NotFoundError("no mailbox is connected")
+        progress = service.sync_progress(mailbox, now)
+    return {
+        "state": progress.state,
+        "checked": progress.checked,
+        "kept": progress.kept,
+        "ignored": progress.ignored,
+        "quarantined": progress.quarantined,
+        "last_synced_at": progress.last_synced_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        if progress.last_synced_at
+        else None,
+    }
 
 
 IMAP_FORM_FIELDS = ("host", "port", "security", "username", "smtp_host", "smtp_port", "smtp_security")

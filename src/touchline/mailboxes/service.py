@@ -347,6 +347,41 @@ def sync_stalled_since(mailbox: Mailbox, now: datetime, stalled_after: timedelta
     return since if since < now - stalled_after else None
 
 
+def ignored_count(checked: int, kept: int, quarantined: int) -> int:
+    """Messages a sync checked and did not store: not customer mail, or held by their folder already."""
+    return max(checked - kept - quarantined, 0)
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where a mailbox's sync stands, with what its syncs have counted since it was connected."""
+
+    state: str  # waiting (no sync has run yet) | syncing | synced
+    checked: int
+    kept: int
+    ignored: int
+    quarantined: int
+    last_synced_at: datetime | None
+
+
+def sync_progress(mailbox: Mailbox, now: datetime) -> SyncProgress:
+    """A live sync lease means a worker is syncing it now (sync_lease.py)."""
+    if mailbox.sync_leased_until is not None and mailbox.sync_leased_until >= now:
+        state = "syncing"
+    elif mailbox.last_synced_at is None:
+        state = "waiting"
+    else:
+        state = "synced"
+    return SyncProgress(
+        state=state,
+        checked=mailbox.sync_checked,
+        kept=mailbox.sync_kept,
+        ignored=ignored_count(mailbox.sync_checked, mailbox.sync_kept, mailbox.sync_quarantined),
+        quarantined=mailbox.sync_quarantined,
+        last_synced_at=mailbox.last_synced_at,
+    )
+
+
 def stalled_after(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.sync_stalled_after_seconds)
 

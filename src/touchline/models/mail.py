@@ -41,6 +41,12 @@ class Mailbox(IdMixin, CreatedMixin, Base):
     sync_leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A sync asked for while another ran: its holder queues one more run when it lets go.
     sync_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What the syncs of this mailbox have checked, kept and quarantined since it was connected, added
+    # to with every stored batch, so that the Email page shows them growing while a sync runs.
+    sync_checked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_kept: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_quarantined: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(lazy="joined")
     folders: Mapped[list[MailboxFolder]] = relationship(

@@ -79,8 +79,13 @@ class SyncReport:
     # Folders whose sync failed this run, with the provider's words.
     failed_folders: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def ignored(self) -> int:
+        return mailboxes.ignored_count(self.seen, self.kept, self.quarantined)
 
-ProgressCallback = Callable[[str, int], None]
+
+ProgressCallback = Callable[[str, int, "SyncReport"], None]
+"""Called with a folder, how many of its messages were just checked, and the run's counts so far."""
 
 # Failures that concern the whole mailbox (its login, its quota, the network, an administrator's
 # policy); any other provider error is about one folder, which is recorded and skipped for a while.
@@ -185,7 +190,7 @@ def sync_mailbox(
         for plan in unchanged:
             report.per_folder.setdefault(plan.name, 0)
             if progress is not None:
-                progress(plan.name, 0)
+                progress(plan.name, 0, report)
         skipped = {plan.folder_id for plan in unchanged}
         changed = [plan for plan in plans if plan.folder_id not in skipped]
         _sync_folders(sessions, provider, changed, workspace_id, user_id, mailbox_id, report, progress)
@@ -291,7 +296,7 @@ def _sync_folders(
             continue
         _store_batch(sessions, provider, fetched, workspace_id, user_id, mailbox_id, report)
         if progress is not None:
-            progress(fetched.plan.name, len(fetched.batch.messages))
+            progress(fetched.plan.name, len(fetched.batch.messages), report)
 
 
 def _fetch_folders(
@@ -458,6 +463,7 @@ def _store_batch(
     )
     read = fetched.reading.result()
     messages: tuple[MessageHeaders, ...] = batch.messages
+    counted_before = (report.kept, report.quarantined)
     report.seen += len(messages)
     threads = {m.provider_message_id: m.provider_thread_id for m in messages}
     with session_scope(sessions) as session:
@@ -502,6 +508,19 @@ def _store_batch(
             report.kept += outcome.kept
             report.stored_new += outcome.stored_new
             report.quarantined += outcome.quarantined
+        if messages:
+            # In the batch's own transaction: the Email page reads the counts while the sync runs.
+            session.execute(
+                update(Mailbox)
+                .where(Mailbox.id == mailbox_id)
+                .values(
+                    sync_checked=Mailbox.sync_checked + len(messages),
+                    sync_kept=Mailbox.sync_kept + report.kept - counted_before[0],
+                    sync_quarantined=Mailbox.sync_quarantined + report.quarantined - counted_before[1],
+                    sync_counted_at=datetime.now(UTC),
+                )
+                .execution_options(synchronize_session=False)
+            )
         folder = session.get(MailboxFolder, plan.folder_id)
         if folder is not None:
             folder.cursor = batch.cursor.to_json()

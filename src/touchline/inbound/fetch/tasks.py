@@ -48,7 +48,7 @@ def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, objec
     try:
         with sync_lease.Heartbeat(context.sessions, mailbox, holder, lease) as heartbeat:
 
-            def checkpoint(folder: str, stored: int) -> None:
+            def checkpoint(folder: str, stored: int, report: SyncReport) -> None:
                 if stopping.is_set() or heartbeat.lost.is_set():
                     raise HandedBack
 
