@@ -14,7 +14,9 @@ temporary folder on /tmp, or a PostgreSQL database on loopback created and dropp
 10,000 endusers at 97 companies with custom fields; seeding is not timed.
 
 The reference renders the same subject, HTML and text for the same 10,000 value sets with bare
-Jinja2 (autoescaped HTML, no sandbox, no database). Rounds alternate touchline and the reference;
+Jinja2 (autoescaped HTML, no sandbox, no database). The process runs with the garbage collector
+set as `touchline worker` (where the queueing job runs) and `touchline bulk send` set it
+(`kit.runtime.tune_garbage_collector`), for both sides. Rounds alternate touchline and the reference;
 the ratio is touchline's rate over the reference's from each side's fastest round (goal: >= 0.5).
 `--profile` runs one more touchline round under cProfile and prints where its time goes.
 """
@@ -46,6 +48,7 @@ import touchline.jobs  # noqa: F401 -- the delivery job the queued emails name
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.kit.crypto import SecretBox
+from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Base, Company, CompanyDomain, Contact, CustomFieldDefinition, Mailbox, Template
 from touchline.outbound.bulk import service as bulk
 from touchline.outbound.bulk import tasks
@@ -256,6 +259,7 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--profile", action="store_true")
     options = parser.parse_args()
+    tune_garbage_collector()
     kinds = ("sqlite", "postgresql") if options.database == "both" else (options.database,)
     values = _values(options.endusers)
     bare: list[float] = []

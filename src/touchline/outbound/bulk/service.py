@@ -54,11 +54,13 @@ from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
 QUEUE_JOB: Final = bulk_sends.QUEUE_JOB
-CHUNK_SIZE: Final = 500
+CHUNK_SIZE: Final = 1000
+"""Emails made per transaction: progress shows after each, and a stopped job resumes after the last.
+Each commit has a fixed cost (the commit, settling the delivery jobs' outbox rows, the lookup of
+what was made before): 1,000 spent about 0.1 s less CPU than 500 for 10,000 emails (bench/bulk)."""
 STALLED_AFTER: Final = timedelta(minutes=5)
 """A bulk send still `queueing` with no chunk committed for this long lost its job (the worker or the
 command queueing it died): its queueing job is sent again, and goes on after the last chunk."""
-"""Emails made per transaction: progress shows after each, and a stopped job resumes after the last."""
 _LOOKUP_SIZE: Final = 1000
 QUEUEING, QUEUED, REFUSED = "queueing", "queued", "refused"
 
