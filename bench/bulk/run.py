@@ -7,11 +7,12 @@ touchline's side is the real bulk send: `outbound.bulk.service.start` records it
 job's function (`outbound.bulk.tasks.queue_bulk`) selects the endusers by a filter over a company
 custom field, decides each company's From route once, renders the template for each enduser in the
 sandbox, checks each message (`mime.validate_outgoing`), stores the outbound emails with their
-recipient rows and unsubscribe links in committed chunks of 500 (one Core executemany per table and
-chunk), and sends one delivery job per 100 emails to the job queue (Huey on SQLite in the run's
-folder). Nothing is delivered. The database is made for each round (SQLite in a
-temporary folder on /tmp, or a PostgreSQL database on loopback created and dropped), seeded with
-10,000 endusers at 97 companies with custom fields; seeding is not timed.
+recipient rows and unsubscribe links in committed chunks of 1,000 (one statement per table and chunk
+through `DriverRows`: COPY on PostgreSQL, the driver's executemany on SQLite), and sends one
+delivery job per 100 emails to the job queue (Huey on SQLite in the run's folder). Nothing is
+delivered. The database is made for each round (SQLite in a temporary folder on /tmp, or a
+PostgreSQL database on loopback created and dropped), seeded with 10,000 endusers at 97 companies
+with custom fields; seeding is not timed.
 
 The reference renders the same subject, HTML and text for the same 10,000 value sets with bare
 Jinja2 (autoescaped HTML, no sandbox, no database). The process runs with the garbage collector
@@ -230,7 +231,7 @@ WHERE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("selecting (contacts, merge contexts, filter)", ("_selected",)),
     ("rendering in the sandbox", ("render",)),
     ("checking each message (validate_outgoing)", ("checked_message_id",)),
-    ("storing rows (executemany per table)", ("_store",)),
+    ("storing rows (one statement per table)", ("_store",)),
     ("committing (and sending jobs to the queue)", ("commit",)),
     ("unsubscribe links (signing)", ("url",)),
 )
