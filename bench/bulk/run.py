@@ -7,14 +7,17 @@ touchline's side is the real bulk send: `outbound.bulk.service.start` records it
 job's function (`outbound.bulk.tasks.queue_bulk`) selects the endusers by a filter over a company
 custom field, decides each company's From route once, renders the template for each enduser in the
 sandbox, checks each message (`mime.validate_outgoing`), stores the outbound emails with their
-recipient rows and unsubscribe links in committed chunks of 500 (one Core executemany per table and
-chunk), and sends one delivery job per 100 emails to the job queue (Huey on SQLite in the run's
-folder). Nothing is delivered. The database is made for each round (SQLite in a
-temporary folder on /tmp, or a PostgreSQL database on loopback created and dropped), seeded with
-10,000 endusers at 97 companies with custom fields; seeding is not timed.
+recipient rows and unsubscribe links in committed chunks of 1,000 (one statement per table and chunk
+through `DriverRows`: COPY on PostgreSQL, the driver's executemany on SQLite), and sends one
+delivery job per 100 emails to the job queue (Huey on SQLite in the run's folder). Nothing is
+delivered. The database is made for each round (SQLite in a temporary folder on /tmp, or a
+PostgreSQL database on loopback created and dropped), seeded with 10,000 endusers at 97 companies
+with custom fields; seeding is not timed.
 
 The reference renders the same subject, HTML and text for the same 10,000 value sets with bare
-Jinja2 (autoescaped HTML, no sandbox, no database). Rounds alternate touchline and the reference;
+Jinja2 (autoescaped HTML, no sandbox, no database). The process runs with the garbage collector
+set as `touchline worker` (where the queueing job runs) and `touchline bulk send` set it
+(`kit.runtime.tune_garbage_collector`), for both sides. Rounds alternate touchline and the reference;
 the ratio is touchline's rate over the reference's from each side's fastest round (goal: >= 0.5).
 `--profile` runs one more touchline round under cProfile and prints where its time goes.
 """
@@ -46,6 +49,7 @@ import touchline.jobs  # noqa: F401 -- the delivery job the queued emails name
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
 from touchline.kit.crypto import SecretBox
+from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Base, Company, CompanyDomain, Contact, CustomFieldDefinition, Mailbox, Template
 from touchline.outbound.bulk import service as bulk
 from touchline.outbound.bulk import tasks
@@ -227,7 +231,7 @@ WHERE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("selecting (contacts, merge contexts, filter)", ("_selected",)),
     ("rendering in the sandbox", ("render",)),
     ("checking each message (validate_outgoing)", ("checked_message_id",)),
-    ("storing rows (executemany per table)", ("_store",)),
+    ("storing rows (one statement per table)", ("_store",)),
     ("committing (and sending jobs to the queue)", ("commit",)),
     ("unsubscribe links (signing)", ("url",)),
 )
@@ -256,6 +260,7 @@ def main() -> None:
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--profile", action="store_true")
     options = parser.parse_args()
+    tune_garbage_collector()
     kinds = ("sqlite", "postgresql") if options.database == "both" else (options.database,)
     values = _values(options.endusers)
     bare: list[float] = []

@@ -1424,6 +1424,7 @@ def bulk_send(
     from touchline.outbound.bulk import tasks as bulk_tasks
     from touchline.outbound.bulk.schemas import BulkSummaryOut
 
+    tune_garbage_collector()  # it queues in this process, as the worker would
     settings = _settings()
     _configure_jobs(settings)
     engine = make_engine(settings.resolved_database_url)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from typing import Final
 
 from touchline.kit.domains import InvalidDomainError, normalise_domain
 
 
 class InvalidAddressError(ValueError):
     """A string that is not a usable email address."""
+
+
+_SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f]")
+"""What a local part may not hold: whitespace as `str.isspace` has it (the same Unicode table) and
+the control characters below 32. One search, not a Python call per character: a bulk send
+normalises thousands of addresses it has not seen before."""
 
 
 @lru_cache(maxsize=262144)
@@ -18,7 +26,7 @@ def normalise_address(raw: str) -> str:
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain:
         raise InvalidAddressError(f"{raw!r} is not an email address")
-    if any(ch.isspace() for ch in local) or len(local) > 64 or any(ord(ch) < 32 for ch in local):
+    if len(local) > 64 or _SPACE_OR_CONTROL.search(local):
         raise InvalidAddressError(f"{raw!r} has an invalid local part")
     try:
         domain = normalise_domain(domain)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from touchline.inbound.store.bulk import chunks
 from touchline.models import Company, CompanyDomain, Contact, User
 from touchline.outbound.compose.merge import CompanyFields, EnduserFields, MergeContext, SenderFields
 from touchline.workspace import service as workspace_service
@@ -38,30 +39,34 @@ def _company_fields(
     session: Session, workspace_id: uuid.UUID, company_ids: Set[uuid.UUID], types: Mapping[str, FieldType]
 ) -> dict[uuid.UUID, CompanyFields]:
     """The merge fields of these companies: the first of their domains in order, their owner."""
-    if not company_ids:
-        return {}
-    first_domains: dict[uuid.UUID, str] = {}
-    for company_id, domain in session.execute(
-        select(CompanyDomain.company_id, CompanyDomain.domain)
-        .where(CompanyDomain.company_id.in_(company_ids))
-        .order_by(CompanyDomain.domain)
-    ):
-        first_domains.setdefault(company_id, domain)
-    rows = session.execute(
-        select(Company.id, Company.name, Company.custom_fields, User.name, User.email)
-        .outerjoin(User, User.id == Company.account_owner_id)
-        .where(Company.workspace_id == workspace_id, Company.id.in_(company_ids))
-    )
-    return {
-        company_id: CompanyFields(
-            name=name,
-            domain=first_domains.get(company_id),
-            owner_name=(owner_name or owner_email) if owner_email is not None else None,
-            owner_email=owner_email,
-            custom=typed_values(types, custom_fields),
+    fields: dict[uuid.UUID, CompanyFields] = {}
+    for some in chunks(sorted(company_ids)):
+        first_domains: dict[uuid.UUID, str] = {}
+        for company_id, domain in session.execute(
+            select(CompanyDomain.company_id, CompanyDomain.domain)
+            .where(CompanyDomain.company_id.in_(some))
+            .order_by(CompanyDomain.domain)
+        ):
+            first_domains.setdefault(company_id, domain)
+        rows = session.execute(
+            select(Company.id, Company.name, Company.custom_fields, User.name, User.email)
+            .outerjoin(User, User.id == Company.account_owner_id)
+            .where(Company.workspace_id == workspace_id, Company.id.in_(some))
         )
-        for company_id, name, custom_fields, owner_name, owner_email in rows
-    }
+        fields.update(
+            (
+                company_id,
+                CompanyFields(
+                    name=name,
+                    domain=first_domains.get(company_id),
+                    owner_name=(owner_name or owner_email) if owner_email is not None else None,
+                    owner_email=owner_email,
+                    custom=typed_values(types, custom_fields),
+                ),
+            )
+            for company_id, name, custom_fields, owner_name, owner_email in rows
+        )
+    return fields
 
 
 class ContactColumns(Protocol):
@@ -98,7 +103,8 @@ def contexts_of(
     session: Session, actor: Actor, contacts: Sequence[ContactColumns], sender: User
 ) -> dict[uuid.UUID, MergeContext]:
     """`merge_contexts` of contacts already read as columns (from the actor's workspace): a bulk
-    send reads its endusers once, for the merge fields and for its own decisions."""
+    send reads its endusers once, for the merge fields and for its own decisions, and their
+    companies once each (in lists of bounded length, however many there are)."""
     actor.require(Permission.VIEW_CUSTOMERS)
     enduser_types = workspace_service.custom_field_types(session, actor.workspace_id, "contact")
     company_types = workspace_service.custom_field_types(session, actor.workspace_id, "company")

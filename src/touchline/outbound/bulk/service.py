@@ -11,17 +11,18 @@ Takes a session; may flush, never commits (the queueing job commits each chunk).
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from touchline.config import Settings
-from touchline.inbound.store.bulk import table_of
+from touchline.inbound.store.bulk import DriverRows, table_of
 from touchline.kit.addresses import normalise_address
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import InvalidInputError, NotFoundError
@@ -53,12 +54,13 @@ from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
 QUEUE_JOB: Final = bulk_sends.QUEUE_JOB
-CHUNK_SIZE: Final = 500
+CHUNK_SIZE: Final = 1000
+"""Emails made per transaction: progress shows after each, and a stopped job resumes after the last.
+Each commit has a fixed cost (the commit, settling the delivery jobs' outbox rows, the lookup of
+what was made before): 1,000 spent about 0.1 s less CPU than 500 for 10,000 emails (bench/bulk)."""
 STALLED_AFTER: Final = timedelta(minutes=5)
 """A bulk send still `queueing` with no chunk committed for this long lost its job (the worker or the
 command queueing it died): its queueing job is sent again, and goes on after the last chunk."""
-"""Emails made per transaction: progress shows after each, and a stopped job resumes after the last."""
-_LOOKUP_SIZE: Final = 1000
 QUEUEING, QUEUED, REFUSED = "queueing", "queued", "refused"
 
 
@@ -227,9 +229,7 @@ def _selected(
         )
         .order_by(Contact.email, Contact.id)
     ).all()
-    contexts: dict[uuid.UUID, MergeContext] = {}
-    for chunk in rules.chunks(rows, _LOOKUP_SIZE):
-        contexts.update(repository.contexts_of(session, actor, chunk, sender))
+    contexts = repository.contexts_of(session, actor, rows, sender)
     selected = []
     for row in rows:
         context = contexts[row.id]
@@ -327,7 +327,10 @@ def plan(
         if isinstance(route, str):
             result.skipped.append(Skip(one.contact.id, one.address, reason or route))
             continue
-        sendable.append((replace(one, address=normalise_address(one.address)), route))
+        # Made directly, not by dataclasses.replace: its look at every field, per enduser, showed.
+        sendable.append(
+            (_Selected(one.contact, one.company, one.context, normalise_address(one.address)), route)
+        )
     if mode == "each":
         variants = _Variants(session, experiment, template, compiled)
         for one, route in sendable:
@@ -335,7 +338,11 @@ def plan(
                 result.waiting += 1
                 continue
             label, chosen, chosen_compiled = variants.of(one.contact.id)
-            context = replace(one.context, sender=routes.sender_fields(route.user))
+            context = MergeContext(
+                enduser=one.context.enduser,
+                sender=routes.sender_fields(route.user),
+                company=one.context.company,
+            )
             content = _content(chosen, chosen_compiled, context)
             if isinstance(content, str):
                 result.skipped.append(Skip(one.contact.id, one.address, content))
@@ -496,6 +503,8 @@ class Queueing:
     reached: int | None = None
     """Endusers its stored emails reach: counted once, with the first chunk (after a restart, what
     the stopped job had made), then added to as chunks are stored."""
+    writers: tuple[DriverRows, DriverRows] | None = None
+    """Write the outbound emails' rows and their recipients' rows; made with the first chunk."""
 
 
 def prepare(session: Session, bulk_id: uuid.UUID, *, settings: Settings) -> Queueing | None:
@@ -587,21 +596,31 @@ def queue_chunk(
         recipients.extend(its_recipients)
     if queueing.reached is None:
         queueing.reached = _reached(session, bulk.id)
-    _store(session, emails, recipients)
+    _store(session, queueing, emails, recipients)
     outbox.enqueue_deliveries(session, [columns["id"] for columns in emails])
     queueing.reached += len(recipients)
     bulk.queued = queueing.reached
     return sum(len(email.to) for email in chunk)
 
 
-def _store(session: Session, emails: list[dict[str, Any]], recipients: list[dict[str, Any]]) -> None:
-    """One executemany per table on the session's connection, in its transaction: Core inserts, not
-    the ORM's bulk path, whose per-row bookkeeping cost more than the database's own work. The
-    columns' Python defaults, such as created_at, still apply."""
-    if emails:
-        connection = session.connection()
-        connection.execute(insert(table_of(OutboundEmail)), emails)
-        connection.execute(insert(table_of(OutboundRecipient)), recipients)
+def _store(
+    session: Session, queueing: Queueing, emails: list[dict[str, Any]], recipients: list[dict[str, Any]]
+) -> None:
+    """One statement per table (COPY on PostgreSQL, the driver's executemany elsewhere) on the
+    session's connection, in its transaction: SQLAlchemy's conversion of each value through its
+    type cost more than the database's own work, so each value is converted once for the dialect
+    (`DriverRows`). The rows give every column, created_at and updated_at included."""
+    if not emails:
+        return
+    connection = session.connection()
+    if queueing.writers is None:
+        queueing.writers = (
+            DriverRows(table_of(OutboundEmail), tuple(emails[0]), connection.dialect),
+            DriverRows(table_of(OutboundRecipient), tuple(recipients[0]), connection.dialect),
+        )
+    for writer, rows in zip(queueing.writers, (emails, recipients), strict=True):
+        values = operator.itemgetter(*writer.columns)
+        writer.write(connection, writer.encoded(map(values, rows)))
 
 
 def _idempotency_key(bulk_id: uuid.UUID, key: str) -> str:
@@ -636,7 +655,9 @@ def _outbound(
     columns["message_id"] = outbox.checked_message_id(columns, recipients, now)
     columns["id"] = uuid.uuid4()
     columns["variant"] = email.variant
+    columns["created_at"] = columns["updated_at"] = now
     for recipient in recipients:
+        recipient["id"] = uuid.uuid4()
         recipient["outbound_email_id"] = columns["id"]
     return columns, recipients
 

@@ -10,7 +10,8 @@ The parsed filter is plain data, so the same filter can later become a database 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -84,6 +85,9 @@ def parse_filters(texts: Iterable[str]) -> tuple[FieldFilter, ...]:
     return tuple(parse_filter(text) for text in texts)
 
 
+# The readings of a filter's operand and of field values are remembered: a bulk send checks one
+# filter against each of thousands of endusers, whose values repeat (a company's, a tier, a count).
+@functools.lru_cache(maxsize=4096)
 def _number(text: str) -> Decimal | None:
     try:
         number = Decimal(text)
@@ -92,6 +96,7 @@ def _number(text: str) -> Decimal | None:
     return number if number.is_finite() else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _date(text: str) -> date | None:
     try:
         return date.fromisoformat(text)
@@ -131,14 +136,18 @@ def matches(condition: FieldFilter, context: MergeContext) -> bool:
     sign = _comparison(value, condition.value)
     if sign is None:
         return condition.operator == "!="
-    return {
-        "=": sign == 0,
-        "!=": sign != 0,
-        "<": sign < 0,
-        "<=": sign <= 0,
-        ">": sign > 0,
-        ">=": sign >= 0,
-    }[condition.operator]
+    return _HOLDS[condition.operator](sign)
+
+
+_HOLDS: Final[dict[str, Callable[[int], bool]]] = {
+    "=": lambda sign: sign == 0,
+    "!=": lambda sign: sign != 0,
+    "<": lambda sign: sign < 0,
+    "<=": lambda sign: sign <= 0,
+    ">": lambda sign: sign > 0,
+    ">=": lambda sign: sign >= 0,
+}
+"""Whether a comparison's sign satisfies each ordering operator."""
 
 
 def matches_all(conditions: Iterable[FieldFilter], context: MergeContext) -> bool:

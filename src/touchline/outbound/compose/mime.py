@@ -150,11 +150,23 @@ def _refuse_lone_surrogates(field: str, value: str) -> str:
 
 def make_message_id(domain: str, token: str | None = None) -> str:
     """`<random@domain>`: 128 random bits, so ids never collide or reveal anything."""
+    host = _message_id_host(domain)
+    if token is None:
+        # Hex digits are valid on the left of any id whose right is `host`, as checked.
+        return f"<{secrets.token_hex(16)}@{host}>"
+    return check_message_id("Message-ID", f"<{token}@{host}>")
+
+
+@functools.lru_cache(maxsize=256)
+def _message_id_host(domain: str) -> str:
+    """The right of the Message-IDs made at `domain`, checked as part of one; remembered (a bulk
+    send makes thousands at its senders' few domains)."""
     try:
         host = normalise_domain(refuse_header_injection("the Message-ID domain", domain))
     except InvalidDomainError as error:
         raise InvalidMessageError(f"the Message-ID domain is not a domain: {error}") from None
-    return check_message_id("Message-ID", f"<{token or secrets.token_hex(16)}@{host}>")
+    check_message_id("Message-ID", f"<{'0' * 32}@{host}>")
+    return host
 
 
 def check_message_id(field: str, value: str) -> str:
@@ -165,6 +177,13 @@ def check_message_id(field: str, value: str) -> str:
     if not (left and at and right) or not _MESSAGE_ID_CHARS.issuperset(inner) or "@" in right:
         raise InvalidMessageError(f"{field} {value!r} is not a message id of the form <left@right>")
     return value
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_address(field: str, mailbox: Mailbox) -> Address:
+    """`_address` of a mailbox that repeats from email to email (a bulk send's From and Reply-To):
+    an Address is immutable, so the checked one is shared."""
+    return _address(field, mailbox)
 
 
 def _address(field: str, mailbox: Mailbox) -> Address:
@@ -283,7 +302,7 @@ def _unsubscribe_headers(unsubscribe: Unsubscribe) -> str:
         raise InvalidMessageError(problem)
     targets = [f"<{url}>"]
     if unsubscribe.mailto is not None:
-        mailto = _address("the unsubscribe mailto", Mailbox(unsubscribe.mailto))
+        mailto = _remembered_address("the unsubscribe mailto", Mailbox(unsubscribe.mailto))
         targets.append(f"<mailto:{mailto.addr_spec}?subject=unsubscribe>")
     header = ", ".join(targets)
     if len("List-Unsubscribe: ") + len(header) > _MAX_LINE:
@@ -331,11 +350,11 @@ def _checked(email: OutgoingEmail, message_id_domain: str, message_id: str | Non
     identifier = (
         check_message_id("Message-ID", message_id) if message_id else make_message_id(message_id_domain)
     )
-    sender = _address("From", email.sender)
+    sender = _remembered_address("From", email.sender)
     to = _addresses("To", email.to)
     cc = _addresses("Cc", email.cc)
     in_reply_to, references = _references(email)
-    reply_to = _address("Reply-To", email.reply_to) if email.reply_to is not None else None
+    reply_to = _remembered_address("Reply-To", email.reply_to) if email.reply_to is not None else None
     unsubscribe = _unsubscribe_headers(email.unsubscribe) if email.unsubscribe is not None else None
     return _Checked(identifier, sender, to, cc, reply_to, subject, in_reply_to, references, unsubscribe)
 

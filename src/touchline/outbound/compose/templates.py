@@ -206,21 +206,28 @@ _FIELD_VALUE_TYPES: Final = (str, int, float, Decimal, date)
 
 
 class _MergeGroup:
-    """The fields of one kind (`enduser`, `company.custom`): readable by name, nothing else."""
+    """The fields of one kind (`enduser`, `company.custom`): readable by name, nothing else. A group
+    within it (`company.custom`) is made once, with it, not at each read: a template reads a field
+    in every part for every recipient."""
 
     __slots__ = ("_path", "_values")
 
     def __init__(self, path: str, values: Mapping[str, object]) -> None:
         self._path = path
-        self._values = values
+        self._values = {
+            key: _MergeGroup(f"{path}.{key}", value)
+            if not isinstance(value, _FIELD_VALUE_TYPES) and isinstance(value, Mapping)
+            else value
+            for key, value in values.items()
+        }
 
     def __getitem__(self, key: str) -> object:
-        if key not in self._values and f"{self._path}.{key}" in _current_render().blanked:
-            return _BLANK
-        value = self._values[key]
-        if not isinstance(value, _FIELD_VALUE_TYPES) and isinstance(value, Mapping):
-            return _MergeGroup(f"{self._path}.{key}", value)
-        return value
+        try:
+            return self._values[key]
+        except KeyError:
+            if f"{self._path}.{key}" in _current_render().blanked:
+                return _BLANK
+            raise
 
     def __str__(self) -> str:
         raise TemplateRuntimeError(f"{self._path} is a group of fields; name one of them")

@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine, Table, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
+from touchline.inbound.store.bulk import DriverRows
 from touchline.models.base import time_ordered_uuids, utcnow
 from touchline.models.engagement import EngagementEvent, TrackedLink
 from touchline.outbound.engagement import REFRESH_JOB
@@ -46,7 +47,7 @@ from touchline.outbound.track import signals
 from touchline.worker import Queue
 
 if TYPE_CHECKING:
-    import psycopg
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ EVENT_COLUMNS: Final = (
 empty detail)."""
 LINK_COLUMNS: Final = frozenset({"workspace_id", "outbound_email_id", "link_id"})
 """The columns whose values come from the link hit: a few values, repeated by every hit of it."""
+_EMPTY_DETAIL: Final[dict[str, object]] = {}
+"""The detail of every hit (one object, so each batch encodes it once; never changed)."""
 
 
 class EventWriter:
@@ -170,10 +173,7 @@ class EventWriter:
         self._checkpointing: asyncio.Task[None] | None = None
         self._uncheckpointed = False
         self._connection: Connection | None = None
-        self._insert = ""
-        self._copy = ""
-        self._processors: list[tuple[int, Callable[[Any], Any], dict[object, object] | None]] = []
-        self._empty_detail: object = None
+        self._events: DriverRows | None = None
         self._waiting: list[tuple[Hit, asyncio.Future[None]]] = []
         self._wake: asyncio.Future[None] | None = None
         self._wanted = 1
@@ -334,65 +334,24 @@ class EventWriter:
             # One COPY is one atomic statement: run as its own transaction it needs no BEGIN and
             # COMMIT, two round trips a batch fewer, and its success still means the batch is durable.
             connection.execution_options(isolation_level="AUTOCOMMIT")
-        if not self._insert:
-            dialect = self._engine.dialect
-            marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(EVENT_COLUMNS))
-            columns = ", ".join(EVENT_COLUMNS)
-            # Fixed names only: every value goes to the driver as a parameter.
-            self._insert = f"INSERT INTO {_EVENTS.name} ({columns}) VALUES ({marks})"  # noqa: S608
-            self._copy = f"COPY {_EVENTS.name} ({columns}) FROM STDIN"
-            processors = [
-                _EVENTS.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in EVENT_COLUMNS
-            ]
-            detail = processors[-1]
-            self._empty_detail = detail({}) if detail is not None else {}
-            # A link's values are encoded once and remembered: per hit only its id and time are.
-            self._processors = [
-                (index, p, {} if EVENT_COLUMNS[index] in LINK_COLUMNS else None)
-                for index, p in enumerate(processors[:-1])
-                if p is not None
-            ]
+        if self._events is None:
+            self._events = DriverRows(_EVENTS, EVENT_COLUMNS, self._engine.dialect, remember=LINK_COLUMNS)
         self._connection = connection
         return connection
 
     def _rows(self, hits: list[Hit]) -> list[list[object]]:
-        rows: list[list[object]] = []
-        processors = self._processors
-        detail = self._empty_detail
-        for event_id, hit in zip(time_ordered_uuids(len(hits)), hits, strict=True):
-            row: list[object] = [event_id, *hit, detail]
-            for index, process, encoded in processors:
-                value = row[index]
-                if value is None:
-                    continue
-                if encoded is None:
-                    row[index] = process(value)
-                    continue
-                known = encoded.get(value, _UNKNOWN)
-                if known is _UNKNOWN:
-                    if len(encoded) >= MAX_CACHED_TOKENS:
-                        encoded.clear()
-                    known = encoded[value] = process(value)
-                row[index] = known
-            rows.append(row)
-        return rows
+        assert self._events is not None, "rows are made once connected"
+        ids = time_ordered_uuids(len(hits))
+        return self._events.encoded(
+            [(event_id, *hit, _EMPTY_DETAIL) for event_id, hit in zip(ids, hits, strict=True)]
+        )
 
     def store(self, connection: Connection, rows: list[list[object]]) -> None:
         """Stores one batch's rows, all or none: on PostgreSQL one COPY, its own transaction (a third
         less CPU than executemany for a batch of 16); elsewhere the driver's executemany in the
-        batch's transaction (called on the driver's own cursor: SQLAlchemy's statement handling cost
-        a third of the insert)."""
-        if self._engine.dialect.name == "postgresql":
-            driver = cast("psycopg.Connection[Any]", connection.connection.dbapi_connection)
-            with driver.cursor() as cursor, cursor.copy(self._copy) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        inserting = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            inserting.executemany(self._insert, rows)
-        finally:
-            inserting.close()
+        batch's transaction."""
+        assert self._events is not None, "rows are stored once connected"
+        self._events.write(connection, rows)
 
     def _refresh(self, outbound_ids: list[uuid.UUID]) -> None:
         if self.jobs is None:
