@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import Team, csrf_of, sign_in_form
+from tests.pages.test_tables import three_companies
+from tests.pages.test_tables_browser import keep_thread
+from touchline.db import session_scope
+from touchline.models import Conversation
 
 
 def _login(client: TestClient, email: str, password: str) -> str:
@@ -51,3 +57,21 @@ def test_forms_without_the_csrf_token_are_refused(client: TestClient, team: Team
 def test_login_redirects_only_within_the_site(client: TestClient, team: Team) -> None:
     response = sign_in_form(client, "admin@team-a.example", "admin-password-123", next_path="//evil.example/")
     assert response.headers["location"] == "/"
+
+
+def test_a_conversation_of_another_workspace_is_not_found(
+    client: TestClient, team: Team, other_team: Team, sessions: sessionmaker[Session]
+) -> None:
+    three_companies(sessions, team)
+    keep_thread(sessions, team)
+    with session_scope(sessions) as session:
+        conversation_id = session.scalars(select(Conversation.id)).one()
+    _login(client, "admin@team-a.example", "admin-password-123")
+    own = client.get(f"/conversations/{conversation_id}")
+    assert own.status_code == 200
+    assert "Forty, we think." in own.text
+    client.cookies.clear()
+    _login(client, "admin@team-b.example", "admin-password-123")
+    other = client.get(f"/conversations/{conversation_id}")
+    assert other.status_code == 404
+    assert "Forty, we think." not in other.text

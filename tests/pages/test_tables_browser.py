@@ -14,6 +14,10 @@ from tests.conftest import Team
 from tests.pages.test_companies_pages import log_in
 from tests.pages.test_tables import three_companies
 from touchline.db import session_scope
+from touchline.inbound.match import match
+from touchline.inbound.parse import parse_message
+from touchline.inbound.store.directory import load_directory
+from touchline.inbound.store.service import Holding, store_email
 from touchline.models import Company
 
 pytestmark = pytest.mark.browser
@@ -223,3 +227,51 @@ def test_a_contact_is_edited_and_deleted_from_its_page(signed_in: Page, live_ser
     expect(page).to_have_url(f"{live_server}/contacts")
     expect(page.get_by_role("status")).to_contain_text("Contact deleted.")
     expect(page.locator("table tbody tr td:first-child")).to_have_text(["adam", "—"])
+
+
+def keep_thread(sessions: sessionmaker[Session], team: Team) -> None:
+    """A question from the admin to Zoe at Acme and her reply: one conversation of two emails."""
+    question = (
+        b"From: Admin <admin@team-a.example>\r\nTo: Zoe <acme@zeta.example>\r\n"
+        b"Subject: Seats for next year\r\nMessage-ID: <seats@team-a.example>\r\n"
+        b"Date: Mon, 02 Nov 2026 10:00:00 +0000\r\n\r\nHow many seats next year?\r\n"
+    )
+    reply = (
+        b"From: Zoe <acme@zeta.example>\r\nTo: Admin <admin@team-a.example>\r\n"
+        b"Subject: Re: Seats for next year\r\nMessage-ID: <seats-reply@zeta.example>\r\n"
+        b"In-Reply-To: <seats@team-a.example>\r\nReferences: <seats@team-a.example>\r\n"
+        b"Date: Mon, 02 Nov 2026 12:00:00 +0000\r\n\r\nForty, we think.\r\n"
+    )
+    for raw in (question, reply):
+        with session_scope(sessions) as session:
+            parsed = parse_message(raw)
+            decision = match(parsed, load_directory(session, team.workspace_id))
+            stored = store_email(
+                session, team.workspace_id, parsed, decision, Holding(user_id=team.admin_id, via="import")
+            )
+            assert stored.email_id is not None
+
+
+def test_an_email_subject_on_the_company_and_contact_pages_opens_its_conversation(
+    signed_in: Page, team: Team, sessions: sessionmaker[Session]
+) -> None:
+    keep_thread(sessions, team)
+    page = signed_in
+    page.get_by_role("link", name="Acme", exact=True).click()
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("2 emails")
+    timeline.get_by_role("link", name="Seats for next year").click()
+    expect(page).to_have_url(re.compile(r"/conversations/[0-9a-f-]{36}$"))
+    conversation_page = page.url
+    expect(page.get_by_role("heading", name="Seats for next year")).to_be_visible()
+    emails = page.locator("#conversation article")
+    expect(emails).to_have_count(2)
+    expect(emails.first).to_contain_text("How many seats next year?")
+    expect(emails.last).to_contain_text("Forty, we think.")
+
+    page.go_back()
+    page.get_by_role("table").get_by_role("link", name="Zoe", exact=True).click()
+    page.locator("#timeline").get_by_role("link", name="Seats for next year").click()
+    expect(page).to_have_url(conversation_page)
+    page.locator("#conversation article").last.get_by_role("link", name="Zoe").click()
+    expect(page.get_by_role("heading", name="Re: Seats for next year")).to_be_visible()
