@@ -100,6 +100,7 @@ def page_paths(
             "company_id": world.company_ids[0],
             "contact_id": world.contact_ids[0],
             "email_id": emails[0],
+            "conversation_id": world.conversation_ids[0],
             "task_id": task_id,
             "outbound_id": world.outbound_ids[0],
             "template_id": world.template_ids[0],

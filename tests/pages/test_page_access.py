@@ -6,8 +6,14 @@ import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import Team, csrf_of, sign_in_form
+from tests.pages.test_tables import three_companies
+from tests.pages.test_tables_browser import keep_thread
+from touchline.db import session_scope
+from touchline.models import Conversation
 
 
 def _login(client: TestClient, email: str, password: str) -> str:
@@ -107,3 +113,21 @@ def test_the_demo_s_sent_page_is_for_admins_and_only_under_the_demo(
     _login(client, "member@team-a.example", "member-password-1")
     assert client.get("/demo/sent").status_code == 403
     assert "Sent by the demo" not in client.get("/companies").text
+
+
+def test_a_conversation_of_another_workspace_is_not_found(
+    client: TestClient, team: Team, other_team: Team, sessions: sessionmaker[Session]
+) -> None:
+    three_companies(sessions, team)
+    keep_thread(sessions, team)
+    with session_scope(sessions) as session:
+        conversation_id = session.scalars(select(Conversation.id)).one()
+    _login(client, "admin@team-a.example", "admin-password-123")
+    own = client.get(f"/conversations/{conversation_id}")
+    assert own.status_code == 200
+    assert "Forty, we think." in own.text
+    client.cookies.clear()
+    _login(client, "admin@team-b.example", "admin-password-123")
+    other = client.get(f"/conversations/{conversation_id}")
+    assert other.status_code == 404
+    assert "Forty, we think." not in other.text

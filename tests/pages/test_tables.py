@@ -22,10 +22,9 @@ from touchline.workspace.permissions import Actor
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-def pages(client: TestClient, team: Team, sessions: sessionmaker[Session]) -> TestClient:
-    """Signed in as the admin, with three companies and their contacts: Acme (owned by the member,
-    touched 2 days ago), Beta (owned by the admin, touched 40 days ago), Cyan (no owner, never)."""
+def three_companies(sessions: sessionmaker[Session], team: Team) -> None:
+    """Three companies and a contact at each: Acme (owned by Mia Member, touched 2 days ago), beta
+    (owned by the admin, touched 40 days ago), Cyan (no owner, never touched)."""
     with session_scope(sessions) as session:
         session.get_one(User, team.member_id).name = "Mia Member"
         operator = Actor.operator(team.workspace_id)
@@ -41,6 +40,12 @@ def pages(client: TestClient, team: Team, sessions: sessionmaker[Session]) -> Te
             )
             contact.name = {"Acme": "Zoe", "beta": "", "Cyan": "adam"}[name]
             contact.last_touch_at = touched
+
+
+@pytest.fixture
+def pages(client: TestClient, team: Team, sessions: sessionmaker[Session]) -> TestClient:
+    """Signed in as the admin, with the three companies and their contacts."""
+    three_companies(sessions, team)
     assert sign_in_form(client, "admin@team-a.example", "admin-password-123").status_code == 303
     return client
 

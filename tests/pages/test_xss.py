@@ -31,10 +31,15 @@ from tests.pages.test_companies_pages import log_in
 from tests.receive.conftest import LOCAL_RELAY
 from touchline.config import Settings
 from touchline.db import session_scope
+from touchline.inbound.match import match
+from touchline.inbound.parse import parse_message
 from touchline.inbound.receive import service as receive_service
+from touchline.inbound.store.directory import load_directory
+from touchline.inbound.store.service import Holding, store_email
 from touchline.models import (
     BulkSend,
     BulkSkip,
+    Email,
     EngagementEvent,
     Mailbox,
     MailboxFolder,
@@ -102,6 +107,7 @@ class World:
     sequence_ids: list[uuid.UUID] = field(default_factory=list)
     bulk_ids: list[uuid.UUID] = field(default_factory=list)
     sent_ids: list[uuid.UUID] = field(default_factory=list)
+    conversation_ids: list[uuid.UUID] = field(default_factory=list)
 
     @property
     def operator(self) -> Actor:
@@ -146,6 +152,7 @@ class World:
             *(f"/contacts/{contact_id}/compose" for contact_id in self.contact_ids[:1]),
             *(f"/emails/{email_id}" for email_id in self.email_ids),
             *(f"/emails/{email_id}/reply" for email_id in self.email_ids[:1]),
+            *(f"/conversations/{conversation_id}" for conversation_id in self.conversation_ids),
             *(f"/outbox/{outbound_id}/edit" for outbound_id in self.outbound_ids[:1]),
             *(f"/outbox/{outbound_id}" for outbound_id in self.outbound_ids[:1] + self.sent_ids),
             "/outbox",
@@ -264,6 +271,26 @@ def plant_customer_mail(world: World, n: int) -> None:
             attachment_name=value,
         )
         world.email_ids.append(world.logged(raw))
+
+
+def plant_conversation(world: World, n: int) -> None:
+    """Mail a user's mailbox holds (so it is threaded): the conversation's subject and sender's name."""
+    value = payloads(n)[0]
+    raw = _mail(value, Address(display_name=value, addr_spec=ADMIN_EMAIL), f"Jane <jane@{CUSTOMER_DOMAIN}>")
+    with session_scope(world.sessions) as session:
+        parsed = parse_message(raw)
+        decision = match(parsed, load_directory(session, world.team.workspace_id))
+        stored = store_email(
+            session,
+            world.team.workspace_id,
+            parsed,
+            decision,
+            Holding(user_id=world.team.admin_id, via="import"),
+        )
+        assert stored.email_id is not None
+        email = session.get_one(Email, stored.email_id)
+        assert email.conversation_id is not None
+        world.conversation_ids.append(email.conversation_id)
 
 
 def plant_hostile_mail_html(world: World, n: int) -> None:
@@ -567,6 +594,7 @@ FIELDS = (
     Planted("role name", plant_role_names, lambda world: "/users"),
     Planted("workspace name", plant_workspace_name, None),
     Planted("mail subject, sender, body", plant_customer_mail, lambda world: f"/emails/{world.email_ids[0]}"),
+    Planted("conversation", plant_conversation, lambda world: f"/conversations/{world.conversation_ids[0]}"),
     Planted(
         "mail HTML",
         plant_hostile_mail_html,

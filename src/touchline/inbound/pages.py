@@ -160,6 +160,24 @@ def edit_contact(
     return redirect(f"/contacts/{contact_id}")
 
 
+@router.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+def conversation_page(
+    request: Request, conversation_id: uuid.UUID, actor: PageActor, sessions: Sessions
+) -> HTMLResponse:
+    with session_scope(sessions) as session:
+        conversation, emails = repository.get_conversation(session, actor, conversation_id)
+        return render(
+            request,
+            "conversation.html",
+            actor,
+            {
+                "conversation": conversation,
+                "emails": emails,
+                "engagement": _sent_engagement(request, session, actor, [email.id for email in emails]),
+            },
+        )
+
+
 @router.get("/emails/{email_id}", response_class=HTMLResponse)
 def email_page(request: Request, email_id: uuid.UUID, actor: PageActor, sessions: Sessions) -> HTMLResponse:
     with session_scope(sessions) as session:

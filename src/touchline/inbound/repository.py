@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from touchline.kit.errors import NotFoundError
 from touchline.kit.pagination import Page, PageRequest
-from touchline.models import Contact, Email, EmailCompany, EmailContact
+from touchline.models import Contact, Conversation, Email, EmailCompany, EmailContact
 from touchline.workspace.permissions import Actor, Permission
 
 
@@ -56,6 +56,26 @@ def get_email(session: Session, actor: Actor, email_id: uuid.UUID) -> Email:
     if email is None:
         raise NotFoundError("email not found")
     return email
+
+
+def get_conversation(
+    session: Session, actor: Actor, conversation_id: uuid.UUID
+) -> tuple[Conversation, list[Email]]:
+    """A conversation of this workspace with its emails, oldest first."""
+    actor.require(Permission.VIEW_CUSTOMERS)
+    conversation = session.scalar(
+        select(Conversation).where(
+            Conversation.id == conversation_id, Conversation.workspace_id == actor.workspace_id
+        )
+    )
+    if conversation is None:
+        raise NotFoundError("conversation not found")
+    emails = session.scalars(
+        select(Email)
+        .where(Email.workspace_id == actor.workspace_id, Email.conversation_id == conversation.id)
+        .order_by(Email.sent_at.asc().nulls_first(), Email.id)
+    )
+    return conversation, list(emails)
 
 
 def links_of(session: Session, email: Email) -> tuple[list[uuid.UUID], list[str]]:
