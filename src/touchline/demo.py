@@ -18,7 +18,6 @@ from datetime import time as time_of_day
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
-from email.utils import format_datetime
 from importlib.resources import files
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
+from touchline.demo_imap import demo_email
 from touchline.inbound.importing import ImportReport, import_messages
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import NotFoundError
@@ -103,19 +103,6 @@ _THREADS = [
 ]
 
 
-def _message(
-    sender: str, to: str, subject: str, body: str, when: datetime, message_id: str, parent: str | None
-) -> bytes:
-    email = EmailMessage()
-    email["From"], email["To"], email["Subject"] = sender, to, subject
-    email["Date"] = format_datetime(when)
-    email["Message-ID"] = message_id
-    if parent:
-        email["In-Reply-To"] = email["References"] = parent
-    email.set_content(body + "\n")
-    return email.as_bytes()
-
-
 def demo_messages(now: datetime) -> Iterator[tuple[str, bytes]]:
     """Customer threads of the last few weeks, each answered by the demo team; one internal email."""
     rng = random.Random(2026)  # noqa: S311 -- demo dates, not secrets
@@ -123,10 +110,10 @@ def demo_messages(now: datetime) -> Iterator[tuple[str, bytes]]:
         asked = now - timedelta(days=rng.randint(1, 40), hours=rng.randint(0, 12))
         owner = DEMO_MEMBER if index % 2 else DEMO_ADMIN
         question_id = f"<demo-{index}-q@{address.split('@')[1]}>"
-        yield "INBOX", _message(f"{name} <{address}>", owner, subject, question, asked, question_id, None)
+        yield "INBOX", demo_email(f"{name} <{address}>", owner, subject, question, asked, question_id, None)
         yield (
             "Sent",
-            _message(
+            demo_email(
                 owner,
                 f"{name} <{address}>",
                 f"Re: {subject}",
@@ -138,7 +125,7 @@ def demo_messages(now: datetime) -> Iterator[tuple[str, bytes]]:
         )
     yield (
         "INBOX",
-        _message(
+        demo_email(
             DEMO_MEMBER,
             DEMO_ADMIN,
             "Lunch?",

@@ -79,9 +79,11 @@ _UNRELATED = [
 ]
 
 
-def _email(
+def demo_email(
     sender: str, to: str, subject: str, body: str, when: datetime, message_id: str, parent: str | None = None
 ) -> bytes:
+    """A plain-text demo message, with CRLF line ends as IMAP and SMTP carry mail: the demo mailboxes'
+    mail and the conversations `touchline demo` stores for its workspace."""
     email = EmailMessage()
     email["From"], email["To"], email["Subject"] = sender, to, subject
     email["Date"] = format_datetime(when)
@@ -111,12 +113,12 @@ def _demo_mailbox(user: str, user_name: str, now: datetime) -> Iterator[DemoMess
         first_name = user_name.split(maxsplit=1)[0]
         question = f"Hi {first_name},\n\nA quick one about {subject.lower()}: could you have a look?"
         yield DemoMessage(
-            folder, _email(sender, user, subject, question, asked, question_id), asked, customer=True
+            folder, demo_email(sender, user, subject, question, asked, question_id), asked, customer=True
         )
         answer = f"Hi {contact.name.split()[0]},\n\nThanks, I am on it and will write back by tomorrow."
         yield DemoMessage(
             "Sent",
-            _email(
+            demo_email(
                 f"{user_name} <{user}>",
                 sender,
                 f"Re: {subject}",
@@ -134,14 +136,14 @@ def _demo_mailbox(user: str, user_name: str, now: datetime) -> Iterator[DemoMess
         body = "Not about any customer: touchline leaves this one in your mailbox."
         yield DemoMessage(
             "INBOX",
-            _email(sender, user, subject, body, when, f"<imap-{local}-other-{index}@{domain}>"),
+            demo_email(sender, user, subject, body, when, f"<imap-{local}-other-{index}@{domain}>"),
             when,
             False,
         )
     personal = now - timedelta(days=rng.randint(1, 10))
     yield DemoMessage(
         "Sent",
-        _email(
+        demo_email(
             f"{user_name} <{user}>",
             "Sam Rivera <sam.rivera@example.com>",
             "Re: Dinner on Friday?",
