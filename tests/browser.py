@@ -36,18 +36,8 @@ CHROMIUM_ARGS = [
 def serve(app: FastAPI, port: int) -> Iterator[str]:
     """The app served on loopback at this port while the block runs; yields its base URL."""
     # Pages hold a notification stream open; shutting down cuts it after a second rather than wait for it.
-    # asyncio's loop and h11, not uvloop and httptools as `touchline serve` takes: these servers run in
-    # threads of the test process, hundreds of them a run, and there now and then a navigation got no
-    # answer from an idle uvloop server. The production stack is tested in processes of its own (the
-    # tests that start `touchline serve` and `touchline tracking`).
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-        loop="asyncio",
-        http="h11",
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
