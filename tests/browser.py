@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -17,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.services import free_port, unavailable
+from tests.services import unavailable
 
 CHROMIUM = os.environ.get("TOUCHLINE_TEST_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 # Without these, Chromium keeps trying to reach Google's services, which this network refuses.
@@ -33,18 +34,22 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def serve(app: FastAPI, port: int) -> Iterator[str]:
-    """The app served on loopback at this port while the block runs; yields its base URL."""
+def serve(app: FastAPI, port: int = 0) -> Iterator[str]:
+    """The app served on loopback at this port (0: a free one) while the block runs; yields its base URL."""
+    # Bound here, before uvicorn starts: a port picked free and bound later leaves a window in which
+    # something else on this machine may take it.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    port = listener.getsockname()[1]
     # Pages hold a notification stream open; shutting down cuts it after a second rather than wait for it.
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        if time.monotonic() > deadline:
+        if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
     try:
@@ -52,11 +57,12 @@ def serve(app: FastAPI, port: int) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        listener.close()
 
 
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
-    with serve(app, free_port()) as base:
+    with serve(app) as base:
         yield base
 
 
