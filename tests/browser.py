@@ -11,12 +11,14 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
+from starlette.types import ASGIApp
 
 from tests.services import unavailable
 
@@ -34,8 +36,9 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def serve(app: FastAPI, port: int = 0) -> Iterator[str]:
-    """The app served on loopback at this port (0: a free one) while the block runs; yields its base URL."""
+def serve(app: ASGIApp, port: int = 0, *, lifespan: Literal["auto", "on", "off"] = "auto") -> Iterator[str]:
+    """The app served on loopback at this port (0: a free one) while the block runs; yields its base URL.
+    The providers' fakes serve with `lifespan="off"`."""
     # Bound here, before uvicorn starts: a port picked free and bound later leaves a window in which
     # something else on this machine may take it.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -43,7 +46,7 @@ def serve(app: FastAPI, port: int = 0) -> Iterator[str]:
     listener.bind(("127.0.0.1", port))
     port = listener.getsockname()[1]
     # Pages hold a notification stream open; shutting down cuts it after a second rather than wait for it.
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.browser import serve
 from tests.fakes.clock import PacingClock
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
@@ -17,7 +18,6 @@ from tests.fakes.oauth import (
     REDIRECT_URI,
     FakeAuthorizationServer,
 )
-from tests.fakes.server import serve
 from tests.services.dovecot import dovecot, dovecot_without_special_use, imap_user
 from touchline.mailboxes.oauth import (
     OAuthClientCredentials,
@@ -37,14 +37,14 @@ __all__ = ["dovecot", "dovecot_without_special_use", "imap_user"]
 @pytest.fixture(scope="session")
 def _gmail_server() -> Iterator[tuple[FakeGmail, str]]:
     fake = FakeGmail()
-    with serve(fake.app) as base_url:
+    with serve(fake.app, lifespan="off") as base_url:
         yield fake, base_url
 
 
 @pytest.fixture(scope="session")
 def _graph_server() -> Iterator[tuple[FakeGraph, str]]:
     fake = FakeGraph()
-    with serve(fake.app) as base_url:
+    with serve(fake.app, lifespan="off") as base_url:
         yield fake, base_url
 
 

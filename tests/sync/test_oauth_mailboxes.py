@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import serve
 from tests.conftest import Team, sign_in_form, touchline_environment
 from tests.fakes.gmail import FakeGmail, domain_policy_body, rate_limit_body
 from tests.fakes.graph import FakeGraph, throttled_body
 from tests.fakes.oauth import FakeAuthorizationServer
-from tests.fakes.server import serve
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import SAM, OAuthWorld, consent, oauth_settings
 from tests.sync.provider_day import run_day
@@ -48,14 +48,14 @@ ADMIN = "admin@team-a.example"
 @pytest.fixture(scope="module")
 def gmail_server() -> Iterator[tuple[FakeGmail, str]]:
     fake = FakeGmail()
-    with serve(fake.app) as base_url:
+    with serve(fake.app, lifespan="off") as base_url:
         yield fake, base_url
 
 
 @pytest.fixture(scope="module")
 def graph_server() -> Iterator[tuple[FakeGraph, str]]:
     fake = FakeGraph()
-    with serve(fake.app) as base_url:
+    with serve(fake.app, lifespan="off") as base_url:
         yield fake, base_url
 
 

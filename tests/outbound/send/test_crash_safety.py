@@ -28,10 +28,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tests.browser import serve
 from tests.conftest import touchline_environment
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
-from tests.fakes.server import serve
 from tests.outbound.send.conftest import World
 from tests.services import REDIS_URL, unavailable
 from tests.sync.conftest import CUSTOMER, INTERNAL
@@ -298,7 +298,7 @@ def test_a_worker_killed_mid_bulk_send_through_gmail_sends_every_email_once(
 ) -> None:
     gmail, held = FakeGmail(), HeldAnswer(KILL_AT)
     gmail.state.quota_units_per_minute = RAISED_GMAIL_QUOTA
-    with serve(_holding_sends(gmail, held)) as gmail_url:
+    with serve(_holding_sends(gmail, held), lifespan="off") as gmail_url:
         provider_settings = oauth_settings(
             settings, gmail_url, graph_url, gmail_quota_units_per_minute=RAISED_GMAIL_QUOTA
         )
