@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -9,6 +10,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, sync_playwright
 from starlette.types import ASGIApp
 
 from tests.services import unavailable
@@ -35,6 +37,53 @@ CHROMIUM_ARGS = [
 ]
 
 
+class Timeline(logging.Handler):
+    """What the live server and Chromium did during one page test, in order, for its failure report:
+    a page that times out is either a server that stalled, a request that never reached it, or an
+    answer that never reached the page, and only both sides together tell which."""
+
+    def __init__(self) -> None:
+        super().__init__(level=TRACE_LOG_LEVEL)
+        self.events: deque[tuple[float, str, str]] = deque(maxlen=300)
+        self.started = time.monotonic()
+
+    def restart(self) -> None:
+        self.events.clear()
+        self.started = time.monotonic()
+
+    def add(self, side: str, text: str) -> None:
+        self.events.append((time.monotonic(), side, text))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.add(f"server {threading.current_thread().name}", record.getMessage()[:200])
+
+    def watch(self, context: BrowserContext) -> None:
+        def request(request: Request) -> None:
+            self.add("browser", f"request {request.method} {request.url}")
+
+        def response(response: Response) -> None:
+            self.add("browser", f"response {response.status} {response.url}")
+
+        def finished(request: Request) -> None:
+            self.add("browser", f"finished {request.url}")
+
+        def failed(request: Request) -> None:
+            self.add("browser", f"failed {request.url}: {request.failure}")
+
+        context.on("request", request)
+        context.on("response", response)
+        context.on("requestfinished", finished)
+        context.on("requestfailed", failed)
+        context.on("page", lambda page: page.on("crash", lambda _: self.add("browser", "page crashed")))
+
+    def report(self) -> str:
+        return "\n".join(f"{at - self.started:8.3f}s {side}: {text}" for at, side, text in self.events)
+
+
+TRACE_LOG_LEVEL = 5  # uvicorn's level for connections made and lost and each ASGI message
+TIMELINE = Timeline()
+
+
 @contextmanager
 def serve(app: ASGIApp, port: int = 0, *, lifespan: Literal["auto", "on", "off"] = "auto") -> Iterator[str]:
     """The app served on loopback at this port (0: a free one) while the block runs; yields its base URL.
@@ -46,7 +95,9 @@ def serve(app: ASGIApp, port: int = 0, *, lifespan: Literal["auto", "on", "off"]
     listener.bind(("127.0.0.1", port))
     port = listener.getsockname()[1]
     # Pages hold a notification stream open; shutting down cuts it after a second rather than wait for it.
-    config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1)
+    # No logging set-up of uvicorn's own: its records go where the test process sends them (the page
+    # tests' timeline, and pytest's capture).
+    config = uvicorn.Config(app, log_config=None, lifespan=lifespan, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
@@ -65,8 +116,20 @@ def serve(app: ASGIApp, port: int = 0, *, lifespan: Literal["auto", "on", "off"]
 
 @pytest.fixture
 def live_server(app: FastAPI) -> Iterator[str]:
-    with serve(app) as base:
-        yield base
+    TIMELINE.restart()
+    server_loggers = [logging.getLogger(name) for name in ("uvicorn.error", "uvicorn.access")]
+    levels = [logger.level for logger in server_loggers]
+    for logger in server_loggers:
+        logger.setLevel(TRACE_LOG_LEVEL)
+        logger.addHandler(TIMELINE)
+    try:
+        with serve(app) as base:
+            TIMELINE.add("test", f"live server at {base}")
+            yield base
+    finally:
+        for logger, level in zip(server_loggers, levels, strict=True):
+            logger.removeHandler(TIMELINE)
+            logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +147,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
+    TIMELINE.watch(context)
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
@@ -91,15 +155,11 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def stall_report(database_url: str | None) -> str:
-    """What the process and its database were doing when a page test failed: every thread's stack
-    and, on PostgreSQL, every session of the test database that was not idle, with what it waited for.
-    A page that times out is either a server that stalled or one that never got the request; this
-    says which."""
-    names = {thread.ident: thread.name for thread in threading.enumerate()}
-    lines = []
-    for ident, frame in sys._current_frames().items():
-        lines.append(f"--- thread {names.get(ident, ident)}")
-        lines.extend(line.rstrip() for line in traceback.format_stack(frame)[-12:])
+    """What happened when a page test failed: the timeline of the live server and Chromium, first
+    because it is what says whether the server stalled, never got the request, or answered a page
+    that never saw it; then, on PostgreSQL, the test database's sessions that were not idle; then the
+    stacks of the threads that serve (idle listeners of scripted servers left out)."""
+    lines = [TIMELINE.report()]
     if database_url is not None and database_url.startswith("postgresql"):
         url = database_url.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(url, autocommit=True, connect_timeout=3) as connection:
@@ -110,4 +170,15 @@ def stall_report(database_url: str | None) -> str:
             ).fetchall()
         lines.append(f"--- {len(rows)} database sessions not idle")
         lines.extend(" | ".join(str(value) for value in row) for row in rows)
+    threads = {thread.ident: thread.name for thread in threading.enumerate()}
+    load = os.getloadavg()
+    lines.append(
+        f"--- {len(threads)} threads, {len(os.listdir('/proc/self/fd'))} open files, load {load[0]:.1f}"
+    )
+    for ident, frame in sys._current_frames().items():
+        name = threads.get(ident, str(ident))
+        if name == "MainThread" or name.endswith("(_accept)"):
+            continue
+        lines.append(f"--- thread {name}")
+        lines.extend(line.rstrip() for line in traceback.format_stack(frame)[-6:])
     return "\n".join(lines)
