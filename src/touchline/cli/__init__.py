@@ -1777,7 +1777,3 @@ def main() -> None:
     except NotFoundError as error:
         errors.print(f"[bold red]error:[/] {error}")
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
