@@ -53,11 +53,11 @@ def serve(
     worker: Annotated[bool, typer.Option(help="Run jobs in this process too")] = True,
 ) -> None:
     """Run the API, pages and (by default) an in-process worker."""
-    tune_garbage_collector()
     import uvicorn
 
     from touchline.app import create_app
 
+    tune_garbage_collector()
     settings = load_settings()
     if migrate:
         upgrade_schema(settings)
@@ -93,11 +93,11 @@ def inbound(
     Accepted mail is logged by workers: by one in this process with the embedded defaults
     (TOUCHLINE_IN_PROCESS_WORKER), otherwise by `touchline worker` processes.
     """
-    tune_garbage_collector()
     import touchline.jobs  # noqa: F401 -- this process sends the logging job, and may run any job
     from touchline.inbound.receive.smtp import run_inbound_server
     from touchline.worker import configure_queue
 
+    tune_garbage_collector()
     settings = load_settings()
     queue = configure_queue(settings)
     try:
@@ -115,7 +115,6 @@ def tracking(
 ) -> None:
     """Run only the tracking endpoints (the open pixel and click redirects under /t; serve mounts
     them too). Stateless: several may serve one PostgreSQL database behind a load balancer."""
-    tune_garbage_collector()
     import uvicorn
 
     import touchline.jobs  # noqa: F401 -- this process sends the engagement refresh job
@@ -123,6 +122,7 @@ def tracking(
     from touchline.outbound.track.app import create_tracking_app
     from touchline.worker import configure_queue
 
+    tune_garbage_collector()
     settings = load_settings()
     engine = make_engine(settings.resolved_database_url)
     queue = configure_queue(settings)
@@ -148,11 +148,11 @@ def tracking(
 
 def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this process")] = 2) -> None:
     """Run a separate worker that takes jobs from the queue."""
-    tune_garbage_collector()
     import touchline.app  # noqa: F401 -- importing the app declares every feature's jobs
     from touchline.inbound.readers import configure_readers
     from touchline.worker import configure_queue
 
+    tune_garbage_collector()
     settings = load_settings()
     _log_to_stderr()
     console.print(
