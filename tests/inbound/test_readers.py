@@ -99,9 +99,10 @@ def test_a_dead_helper_leaves_the_helpers_started_after_it_alone(pool: Readers) 
 def test_without_reader_processes_the_caller_reads() -> None:
     inline = Readers(0)
     inline.start()
-    reading = inline.submit(_raws()[:2])
+    raws = _raws()[:2]  # once: the messages are dated when made
+    reading = inline.submit(raws)
     assert inline.process_ids() == []
-    assert reading.result() == read_messages(_raws()[:2])
+    assert reading.result() == read_messages(raws)
     with pytest.raises(ValueError, match="cannot be negative"):
         Readers(-1)
 
