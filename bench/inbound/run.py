@@ -82,7 +82,7 @@ def serve_sink(port: int) -> None:
 
 
 def serve_touchline(port: int) -> None:
-    from touchline.cli import inbound
+    from touchline.cli.processes import inbound
 
     inbound(host="127.0.0.1", port=port)
 

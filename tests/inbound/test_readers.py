@@ -96,6 +96,19 @@ def test_a_dead_helper_leaves_the_helpers_started_after_it_alone(pool: Readers) 
     assert replacement != helper
 
 
+def test_helpers_start_from_a_fork_server_that_built_the_patterns_and_loaded_no_database(
+    pool: Readers,
+) -> None:
+    pool.start()
+    running = pool._running()
+    assert running is not None
+    # Evaluated in the helper: the modules it has, inherited from the fork server or loaded since.
+    modules = running.submit(eval, "sorted(__import__('sys').modules)").result()
+    assert "touchline.inbound.reader_server" in modules  # importing it built the patterns
+    assert not [name for name in modules if name.split(".")[0] == "sqlalchemy"]
+    assert not [name for name in modules if name.startswith("touchline.models")]
+
+
 def test_without_reader_processes_the_caller_reads() -> None:
     raws = _raws()[:2]  # built once: each message is dated when it is built
     inline = Readers(0)

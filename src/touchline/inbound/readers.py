@@ -6,9 +6,10 @@ batch's bodies to a helper as soon as they arrive and stores the batch before wh
 The storing thread then only matches, threads and writes.
 
 `TOUCHLINE_SYNC_READER_PROCESSES` helpers per worker process (1 by default; 0 reads in the worker
-itself). They are started from a fork server, which has imported nothing but this module, so they
-inherit neither the worker's threads nor its database connections. A helper that dies costs nothing:
-its batch is read in the worker instead, and the next batch starts new helpers.
+itself). They are started from a fork server, which has imported nothing but this module and built
+the reading patterns (`touchline.inbound.reader_server`), so they inherit the patterns but neither
+the worker's threads nor its database connections. A helper that dies costs nothing: its batch is
+read in the worker instead, and the next batch starts new helpers, from the same fork server.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ _WARM_UP = [
 ]
 
 
-def _warm_up() -> None:
-    """Build the reply heuristics' patterns before the first batch arrives (about a second)."""
+def warm_up() -> None:
+    """Build the reply heuristics' patterns and their gates before the first batch arrives (about two
+    seconds of CPU)."""
     for raw in _WARM_UP:
         shown_of(parse_message(raw))
 
@@ -65,7 +67,7 @@ def _start_helper() -> None:
             os._exit(0)
 
         threading.Thread(target=leave_with_requester, name="touchline-reader-watch", daemon=True).start()
-    _warm_up()
+    warm_up()  # built already in the fork server, which the helper inherits, unless it failed there
     tune_garbage_collector()  # after the warm-up, so that the built patterns are left out too
 
 
@@ -151,7 +153,7 @@ class Readers:
         with self._lock:
             if self._pool is None:
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload([__name__])
+                context.set_forkserver_preload(["touchline.inbound.reader_server"])
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.processes, mp_context=context, initializer=_start_helper
                 )

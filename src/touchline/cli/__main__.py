@@ -1,0 +1,5 @@
+"""`python -m touchline.cli`: the `touchline` command."""
+
+from touchline.cli import main
+
+main()
