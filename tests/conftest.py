@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,9 +127,25 @@ def touchline_environment(settings: Settings) -> dict[str, str]:
         TOUCHLINE_SECRET_KEY=settings.secret_key,
         TOUCHLINE_INBOUND_DOMAIN=settings.inbound_domain,
         TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS=str(settings.allow_private_mail_hosts).lower(),
+        TOUCHLINE_BASE_URL=settings.base_url,
         COLUMNS="200",  # Rich tables wide enough for the assertions on their lines
     )
     return env
+
+
+def run_touchline(
+    settings: Settings, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The `touchline` command run as an operator runs it, on the same data as `settings`."""
+    return subprocess.run(
+        [sys.executable, "-m", "touchline.cli", *args],
+        env=touchline_environment(settings),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -6,14 +6,13 @@ import datetime as dt
 import json
 import mailbox as stdlib_mailbox
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import touchline_environment
+from tests.conftest import run_touchline
 from tests.mailboxes.tcp_proxy import cutting_proxy
 from tests.services.smtp_sink import SmtpSink
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
@@ -127,19 +126,6 @@ def test_apply_to_all_users_overrides_inbox_and_sent_only(world: SyncWorld) -> N
     assert _folders(world, kim_mailbox) == {"INBOX": True, "Gesendet": False}
 
 
-def _cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = touchline_environment(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "touchline.cli", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_operator_connects_syncs_and_lists_from_the_command_line(
     world: SyncWorld, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
@@ -150,7 +136,7 @@ def test_operator_connects_syncs_and_lists_from_the_command_line(
     )
 
     def connect(password: str) -> subprocess.CompletedProcess[str]:
-        return _cli(
+        return run_touchline(
             settings,
             *("mailbox", "connect-imap", "--workspace", str(world.workspace_id), "--user", f"sam@{INTERNAL}"),
             *("--host", "127.0.0.1", "--port", str(world.dovecot.imap_port), "--security", "plain"),
@@ -166,14 +152,14 @@ def test_operator_connects_syncs_and_lists_from_the_command_line(
     assert refused.returncode == 1
     assert "could not sign in" in refused.stderr
 
-    synced = _cli(settings, "sync", "--user", f"sam@{INTERNAL}", "--once")
+    synced = run_touchline(settings, "sync", "--user", f"sam@{INTERNAL}", "--once")
     assert synced.returncode == 0, synced.stderr
     assert "1 checked, 1 kept, 0 ignored, 0 quarantined" in synced.stdout
 
-    listed = _cli(settings, "mailbox", "list", "--workspace", str(world.workspace_id))
+    listed = run_touchline(settings, "mailbox", "list", "--workspace", str(world.workspace_id))
     assert "connected" in listed.stdout
 
-    lines = _cli(
+    lines = run_touchline(
         settings, "emails", "list", "--workspace", str(world.workspace_id), "--json"
     ).stdout.splitlines()
     record = json.loads(lines[0])
@@ -203,7 +189,9 @@ def test_mail_import_goes_through_the_same_pipeline(
     box.add(message("Not a customer", sender="someone@elsewhere.example"))
     box.add(b"\xff\xfe not a message at all")
     box.flush()
-    imported = _cli(settings, "import", "mail", str(tmp_path / "export.mbox"), "--user", f"sam@{INTERNAL}")
+    imported = run_touchline(
+        settings, "import", "mail", str(tmp_path / "export.mbox"), "--user", f"sam@{INTERNAL}"
+    )
     assert imported.returncode == 1, imported.stderr  # the item that is no message is reported
     assert "4 read: 2 kept (2 new), 1 not customer mail, 0 quarantined, 1 unreadable" in imported.stdout
     assert "no readable header fields" in imported.stdout

@@ -5,25 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
-from tests.conftest import touchline_environment
+from tests.conftest import run_touchline
 from tests.outbound.bulk.conftest import MEMBER, Crowd
 from tests.outbound.bulk.helpers import deliver_all
 from tests.outbound.bulk.test_bulk_sends import _outbound_count
 
 
 def _touchline(crowd: Crowd, *args: str) -> subprocess.CompletedProcess[str]:
-    env = touchline_environment(crowd.world.settings)
-    env["TOUCHLINE_BASE_URL"] = crowd.world.settings.base_url
-    return subprocess.run(
-        [sys.executable, "-m", "touchline.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_touchline(crowd.world.settings, *args)
 
 
 def _bulk_send(crowd: Crowd, *extra: str) -> subprocess.CompletedProcess[str]:

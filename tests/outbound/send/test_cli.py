@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from tests.conftest import touchline_environment
+from tests.conftest import run_touchline
 from tests.outbound.send.conftest import World
 from touchline.db import session_scope
 from touchline.models import Mailbox, OutboundEmail
@@ -21,15 +20,7 @@ MEMBER = "member@team-a.example"
 
 
 def _touchline(world: World, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "touchline.cli", *args],
-        env=touchline_environment(world.settings),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_touchline(world.settings, *args, stdin=stdin)
 
 
 @pytest.fixture

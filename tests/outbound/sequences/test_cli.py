@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import touchline_environment
+from tests.conftest import run_touchline
 from tests.outbound.sequences.conftest import MEMBER, Playbook
 
 
 def _touchline(playbook: Playbook, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "touchline.cli", "sequence", *args],
-        env=touchline_environment(playbook.settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_touchline(playbook.settings, "sequence", *args)
 
 
 def _file(tmp_path: Path, **changes: object) -> str:
