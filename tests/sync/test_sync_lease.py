@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import Team, sign_in_form, touchline_environment
-from tests.sync.conftest import SyncWorld, message
+from tests.conftest import Team, run_touchline, sign_in_form, touchline_environment
+from tests.sync.conftest import INTERNAL, SyncWorld, message
 from touchline.app import create_app
 from touchline.config import Settings
 from touchline.db import session_scope
@@ -121,6 +121,24 @@ def test_a_sync_asked_for_while_another_runs_is_queued_after_it(
     assert _pending_syncs(mailbox_id) == pending + 1  # and not dropped: queued after it
     row = _row(world, mailbox_id)
     assert (row.sync_holder, row.sync_requested) == (None, False)
+
+
+def test_the_sync_command_takes_the_same_lease_as_the_workers(world: SyncWorld, settings: Settings) -> None:
+    mailbox_id = _connected(world, "foreground", messages=1)
+    _hold(world, mailbox_id, "a worker", utcnow() + LEASE)
+
+    held = run_touchline(settings, "sync", "--user", f"foreground@{INTERNAL}", "--once")
+    assert held.returncode == 0, held.stderr
+    assert "a worker is syncing it now, and syncs it again after that run" in held.stdout
+    row = _row(world, mailbox_id)
+    assert (row.sync_holder, row.sync_requested) == ("a worker", True)  # left to it, and asked again
+
+    _hold(world, mailbox_id, "a killed worker", utcnow() - dt.timedelta(seconds=1))
+    synced = run_touchline(settings, "sync", "--user", f"foreground@{INTERNAL}", "--once")
+    assert synced.returncode == 0, synced.stderr
+    assert "1 checked, 1 kept" in synced.stdout  # the first run synced nothing beside the worker
+    row = _row(world, mailbox_id)
+    assert (row.sync_holder, row.sync_leased_until, row.sync_requested) == (None, None, False)
 
 
 def _pending_syncs(mailbox_id: uuid.UUID) -> int:

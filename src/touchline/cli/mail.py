@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +24,12 @@ from touchline.cli.common import (
 from touchline.kit.runtime import tune_garbage_collector
 
 if TYPE_CHECKING:
+    import uuid
+
+    from rich.progress import Progress
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from touchline.config import Settings
     from touchline.inbound.fetch.service import SyncReport
 
 mailbox_app = typer.Typer(help="Connected mailboxes.", no_args_is_help=True)
@@ -185,14 +191,11 @@ def sync(
     """Sync connected mailboxes in the foreground, with progress."""
     import time
 
-    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import select
 
     from touchline.db import make_engine, make_sessionmaker, session_scope
-    from touchline.inbound.fetch.service import sync_mailbox
     from touchline.inbound.readers import configure_readers
-    from touchline.kit.crypto import SecretBox
-    from touchline.mailboxes.providers.base import TransientError
     from touchline.models import Mailbox, User
 
     tune_garbage_collector()
@@ -202,7 +205,6 @@ def sync(
     configure_jobs(settings)  # storing mail sends jobs (engagement finds replies among it)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
-    box = SecretBox(settings.secret_keys)
     failed = False
     while True:
         with session_scope(sessions) as session:
@@ -220,39 +222,66 @@ def sync(
             console=errors,
         ) as progress:
             for mailbox_id, address in targets:
-                task = progress.add_task(address, total=None, counts=_sync_counts(None))
-
-                def advance(
-                    folder: str, count: int, report: SyncReport, task: TaskID = task, address: str = address
-                ) -> None:
-                    progress.update(
-                        task, advance=count, description=f"{address} {folder}", counts=_sync_counts(report)
-                    )
-
-                try:
-                    report = sync_mailbox(sessions, box, mailbox_id, progress=advance, settings=settings)
-                except TransientError as error:
-                    errors.print(f"{address}: {error} (will retry)")
-                    failed = True
-                    continue
-                progress.update(
-                    task,
-                    total=report.seen,
-                    completed=report.seen,
-                    description=address,
-                    counts=_sync_counts(report),
-                )
-                line = f"{address}: {_sync_counts(report)}"
-                if report.error:
-                    line += f" - {report.error}"
-                    failed = failed or report.status != "connected"
-                console.print(line)
+                failed = not _sync_one(settings, sessions, progress, mailbox_id, address) or failed
         if once:
             break
         time.sleep(60)
     engine.dispose()
     if failed:
         raise typer.Exit(1)
+
+
+def _sync_one(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    progress: Progress,
+    mailbox_id: uuid.UUID,
+    address: str,
+) -> bool:
+    """One mailbox's sync, under the same lease as the workers' syncs (one sync of a mailbox at a
+    time, whoever runs it), its progress shown and its counts printed; False when it failed."""
+    from touchline.inbound.fetch.service import sync_mailbox
+    from touchline.inbound.fetch.tasks import HandedBack, claim_or_request, let_go
+    from touchline.kit.crypto import SecretBox
+    from touchline.mailboxes import sync_lease
+    from touchline.mailboxes.providers.base import TransientError
+    from touchline.worker import current_queue
+
+    lease = timedelta(seconds=settings.sync_lease_seconds)
+    holder = sync_lease.new_holder()
+    if not claim_or_request(sessions, mailbox_id, holder, lease):
+        console.print(f"{address}: a worker is syncing it now, and syncs it again after that run")
+        return True
+    task = progress.add_task(address, total=None, counts=_sync_counts(None))
+    try:
+        with sync_lease.Heartbeat(sessions, mailbox_id, holder, lease) as heartbeat:
+
+            def advance(folder: str, count: int, report: SyncReport) -> None:
+                if heartbeat.lost.is_set():
+                    raise HandedBack
+                progress.update(
+                    task, advance=count, description=f"{address} {folder}", counts=_sync_counts(report)
+                )
+
+            report = sync_mailbox(
+                sessions, SecretBox(settings.secret_keys), mailbox_id, progress=advance, settings=settings
+            )
+    except HandedBack:
+        errors.print(f"{address}: its lease ran out and a worker took the sync over")
+        return False
+    except TransientError as error:
+        errors.print(f"{address}: {error} (will retry)")
+        return False
+    finally:
+        let_go(sessions, current_queue(), mailbox_id, holder, again=False)
+    progress.update(
+        task, total=report.seen, completed=report.seen, description=address, counts=_sync_counts(report)
+    )
+    line = f"{address}: {_sync_counts(report)}"
+    if report.error:
+        line += f" - {report.error}"
+    console.print(line)
+    return not (report.error and report.status != "connected")
 
 
 def _sync_counts(report: SyncReport | None) -> str:

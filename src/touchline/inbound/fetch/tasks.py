@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
@@ -21,7 +22,7 @@ from touchline.mailboxes import sync_lease
 from touchline.mailboxes.providers.base import TransientError
 from touchline.models import Mailbox
 from touchline.models.base import utcnow
-from touchline.worker import JobContext, job
+from touchline.worker import JobContext, Queue, job
 from touchline.worker.queue import stopping
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, objec
     mailbox = uuid.UUID(mailbox_id)
     lease = timedelta(seconds=context.settings.sync_lease_seconds)
     holder = sync_lease.new_holder()
-    if not _claim_or_request(context, mailbox, holder, lease):
+    if not claim_or_request(context.sessions, mailbox, holder, lease):
         # Another worker is syncing this mailbox; it runs once more after its own run, for this request.
         return {"outcome": "queued_after_running_sync"}
     again = False
@@ -68,30 +69,34 @@ def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, objec
         log.warning("sync of %s failed; the scheduler retries after its backoff: %s", mailbox_id, error)
         return {"outcome": "retry_later", "reason": str(error)}
     finally:
-        try:
-            with session_scope(context.sessions) as session:
-                again = sync_lease.release(session, mailbox, holder) or again
-        except Exception as error:
-            # The lease runs out by itself; the next sync after it takes the mailbox over.
-            log.warning("could not release the sync lease of %s: %s", mailbox_id, error)
-        if again:
-            _queue_again(context, mailbox_id)
+        let_go(context.sessions, context.queue, mailbox, holder, again=again)
     return _counts(report)
 
 
-def _queue_again(context: JobContext, mailbox_id: str) -> None:
-    """Queue the run asked for meanwhile, or the rest of a handed-back one; should the queue be out
-    of reach, the every-minute scheduler finds the mailbox due anyway."""
+def let_go(
+    sessions: sessionmaker[Session], queue: Queue, mailbox: uuid.UUID, holder: str, *, again: bool
+) -> None:
+    """Release the lease, then queue the run asked for meanwhile, or the rest of a handed-back one
+    (`again`). Should the database or the queue be out of reach, the lease runs out by itself and
+    the every-minute scheduler finds the mailbox due anyway."""
     try:
-        context.queue.send(mailboxes.SYNC_JOB, mailbox_id=mailbox_id)
+        with session_scope(sessions) as session:
+            again = sync_lease.release(session, mailbox, holder) or again
     except Exception as error:
-        log.warning("could not queue the next sync of %s; the scheduler will: %s", mailbox_id, error)
+        log.warning("could not release the sync lease of %s: %s", mailbox, error)
+    if again:
+        try:
+            queue.send(mailboxes.SYNC_JOB, mailbox_id=str(mailbox))
+        except Exception as error:
+            log.warning("could not queue the next sync of %s; the scheduler will: %s", mailbox, error)
 
 
-def _claim_or_request(context: JobContext, mailbox: uuid.UUID, holder: str, lease: timedelta) -> bool:
+def claim_or_request(
+    sessions: sessionmaker[Session], mailbox: uuid.UUID, holder: str, lease: timedelta
+) -> bool:
     """Claim the mailbox's sync, or ask its live holder for one more run; True when claimed."""
     for _ in range(CLAIM_TRIES):
-        with session_scope(context.sessions) as session:
+        with session_scope(sessions) as session:
             now = utcnow()
             if sync_lease.claim(session, mailbox, holder, lease, now):
                 return True
