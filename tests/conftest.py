@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
+from fastapi.dependencies import models as fastapi_dependency_models
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
@@ -146,6 +147,26 @@ def run_touchline(
         timeout=120,
         check=False,
     )
+
+
+# FastAPI remembers, for each endpoint and dependency function it has seen, whether it is a
+# coroutine or a generator: module-level caches of 4,096 entries each. A process of touchline builds
+# its app once; the suite builds one a test, and those caches kept the apps of earlier tests alive
+# with all they reference (at the middle of a full run the test process held more than 3.5 GB).
+# The garbage collector's full passes over such a heap stop every thread of the process, the page
+# tests' live servers too, for longer than a page waits for its answer.
+_FASTAPI_CALLABLE_CACHES = (
+    "_is_gen_callable_cached",
+    "_is_async_gen_callable_cached",
+    "_is_coroutine_callable_cached",
+)
+
+
+@pytest.fixture(autouse=True)
+def _forget_earlier_apps() -> Iterator[None]:
+    yield
+    for name in _FASTAPI_CALLABLE_CACHES:
+        getattr(fastapi_dependency_models, name).cache_clear()
 
 
 @pytest.fixture(autouse=True)
