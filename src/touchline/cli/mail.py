@@ -241,20 +241,18 @@ def _sync_one(
     """One mailbox's sync, under the same lease as the workers' syncs (one sync of a mailbox at a
     time, whoever runs it), its progress shown and its counts printed; False when it failed."""
     from touchline.inbound.fetch.service import sync_mailbox
-    from touchline.inbound.fetch.tasks import HandedBack, claim_or_request, let_go
+    from touchline.inbound.fetch.tasks import HandedBack, holding_sync
     from touchline.kit.crypto import SecretBox
-    from touchline.mailboxes import sync_lease
     from touchline.mailboxes.providers.base import TransientError
     from touchline.worker import current_queue
 
     lease = timedelta(seconds=settings.sync_lease_seconds)
-    holder = sync_lease.new_holder()
-    if not claim_or_request(sessions, mailbox_id, holder, lease):
-        console.print(f"{address}: a worker is syncing it now, and syncs it again after that run")
-        return True
-    task = progress.add_task(address, total=None, counts=_sync_counts(None))
     try:
-        with sync_lease.Heartbeat(sessions, mailbox_id, holder, lease) as heartbeat:
+        with holding_sync(sessions, current_queue(), mailbox_id, lease) as heartbeat:
+            if heartbeat is None:
+                console.print(f"{address}: a worker is syncing it now, and syncs it again after that run")
+                return True
+            task = progress.add_task(address, total=None, counts=_sync_counts(None))
 
             def advance(folder: str, count: int, report: SyncReport) -> None:
                 if heartbeat.lost.is_set():
@@ -272,8 +270,6 @@ def _sync_one(
     except TransientError as error:
         errors.print(f"{address}: {error} (will retry)")
         return False
-    finally:
-        let_go(sessions, current_queue(), mailbox_id, holder, again=False)
     progress.update(
         task, total=report.seen, completed=report.seen, description=address, counts=_sync_counts(report)
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -41,13 +43,12 @@ def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, objec
     or a growing backoff), and the every-minute scheduler honours it, so a restart loses no delay."""
     mailbox = uuid.UUID(mailbox_id)
     lease = timedelta(seconds=context.settings.sync_lease_seconds)
-    holder = sync_lease.new_holder()
-    if not claim_or_request(context.sessions, mailbox, holder, lease):
-        # Another worker is syncing this mailbox; it runs once more after its own run, for this request.
-        return {"outcome": "queued_after_running_sync"}
-    again = False
     try:
-        with sync_lease.Heartbeat(context.sessions, mailbox, holder, lease) as heartbeat:
+        with holding_sync(context.sessions, context.queue, mailbox, lease) as heartbeat:
+            if heartbeat is None:
+                # Another worker is syncing this mailbox; it runs once more after its own run,
+                # for this request.
+                return {"outcome": "queued_after_running_sync"}
 
             def checkpoint(folder: str, stored: int, report: SyncReport) -> None:
                 if stopping.is_set() or heartbeat.lost.is_set():
@@ -63,17 +64,40 @@ def sync_mailbox_job(context: JobContext, *, mailbox_id: str) -> dict[str, objec
     except HandedBack:
         # Stopping: the rest of the run is queued for another worker. Taken over: the new holder
         # runs it already.
-        again = not heartbeat.lost.is_set()
-        return {"outcome": "handed_back" if again else "taken_over"}
+        return {
+            "outcome": "taken_over" if heartbeat is not None and heartbeat.lost.is_set() else "handed_back"
+        }
     except TransientError as error:
         log.warning("sync of %s failed; the scheduler retries after its backoff: %s", mailbox_id, error)
         return {"outcome": "retry_later", "reason": str(error)}
-    finally:
-        let_go(context.sessions, context.queue, mailbox, holder, again=again)
     return _counts(report)
 
 
-def let_go(
+@contextmanager
+def holding_sync(
+    sessions: sessionmaker[Session], queue: Queue, mailbox: uuid.UUID, lease: timedelta
+) -> Iterator[sync_lease.Heartbeat | None]:
+    """Holds the mailbox's sync for the block, whoever runs it (a worker's job or `touchline sync`):
+    yields the lease's heartbeat, or None when another holds it live (it is then asked for one more
+    run). The block raises `HandedBack` once `heartbeat.lost` is set (taken over), or when it stops
+    early on its own (the rest is then queued). The lease is let go when the block ends."""
+    holder = sync_lease.new_holder()
+    if not _claim_or_request(sessions, mailbox, holder, lease):
+        yield None
+        return
+    again = False
+    try:
+        with sync_lease.Heartbeat(sessions, mailbox, holder, lease) as heartbeat:
+            try:
+                yield heartbeat
+            except HandedBack:
+                again = not heartbeat.lost.is_set()
+                raise
+    finally:
+        _let_go(sessions, queue, mailbox, holder, again=again)
+
+
+def _let_go(
     sessions: sessionmaker[Session], queue: Queue, mailbox: uuid.UUID, holder: str, *, again: bool
 ) -> None:
     """Release the lease, then queue the run asked for meanwhile, or the rest of a handed-back one
@@ -91,7 +115,7 @@ def let_go(
             log.warning("could not queue the next sync of %s; the scheduler will: %s", mailbox, error)
 
 
-def claim_or_request(
+def _claim_or_request(
     sessions: sessionmaker[Session], mailbox: uuid.UUID, holder: str, lease: timedelta
 ) -> bool:
     """Claim the mailbox's sync, or ask its live holder for one more run; True when claimed."""
