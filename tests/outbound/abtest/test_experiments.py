@@ -3,6 +3,8 @@ decision by the test, by the horizon and by an admin, and the API and CLI that s
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -288,7 +290,11 @@ def test_the_page_shows_rates_intervals_the_state_and_lets_an_admin_pick_the_win
     page = client.get(f"/experiments/{experiment_id}")
     assert page.status_code == 200
     assert "25.0%" in page.text
-    assert '<meter min="0" max="1"' in page.text
+    # The chart's numbers travel as JSON the page's script reads; the page runs no inline script.
+    assert '<script type="application/json" id="experiment-chart-data">' in page.text
+    assert '"rate": 0.25' in page.text
+    assert '<script src="/static/experiment.js">' in page.text
+    assert "<script>" not in page.text
     assert "proxies" in page.text  # the open rate's warning
     assert "collecting" in page.text
     stopped = client.post(
@@ -301,3 +307,41 @@ def test_the_page_shows_rates_intervals_the_state_and_lets_an_admin_pick_the_win
     assert "Winner <strong>B</strong>" in after
     assert "an admin" in after
     assert "Stop and pick" not in after
+
+
+def test_the_variants_csv_has_each_variants_numbers_with_formula_cells_as_text(
+    client: TestClient, sessions: sessionmaker[Session], team: Team
+) -> None:
+    experiment_id = _experiment(sessions, team)
+    with session_scope(sessions) as session:
+        experiment = session.get(Experiment, experiment_id)
+        assert experiment is not None
+        experiment.variants = [
+            experiment.variants[0],
+            {**experiment.variants[1], "template_name": '=HYPERLINK("http://evil.example")'},
+        ]
+    _sent(sessions, team, experiment_id, "A", [True, False])
+    _sent(sessions, team, experiment_id, "B", [True] * 3 + [False] * 5)
+    assert sign_in_form(client, "admin@team-a.example", "admin-password-123").status_code == 303
+    answer = client.get(f"/experiments/{experiment_id}/variants.csv")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert "attachment" in answer.headers["content-disposition"]
+    header, first, second = list(csv.reader(io.StringIO(answer.text)))
+    assert header == [
+        "variant",
+        "template",
+        "sends",
+        "successes",
+        "rate",
+        "interval_low",
+        "interval_high",
+        "state",
+    ]
+    detail = client.get(f"/api/v1/experiments/{experiment_id}", headers=team.headers("member")).json()
+    a, b = detail["variants"]
+    assert first[:5] == ["A", a["template"], "2", "1", "0.5"]
+    assert [float(first[5]), float(first[6]), first[7]] == [a["rate_low"], a["rate_high"], "running"]
+    assert second[:5] == ["B", '\'=HYPERLINK("http://evil.example")', "8", "3", "0.375"]
+    assert [float(second[5]), float(second[6]), second[7]] == [b["rate_low"], b["rate_high"], "running"]
+    assert client.get(f"/experiments/{uuid.uuid4()}/variants.csv").status_code == 404

@@ -1,23 +1,74 @@
-"""The A/B test pages: the list, and one test with each variant's rate and interval (a table with a
-<meter> bar per variant: no script, nothing inline), the test's state and its decision; admins may stop
-a running test and pick the winner. Thin."""
+"""The A/B test pages: the list, and one test with each variant's rate and interval (a chart drawn by
+static/experiment.js from the numbers the page carries as JSON, the same numbers in a table beside
+it, and their CSV download), the test's state and its decision; admins may stop a running test and
+pick the winner. Thin."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
-from typing import Annotated
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from touchline.db import session_scope
+from touchline.outbound.analytics.service import csv_safe
 from touchline.outbound.experiments import rules, service
-from touchline.outbound.experiments.schemas import detail_of
+from touchline.outbound.experiments.schemas import ExperimentDetail, detail_of
 from touchline.ui import check_csrf, flash, redirect, render
 from touchline.workspace.auth import Now, PageActor, Sessions
 from touchline.workspace.permissions import Permission
 
 router = APIRouter(include_in_schema=False)
+
+CSV_COLUMNS: Final = (
+    "variant",
+    "template",
+    "sends",
+    "successes",
+    "rate",
+    "interval_low",
+    "interval_high",
+    "state",
+)
+
+
+def chart_data(detail: ExperimentDetail) -> dict[str, object]:
+    """What the page's chart draws: each variant's rate and interval, as shares (0 to 1)."""
+    return {
+        "variants": [
+            {
+                "label": variant.label,
+                "rate": variant.rate,
+                "low": variant.rate_low,
+                "high": variant.rate_high,
+            }
+            for variant in detail.variants
+        ]
+    }
+
+
+def variants_csv(detail: ExperimentDetail) -> str:
+    """Each variant's numbers, a row each; text cells as a spreadsheet shows text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for variant in detail.variants:
+        writer.writerow(
+            [
+                csv_safe(variant.label),
+                csv_safe(variant.template),
+                variant.sends,
+                variant.successes,
+                "" if variant.rate is None else variant.rate,
+                variant.rate_low,
+                variant.rate_high,
+                detail.state,
+            ]
+        )
+    return out.getvalue()
 
 
 @router.get("/experiments")
@@ -43,9 +94,22 @@ def experiment_page(
         actor,
         {
             "experiment": detail,
+            "chart_data": chart_data(detail),
             "can_stop": actor.can(Permission.ADMIN_ACCESS) and detail.state == service.RUNNING,
             "open_rate_warning": rules.OPEN_RATE_WARNING,
         },
+    )
+
+
+@router.get("/experiments/{experiment_id}/variants.csv")
+def experiment_csv(experiment_id: uuid.UUID, actor: PageActor, sessions: Sessions) -> Response:
+    with session_scope(sessions) as session:
+        experiment = service.get_experiment(session, actor, experiment_id)
+        detail = detail_of(service.running_numbers(session, experiment))
+    return Response(
+        variants_csv(detail),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="ab-test-{experiment_id}.csv"'},
     )
 
 
