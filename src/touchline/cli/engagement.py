@@ -112,7 +112,7 @@ def analytics(
         groups = analytics_service.engagement_groups(
             session, operator, by.value, analytics_service.AnalyticsFilter(start=first, end=last)
         )
-    # A company's metrics also say when it was last in touch and how much mail came from it.
+    # A company's metrics also say when it was last in touch and how much mail came from it and went to it.
     per_company = by is AnalyticsBy.company
     lines = [
         {"group": group.label, "sent": group.counts.sent}
@@ -120,6 +120,7 @@ def analytics(
         | (
             {
                 "emails_in": group.emails_in,
+                "emails_out": group.emails_out,
                 "last_touch_at": group.last_touch_at.isoformat() if group.last_touch_at else None,
             }
             if per_company
@@ -131,14 +132,18 @@ def analytics(
         for line in lines:
             typer.echo(json.dumps(line))
         return
-    extra = ("emails in", "last touch") if per_company else ()
+    extra = ("emails in", "emails out", "last touch") if per_company else ()
     table = Table(by.value, "sent", "open %", "human open %", "click %", "human click %", "reply %", *extra)
     for line in lines:
         table.add_row(
             str(line["group"]),
             str(line["sent"]),
             *("-" if line[name] is None else f"{line[name]:.1f}" for name in ANALYTICS_RATES),
-            *((str(line["emails_in"]), str(line["last_touch_at"] or "-")[:16]) if per_company else ()),
+            *(
+                (str(line["emails_in"]), str(line["emails_out"]), str(line["last_touch_at"] or "-")[:16])
+                if per_company
+                else ()
+            ),
         )
     console.print(table)
 

@@ -14,6 +14,8 @@ from tests.conftest import Team, touchline_environment
 from tests.outbound.analytics.test_averages import TEMPLATE_A, TEMPLATE_B, hand_computed_records
 from touchline.config import Settings
 
+ISSUE_KEYS = ("group", "sent", "open_rate", "human_open_rate", "click_rate", "human_click_rate", "reply_rate")
+
 
 def test_api_groups_with_counts_and_both_kinds_of_rate(
     sessions: sessionmaker[Session], team: Team, client: TestClient
@@ -39,6 +41,14 @@ def test_api_groups_with_counts_and_both_kinds_of_rate(
         2,
     )
     assert (second["group"], second["open_rate"], second["reply_rate"]) == (str(TEMPLATE_B), None, 0.0)
+    assert (first["emails_in"], first["emails_out"]) == (None, None)
+    companies = client.get(
+        "/api/v1/analytics/engagement", params={"group_by": "company"}, headers=team.headers()
+    ).json()["groups"]
+    assert {(group["label"], group["emails_in"], group["emails_out"]) for group in companies} == {
+        ("Globex", 0, 0),
+        ("Initech", 0, 0),
+    }
     # Filters: a date range (both days included) and an enduser field.
     weeks = client.get(
         "/api/v1/analytics/engagement",
@@ -111,10 +121,14 @@ def test_cli_prints_the_groups_as_a_table_or_json_lines(
     ]
     companies = [json.loads(line) for line in touchline("--by", "company", "--json").stdout.splitlines()]
     assert companies
-    for company in companies:  # a company's metrics: emails in beside the emails out (`sent`)
+    for company in companies:  # a company's metrics: its last touch, emails in and out, beside the rates
+        assert set(company) == {*ISSUE_KEYS, "emails_in", "emails_out", "last_touch_at"}
         assert isinstance(company["emails_in"], int)
-        assert "last_touch_at" in company
-    assert "emails_in" not in json.loads(listed.stdout.splitlines()[0])
+        assert isinstance(company["emails_out"], int)
+    assert set(json.loads(listed.stdout.splitlines()[0])) == set(ISSUE_KEYS)
+    company_table = touchline("--by", "company")
+    assert company_table.returncode == 0, company_table.stderr
+    assert "emails out" in company_table.stdout
     table = touchline("--by", "template")
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "Template A" in line)

@@ -22,6 +22,7 @@ import touchline.outbound.engagement.tasks  # noqa: F401 -- declares the refresh
 from tests.conftest import Team
 from tests.outbound.engagement.conftest import add_contact, add_event, sent_email
 from touchline.db import session_scope
+from touchline.inbound.store.service import touch_last
 from touchline.models import (
     Email,
     EmailCompany,
@@ -324,7 +325,9 @@ def test_two_refreshes_committing_together_neither_deadlock_nor_lose_counts(
     assert sum(group.counts.replied for group in rolled) == len(records)
 
 
-def test_company_and_enduser_groups_count_the_emails_in(sessions: sessionmaker[Session], team: Team) -> None:
+def test_company_and_enduser_groups_give_the_last_touch_and_the_emails_in_and_out(
+    sessions: sessionmaker[Session], team: Team
+) -> None:
     ana = add_contact(sessions, team, "ana@globex.example", company="Globex")
     sent_email(sessions, team, ["ana@globex.example"], sent_at=datetime(2026, 3, 2, 9, tzinfo=UTC))
     with session_scope(sessions) as session:
@@ -336,6 +339,8 @@ def test_company_and_enduser_groups_count_the_emails_in(sessions: sessionmaker[S
                 ("ana@globex.example", datetime(2026, 3, 9, tzinfo=UTC)),
                 ("ana@globex.example", datetime(2026, 1, 9, tzinfo=UTC)),  # before the range
                 ("member@team-a.example", datetime(2026, 3, 4, tzinfo=UTC)),  # from the team: out
+                ("Admin@Team-A.example", datetime(2026, 1, 20, tzinfo=UTC)),  # out, before the range
+                ("", datetime(2026, 3, 5, tzinfo=UTC)),  # no From: neither in nor out
             ]
         ):
             email = Email(
@@ -354,6 +359,8 @@ def test_company_and_enduser_groups_count_the_emails_in(sessions: sessionmaker[S
                     EmailContact(email_id=email.id, contact_id=ana.contact_id),
                 ]
             )
+            # As storing a synced email does: Last Touch moves forward, never back.
+            touch_last(session, [contact_company.id], [ana.contact_id], day)
         # The outbox files the email under its first enduser's company.
         for record in session.scalars(select(EmailEngagement)):
             record.company_id = contact_company.id
@@ -364,7 +371,19 @@ def test_company_and_enduser_groups_count_the_emails_in(sessions: sessionmaker[S
         (by_enduser,) = engagement_groups(session, admin, "enduser", march)
         (by_template,) = engagement_groups(session, admin, "template", march)
         (everything,) = engagement_groups(session, admin, "company")
-    assert (by_company.label, by_company.counts.sent, by_company.emails_in) == ("Globex", 1, 2)
-    assert (by_enduser.label, by_enduser.counts.sent, by_enduser.emails_in) == ("ana@globex.example", 1, 2)
-    assert everything.emails_in == 3
-    assert by_template.emails_in is None
+    assert (by_company.label, by_company.counts.sent, by_company.emails_in, by_company.emails_out) == (
+        "Globex",
+        1,
+        2,
+        1,
+    )
+    assert (by_enduser.label, by_enduser.counts.sent, by_enduser.emails_in, by_enduser.emails_out) == (
+        "ana@globex.example",
+        1,
+        2,
+        1,
+    )
+    assert (everything.emails_in, everything.emails_out) == (3, 2)
+    last_touch = datetime(2026, 3, 9, tzinfo=UTC)  # the latest email, whatever the range
+    assert by_company.last_touch_at == by_enduser.last_touch_at == everything.last_touch_at == last_touch
+    assert (by_template.emails_in, by_template.emails_out, by_template.last_touch_at) == (None, None, None)

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/api/v1", tags=["analytics"])
     summary="Average open, click and reply rates, raw and human-only, by group (your own sends; every one "
     "for admins)",
     description="Exactly as fresh as the engagement records: an event counts from the commit of the "
-    "refresh that records it. Company and enduser groups also give emails_in.",
+    "refresh that records it. Company and enduser groups also give last_touch_at, emails_in and "
+    "emails_out.",
 )
 def engagement_analytics(
     actor: ApiActor,

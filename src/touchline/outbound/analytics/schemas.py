@@ -44,8 +44,11 @@ class GroupOut(BaseModel):
     last_touch_at: datetime | None
     """Companies and endusers: the last email to or from them."""
     emails_in: int | None = None
-    """Companies and endusers: the emails from them on their timeline sent in the date range (emails
-    out is `sent`); None for other groups."""
+    """Companies and endusers: the emails on their timeline from outside the team, sent in the date
+    range; None for other groups."""
+    emails_out: int | None = None
+    """Companies and endusers: the emails on their timeline from the team's internal domains (sent
+    through touchline or from a synced mailbox), sent in the date range; None for other groups."""
 
     @classmethod
     def of(cls, group: Group) -> GroupOut:
@@ -64,6 +67,7 @@ class GroupOut(BaseModel):
             last_sent_at=group.last_sent_at,
             last_touch_at=group.last_touch_at,
             emails_in=group.emails_in,
+            emails_out=group.emails_out,
         )
 
 

@@ -74,7 +74,12 @@ class Group:
     last_touch_at: datetime | None = None
     """Companies and endusers: the last email to or from them touchline knows of."""
     emails_in: int | None = None
-    """Companies and endusers: the emails from them on their timeline, sent in the date range."""
+    """Companies and endusers: the emails on their timeline from outside the team, sent in the date
+    range."""
+    emails_out: int | None = None
+    """Companies and endusers: the emails on their timeline from the team (an address at one of the
+    workspace's internal domains: sent through touchline or from a synced mailbox), sent in the date
+    range."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -233,7 +238,8 @@ def engagement_groups(
     labels = _labels(session, actor, dimension, [key for key, _, _, _ in found])
     ids = [key[0] for key, _, _, _ in found if key[0] is not None]
     touches = _last_touches(session, actor, dimension, ids)
-    received = _emails_in(session, actor, dimension, ids, given)
+    mail = _timeline_mail(session, actor, dimension, ids, given)
+    per_party = dimension in ("company", "enduser")
     groups = []
     for key, counts, last_sent, sent_name in found:
         text = _key_text(dimension, key)
@@ -254,7 +260,8 @@ def engagement_groups(
                 rates=rules.rates(counts),
                 last_sent_at=last_sent,
                 last_touch_at=touches.get(key[0]),
-                emails_in=received.get(key[0], 0) if dimension in ("company", "enduser") else None,
+                emails_in=mail.get(key[0], Mail()).emails_in if per_party else None,
+                emails_out=mail.get(key[0], Mail()).emails_out if per_party else None,
             )
         )
     if dimension in repository.PERIODS:
@@ -262,11 +269,20 @@ def engagement_groups(
     return sorted(groups, key=lambda group: (-group.counts.sent, group.label, group.key))
 
 
-def _emails_in(
+@dataclass(frozen=True)
+class Mail:
+    """The emails on a company's or enduser's timeline: from outside the team, and from the team."""
+
+    emails_in: int = 0
+    emails_out: int = 0
+
+
+def _timeline_mail(
     session: Session, actor: Actor, by: Dimension, ids: list[Any], given: AnalyticsFilter
-) -> dict[Any, int]:
-    """Companies and endusers: how many emails on each one's timeline came from outside the team
-    (from an address at none of the workspace's internal domains), sent in the date range."""
+) -> dict[Any, Mail]:
+    """Companies and endusers: how many emails on each one's timeline, sent in the date range, came
+    from outside the team (from an address at none of the workspace's internal domains) and how many
+    from the team (at one of them). An email without a From address is neither."""
     link: Any = {"company": EmailCompany, "enduser": EmailContact}.get(by)
     if link is None or not ids:
         return {}
@@ -283,11 +299,16 @@ def _emails_in(
         .group_by(owner, Email.from_address)
     )
     internal = {domain.lower() for domain in internal_domains_of(session, actor.workspace_id)}
-    received: dict[Any, int] = {}
+    found: dict[Any, Mail] = {}
     for owner_id, address, count in rows:
-        if address and domain_of(address.lower()) not in internal:
-            received[owner_id] = received.get(owner_id, 0) + int(count)
-    return received
+        if not address:
+            continue
+        so_far = found.get(owner_id, Mail())
+        if domain_of(address.lower()) in internal:
+            found[owner_id] = Mail(so_far.emails_in, so_far.emails_out + int(count))
+        else:
+            found[owner_id] = Mail(so_far.emails_in + int(count), so_far.emails_out)
+    return found
 
 
 # --- cohorts -----------------------------------------------------------------------------------------
