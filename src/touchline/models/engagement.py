@@ -42,10 +42,9 @@ class EngagementEvent(IdMixin, Base):
     """One thing that happened to a sent email, as it arrived."""
 
     __tablename__ = "engagement_events"
-    __table_args__ = (
-        Index("ix_engagement_events_outbound_at", "outbound_email_id", "occurred_at"),
-        Index("ix_engagement_events_workspace_at", "workspace_id", "occurred_at"),
-    )
+    # Every read of events names the sent email. Not indexed by workspace: each tracking hit would
+    # pay for that entry in its commit, and only deleting a workspace would use it.
+    __table_args__ = (Index("ix_engagement_events_outbound_at", "outbound_email_id", "occurred_at"),)
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     outbound_email_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbound_emails.id", ondelete="CASCADE"))

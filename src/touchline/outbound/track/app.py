@@ -105,7 +105,8 @@ class _Link:
     workspace_id: uuid.UUID
     outbound_id: uuid.UUID
     kind: str
-    url: str | None
+    answer: _Answer
+    """What a hit of it is answered once stored: the pixel, the redirect to the recorded URL, or 204."""
 
 
 Hit = tuple[uuid.UUID, uuid.UUID, str, datetime, uuid.UUID, str, str | None, str | None]
@@ -427,32 +428,26 @@ class TrackingApp:
             path = path[len(root_path) :]
         if self.prefix:
             if not path.startswith(self.prefix + "/"):
-                await _respond(send, scope, 404)
+                await _respond(send, scope, _NOT_FOUND)
                 return
             path = path[len(self.prefix) :]
         method: str = scope["method"]
         if method not in ("GET", "HEAD"):
-            await _respond(send, scope, 405, [(b"allow", b"GET, HEAD")])
+            await _respond(send, scope, _NOT_ALLOWED)
             return
         opened = _OPEN_PATH.fullmatch(path)
         matched = opened or _CLICK_PATH.fullmatch(path)
         link = await self._link(matched.group(1)) if matched else None
         wanted = ("open",) if opened else ("click", "honeypot")
         if link is None or link.kind not in wanted:
-            await _respond(send, scope, 404)
+            await _respond(send, scope, _NOT_FOUND)
             return
         try:
             await self.writer.record(self._hit(scope, link, method))
         except Exception:
-            await _respond(send, scope, 503, [(b"retry-after", b"1")])
+            await _respond(send, scope, _UNAVAILABLE)
             return
-        if link.kind == "open":
-            await _respond(send, scope, 200, [(b"content-type", b"image/gif")], PIXEL)
-        elif link.kind == "click" and link.url:
-            location = quote(link.url, safe=_URL_SAFE).encode("ascii")
-            await _respond(send, scope, 302, [(b"location", location), (b"referrer-policy", b"no-referrer")])
-        else:
-            await _respond(send, scope, 204)
+        await _respond(send, scope, link.answer)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -516,19 +511,45 @@ class TrackingApp:
             ).one_or_none()
         if row is None:
             return None
-        return _Link(row.id, row.workspace_id, row.outbound_email_id, row.kind, row.url)
+        if row.kind == "open":
+            answer = _PIXEL_ANSWER
+        elif row.kind == "click" and row.url:
+            answer = _redirect_to(row.url)
+        else:
+            answer = _NO_CONTENT
+        return _Link(row.id, row.workspace_id, row.outbound_email_id, row.kind, answer)
 
 
-async def _respond(
-    send: Send,
-    scope: Scope,
-    status: int,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    body: bytes = b"",
-) -> None:
-    all_headers = [_NO_STORE, (b"content-length", str(len(body)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+@dataclass(frozen=True)
+class _Answer:
+    """A response, its headers made once: most answers are the same every time (the pixel, 404,
+    204), and a click's redirect the same for every hit of its link."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+
+    @classmethod
+    def of(cls, status: int, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b"") -> _Answer:
+        return cls(status, [_NO_STORE, (b"content-length", str(len(body)).encode()), *(headers or [])], body)
+
+
+_PIXEL_ANSWER: Final = _Answer.of(200, [(b"content-type", b"image/gif")], PIXEL)
+_NO_CONTENT: Final = _Answer.of(204)
+_NOT_FOUND: Final = _Answer.of(404)
+_NOT_ALLOWED: Final = _Answer.of(405, [(b"allow", b"GET, HEAD")])
+_UNAVAILABLE: Final = _Answer.of(503, [(b"retry-after", b"1")])
+
+
+def _redirect_to(url: str) -> _Answer:
+    location = quote(url, safe=_URL_SAFE).encode("ascii")
+    return _Answer.of(302, [(b"location", location), (b"referrer-policy", b"no-referrer")])
+
+
+async def _respond(send: Send, scope: Scope, answer: _Answer) -> None:
+    # The header list is shared by every response of its kind: servers only read it.
+    await send({"type": "http.response.start", "status": answer.status, "headers": answer.headers})
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else answer.body})
 
 
 def create_tracking_app(
