@@ -276,6 +276,12 @@ class FakeGraph:
         self.state.change_number += 1
         self.state.departures.setdefault(message.folder_id, []).append((self.state.change_number, message_id))
 
+    def hand_out_links(self, folder: str, count: int) -> None:
+        """Other clients of the folder (Outlook itself, another app) were given ``count`` newer skip or
+        delta tokens, which ages every token handed out before (see ``link_generations_kept``)."""
+        folder_id = self.folder_id(folder) if folder in _WELL_KNOWN else folder
+        self.state.latest_generation[folder_id] = self.state.latest_generation.get(folder_id, 0) + count
+
     def drop_sync_state(self) -> None:
         """Forget every delta and skip token, as Outlook does when its token cache overflows."""
         self.state.sync_states.clear()

@@ -152,6 +152,29 @@ def test_a_dropped_sync_state_asks_for_a_new_sync(fake_graph: FakeGraph, graph: 
     assert subjects(list(graph.fetch_new_headers(inbox, None, since=LOOK_BACK))) == ["kept"]
 
 
+def test_a_link_older_than_the_folder_keeps_asks_for_a_new_sync(
+    fake_graph: FakeGraph, graph: GraphProvider
+) -> None:
+    """delta-query-messages: skip and delta tokens expire; an expired one answers 410."""
+    inbox = fake_graph.folder_id("inbox")
+    deliver(fake_graph, "a", "b", "c", "d", "e")
+    fake_graph.state.link_generations_kept = 3
+    batches = graph.fetch_new_headers(inbox, None, since=LOOK_BACK, batch_size=2)
+    first = next(batches)
+    batches.close()
+    assert first.cursor.next_link is not None
+
+    fake_graph.hand_out_links("inbox", 2)  # still among the newest three
+    resumed = list(graph.fetch_new_headers(inbox, first.cursor, since=LOOK_BACK, batch_size=2))
+    assert subjects([first]) + subjects(resumed) == ["a", "b", "c", "d", "e"]
+
+    # Resuming handed out newer links again: the first one is now too old.
+    with pytest.raises(CursorExpired):
+        list(graph.fetch_new_headers(inbox, first.cursor, since=LOOK_BACK, batch_size=2))
+    # The delta link that ended the round is the newest, and goes on.
+    assert subjects(list(graph.fetch_new_headers(inbox, resumed[-1].cursor, since=LOOK_BACK))) == []
+
+
 def test_a_cursor_pointing_elsewhere_is_never_followed(fake_graph: FakeGraph, graph: GraphProvider) -> None:
     foreign = GraphCursor(
         delta_link="https://attacker.example/v1.0/me/mailFolders/x/messages/delta?$deltatoken=1"

@@ -206,6 +206,50 @@ def test_the_admin_home_shows_the_team(
     assert "Renewal next month" not in html
 
 
+@pytest.mark.parametrize(
+    ("failing", "state", "summary"),
+    [
+        (["INBOX"], "some folders failing", "1 of 2 synced folders failing"),
+        (["INBOX", "Sent"], "every folder failing", "every synced folder is failing"),
+    ],
+)
+def test_the_admin_sees_which_team_mailboxes_fail_in_some_or_every_folder(
+    client: TestClient, app: FastAPI, team: Team, failing: list[str], state: str, summary: str
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(app.state.sessions) as session:
+        mailbox = mailboxes.connect_mailbox(
+            session,
+            Actor.operator(team.workspace_id),
+            app.state.secret_box,
+            user_id=team.member_id,
+            provider="imap",
+            address="member@team-a.example",
+            connection={"host": "127.0.0.1", "port": 143, "security": "plain", "username": "member"},
+            credentials={"password": "x"},
+            folders=[Folder("INBOX", "INBOX", SpecialUse.INBOX), Folder("Sent", "Sent", SpecialUse.SENT)],
+        )
+        assert sorted(folder.name for folder in mailbox.folders if folder.selected) == ["INBOX", "Sent"]
+        for folder in mailbox.folders:
+            if folder.name in failing:
+                folder.last_error = "the server says the folder does not exist"
+                folder.last_error_at = now
+                folder.next_retry_at = now + dt.timedelta(minutes=5)
+            else:
+                folder.last_synced_at = now
+    assert sign_in_form(client, "admin@team-a.example", "admin-password-123", "/").status_code == 303
+
+    html = client.get("/").text
+
+    row = html[html.index("member@team-a.example", html.index('id="mailboxes"')) :]
+    row = row[: row.index("</tr>")]
+    assert f">{state}</span>" in row
+    assert summary in row
+    other = {"some folders failing", "every folder failing"} - {state}
+    assert not any(label in row for label in other)
+    assert _attention(html, "Mailboxes to reconnect or failing") == "1"
+
+
 def test_a_viewer_sees_only_what_a_viewer_may(
     client: TestClient, app: FastAPI, team: Team, other_team: Team
 ) -> None:

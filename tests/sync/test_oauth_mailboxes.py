@@ -35,7 +35,7 @@ from touchline.mailboxes.connect import StoredTokens
 from touchline.mailboxes.oauth import OAuthTokens
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT, OAuthAccountKind
 from touchline.mailboxes.providers.base import TransientError
-from touchline.models import ConversationLink, Mailbox, MailboxFolder
+from touchline.models import ConversationLink, EmailHolder, Mailbox, MailboxFolder
 from touchline.worker import configure_queue
 from touchline.workspace import service
 from touchline.workspace.permissions import Actor
@@ -188,6 +188,97 @@ def test_forgotten_history_or_delta_state_relists_without_duplicates(
     assert report.stored_new == 1
     assert world.subjects() == ["After", "Before"]
     assert world.sync(mailbox_id).stored_new == 0
+
+
+def _select_too(world: OAuthWorld, mailbox_id: uuid.UUID, provider_folder_id: str) -> None:
+    """The user ticks one more folder to sync, besides Inbox and Sent."""
+    with session_scope(world.sessions) as session:
+        folder = session.scalars(
+            select(MailboxFolder).where(
+                MailboxFolder.mailbox_id == mailbox_id, MailboxFolder.provider_folder_id == provider_folder_id
+            )
+        ).one()
+        folder.selected = True
+
+
+def _delta_requests(world: OAuthWorld, folder_id: str, since: int) -> list[dict[str, str]]:
+    """The query of each delta request for one folder, from the `since`-th request the fake saw on."""
+    return [
+        params
+        for path, params, _ in world.graph.state.requests[since:]
+        if path.endswith(f"/mailFolders/{folder_id}/messages/delta")
+    ]
+
+
+def test_a_message_moved_between_synced_outlook_folders_stays_one_email_now_held_in_both(
+    world: OAuthWorld,
+) -> None:
+    """Graph: a moved message leaves its folder (@removed) and enters the other with the same
+    immutable id. The email is stored once (SPEC 2.7) and gains a holding in its new folder; the old
+    holding stays, as removals are not tracked (docs/decisions/0003-mailbox-providers.md)."""
+    user_id = world.add_user("sam")
+    customers = world.graph.add_folder("Customers", parent_id=world.graph.folder_id("inbox"))
+    moving = world.deliver(MICROSOFT, "Moved to Customers", received_at=NOW - dt.timedelta(hours=2))
+    world.deliver(MICROSOFT, "Stays in the inbox", received_at=NOW - dt.timedelta(hours=1))
+    mailbox_id = world.connect(user_id, MICROSOFT)
+    _select_too(world, mailbox_id, customers)
+    assert world.sync(mailbox_id).stored_new == 2
+    before = {str(record["subject"]): record for record in world.emails()}
+    assert before["Moved to Customers"]["folders"] == ["Inbox"]
+
+    world.graph.move(moving, customers)
+    report = world.sync(mailbox_id)
+
+    assert (report.error, report.stored_new) == (None, 0)
+    after = {str(record["subject"]): record for record in world.emails()}
+    assert sorted(after) == ["Moved to Customers", "Stays in the inbox"]  # no duplicate
+    moved = after["Moved to Customers"]
+    assert moved["id"] == before["Moved to Customers"]["id"]
+    assert moved["folders"] == ["Inbox", "Inbox/Customers"]
+    assert moved["holders"] == [f"sam@{INTERNAL}"]
+    assert after["Stays in the inbox"]["folders"] == ["Inbox"]
+    with session_scope(world.sessions) as session:
+        holdings = session.execute(
+            select(EmailHolder.folder_name, EmailHolder.provider_message_id).where(
+                EmailHolder.email_id == uuid.UUID(str(moved["id"]))
+            )
+        ).all()
+    # The immutable id is the same in both folders.
+    assert sorted(holdings) == [("Inbox", moving), ("Inbox/Customers", moving)]
+    again = world.sync(mailbox_id)
+    assert (again.error, again.seen, again.stored_new) == (None, 0, 0)
+
+
+def test_an_expired_outlook_delta_link_relists_that_folder_without_loss_or_duplicates(
+    world: OAuthWorld,
+) -> None:
+    """Graph drops a folder's older sync states once newer ones were handed out (410
+    SyncStateNotFound): that folder is listed again from scratch; the others go on from their links."""
+    user_id = world.add_user("sam")
+    world.deliver(MICROSOFT, "Before 1", received_at=NOW - dt.timedelta(hours=3))
+    world.deliver(MICROSOFT, "Before 2", received_at=NOW - dt.timedelta(hours=2))
+    world.deliver(MICROSOFT, "Our reply", sender=SAM, to=f"jane.doe@{CUSTOMER}", sent=True)
+    mailbox_id = world.connect(user_id, MICROSOFT)
+    assert world.sync(mailbox_id).stored_new == 3
+    world.graph.state.link_generations_kept = 3
+    world.graph.hand_out_links("inbox", 3)  # the link touchline saved for Inbox is now too old
+    world.deliver(MICROSOFT, "After")
+    world.deliver(MICROSOFT, "Our second reply", sender=SAM, to=f"jane.doe@{CUSTOMER}", sent=True)
+    requests_before = len(world.graph.state.requests)
+
+    report = world.sync(mailbox_id)
+
+    assert (report.error, report.failed_folders) == (None, {})
+    assert report.stored_new == 2
+    assert world.subjects() == ["After", "Before 1", "Before 2", "Our reply", "Our second reply"]
+    inbox = _delta_requests(world, world.graph.folder_id("inbox"), requests_before)
+    assert "$deltatoken" in inbox[0]  # answered 410
+    assert not ({"$deltatoken", "$skiptoken"} & set(inbox[1]))  # listed again from scratch
+    sent = _delta_requests(world, world.graph.folder_id("sentitems"), requests_before)
+    assert all("$deltatoken" in params for params in sent)  # Sent went on from its own link
+    again = world.sync(mailbox_id)
+    assert (again.error, again.seen, again.stored_new) == (None, 0, 0)
+    assert world.subjects() == ["After", "Before 1", "Before 2", "Our reply", "Our second reply"]
 
 
 @BOTH

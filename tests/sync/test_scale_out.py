@@ -82,6 +82,26 @@ def _synced(sessions: sessionmaker[Session], mailbox_ids: list[uuid.UUID]) -> li
         )
 
 
+def _sync_lines(log: Path) -> list[tuple[str, str, str]]:
+    """A worker's sync job lines, in order: (event, mailbox id, outcome or "")."""
+    lines = []
+    for line in log.read_text().splitlines():
+        fields = dict(
+            pair.split("=", 1) for pair in line.partition(" touchline.jobs ")[2].split(" ") if "=" in pair
+        )
+        if fields.get("job") == "inbound.sync_mailbox":
+            lines.append((fields["event"], fields["mailbox_id"], fields.get("outcome", "")))
+    return lines
+
+
+def _running_syncs(log: Path) -> set[str]:
+    """The mailboxes whose sync a worker's log shows started and not yet ended."""
+    running: dict[str, int] = {}
+    for event, mailbox_id, _ in _sync_lines(log):
+        running[mailbox_id] = running.get(mailbox_id, 0) + (1 if event == "job_start" else -1)
+    return {mailbox_id for mailbox_id, count in running.items() if count > 0}
+
+
 def test_the_readme_scale_out_set_up_finishes_every_mailbox_after_killed_workers(
     scale_out_settings: Settings, dovecot: DovecotServer, tmp_path: Path
 ) -> None:
@@ -170,14 +190,46 @@ def test_the_readme_scale_out_set_up_finishes_every_mailbox_after_killed_workers
         at_kill = stored()
         _wait(lambda: stored() > at_kill, 120, "progress after the SIGKILL")
         assert len(_synced(sessions, mailbox_ids)) < MAILBOXES, "every mailbox finished before the SIGTERM"
+        # SIGTERM while the worker is syncing a mailbox with batches still to store, for it to hand
+        # the rest back. A sync that runs on the killed worker's mailbox only finds it held and ends.
+        stopped_log, killed_log = tmp_path / "worker-stopped.log", tmp_path / "worker-killed.log"
+        held: set[str] = set()
+
+        def holding() -> bool:
+            running = _running_syncs(stopped_log) - _running_syncs(killed_log)
+            held.update(
+                str(mailbox_id)
+                for mailbox_id, workspace_id in targets.items()
+                if str(mailbox_id) in running and stored_count(sessions, workspace_id) < len(expected)
+            )
+            return bool(held)
+
+        _wait(holding, 180, "the second worker syncing an unfinished mailbox")
         stopped.send_signal(signal.SIGTERM)
         assert stopped.wait(timeout=120) == 0, logs()  # a graceful stop, not a crash
+        # Its sync ended with a job line, not cut off: handed back (the rest queued for another
+        # worker), or finished when its last batch was already being stored as the signal came (a
+        # race this test cannot close; tests/sync/test_sync_lease.py shows the hand-back itself).
+        ends = [
+            (mailbox_id, outcome)
+            for event, mailbox_id, outcome in _sync_lines(stopped_log)
+            if event != "job_start"
+        ]
+        assert held <= {mailbox_id for mailbox_id, _ in ends}, logs()
+        assert _running_syncs(stopped_log) == set(), logs()
+        handed_back = {mailbox_id for mailbox_id, outcome in ends if outcome == "handed_back"}
 
         # A service manager restarts workers; the killed one's mailboxes wait only for their lease.
         start("worker-restarted", "worker", "--threads", "2")
         _wait(lambda: len(_synced(sessions, mailbox_ids)) == MAILBOXES, FINISH_WITHIN, "every mailbox synced")
         for workspace_id in targets.values():
             assert snapshot(sessions, workspace_id) == expected
+
+        # A handed-back mailbox was synced on by the restarted worker.
+        restarted_syncs = {
+            mailbox_id for event, mailbox_id, _ in _sync_lines(tmp_path / "worker-restarted.log")
+        }
+        assert handed_back & held <= restarted_syncs, logs()
 
         # The workers said what they did, one line per job start and end.
         journal = logs()

@@ -47,10 +47,23 @@ class Attention:
 class MailboxHealth:
     mailbox: Mailbox
     folder_summary: str | None
+    every_folder_failing: bool = False
 
     @property
     def healthy(self) -> bool:
         return self.mailbox.status == mailbox_service.STATUS_CONNECTED and self.folder_summary is None
+
+    @property
+    def state(self) -> str:
+        """The mailbox's state in a few words; the details (the server's words, which folders) go
+        beneath it."""
+        if self.healthy:
+            return "working"
+        if self.mailbox.status == mailbox_service.STATUS_NEEDS_RECONNECT:
+            return "needs reconnecting"
+        if self.mailbox.status == mailbox_service.STATUS_ERROR:
+            return "failing"
+        return "every folder failing" if self.every_folder_failing else "some folders failing"
 
 
 @dataclass
@@ -71,7 +84,14 @@ def _mailboxes(session: Session, actor: Actor) -> list[MailboxHealth]:
         found = [own] if own else []
     else:
         found = []
-    return [MailboxHealth(mailbox, mailbox_service.health_summary(mailbox)) for mailbox in found]
+    return [
+        MailboxHealth(
+            mailbox,
+            mailbox_service.health_summary(mailbox),
+            every_folder_failing=mailbox_service.every_folder_failing(mailbox),
+        )
+        for mailbox in found
+    ]
 
 
 def _attention(session: Session, actor: Actor, mailboxes: list[MailboxHealth]) -> list[Attention]:

@@ -325,6 +325,12 @@ def folder_health(mailbox: Mailbox) -> list[FolderHealth]:
     ]
 
 
+def every_folder_failing(mailbox: Mailbox) -> bool:
+    """True when the mailbox syncs folders and none of them syncs: no mail arrives from it at all."""
+    health = folder_health(mailbox)
+    return bool(health) and all(folder.failing for folder in health)
+
+
 def health_summary(mailbox: Mailbox) -> str | None:
     """One line when folders are failing ("2 of 5 folders failing", "every folder is failing"),
     None when every synced folder is fine."""
@@ -332,7 +338,7 @@ def health_summary(mailbox: Mailbox) -> str | None:
     failing = [folder for folder in health if folder.failing]
     if not failing:
         return None
-    if len(failing) == len(health):
+    if every_folder_failing(mailbox):
         return "every synced folder is failing"
     return f"{len(failing)} of {len(health)} synced folders failing"
 
