@@ -210,6 +210,34 @@ def test_a_message_that_fails_costs_only_itself(
     assert reasons == [f"Poison: RuntimeError: the {stage} choked"]
 
 
+def test_a_batch_whose_new_emails_cannot_be_named_in_their_job_leaves_nothing_behind(
+    sessions: sessionmaker[Session], box: SecretBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job that names newly stored emails (engagement finds replies among them) is part of the
+    batch: when it cannot be recorded, the emails are not stored without it, nor stored and set aside
+    at once; each is quarantined with why, and nothing of the batch stays behind."""
+    workspace_id, user_id = _workspace(sessions, box, "Unnamed")
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("no job named 'mail.stored'; declare it with @job")
+
+    monkeypatch.setattr(store, "enqueue", failing)
+    mail = [(name, message(name)) for name in ("First", "Second")]
+    report = import_messages(sessions, workspace_id, user_id, mail)
+
+    assert (report.kept, report.quarantined) == (0, 2)
+    with session_scope(sessions) as session:
+        stored = session.scalar(select(func.count(Email.id)).where(Email.workspace_id == workspace_id))
+        reasons = sorted(
+            session.scalars(
+                select(QuarantinedMessage.reason).where(QuarantinedMessage.workspace_id == workspace_id)
+            )
+        )
+    assert stored == 0
+    assert len(reasons) == 2
+    assert all("mail.stored" in reason for reason in reasons)
+
+
 def _store_raw(
     sessions: sessionmaker[Session], workspace_id: uuid.UUID, user_id: uuid.UUID, raws: list[bytes]
 ) -> None:

@@ -201,10 +201,12 @@ def store_emails(
                 open_transaction(session)  # so that the batch commits with the caller's transaction
                 with session.begin_nested():
                     stored = _BatchWriter(session, workspace_id, batch, told).write()
-            new_ids = list(dict.fromkeys(str(one.email_id) for one in stored if one.created))
-            if new_ids:
-                # Engagement finds replies among newly stored mail; it runs once this batch commits.
-                enqueue(session, STORED_JOB, workspace_id=str(workspace_id), email_ids=new_ids)
+                    new_ids = list(dict.fromkeys(str(one.email_id) for one in stored if one.created))
+                    if new_ids:
+                        # Engagement finds replies among newly stored mail; it runs once this batch
+                        # commits. Named inside the savepoint: should that fail, nothing of the
+                        # batch stays behind to be stored again one by one, or set aside though kept.
+                        enqueue(session, STORED_JOB, workspace_id=str(workspace_id), email_ids=new_ids)
             return stored
         except (_EmailContended, ThreadingContended) as contended:
             if attempt == CONTENDED_ATTEMPTS:
