@@ -37,6 +37,7 @@ from touchline.inbound.readers import configure_readers
 from touchline.kit.crypto import SecretBox
 from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Contact, Conversation, Email, EmailHolder, QuarantinedMessage
+from touchline.worker import configure_queue
 
 _EXECUTE = "database: driver execute (every statement)"
 
@@ -208,8 +209,12 @@ def main() -> None:
     clock = StageClock() if args.stages else None
     if clock is not None:
         clock.install(engine)
-    # Set up as `touchline worker` sets up its process: the collector's settings, and its reader
-    # processes started (and their patterns built) before it takes a job.
+    # Set up as `touchline worker` sets up its process: every job declared and the queue configured
+    # (storing names the new emails in a job), the collector's settings, and its reader processes
+    # started (and their patterns built) before it takes a job.
+    import touchline.app  # noqa: F401 -- as `touchline worker`: importing the app declares every job
+
+    configure_queue(Settings())
     tune_garbage_collector()
     pool = configure_readers(args.readers)
     pool.start()

@@ -432,6 +432,7 @@ def python_path() -> str:
 
 def run_touchline(
     url: str,
+    data_dir: Path,
     mailbox_id: uuid.UUID,
     secret_key: str,
     runs: int,
@@ -453,6 +454,8 @@ def run_touchline(
         command += ["--profile-incremental", str(profile / f"incremental-{kind}.prof")]
     env = {
         **os.environ,
+        "TOUCHLINE_DATA_DIR": str(data_dir),  # its queue, as the CLI's below
+        "TOUCHLINE_DATABASE_URL": url,
         "TOUCHLINE_SECRET_KEY": secret_key,
         "TOUCHLINE_ALLOW_PRIVATE_MAIL_HOSTS": "true",  # the bench's Dovecot listens on loopback
         "PYTHONPATH": python_path(),
@@ -695,9 +698,10 @@ def measure_size(args: argparse.Namespace, mbsync: Path, server: Any, messages: 
             points: list[Point] = []
             points.append(mbsync_point(mirrors))
             touchline: dict[str, TouchlineRun] = {}
-            for kind, url, mailbox_id, _ in prepared:
+            for kind, url, mailbox_id, data_dir in prepared:
                 process, figures = run_touchline(
                     url,
+                    data_dir,
                     mailbox_id,
                     secret_key,
                     args.runs,
