@@ -70,6 +70,10 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint released: SQLAlchemy reports it as a commit, but nothing is committed until
+        # the transaction around it is.
+        return
     callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
     for callback in callbacks:
         callback()

@@ -98,6 +98,20 @@ def test_a_job_is_sent_once_and_leaves_no_row_when_the_queue_is_up(
     assert [job["reply_key"] for job in sent_jobs(queue, "worker.ping")] == ["at once", "and this"]
 
 
+def test_a_job_recorded_in_a_savepoint_is_sent_when_the_transaction_commits_not_before(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Releasing a savepoint is no commit: its job goes once the transaction around it commits."""
+    queue = configure_queue(settings)
+    with session_scope(sessions) as session:
+        with session.begin_nested():
+            enqueue(session, "worker.ping", reply_key="in a savepoint")
+        assert sent_jobs(queue, "worker.ping") == []  # the savepoint is released, nothing committed
+        assert len(session.scalars(select(PendingJob)).all()) == 1
+    assert [job["reply_key"] for job in sent_jobs(queue, "worker.ping")] == ["in a savepoint"]
+    assert _pending(sessions) == []
+
+
 def test_a_rolled_back_transaction_leaves_nothing_to_send(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
