@@ -1,12 +1,11 @@
 // The A/B test page: draws each variant's rate (a bar) and its always-valid interval (a floating bar
-// from its low to its high end) with Chart.js, from the numbers the page carries in
-// #experiment-chart-data (JSON, never run). No inline script (CSP).
+// from its low to its high end) with Chart.js, from the numbers the page carries as JSON in the
+// chart section's data-chart attribute. No inline script (CSP).
 (function () {
   "use strict";
   var section = document.getElementById("experiment-chart");
-  var source = document.getElementById("experiment-chart-data");
-  if (!section || !source || typeof Chart === "undefined") return;
-  var variants = JSON.parse(source.textContent).variants;
+  if (!section || !section.dataset.chart || typeof Chart === "undefined") return;
+  var variants = JSON.parse(section.dataset.chart).variants;
 
   function percent(share) {
     return share === null ? null : Math.round(share * 1000) / 10;
