@@ -84,6 +84,17 @@ TRACE_LOG_LEVEL = 5  # uvicorn's level for connections made and lost and each AS
 TIMELINE = Timeline()
 
 
+def console_csp_violations(page: Page) -> list[str]:
+    """The Content Security Policy violations `page`'s console reports from now on: the list grows
+    as they come, and a page test asserts it empty at its end."""
+    reported: list[str] = []
+    page.on(
+        "console",
+        lambda message: reported.append(message.text) if "Content Security Policy" in message.text else None,
+    )
+    return reported
+
+
 @contextmanager
 def serve(app: ASGIApp, port: int = 0, *, lifespan: Literal["auto", "on", "off"] = "auto") -> Iterator[str]:
     """The app served on loopback at this port (0: a free one) while the block runs; yields its base URL.

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import console_csp_violations
 from tests.conftest import Team, csrf_of, sign_in_form
 from tests.outbound.sending_team import SendingTeam, connect, make_sending_team
 from tests.pages.test_companies_pages import log_in
@@ -42,13 +43,7 @@ def test_a_member_connects_a_mailbox_then_makes_the_address_public(
     page: Page, live_server: str, team: Team, sessions: sessionmaker[Session], box: SecretBox
 ) -> None:
     carol = _add_carol(sessions, team)
-    csp_errors: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            csp_errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    csp_errors = console_csp_violations(page)
     log_in(page, live_server, CAROL, PASSWORD)
     page.get_by_role("link", name="Email", exact=True).click()
     section = page.locator("#public-account")

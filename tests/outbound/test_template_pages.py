@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import console_csp_violations
 from tests.conftest import Team, csrf_of, sign_in_form
 from tests.pages.test_companies_pages import log_in
 from touchline.db import session_scope
@@ -56,13 +57,7 @@ def test_write_a_template_with_its_live_preview_save_and_edit(
     page: Page, live_server: str, team: Team, sessions: sessionmaker[Session]
 ) -> None:
     _, zed = _contacts(sessions, team)
-    csp_errors: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            csp_errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    csp_errors = console_csp_violations(page)
     log_in(page, live_server, ADMIN, ADMIN_PASSWORD)
     page.get_by_role("link", name="Templates", exact=True).click()
     expect(page.locator("#template-list")).to_contain_text("No templates yet")

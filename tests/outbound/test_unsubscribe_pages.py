@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import console_csp_violations
 from tests.conftest import Team, csrf_of, sign_in_form
 from tests.pages.test_companies_pages import log_in
 from touchline.db import session_scope
@@ -37,13 +38,7 @@ def test_the_enduser_confirms_and_an_editor_clears_it(
     app: FastAPI, page: Page, live_server: str, team: Team, sessions: sessionmaker[Session]
 ) -> None:
     jane = _jane(sessions, team)
-    csp_errors: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            csp_errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    csp_errors = console_csp_violations(page)
     page.goto(unsubscribe_url(live_server, app.state.secret_box, team.workspace_id, jane))
     expect(page.get_by_role("heading", name="Unsubscribe?")).to_be_visible()
     assert not _unsubscribed(sessions, jane)

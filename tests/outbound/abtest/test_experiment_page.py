@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import console_csp_violations
 from tests.conftest import Team
 from tests.outbound.abtest.test_experiments import _experiment, _sent
 from tests.outbound.analytics.test_analytics_page import DRAWN
@@ -44,13 +45,7 @@ def test_variants_chart_table_and_csv(
     intervals = [(one.interval.low, one.interval.high) for one in numbers]
     assert all(0 <= low < high <= 1 for low, high in intervals)
 
-    console_csp: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            console_csp.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    console_csp = console_csp_violations(page)
     page.add_init_script(WATCH_CSP)
     log_in(page, live_server, "admin@team-a.example", "admin-password-123")
     page.goto(f"{live_server}/experiments/{experiment_id}")

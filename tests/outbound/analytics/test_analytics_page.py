@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import console_csp_violations
 from tests.conftest import Team
 from tests.outbound.analytics.test_averages import hand_computed_records
 from tests.outbound.analytics.test_filters import sequenced_records
@@ -31,13 +32,7 @@ def test_charts_tables_filters_and_csv(
     page: Page, live_server: str, sessions: sessionmaker[Session], team: Team
 ) -> None:
     hand_computed_records(sessions, team)
-    csp_errors: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            csp_errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    csp_errors = console_csp_violations(page)
     log_in(page, live_server, "admin@team-a.example", "admin-password-123")
     page.get_by_role("link", name="Analytics").click()
     expect(page).to_have_url(f"{live_server}/analytics")
@@ -78,13 +73,7 @@ def test_a_sequence_draws_its_rates_over_time_and_its_steps_funnel_with_their_cs
     page: Page, live_server: str, sessions: sessionmaker[Session], team: Team
 ) -> None:
     made = sequenced_records(sessions, team)
-    csp_errors: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            csp_errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    csp_errors = console_csp_violations(page)
     log_in(page, live_server, "admin@team-a.example", "admin-password-123")
     page.goto(f"{live_server}/analytics")
     expect(page.locator("#chart-templates tbody tr")).to_have_count(2)

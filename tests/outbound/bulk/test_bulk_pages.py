@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from tests.browser import console_csp_violations
 from tests.conftest import csrf_of, sign_in_form
 from tests.outbound.bulk.conftest import Crowd
 from tests.outbound.bulk.helpers import deliver_all
@@ -34,13 +35,7 @@ def test_build_filters_see_the_count_send_and_watch_progress(
     page: Page, live_server: str, app: FastAPI, crowd: Crowd, relay_settings: Settings
 ) -> None:
     _through_relay(app, crowd, relay_settings)
-    csp_errors: list[str] = []
-    page.on(
-        "console",
-        lambda message: (
-            csp_errors.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    csp_errors = console_csp_violations(page)
     log_in(page, live_server, ADMIN, PASSWORD)
     page.get_by_role("link", name="Bulk sends").click()
     expect(page).to_have_url(f"{live_server}/bulk")

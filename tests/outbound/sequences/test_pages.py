@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser import console_csp_violations
 from tests.conftest import Team
 from tests.pages.test_companies_pages import log_in
 from touchline.db import session_scope
@@ -27,8 +28,7 @@ def test_build_a_sequence_enrol_by_filter_and_steer_the_enrolment(
         for name in ("Welcome", "Nudge"):
             templates.create_template(session, admin, name, templates.TemplateText(name, f"<p>{name}</p>"))
         session.add(Contact(workspace_id=team.workspace_id, email="jane@acme.example", name="Jane Doe"))
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    problems = console_csp_violations(page)
     questions: list[str] = []
 
     def confirm(dialog: Dialog) -> None:
