@@ -68,11 +68,15 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
 
 
+def releasing_a_savepoint(session: Session) -> bool:
+    """Whether the `after_commit` event being handled is a savepoint's release: SQLAlchemy reports
+    that as a commit too, but nothing is committed until the transaction around it is."""
+    return session.in_nested_transaction()
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        # A savepoint released: SQLAlchemy reports it as a commit, but nothing is committed until
-        # the transaction around it is.
+    if releasing_a_savepoint(session):
         return
     callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
     for callback in callbacks:

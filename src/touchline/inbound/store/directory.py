@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from touchline.db import releasing_a_savepoint
 from touchline.inbound.directory import Directory
 from touchline.models import CompanyDomain, Contact, User, Workspace, WorkspaceSettings
 
@@ -90,4 +91,6 @@ def _forget_told(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _keep_told(session: Session) -> None:
+    if releasing_a_savepoint(session):
+        return  # the transaction around it may still roll back
     session.info.pop(_TOLD_KEY, None)
