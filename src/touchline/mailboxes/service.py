@@ -338,7 +338,7 @@ def health_summary(mailbox: Mailbox) -> str | None:
     failing = [folder for folder in health if folder.failing]
     if not failing:
         return None
-    if every_folder_failing(mailbox):
+    if len(failing) == len(health):
         return "every synced folder is failing"
     return f"{len(failing)} of {len(health)} synced folders failing"
 
