@@ -1,6 +1,6 @@
 """The jobs inbound sends to engagement tracking, as tests need them.
 
-Their handlers are engagement tracking's (touchline.jobs imports them). Tests read what was sent
+Their handlers are engagement tracking's (declared here first). Tests read what was sent
 from the queue itself (`sent_jobs`).
 """
 
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import touchline.jobs  # noqa: F401 -- every production handler first
+from touchline.jobs import declare_all
 from touchline.worker import Queue
+
+declare_all()  # every production handler first
 
 
 def sent_jobs(queue: Queue, name: str) -> list[dict[str, Any]]:

@@ -45,9 +45,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-import touchline.jobs  # noqa: F401 -- the delivery job the queued emails name
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.jobs import declare_all
 from touchline.kit.crypto import SecretBox
 from touchline.kit.runtime import tune_garbage_collector
 from touchline.models import Base, Company, CompanyDomain, Contact, CustomFieldDefinition, Mailbox, Template
@@ -166,6 +166,7 @@ def touchline_round(kind: str, endusers: int, profile: cProfile.Profile | None =
         Base.metadata.create_all(engine)
         sessions = make_sessionmaker(engine)
         box = SecretBox(settings.secret_keys)
+        declare_all()  # as in the worker that queues a bulk send: the delivery job among them
         queue = configure_queue(settings)
         workspace_id = _seed(sessions, box, endusers)
         request = bulk.BulkRequest(MEMBER, "renewal", None, "each", ("company.custom.seats>=10",))

@@ -234,13 +234,14 @@ def wait_until_logged(world: World, seconds: float = 600) -> float:
 
 def log_with_one_worker(world: World) -> tuple[int, float]:
     """Log everything spooled with one worker in this process: (messages, seconds)."""
-    import touchline.jobs  # noqa: F401
     from touchline.config import Settings
     from touchline.db import make_engine, make_sessionmaker
     from touchline.inbound.receive.authentication import SenderChecks
     from touchline.inbound.receive.spool import log_spooled
+    from touchline.jobs import declare_all
     from touchline.kit.runtime import tune_garbage_collector
 
+    declare_all()
     tune_garbage_collector()  # as `touchline worker` sets up its process
     engine = make_engine(world.database_url)
     sessions = make_sessionmaker(engine)

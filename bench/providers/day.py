@@ -24,9 +24,9 @@ from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import OAuthWorld, oauth_settings
 from tests.sync.provider_day import run_day
 
-import touchline.jobs  # noqa: F401 -- the jobs connecting a mailbox enqueues must be known
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
+from touchline.jobs import declare
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes.oauth_connect import GOOGLE, MICROSOFT
 from touchline.schema import upgrade
@@ -68,7 +68,7 @@ def _one_day(directory: Path, kind: object, messages: int) -> dict[str, object]:
             gmail_url,
             graph_url,
         )
-        queue = configure_queue(settings)
+        queue = configure_queue(settings, declare=declare)  # connecting a mailbox enqueues jobs
         try:
             with session_scope(sessions) as session:
                 workspace = service.create_workspace(

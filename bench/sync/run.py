@@ -194,9 +194,9 @@ def prepare_touchline(
     url: str, data_dir: Path, secret_key: str, server: Any, user: Any, world: Any
 ) -> uuid.UUID:
     """A migrated database with the workspace, directory and connected mailbox; returns the mailbox id."""
-    import touchline.jobs  # noqa: F401 -- connecting a mailbox enqueues its first sync by name
     from touchline.config import Settings
     from touchline.db import make_engine, make_sessionmaker, session_scope
+    from touchline.jobs import declare
     from touchline.kit.crypto import SecretBox
     from touchline.mailboxes import service as mailboxes
     from touchline.mailboxes.connect import imap_account, mail_host_policy
@@ -215,7 +215,7 @@ def prepare_touchline(
         in_process_worker=False,
         allow_private_mail_hosts=True,  # the bench's Dovecot listens on loopback
     )
-    queue = configure_queue(settings)
+    queue = configure_queue(settings, declare=declare)  # connecting a mailbox enqueues its first sync
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     box = SecretBox([secret_key])

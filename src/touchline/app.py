@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-import touchline.jobs  # noqa: F401 -- every feature's jobs are known to this process
 from touchline import __version__, api_docs, demo_pages
 from touchline.api_errors import declare_errors, problem_response, validation_problem
 from touchline.body_limit import BodyLimitMiddleware, route_limits
@@ -29,6 +28,7 @@ from touchline.inbound.readers import configure_readers
 from touchline.inbound.receive import endpoints as receive_endpoints
 from touchline.inbound.receive import pages as receive_pages
 from touchline.inbound.receive.spool import backlog as log_spool_backlog
+from touchline.jobs import declare_all
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import (
     ConflictError,
@@ -167,6 +167,7 @@ class ReadRequestMiddleware:
 
 
 def create_app(settings: Settings | None = None, *, queue: Queue | None = None) -> FastAPI:  # noqa: PLR0915 -- the whole app, assembled in one place
+    declare_all()  # the app's in-process worker may run any job, and its pages send many
     settings = settings or Settings()
     settings.ensure_data_dir()
     engine = make_engine(settings.resolved_database_url)

@@ -12,13 +12,13 @@ from ipaddress import ip_network
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-import touchline.jobs  # noqa: F401 -- the worker must know the logging and sync jobs
 from tests.receive.conftest import LOOPBACK, LogWorld, message
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.fetch import tasks
 from touchline.inbound.fetch.service import SyncReport
 from touchline.inbound.receive.smtp import InboundServer
+from touchline.jobs import declare_all
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import Folder, SpecialUse
@@ -94,6 +94,7 @@ def test_the_log_address_is_logged_within_seconds_while_long_syncs_fill_the_work
             "inbound_dkim_dns_timeout": 0.1,
         }
     )
+    declare_all()  # the worker must know the logging and sync jobs
     queue = configure_queue(relayed)
     try:
         queue.start_in_process(WORKER_THREADS, periodic=False)

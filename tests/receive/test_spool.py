@@ -24,6 +24,7 @@ from touchline.inbound.receive import spool
 from touchline.inbound.receive.authentication import NO_EVIDENCE, Evidence
 from touchline.inbound.receive.service import Envelope
 from touchline.inbound.receive.smtp import InboundServer, SpoolNotifier
+from touchline.jobs import declare_all
 from touchline.models import Email, QuarantinedMessage, SpooledMessage
 from touchline.models.base import utcnow
 from touchline.worker import configure_queue
@@ -184,7 +185,7 @@ def world_emails(session: Session, world: LogWorld) -> list[Email]:
 @pytest.fixture
 def served(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[InboundServer]:
     """The server as `touchline serve` runs it: the logging job goes through the queue to a worker."""
-    import touchline.jobs  # noqa: F401 -- the worker must know the logging job
+    declare_all()  # the worker must know the logging job
 
     # The operator's own relay (this machine) hands the mail over: the worker trusts it too.
     relayed = settings.model_copy(update={"inbound_trusted_networks": [ip_network(one) for one in LOOPBACK]})

@@ -83,11 +83,11 @@ def operator_of(session: Session, reference: str) -> Actor:
 
 
 def configure_jobs(settings: Settings) -> None:
-    """Commands that enqueue jobs need the queue and every declared job."""
-    import touchline.jobs  # noqa: F401
+    """Commands that enqueue jobs need the queue; each job is declared as it is first sent."""
+    from touchline.jobs import declare
     from touchline.worker import configure_queue
 
-    configure_queue(settings)
+    configure_queue(settings, declare=declare)
 
 
 def read_text_file(path: Path, option: str) -> str:

@@ -93,10 +93,11 @@ def inbound(
     Accepted mail is logged by workers: by one in this process with the embedded defaults
     (TOUCHLINE_IN_PROCESS_WORKER), otherwise by `touchline worker` processes.
     """
-    import touchline.jobs  # noqa: F401 -- this process sends the logging job, and may run any job
     from touchline.inbound.receive.smtp import run_inbound_server
+    from touchline.jobs import declare_all
     from touchline.worker import configure_queue
 
+    declare_all()  # this process sends the logging job, and may run any job
     tune_garbage_collector()
     settings = load_settings()
     queue = configure_queue(settings)
@@ -117,15 +118,15 @@ def tracking(
     them too). Stateless: several may serve one PostgreSQL database behind a load balancer."""
     import uvicorn
 
-    import touchline.jobs  # noqa: F401 -- this process sends the engagement refresh job
     from touchline.db import make_engine, make_sessionmaker
+    from touchline.jobs import declare
     from touchline.outbound.track.app import create_tracking_app
     from touchline.worker import configure_queue
 
     tune_garbage_collector()
     settings = load_settings()
     engine = make_engine(settings.resolved_database_url)
-    queue = configure_queue(settings)
+    queue = configure_queue(settings, declare=declare)  # it sends only the engagement refresh job
     try:
         application = create_tracking_app(settings, make_sessionmaker(engine), queue, prefix="/t")
         console.print(f"tracking endpoints on http://{host}:{port}/t/")
@@ -148,10 +149,11 @@ def tracking(
 
 def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this process")] = 2) -> None:
     """Run a separate worker that takes jobs from the queue."""
-    import touchline.app  # noqa: F401 -- importing the app declares every feature's jobs
     from touchline.inbound.readers import configure_readers
+    from touchline.jobs import declare_all
     from touchline.worker import configure_queue
 
+    declare_all()
     tune_garbage_collector()
     settings = load_settings()
     _log_to_stderr()

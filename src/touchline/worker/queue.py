@@ -14,10 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
-from huey.consumer import Consumer
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
@@ -25,10 +23,16 @@ from touchline.db import make_engine, make_sessionmaker
 from touchline.kit.files import create_private_file
 from touchline.worker import outbox
 
+if TYPE_CHECKING:
+    from huey import Huey
+    from huey.consumer import Consumer
+
 log = logging.getLogger(__name__)
 jobs_log = logging.getLogger("touchline.jobs")
 
 JobFunction = Callable[..., Any]
+Declare = Callable[[str], bool]
+"""Declares the job of that name (imports the module that holds it); False when there is none."""
 Lane = Literal["quick", "long"]
 LANES: tuple[Lane, ...] = ("quick", "long")
 
@@ -87,23 +91,6 @@ def job(
     return register
 
 
-class _InProcessConsumer(Consumer):  # type: ignore[misc]
-    """A consumer that runs beside the web server: the server's process owns the signal handlers."""
-
-    def _set_signal_handlers(self) -> None:
-        return None
-
-
-class _WorkerConsumer(Consumer):  # type: ignore[misc]
-    """A worker process's main consumer. SIGTERM (what systemd and Docker send on stop) stops it
-    gracefully, like SIGINT: long jobs are told to hand back their work, and running jobs finish."""
-
-    def _handle_signal(self, signum: int, frame: object) -> None:
-        super()._handle_signal(signum, frame)
-        if self._graceful:
-            stopping.set()
-
-
 def _fields(values: Mapping[str, object]) -> str:
     # A list argument (a batch's ids) is logged by its length: a line per job stays one short line.
     return " ".join(
@@ -156,42 +143,69 @@ def run_logged(spec_name: str, function: Callable[[], Any], arguments: Mapping[s
 
 
 class Queue:
-    """A configured Huey instance with every declared job bound to it."""
+    """This process's Huey queues (one per lane) and the declared jobs bound to them.
 
-    def __init__(self, settings: Settings, *, immediate: bool = False) -> None:
+    Huey itself is loaded and the queues made when a job is first sent or a consumer starts: a
+    command that configures its queue and then has nothing to send (a sync that finds no new mail)
+    never loads it.
+    """
+
+    def __init__(
+        self, settings: Settings, *, immediate: bool = False, declare: Declare | None = None
+    ) -> None:
         self.settings = settings
+        self._declare = declare
+        self._immediate = immediate
         if not settings.uses_redis_queue:
             settings.ensure_data_dir()
             create_private_file(settings.queue_file)
-        self.lanes: dict[Lane, Huey] = {
-            lane: self._huey(settings, "touchline" if lane == "quick" else f"touchline-{lane}", immediate)
-            for lane in LANES
-        }
-        self.huey: Huey = self.lanes["quick"]
+        self._lanes: dict[Lane, Huey] | None = None
+        self._lanes_lock = threading.Lock()
         self._engine = make_engine(settings.resolved_database_url)
         self.context = JobContext(settings, make_sessionmaker(self._engine), self)
         self._tasks: dict[str, Any] = {}
         self._consumers: list[Consumer] = []
-        for spec in _REGISTRY.values():
-            self._bind(spec)
 
-    @staticmethod
-    def _huey(settings: Settings, name: str, immediate: bool) -> Huey:
-        if settings.uses_redis_queue:
-            return RedisHuey(name, url=settings.queue_url, immediate=immediate)
+    @property
+    def lanes(self) -> dict[Lane, Huey]:
+        with self._lanes_lock:
+            if self._lanes is None:
+                self._lanes = {
+                    lane: self._huey("touchline" if lane == "quick" else f"touchline-{lane}")
+                    for lane in LANES
+                }
+                for spec in _REGISTRY.values():
+                    self._bind(spec, self._lanes)
+            return self._lanes
+
+    @property
+    def huey(self) -> Huey:
+        """The quick lane's queue, which also holds the schedules and the workers' replies."""
+        return self.lanes["quick"]
+
+    def _huey(self, name: str) -> Huey:
+        from huey import RedisHuey, SqliteHuey
+
+        if self.settings.uses_redis_queue:
+            return RedisHuey(name, url=self.settings.queue_url, immediate=self._immediate)
         # One SQLite file holds both lanes; Huey keeps each queue's rows apart by its name.
         return SqliteHuey(
-            name, filename=str(settings.queue_file), immediate=immediate, immediate_use_memory=False
+            name,
+            filename=str(self.settings.queue_file),
+            immediate=self._immediate,
+            immediate_use_memory=False,
         )
 
-    def _bind(self, spec: _JobSpec) -> None:
+    def _bind(self, spec: _JobSpec, lanes: dict[Lane, Huey]) -> None:
+        from huey import crontab
+
         context = self.context
 
         def run(**kwargs: Any) -> Any:
             return run_logged(spec.name, lambda: spec.function(context, **kwargs), kwargs)
 
         run.__name__ = spec.name
-        huey = self.lanes[spec.lane]
+        huey = lanes[spec.lane]
         if spec.every_minutes is not None:
             schedule = crontab(minute=f"*/{spec.every_minutes}")
             self._tasks[spec.name] = huey.periodic_task(schedule, retries=spec.retries, name=spec.name)(run)
@@ -200,12 +214,20 @@ class Queue:
             retries=spec.retries, retry_delay=spec.retry_delay, name=spec.name
         )(run)
 
+    def knows(self, name: str) -> bool:
+        """Whether a job of that name is declared, declaring it first when this queue was given how."""
+        if name not in _REGISTRY and self._declare is not None:
+            self._declare(name)
+        return name in _REGISTRY
+
     def task(self, name: str) -> Any:
         if name not in self._tasks:
-            spec = _REGISTRY.get(name)
-            if spec is None:
+            if not self.knows(name):
                 raise KeyError(f"no job named {name!r}; declare it with @job")
-            self._bind(spec)
+            lanes = self.lanes  # binds every job declared so far
+            with self._lanes_lock:
+                if name not in self._tasks:
+                    self._bind(_REGISTRY[name], lanes)
         return self._tasks[name]
 
     def send(self, name: str, **kwargs: Any) -> Any:
@@ -218,12 +240,23 @@ class Queue:
         """Raises when the queue's storage cannot be reached."""
         self.huey.pending_count()
 
+    def _bind_declared(self) -> None:
+        """Bind the jobs declared since this queue was made, before a consumer takes any job."""
+        lanes = self.lanes
+        with self._lanes_lock:
+            for spec in _REGISTRY.values():
+                if spec.name not in self._tasks:
+                    self._bind(spec, lanes)
+
     def start_in_process(self, workers: int, *, periodic: bool = True) -> None:
         """Consumers for both lanes, `workers` threads each, beside whatever this process serves."""
+        from touchline.worker.consumers import InProcessConsumer
+
+        self._bind_declared()
         if periodic:
             self.run_start_jobs()
         for lane, huey in self.lanes.items():
-            consumer = _InProcessConsumer(
+            consumer = InProcessConsumer(
                 huey, workers=workers, worker_type="thread", periodic=periodic and lane == "quick"
             )
             consumer.start()
@@ -252,11 +285,14 @@ class Queue:
 
         The long lane's consumer runs this thread and owns the signal handlers; the quick lane's runs
         beside it and is stopped, gracefully too, once the long lane has handed back its work."""
+        from touchline.worker.consumers import InProcessConsumer, WorkerConsumer
+
+        self._bind_declared()
         self.run_start_jobs()
-        quick = _InProcessConsumer(self.lanes["quick"], workers=workers, worker_type="thread", periodic=True)
+        quick = InProcessConsumer(self.lanes["quick"], workers=workers, worker_type="thread", periodic=True)
         quick.start()
         try:
-            _WorkerConsumer(
+            WorkerConsumer(
                 self.lanes["long"],
                 workers=workers,
                 worker_type="thread",
@@ -292,12 +328,14 @@ _CURRENT: Queue | None = None
 _LOCK = threading.Lock()
 
 
-def configure_queue(settings: Settings, *, immediate: bool = False) -> Queue:
+def configure_queue(settings: Settings, *, immediate: bool = False, declare: Declare | None = None) -> Queue:
+    """This process's queue. With `declare` (`touchline.jobs.declare`), a job not yet declared is
+    declared as it is first sent: for processes that send jobs and run none."""
     global _CURRENT  # noqa: PLW0603 -- one queue per process, like the settings it is built from
     with _LOCK:
         if _CURRENT is not None:
             _CURRENT.close()
-        _CURRENT = Queue(settings, immediate=immediate)
+        _CURRENT = Queue(settings, immediate=immediate, declare=declare)
         return _CURRENT
 
 
@@ -313,6 +351,7 @@ def enqueue(session: Session, name: str, **kwargs: Any) -> None:
     The job is recorded in `session`'s own transaction (the outbox, `touchline.worker.outbox`), so a
     committed request never loses its job, even when the queue cannot be reached just then.
     """
-    if name not in _REGISTRY:
+    queue = current_queue()
+    if not queue.knows(name):
         raise KeyError(f"no job named {name!r}; declare it with @job")
-    outbox.record(session, current_queue(), name, kwargs)
+    outbox.record(session, queue, name, kwargs)
