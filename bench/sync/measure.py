@@ -94,7 +94,7 @@ class StageClock:
 
     def install(self, engine: Any) -> None:
         from touchline.inbound import reading
-        from touchline.inbound.fetch import service as fetch
+        from touchline.inbound.fetch import folders as fetch
         from touchline.inbound.readers import Reading
         from touchline.inbound.store import directory
         from touchline.inbound.store import service as store

@@ -18,7 +18,7 @@ from tests.services.smtp_sink import SmtpSink
 from tests.sync.conftest import CUSTOMER, INTERNAL, SyncWorld, message
 from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.inbound.fetch import service as fetch_service
+from touchline.inbound.fetch import folders as fetch_folders
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.providers.base import TransientError
 from touchline.models import BackgroundTask, Mailbox, MailboxFolder
@@ -36,7 +36,7 @@ def test_a_connection_dropped_mid_fetch_loses_nothing(
     for number in range(7):
         world.dovecot.append(imap, "INBOX", message(f"Message {number}"), received_at=NOW)
     mailbox_id = world.connect(user_id, imap)
-    monkeypatch.setattr(fetch_service, "BATCH_SIZE", 2)
+    monkeypatch.setattr(fetch_folders, "BATCH_SIZE", 2)
     with cutting_proxy(world.dovecot.host, world.dovecot.imap_port) as proxy:
         with session_scope(world.sessions) as session:
             row = session.get(Mailbox, mailbox_id)

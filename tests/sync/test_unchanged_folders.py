@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import imaplib
+import json
 import ssl
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import Engine, event, select
 
+from tests.conftest import touchline_environment
 from tests.services.dovecot import LOOPBACK_ALLOWED, DovecotServer, ImapUser
 from tests.sync.conftest import SyncWorld, message
 from touchline.db import session_scope
@@ -381,3 +385,58 @@ def test_a_newly_selected_folder_is_opened_while_the_others_are_skipped(
     assert examined_folders(imap_commands) == {"Support"}
     assert world.subjects() == ["Hello", "Plans", "Support ticket"]
     assert folder_rows(world, mailbox_id)["Support"].cursor is not None
+
+
+# --- through the command ---------------------------------------------------------------------------
+
+# Runs `touchline sync --once` as its console script does, then says which modules it loaded.
+COMMAND_PROBE = """
+import json, sys
+from touchline.cli import main
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+# What only a sync that finds new mail needs: fetching and storing, reading mail, the job queue's
+# Huey (no job is sent), the features whose jobs storing sends, and the public suffix list.
+LOADED_ONLY_FOR_NEW_MAIL = (
+    "touchline.inbound.fetch.folders",
+    "touchline.inbound.store",
+    "touchline.inbound.parse",
+    "touchline.inbound.reading",
+    "touchline.outbound",
+    "huey",
+    "tldextract",
+)
+
+
+def test_a_sync_through_the_command_that_finds_nothing_new_loads_only_what_it_needs(
+    world: SyncWorld, dovecot: DovecotServer
+) -> None:
+    user_id, imap = world.add_user("probe")
+    for folder in FOLDERS[1:3]:
+        dovecot.create_folder(imap, folder)
+        dovecot.append(imap, folder, message(f"Hello {folder}"), received_at=NOW)
+    mailbox_id = world.connect(user_id, imap)
+    assert world.sync(mailbox_id).error is None
+    ran = subprocess.run(
+        [sys.executable, "-c", COMMAND_PROBE, "sync", "--once"],
+        env=touchline_environment(world.settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    probe = json.loads(ran.stderr.splitlines()[-1])
+    assert probe["code"] in (None, 0), ran.stderr
+    assert ": 0 checked, 0 kept" in ran.stdout
+    loaded = [
+        name
+        for name in probe["modules"]
+        if any(name == heavy or name.startswith(f"{heavy}.") for heavy in LOADED_ONLY_FOR_NEW_MAIL)
+    ]
+    assert loaded == []
+    assert "touchline.inbound.fetch.service" in probe["modules"]  # the probe saw the sync itself

@@ -21,10 +21,15 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
-from touchline.inbound.parse import parse_message
-from touchline.inbound.reading import Read, read_messages, shown_of
 from touchline.kit.runtime import tune_garbage_collector
+
+if TYPE_CHECKING:
+    from touchline.inbound.reading import Read
+
+# The reading modules (MIME, snippets, HTML) are imported when the first batch is read, not with this
+# module: a process that configures its readers and then finds no new mail never loads them.
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,9 @@ _WARM_UP = [
 def warm_up() -> None:
     """Build the reply heuristics' patterns and their gates before the first batch arrives (about two
     seconds of CPU)."""
+    from touchline.inbound.parse import parse_message
+    from touchline.inbound.reading import shown_of
+
     for raw in _WARM_UP:
         shown_of(parse_message(raw))
 
@@ -94,6 +102,8 @@ class Reading:
                 self._readers.broken(self._pool, error)
             except CancelledError:
                 pass  # its helpers were closed (the worker is reconfiguring or leaving): read it here
+        from touchline.inbound.reading import read_messages
+
         return read_messages(list(self._raws))
 
 
@@ -118,6 +128,8 @@ class Readers:
         pool = self._running() if raws else None
         if pool is None:
             return Reading(raws, self)
+        from touchline.inbound.reading import read_messages
+
         try:
             return Reading(raws, self, pool, pool.submit(read_messages, list(raws)))
         except (BrokenProcessPool, RuntimeError) as error:  # RuntimeError: shut down meanwhile

