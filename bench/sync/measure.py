@@ -212,9 +212,10 @@ def main() -> None:
     # Set up as `touchline worker` sets up its process: every job declared and the queue configured
     # (storing names the new emails in a job), the collector's settings, and its reader processes
     # started (and their patterns built) before it takes a job.
-    import touchline.app  # noqa: F401 -- as `touchline worker`: importing the app declares every job
+    from touchline.jobs import declare, declare_all
 
-    configure_queue(Settings())
+    declare_all()
+    configure_queue(Settings(), declare=declare)
     tune_garbage_collector()
     pool = configure_readers(args.readers)
     pool.start()

@@ -28,7 +28,7 @@ from touchline.inbound.readers import configure_readers
 from touchline.inbound.receive import endpoints as receive_endpoints
 from touchline.inbound.receive import pages as receive_pages
 from touchline.inbound.receive.spool import backlog as log_spool_backlog
-from touchline.jobs import declare_all
+from touchline.jobs import declare, declare_all
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import (
     ConflictError,
@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None, *, queue: Queue | None = None) 
     settings.ensure_data_dir()
     engine = make_engine(settings.resolved_database_url)
     box = SecretBox(settings.secret_keys)
-    queue = queue or configure_queue(settings)
+    queue = queue or configure_queue(settings, declare=declare)
     sessions = make_sessionmaker(engine)
     tracking = create_tracking_app(settings, sessions, queue)
 

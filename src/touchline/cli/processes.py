@@ -94,13 +94,13 @@ def inbound(
     (TOUCHLINE_IN_PROCESS_WORKER), otherwise by `touchline worker` processes.
     """
     from touchline.inbound.receive.smtp import run_inbound_server
-    from touchline.jobs import declare_all
+    from touchline.jobs import declare, declare_all
     from touchline.worker import configure_queue
 
     declare_all()  # this process sends the logging job, and may run any job
     tune_garbage_collector()
     settings = load_settings()
-    queue = configure_queue(settings)
+    queue = configure_queue(settings, declare=declare)
     try:
         if settings.in_process_worker:
             # The every-minute schedules are the other workers' (or serve's) to run.
@@ -150,7 +150,7 @@ def tracking(
 def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this process")] = 2) -> None:
     """Run a separate worker that takes jobs from the queue."""
     from touchline.inbound.readers import configure_readers
-    from touchline.jobs import declare_all
+    from touchline.jobs import declare, declare_all
     from touchline.worker import configure_queue
 
     declare_all()
@@ -163,7 +163,7 @@ def worker(threads: Annotated[int, typer.Option(help="Jobs run at once in this p
         f" {settings.sync_reader_processes} mail reader process(es)"
     )
     configure_readers(settings.sync_reader_processes).start()
-    configure_queue(settings).run_worker(threads)
+    configure_queue(settings, declare=declare).run_worker(threads)
 
 
 def demo(
@@ -275,6 +275,7 @@ def _reset_demo() -> None:
 @queue_app.command("ping")
 def queue_ping(timeout: Annotated[float, typer.Option(help="Seconds to wait for a worker")] = 10.0) -> None:
     """Send a job through the queue and wait for a worker to answer it."""
+    from touchline.jobs import declare
     from touchline.worker import configure_queue
 
     settings = load_settings()
@@ -282,7 +283,7 @@ def queue_ping(timeout: Annotated[float, typer.Option(help="Seconds to wait for 
     if settings.uses_redis_queue:
         where = f"Redis at {_redacted(settings.queue_url)}"
     try:
-        queue = configure_queue(settings)
+        queue = configure_queue(settings, declare=declare)
         try:
             queue.ping()
             round_trip = queue.ping_worker(timeout)

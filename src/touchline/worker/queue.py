@@ -330,7 +330,7 @@ _LOCK = threading.Lock()
 
 def configure_queue(settings: Settings, *, immediate: bool = False, declare: Declare | None = None) -> Queue:
     """This process's queue. With `declare` (`touchline.jobs.declare`), a job not yet declared is
-    declared as it is first sent: for processes that send jobs and run none."""
+    declared as it is first sent, so a process need not import every feature to send any job."""
     global _CURRENT  # noqa: PLW0603 -- one queue per process, like the settings it is built from
     with _LOCK:
         if _CURRENT is not None:
