@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.parser import BytesHeaderParser
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.inbound.samples import message_bytes
@@ -362,3 +362,37 @@ def test_different_id_bytes_never_read_as_one_id(left: bytes) -> None:
     }
     assert len(ids) == 4
     assert all(message_id is not None and message_id.encode("utf-8") for message_id in ids)
+
+
+def _header_block_by_whole_scans(raw: bytes) -> bytes:
+    """The header block as found by scanning the whole message for each kind of blank line."""
+    end = raw.find(b"\n\n")
+    crlf_end = raw.find(b"\n\r\n", 0, end if end >= 0 else len(raw))
+    if crlf_end >= 0:
+        return raw[: crlf_end + 3]
+    return raw if end < 0 else raw[: end + 2]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from([b"a", b"\n", b"\r\n", b"\r"]), max_size=24),
+    first_look=st.integers(min_value=1, max_value=16),
+)
+@example(pieces=[b"a", b"\n", b"\r\n", b"\n", b"a"], first_look=4)  # LF CR LF LF across the first look
+def test_the_header_block_is_found_the_same_whatever_is_looked_at_first(
+    pieces: list[bytes], first_look: int
+) -> None:
+    from touchline.inbound.parse import message
+
+    raw = b"".join(pieces)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(message, "FIRST_LOOK", first_look)
+        assert header_block(raw) == _header_block_by_whole_scans(raw)
+
+
+def test_a_large_message_s_header_block_is_found_near_its_start() -> None:
+    head = b"From: a@example.com\r\nSubject: big\r\n\r\n"
+    for body in (b"x" * 5_000_000, b"line\r\n" * 1_000_000, b"y\n\n" * 100):
+        assert header_block(head + body) == head
+    lf_head = b"From: a@example.com\nSubject: big\n\n"
+    assert header_block(lf_head + b"z\r\n\r\n" * 1000) == lf_head

@@ -29,13 +29,33 @@ _HEADER_PARSER = BytesHeaderParser(policy=RawHeaderPolicy())
 _MAX_MIME_DEPTH = MAX_DEPTH
 
 
+FIRST_LOOK = 16 * 1024
+"""How far the blank line is looked for first. Header blocks are almost always shorter, and a message
+of CRLF lines holds no LF LF: looking for one through the whole message scanned every attachment (a
+third of a second of the storing thread in a sync of 20,000 messages)."""
+
+
 def header_block(raw: bytes) -> bytes:
     """The bytes up to and including the blank line that ends the header block."""
-    end = raw.find(b"\n\n")
-    crlf_end = raw.find(b"\n\r\n", 0, end if end >= 0 else len(raw))
+    if len(raw) > FIRST_LOOK:
+        end = _past_blank_line(raw, FIRST_LOOK)
+        if end >= 0:
+            return raw[:end]
+    end = _past_blank_line(raw, len(raw))
+    return raw if end < 0 else raw[:end]
+
+
+def _past_blank_line(raw: bytes, limit: int) -> int:
+    """Just past the first blank line that `raw[:limit]` shows whole, or -1.
+
+    A CRLF blank line counts only before the first LF LF (and, when there is none, only where it
+    cannot be the start of one that runs past `limit`), so the answer does not depend on `limit`.
+    """
+    end = raw.find(b"\n\n", 0, limit)
+    crlf_end = raw.find(b"\n\r\n", 0, end if end >= 0 else limit - 1)
     if crlf_end >= 0:
-        return raw[: crlf_end + 3]
-    return raw if end < 0 else raw[: end + 2]
+        return crlf_end + 3
+    return -1 if end < 0 else end + 2
 
 
 def parse_headers(raw: bytes, *, stdlib_only: bool = False) -> ParsedEmail:
