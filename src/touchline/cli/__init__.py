@@ -52,3 +52,21 @@ def main() -> None:
     except NotFoundError as error:
         errors.print(f"[bold red]error:[/] {error}")
         sys.exit(1)
+    except Exception as error:
+        if not lacks_its_tables(error):
+            raise
+        errors.print(
+            "[bold red]error:[/] the database has no touchline tables yet: "
+            "`touchline db upgrade` creates them (`touchline serve` does too, as it starts)"
+        )
+        sys.exit(1)
+
+
+def lacks_its_tables(error: BaseException) -> bool:
+    """Whether a command failed because the database was never migrated (a table is missing)."""
+    exc = sys.modules.get("sqlalchemy.exc")  # only a command that loaded the database can fail so
+    if exc is None or not isinstance(error, exc.DBAPIError):
+        return False
+    cause = error.orig
+    # SQLite says so in words; PostgreSQL (psycopg) raises UndefinedTable.
+    return "no such table" in str(cause) or type(cause).__name__ == "UndefinedTable"
