@@ -3,11 +3,9 @@ each command imports what it needs when it runs, so asking what there is stays q
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
+
+from tests.cli_probe import loaded_among, run_probed
 
 # Not pydantic: typer itself loads it to read a command's parameters.
 LOADED_ONLY_BY_COMMANDS = (
@@ -26,39 +24,14 @@ LOADED_ONLY_BY_COMMANDS = (
     "tldextract",
 )
 
-# Runs the command as its console script does, then says what it printed and which modules it loaded.
-PROBE = """
-import json, sys
-from touchline.cli import main
-try:
-    main()
-except SystemExit as exit:
-    code = exit.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
-"""
-
-
-def _help(*args: str) -> tuple[str, dict[str, object]]:
-    ran = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, check=True
-    )
-    return ran.stdout, json.loads(ran.stderr.splitlines()[-1])
-
 
 @pytest.mark.parametrize(
     "args",
     [("--help",), ("mailbox", "--help"), ("send", "--help"), ("bulk", "send", "--help"), ("serve", "--help")],
 )
 def test_help_loads_no_command_dependencies(args: tuple[str, ...]) -> None:
-    output, probe = _help(*args)
-    assert probe["code"] == 0
+    output, code, modules = run_probed(*args)
+    assert code == 0
     assert "Usage:" in output
-    modules = probe["modules"]
-    assert isinstance(modules, list)
     assert "typer" in modules  # the probe sees what the command loaded
-    loaded = [
-        name
-        for name in modules
-        if any(name == heavy or name.startswith(f"{heavy}.") for heavy in LOADED_ONLY_BY_COMMANDS)
-    ]
-    assert loaded == []
+    assert loaded_among(modules, LOADED_ONLY_BY_COMMANDS) == []

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import imaplib
-import json
 import ssl
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +15,7 @@ import pytest
 from imapclient import IMAPClient
 from sqlalchemy import Engine, event, select
 
+from tests.cli_probe import loaded_among, run_probed
 from tests.conftest import touchline_environment
 from tests.services.dovecot import LOOPBACK_ALLOWED, DovecotServer, ImapUser
 from tests.sync.conftest import SyncWorld, message
@@ -389,17 +387,6 @@ def test_a_newly_selected_folder_is_opened_while_the_others_are_skipped(
 
 # --- through the command ---------------------------------------------------------------------------
 
-# Runs `touchline sync --once` as its console script does, then says which modules it loaded.
-COMMAND_PROBE = """
-import json, sys
-from touchline.cli import main
-try:
-    main()
-except SystemExit as exit:
-    code = exit.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
-"""
-
 # What only a sync that finds new mail needs: fetching and storing, reading mail, the job queue's
 # Huey (no job is sent), the features whose jobs storing sends, and the public suffix list.
 LOADED_ONLY_FOR_NEW_MAIL = (
@@ -422,21 +409,8 @@ def test_a_sync_through_the_command_that_finds_nothing_new_loads_only_what_it_ne
         dovecot.append(imap, folder, message(f"Hello {folder}"), received_at=NOW)
     mailbox_id = world.connect(user_id, imap)
     assert world.sync(mailbox_id).error is None
-    ran = subprocess.run(
-        [sys.executable, "-c", COMMAND_PROBE, "sync", "--once"],
-        env=touchline_environment(world.settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    probe = json.loads(ran.stderr.splitlines()[-1])
-    assert probe["code"] in (None, 0), ran.stderr
-    assert ": 0 checked, 0 kept" in ran.stdout
-    loaded = [
-        name
-        for name in probe["modules"]
-        if any(name == heavy or name.startswith(f"{heavy}.") for heavy in LOADED_ONLY_FOR_NEW_MAIL)
-    ]
-    assert loaded == []
-    assert "touchline.inbound.fetch.service" in probe["modules"]  # the probe saw the sync itself
+    output, code, modules = run_probed("sync", "--once", env=touchline_environment(world.settings))
+    assert code in (None, 0)
+    assert ": 0 checked, 0 kept" in output
+    assert loaded_among(modules, LOADED_ONLY_FOR_NEW_MAIL) == []
+    assert "touchline.inbound.fetch.service" in modules  # the probe saw the sync itself
