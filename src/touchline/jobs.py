@@ -1,9 +1,10 @@
 """Every job's name and the module that declares it (with `@job`, beside its feature).
 
-A process that runs jobs (a worker, `touchline serve`) declares them all before it takes any. A
-process that only sends a few (`touchline sync`, the imports, the tracking endpoints) lets its queue
-declare each one as it is first sent: such a command starts without importing every feature, most
-of whose jobs it never sends (they were most of the 2 s a no-change `touchline sync --once` took).
+Every process's queue declares a job as it is first sent (`configure_queue(..., declare=declare)`),
+and a process that runs jobs (a worker, `touchline serve`) also declares them all before it takes
+any. So a command that only sends a few (`touchline sync`, the imports, the tracking endpoints)
+starts without importing every feature, most of whose jobs it never sends (they were most of the
+2 s a no-change `touchline sync --once` took).
 """
 
 from __future__ import annotations

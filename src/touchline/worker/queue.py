@@ -224,10 +224,7 @@ class Queue:
         if name not in self._tasks:
             if not self.knows(name):
                 raise KeyError(f"no job named {name!r}; declare it with @job")
-            lanes = self.lanes  # binds every job declared so far
-            with self._lanes_lock:
-                if name not in self._tasks:
-                    self._bind(_REGISTRY[name], lanes)
+            self._bind_declared()
         return self._tasks[name]
 
     def send(self, name: str, **kwargs: Any) -> Any:
@@ -241,7 +238,8 @@ class Queue:
         self.huey.pending_count()
 
     def _bind_declared(self) -> None:
-        """Bind the jobs declared since this queue was made, before a consumer takes any job."""
+        """Bind the jobs declared since this queue was made: before a consumer takes any job, and
+        when a job declared as it is sent is sent for the first time."""
         lanes = self.lanes
         with self._lanes_lock:
             for spec in _REGISTRY.values():
