@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, run_touchline
 from touchline.cli import lacks_its_tables
+from touchline.config import Settings
 
 
 @pytest.mark.parametrize(
@@ -20,19 +19,7 @@ from touchline.cli import lacks_its_tables
 def test_a_command_on_an_unmigrated_database_says_to_upgrade_it(
     args: tuple[str, ...], tmp_path: Path
 ) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "TOUCHLINE_DATA_DIR": str(tmp_path),
-        "TOUCHLINE_SECRET_KEY": TEST_SECRET_KEY,
-    }
-    ran = subprocess.run(
-        [sys.executable, "-m", "touchline.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    ran = run_touchline(Settings(data_dir=tmp_path, secret_key=TEST_SECRET_KEY), *args)
     assert ran.returncode == 1
     assert "touchline db upgrade" in ran.stderr
     assert "Traceback" not in ran.stderr + ran.stdout
