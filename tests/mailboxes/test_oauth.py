@@ -17,13 +17,12 @@ from touchline.kit.crypto import SecretBox
 from touchline.mailboxes.oauth import (
     GOOGLE_SCOPES,
     OAuthClientCredentials,
-    OAuthConfigurationError,
     OAuthFlow,
     OAuthTokens,
     TokenHolder,
     pkce_challenge,
 )
-from touchline.mailboxes.providers.base import AuthError
+from touchline.mailboxes.providers.base import AuthError, OAuthConfigurationError
 
 NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -398,6 +398,12 @@ LOADED_ONLY_FOR_NEW_MAIL = (
     "huey",
     "tldextract",
 )
+LOADED_ONLY_FOR_API_MAILBOXES = (
+    "httpx",
+    "touchline.mailboxes.oauth",
+    "touchline.mailboxes.providers.gmail",
+    "touchline.mailboxes.providers.graph",
+)
 
 
 def test_a_sync_through_the_command_that_finds_nothing_new_loads_only_what_it_needs(
@@ -413,4 +419,5 @@ def test_a_sync_through_the_command_that_finds_nothing_new_loads_only_what_it_ne
     assert code in (None, 0)
     assert ": 0 checked, 0 kept" in output
     assert loaded_among(modules, LOADED_ONLY_FOR_NEW_MAIL) == []
+    assert loaded_among(modules, LOADED_ONLY_FOR_API_MAILBOXES) == []  # an IMAP mailbox only
     assert "touchline.inbound.fetch.service" in modules  # the probe saw the sync itself

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload, sessionmaker
@@ -24,25 +24,14 @@ from touchline.db import session_scope
 from touchline.kit.crypto import SecretBox
 from touchline.kit.errors import InvalidInputError
 from touchline.kit.net import AddressPolicy
-from touchline.mailboxes.oauth import (
-    OAuthClientCredentials,
-    OAuthConfigurationError,
-    OAuthFlow,
-    OAuthTokens,
-    TokenHolder,
-    google_oauth_config,
-    microsoft_oauth_config,
-)
 from touchline.mailboxes.providers.base import (
     AccessTokenSource,
     Folder,
     InsecureConnectionError,
+    OAuthConfigurationError,
     ProviderError,
 )
-from touchline.mailboxes.providers.gmail import GmailProvider
-from touchline.mailboxes.providers.graph import GraphProvider
 from touchline.mailboxes.providers.imap import ConnectionSecurity, ImapAccount, ImapProvider
-from touchline.mailboxes.providers.rest import Pacing
 from touchline.mailboxes.providers.smtp import (
     DEFAULT_SMTP_PORT,
     DEFAULT_SMTP_SECURITY,
@@ -53,10 +42,19 @@ from touchline.mailboxes.providers.smtp import (
 from touchline.mailboxes.service import credentials_of, store_credentials
 from touchline.models import Mailbox
 
+if TYPE_CHECKING:
+    # Loaded when a Gmail or Graph mailbox is opened (with httpx): opening an IMAP mailbox, as a
+    # sync of IMAP mailboxes only does, never needs them.
+    from touchline.mailboxes.oauth import OAuthFlow, OAuthTokens
+    from touchline.mailboxes.providers.gmail import GmailProvider
+    from touchline.mailboxes.providers.graph import GraphProvider
+    from touchline.mailboxes.providers.rest import Pacing
+
+    OpenedProvider = ImapProvider | GmailProvider | GraphProvider
+
 log = logging.getLogger(__name__)
 
 ProviderFactory = Callable[[Mailbox, SecretBox], Any]
-OpenedProvider = ImapProvider | GmailProvider | GraphProvider
 
 GMAIL = "gmail"
 GRAPH = "graph"
@@ -171,6 +169,13 @@ def oauth_flow(settings: Settings, mailbox_provider: str, *, redirect_uri: str =
     ``redirect_uri`` matters only for the authorization-code grant; refreshing and revoking ignore it.
     The caller closes the flow.
     """
+    from touchline.mailboxes.oauth import (
+        OAuthClientCredentials,
+        OAuthFlow,
+        google_oauth_config,
+        microsoft_oauth_config,
+    )
+
     if mailbox_provider == GMAIL:
         if not settings.google_client_id:
             raise OAuthConfigurationError(
@@ -217,6 +222,8 @@ def api_provider(
     and concurrency limit; ``pacing`` replaces the real clock (tests)."""
     key = str(mailbox_id) if mailbox_id is not None else None
     if mailbox_provider == GMAIL:
+        from touchline.mailboxes.providers.gmail import GmailProvider
+
         return GmailProvider(
             token_source,
             api_base_url=settings.gmail_api_base_url,
@@ -226,6 +233,8 @@ def api_provider(
             units_per_minute=settings.gmail_quota_units_per_minute,
         )
     if mailbox_provider == GRAPH:
+        from touchline.mailboxes.providers.graph import GraphProvider
+
         return GraphProvider(
             token_source,
             api_base_url=settings.graph_api_base_url,
@@ -296,6 +305,8 @@ def open_provider(
         password = str(credentials["password"])
         return ImapProvider(imap_account(mailbox.connection, password, mail_host_policy(settings)))
     if mailbox.provider in OAUTH_PROVIDERS:
+        from touchline.mailboxes.oauth import OAuthTokens, TokenHolder
+
         tokens = OAuthTokens.from_dict(credentials)
         persist = (
             StoredTokens(sessions, box, mailbox.id, tokens.refresh_token) if sessions is not None else None

@@ -35,7 +35,13 @@ from urllib.parse import urlencode
 
 import httpx
 
-from touchline.mailboxes.providers.base import AuthError, ProviderError, RateLimited, TransientError
+from touchline.mailboxes.providers.base import (
+    AuthError,
+    OAuthConfigurationError,
+    ProviderError,
+    RateLimited,
+    TransientError,
+)
 from touchline.mailboxes.providers.rest import retry_after_seconds, ssl_context
 
 # Used when a token response has no expires_in (RFC 6749 makes it recommended, not required).
@@ -85,10 +91,6 @@ Clock = Callable[[], datetime]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class OAuthConfigurationError(ProviderError):
-    """The authorization server refused this application (client id, secret or redirect URI)."""
 
 
 @dataclass(frozen=True)

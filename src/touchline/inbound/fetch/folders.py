@@ -37,7 +37,6 @@ from touchline.inbound.store.directory import directories
 from touchline.inbound.store.service import Holding, RawIncoming, quarantine, store_raw_messages
 from touchline.kit.ahead import run_ahead
 from touchline.mailboxes import service as mailboxes
-from touchline.mailboxes.oauth import OAuthConfigurationError
 from touchline.mailboxes.providers.base import (
     MAX_MESSAGE_BYTES,
     AccessBlocked,
@@ -46,6 +45,7 @@ from touchline.mailboxes.providers.base import (
     FolderNotFound,
     InsecureConnectionError,
     MessageHeaders,
+    OAuthConfigurationError,
     ProviderError,
     RateLimited,
     TransientError,

@@ -23,12 +23,12 @@ from touchline.inbound.fetch.report import FolderPlan, ProgressCallback, SyncRep
 from touchline.kit.crypto import SecretBox
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes.connect import open_provider
-from touchline.mailboxes.oauth import OAuthConfigurationError
 from touchline.mailboxes.providers.base import (
     AccessBlocked,
     AuthError,
     ChangeCheck,
     InsecureConnectionError,
+    OAuthConfigurationError,
     RateLimited,
     TransientError,
 )

@@ -311,6 +311,11 @@ class InsecureConnectionError(ProviderError):
     """Connecting would expose credentials or mail; refused until the settings are fixed."""
 
 
+class OAuthConfigurationError(ProviderError):
+    """The authorization server refused this application (client id, secret or redirect URI), or
+    the operator has not registered one."""
+
+
 def require_aware(moment: datetime, name: str) -> datetime:
     """Naive datetimes are refused rather than guessed: a wrong zone silently shifts the look-back."""
     if moment.tzinfo is None or moment.utcoffset() is None:
