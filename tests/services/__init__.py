@@ -12,7 +12,20 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN_URL = os.environ.get(
     "TOUCHLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("TOUCHLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url() -> str:
+    """The Redis database the tests of this process use, emptying it before and after each.
+
+    With pytest-xdist each worker process takes its own (15, 14, ... below the one given): tests of
+    one worker run one at a time, but two workers emptying one database would lose each other's jobs."""
+    given = os.environ.get("TOUCHLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base, _, database = given.rpartition("/")
+    return f"{base}/{int(database) - (int(worker) if worker.isdigit() else 0)}"
+
+
+REDIS_URL = _redis_url()
 
 
 def unavailable(what: str, how_to_fix: str) -> None:

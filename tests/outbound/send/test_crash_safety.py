@@ -209,8 +209,8 @@ def finish_after_restart(
 
 @pytest.fixture
 def redis_queue_url() -> Iterator[str]:
-    """A Redis database of this module's own, emptied before and after (the queue tests use theirs)."""
-    url = f"{REDIS_URL.rsplit('/', 1)[0]}/14"
+    """The suite's Redis database, emptied before and after."""
+    url = REDIS_URL
     client = redis.Redis.from_url(url)
     try:
         client.ping()
