@@ -20,7 +20,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from touchline.inbound.parse import ParsedEmail
-from touchline.inbound.store.bulk import chunks, insert_returning_inserted, move_forward, table_of
+from touchline.inbound.store.bulk import (
+    chunks,
+    insert_returning_inserted,
+    insert_rows,
+    move_forward,
+)
 from touchline.inbound.thread import KnownThreads, ThreadMessage, lookup_for, place
 from touchline.models import Conversation, ConversationLink, Email
 
@@ -160,8 +165,9 @@ def _write(session: Session, workspace_id: uuid.UUID, batch: _Batch) -> None:
         if moment is not None and (into not in latest or moment > latest[into]):
             latest[into] = moment
     if batch.new_conversations:
-        session.execute(
-            table_of(Conversation).insert(),
+        insert_rows(
+            session,
+            Conversation,
             [
                 {
                     "id": conversation,
