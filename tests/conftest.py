@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests import jobs_seam  # noqa: F401 -- the jobs storing sends are known before any test stores
 from tests.browser import browser, live_server, page, stall_report
-from tests.services import POSTGRES_ADMIN_URL, unavailable
+from tests.services import POSTGRES_ADMIN_URL, emptied_redis, unavailable
 from touchline.app import create_app
 from touchline.config import Settings
 from touchline.db import make_engine, make_sessionmaker, session_scope
@@ -87,6 +87,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return
     for url in _postgres_database():
         upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The suite's Redis database, emptied before and after the test."""
+    with emptied_redis() as url:
         yield url
 
 

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.jobs_seam import sent_jobs
 from tests.receive.conftest import LogWorld, message
 from tests.receive.test_http_inbound import credentials, dkim_signed_by_the_team, post
-from tests.services import REDIS_URL, unavailable
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.inbound.reports.model import STORED_JOB
@@ -33,18 +32,6 @@ def closed_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        unavailable("Redis", f"{error}; start redis-server or set TOUCHLINE_TEST_REDIS_URL")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
 
 
 def _pending(sessions: sessionmaker[Session]) -> list[tuple[str, dict[str, object]]]:

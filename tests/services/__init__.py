@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import redis
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -34,6 +37,21 @@ def unavailable(what: str, how_to_fix: str) -> None:
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
+
+
+@contextmanager
+def emptied_redis() -> Iterator[str]:
+    """`REDIS_URL`, its database emptied before and after; without Redis, `unavailable`."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as error:
+        unavailable("Redis", f"{error}; start redis-server or set TOUCHLINE_TEST_REDIS_URL")
+    client.flushdb()
+    try:
+        yield REDIS_URL
+    finally:
+        client.flushdb()
 
 
 def port_open(host: str, port: int) -> bool:

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import TEST_SECRET_KEY, _postgres_database, touchline_environment
-from tests.services import REDIS_URL, free_port, unavailable
+from tests.services import emptied_redis, free_port
 from tests.services.dovecot import DovecotServer
 from tests.sync.conftest import SyncWorld
 from tests.sync.stores import NOW, mail_of, snapshot, stored_count, workspace_beside
@@ -44,25 +43,19 @@ FINISH_WITHIN = 300.0
 def scale_out_settings(tmp_path: Path) -> Iterator[Settings]:
     """A PostgreSQL database of its own (other tests' mailboxes would keep the workers busy) and a
     flushed Redis database."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        unavailable("Redis", f"{error}; start redis-server or set TOUCHLINE_TEST_REDIS_URL")
-    client.flushdb()
-    for url in _postgres_database():
-        upgrade(url)
-        yield Settings(
-            data_dir=tmp_path / "data",
-            database_url=url,
-            queue_url=REDIS_URL,
-            secret_key=TEST_SECRET_KEY,
-            in_process_worker=False,
-            inbound_domain="log.test.example",
-            allow_private_mail_hosts=True,
-            sync_lease_seconds=LEASE_SECONDS,
-        )
-    client.flushdb()
+    with emptied_redis() as queue_url:
+        for url in _postgres_database():
+            upgrade(url)
+            yield Settings(
+                data_dir=tmp_path / "data",
+                database_url=url,
+                queue_url=queue_url,
+                secret_key=TEST_SECRET_KEY,
+                in_process_worker=False,
+                inbound_domain="log.test.example",
+                allow_private_mail_hosts=True,
+                sync_lease_seconds=LEASE_SECONDS,
+            )
 
 
 def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:

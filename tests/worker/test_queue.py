@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import touchline_environment
-from tests.services import REDIS_URL, unavailable
 from touchline.app import create_app
 from touchline.config import Settings
 from touchline.db import session_scope
 from touchline.schema import upgrade
 from touchline.worker import Queue, configure_queue, enqueue
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        unavailable("Redis", f"{error}; start redis-server or set TOUCHLINE_TEST_REDIS_URL")
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
 
 
 def test_a_job_is_sent_only_when_the_transaction_commits(

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,7 +32,6 @@ from tests.conftest import touchline_environment
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
 from tests.outbound.send.conftest import World
-from tests.services import REDIS_URL, unavailable
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import OAuthWorld, oauth_settings
 from touchline.config import Settings
@@ -207,20 +205,6 @@ def finish_after_restart(
         )
 
 
-@pytest.fixture
-def redis_queue_url() -> Iterator[str]:
-    """The suite's Redis database, emptied before and after."""
-    url = REDIS_URL
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        unavailable("Redis", f"{error}; start redis-server or set TOUCHLINE_TEST_REDIS_URL")
-    client.flushdb()
-    yield url
-    client.flushdb()
-
-
 def recovered_before_the_lease(sessions: sessionmaker[Session], interrupted: OutboundEmail) -> bool:
     """Whether the email the killed worker held was settled before its claim's lease ran out."""
     with session_scope(sessions) as session:
@@ -235,7 +219,7 @@ def test_a_worker_killed_mid_bulk_send_through_smtp_sends_no_email_twice(
 ) -> None:
     settings = world.settings
     if queue_kind == "redis":
-        settings = settings.model_copy(update={"queue_url": request.getfixturevalue("redis_queue_url")})
+        settings = settings.model_copy(update={"queue_url": request.getfixturevalue("redis_url")})
         request.addfinalizer(configure_queue(settings).close)
     held = HeldAnswer(KILL_AT)
     world.sink.after_message = held
