@@ -83,8 +83,8 @@ def _postgresql_insert(
     if session.autoflush:
         session.flush()  # as session.execute would: rows may name objects still pending
     dialect = session.get_bind().dialect
-    writer = _unnested(table, tuple(rows[0]), dialect, ignore_duplicates)
-    return writer.insert(session.connection(), rows, returning)
+    writer = _unnested(table, tuple(rows[0]), dialect, ignore_duplicates, returning)
+    return writer.insert(session.connection(), rows)
 
 
 class UnnestedInsert:
@@ -104,7 +104,13 @@ class UnnestedInsert:
     of the first row, and every row gives the same ones."""
 
     def __init__(
-        self, table: Table, given: Sequence[str], dialect: Dialect, *, ignore_duplicates: bool
+        self,
+        table: Table,
+        given: Sequence[str],
+        dialect: Dialect,
+        *,
+        ignore_duplicates: bool,
+        returning: str | None,
     ) -> None:
         defaults: list[tuple[str, Callable[[], Any]]] = []
         for column in table.columns:
@@ -129,15 +135,15 @@ class UnnestedInsert:
         # Names and types from the table's own metadata only: every value goes as a parameter.
         self._insert = (
             f"INSERT INTO {preparer.format_table(table)} ({names}) "  # noqa: S608
-            f"SELECT * FROM unnest({arrays})" + (" ON CONFLICT DO NOTHING" if ignore_duplicates else "")
+            f"SELECT * FROM unnest({arrays})"
+            + (" ON CONFLICT DO NOTHING" if ignore_duplicates else "")
+            + (f" RETURNING {preparer.quote(returning)}" if returning is not None else "")
         )
-        self._preparer = preparer
+        self._returns = returning is not None
 
-    def insert(
-        self, connection: Connection, rows: Sequence[Mapping[str, Any]], returning: str | None
-    ) -> set[Any]:
-        """Insert the rows in the connection's transaction; with `returning`, that column of the rows
-        inserted."""
+    def insert(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> set[Any]:
+        """Insert the rows in the connection's transaction; the `returning` column of the rows
+        inserted (empty without one)."""
         given, defaults = self._given, self._defaults
         if any(len(row) != len(given) for row in rows):
             raise ValueError("every row of one insert gives the same columns")
@@ -145,11 +151,8 @@ class UnnestedInsert:
             [*(row[name] for name in given), *(make() for _, make in defaults)] for row in rows
         )
         arrays = tuple(map(list, zip(*values, strict=True)))
-        if returning is None:
-            connection.exec_driver_sql(self._insert, arrays)
-            return set()
-        statement = f"{self._insert} RETURNING {self._preparer.quote(returning)}"
-        return set(connection.exec_driver_sql(statement, arrays).scalars())
+        inserted = connection.exec_driver_sql(self._insert, arrays)
+        return set(inserted.scalars()) if self._returns else set()
 
 
 def _array_element(column_type: str) -> str:
@@ -167,9 +170,9 @@ def _same(value: T) -> T:
 
 @functools.lru_cache(maxsize=64)
 def _unnested(
-    table: Table, given: tuple[str, ...], dialect: Dialect, ignore_duplicates: bool
+    table: Table, given: tuple[str, ...], dialect: Dialect, ignore_duplicates: bool, returning: str | None
 ) -> UnnestedInsert:
-    return UnnestedInsert(table, given, dialect, ignore_duplicates=ignore_duplicates)
+    return UnnestedInsert(table, given, dialect, ignore_duplicates=ignore_duplicates, returning=returning)
 
 
 def move_forward(session: Session, model: Any, column: str, moments: Mapping[Any, datetime]) -> None:
