@@ -388,13 +388,18 @@ def test_a_newly_selected_folder_is_opened_while_the_others_are_skipped(
 # --- through the command ---------------------------------------------------------------------------
 
 # What only a sync that finds new mail needs: fetching and storing, reading mail, the job queue's
-# Huey (no job is sent), the features whose jobs storing sends, and the public suffix list.
+# Huey (no job is sent), the features whose jobs storing sends and their tables, and the public
+# suffix list.
 LOADED_ONLY_FOR_NEW_MAIL = (
     "touchline.inbound.fetch.folders",
     "touchline.inbound.store",
     "touchline.inbound.parse",
     "touchline.inbound.reading",
     "touchline.outbound",
+    "touchline.models.outbound",
+    "touchline.models.engagement",
+    "touchline.models.sequences",
+    "touchline.models.templates",
     "huey",
     "tldextract",
 )
