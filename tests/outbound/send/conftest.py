@@ -211,7 +211,6 @@ def outgoing(
     to: tuple[str, ...] = ("jane@customer.example",),
     cc: tuple[str, ...] = (),
     in_reply_to: str | None = None,
-    provider_thread_id: str = "",
 ) -> Outgoing:
     built = build_message(
         OutgoingEmail(
@@ -231,5 +230,5 @@ def outgoing(
         envelope_from="sam@touchline.example",
         recipients=built.recipients,
         message_id=built.message_id,
-        provider_thread_id=provider_thread_id,
+        in_reply_to=in_reply_to or "",
     )

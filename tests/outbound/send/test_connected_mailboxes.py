@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email import message_from_bytes
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import FakeClock
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
+from tests.mailboxes.messages import email_bytes
 from tests.outbound.send.conftest import outgoing
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import OAuthWorld, oauth_settings
@@ -199,6 +201,26 @@ def test_an_email_queued_in_the_outbox_leaves_through_the_mailbox_s_own_api(
         assert row.provider_message_id is None
         assert [item.internet_message_id for item in world.graph.sent_items()] == [row.message_id]
     assert row.email_id is not None  # the sent copy is on the timeline
+
+
+def test_a_reply_leaves_in_the_sending_mailbox_s_gmail_thread_of_the_email_it_answers(
+    world: OAuthWorld,
+) -> None:
+    sam = world.add_user("sam")
+    world.connect(sam, GOOGLE, sending=True)
+    question = email_bytes("Your renewal", sender=f"Jane <jane@{CUSTOMER}>")
+    world.gmail.deliver(question, received_at=datetime.now(UTC), thread_id="thread-42")
+    answered = str(message_from_bytes(question)["Message-ID"])
+    outbound_id = queue_email(world, sam, datetime.now(UTC))
+    with session_scope(world.sessions) as session:  # as a reply composed on the conversation is queued
+        session.get_one(OutboundEmail, outbound_id).in_reply_to = answered
+
+    assert tasks.deliver(world.sessions, world.box, world.settings, outbound_id) == outbox.SENT
+
+    row = outbound(world, outbound_id)
+    assert row.provider_message_id is not None
+    assert world.gmail.state.messages[row.provider_message_id].thread_id == "thread-42"
+    assert searches_and_sends(world, GOOGLE) == ["search", "send"]  # the thread looked up, then sent
 
 
 @BOTH

@@ -43,16 +43,46 @@ def test_the_sender_keeps_the_message_sender_contract(sender: GmailSender) -> No
     assert contract.find_sent("<nothing@touchline.example>") is False
 
 
-def test_a_reply_is_filed_in_the_conversation_s_gmail_thread(
+def test_a_reply_is_filed_in_the_gmail_thread_of_the_email_it_answers(
     fake_gmail: FakeGmail, sender: GmailSender
 ) -> None:
     received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    original = fake_gmail.deliver(email_bytes("Question"), received_at=received_at, thread_id="thread-7")
+    question = email_bytes("Question")
+    fake_gmail.deliver(question, received_at=received_at, thread_id="thread-7")
+    fake_gmail.deliver(email_bytes("Other"), received_at=received_at, thread_id="thread-8")
+    answered = str(email.message_from_bytes(question)["Message-ID"])
 
-    delivered = sender.deliver(outgoing("Re: Question", provider_thread_id="thread-7"))
+    delivered = sender.deliver(outgoing("Re: Question", in_reply_to=answered))
 
-    assert fake_gmail.state.messages[original].thread_id == "thread-7"
     assert fake_gmail.state.messages[delivered.provider_message_id].thread_id == "thread-7"
+
+
+def test_a_reply_to_an_email_this_mailbox_does_not_hold_starts_a_thread_of_its_own(
+    fake_gmail: FakeGmail, sender: GmailSender
+) -> None:
+    received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    fake_gmail.deliver(email_bytes("Question"), received_at=received_at, thread_id="thread-7")
+
+    delivered = sender.deliver(outgoing("Re: Question", in_reply_to="<elsewhere@customer.example>"))
+
+    sent = fake_gmail.state.messages[delivered.provider_message_id]
+    assert sent.thread_id != "thread-7"
+    assert b"In-Reply-To: <elsewhere@customer.example>" in sent.raw  # the recipients still thread it
+
+
+def test_a_reply_whose_thread_cannot_be_looked_up_is_still_sent(
+    fake_gmail: FakeGmail, sender: GmailSender
+) -> None:
+    received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    question = email_bytes("Question")
+    fake_gmail.deliver(question, received_at=received_at, thread_id="thread-7")
+    answered = str(email.message_from_bytes(question)["Message-ID"])
+    fake_gmail.state.failures.add(500, {"error": {"message": "Backend Error"}}, path_contains="/messages")
+
+    delivered = sender.deliver(outgoing("Re: Question", in_reply_to=answered))
+
+    assert fake_gmail.state.messages[delivered.provider_message_id].thread_id != "thread-7"
+    assert len(fake_gmail.state.sent) == 1
 
 
 def test_a_message_in_the_trash_still_counts_as_sent(fake_gmail: FakeGmail, sender: GmailSender) -> None:

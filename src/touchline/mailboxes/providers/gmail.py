@@ -220,13 +220,29 @@ class GmailProvider(RestMailboxProvider):
 
         Trash and spam are searched too: a sent message the user deleted was still sent.
         """
+        return self._with_message_id(message_id, label_id="SENT") is not None
+
+    def thread_of(self, message_id: str) -> str | None:
+        """The id of the thread that holds the message with this Message-ID header in this mailbox
+        (trash and spam included), or None when the mailbox holds no such message."""
+        found = self._with_message_id(message_id)
+        return str(found["threadId"]) if found is not None and found.get("threadId") else None
+
+    def _with_message_id(self, message_id: str, *, label_id: str | None = None) -> dict[str, Any] | None:
+        """The first message (`id` and `threadId`, as users.messages.list lists them) whose Message-ID
+        header is `message_id`, within `label_id` when given."""
         params: dict[str, str | int] = {
             "q": f"rfc822msgid:{message_id.strip().removeprefix('<').removesuffix('>')}",
-            "labelIds": "SENT",
             "includeSpamTrash": "true",
             "maxResults": 1,
         }
-        return bool(self._checked_json(self._rest.get("messages", params=params)).get("messages"))
+        if label_id is not None:
+            params["labelIds"] = label_id
+        listed = self._checked_json(self._rest.get("messages", params=params)).get("messages")
+        if not isinstance(listed, list) or not listed or not isinstance(listed[0], dict):
+            return None
+        first: dict[str, Any] = listed[0]
+        return first
 
     def _raise_for_send(self, response: httpx.Response) -> None:
         if response.status_code < 400:

@@ -24,9 +24,10 @@ class Outgoing:
     envelope_from: str
     recipients: tuple[str, ...]
     message_id: str
-    provider_thread_id: str = ""
-    """When answering: the provider's id of the conversation's thread, if known (Gmail files the sent
-    message in that thread; other senders ignore it)."""
+    in_reply_to: str = ""
+    """When answering: the Message-ID (with brackets) of the email answered. Gmail files the reply in
+    the thread that holds that email in the sending mailbox; the headers carry it for every other
+    sender and for the recipients' mail programs."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -924,6 +924,7 @@ def claim(
             envelope_from=row.from_address,
             recipients=tuple(dict.fromkeys(r.address for r in row.recipients)),
             message_id=row.message_id,
+            in_reply_to=row.in_reply_to or "",
         ),
         mailbox_id=row.mailbox_id,
         via=row.via,
