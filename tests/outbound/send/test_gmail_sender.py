@@ -43,14 +43,19 @@ def test_the_sender_keeps_the_message_sender_contract(sender: GmailSender) -> No
     assert contract.find_sent("<nothing@touchline.example>") is False
 
 
+def in_thread(fake_gmail: FakeGmail, subject: str, thread_id: str) -> str:
+    """Put a customer's email in the mailbox's Gmail thread `thread_id`; returns its Message-ID."""
+    message = email_bytes(subject)
+    received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    fake_gmail.deliver(message, received_at=received_at, thread_id=thread_id)
+    return str(email.message_from_bytes(message)["Message-ID"])
+
+
 def test_a_reply_is_filed_in_the_gmail_thread_of_the_email_it_answers(
     fake_gmail: FakeGmail, sender: GmailSender
 ) -> None:
-    received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    question = email_bytes("Question")
-    fake_gmail.deliver(question, received_at=received_at, thread_id="thread-7")
-    fake_gmail.deliver(email_bytes("Other"), received_at=received_at, thread_id="thread-8")
-    answered = str(email.message_from_bytes(question)["Message-ID"])
+    answered = in_thread(fake_gmail, "Question", "thread-7")
+    in_thread(fake_gmail, "Other", "thread-8")
 
     delivered = sender.deliver(outgoing("Re: Question", in_reply_to=answered))
 
@@ -60,8 +65,7 @@ def test_a_reply_is_filed_in_the_gmail_thread_of_the_email_it_answers(
 def test_a_reply_to_an_email_this_mailbox_does_not_hold_starts_a_thread_of_its_own(
     fake_gmail: FakeGmail, sender: GmailSender
 ) -> None:
-    received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    fake_gmail.deliver(email_bytes("Question"), received_at=received_at, thread_id="thread-7")
+    in_thread(fake_gmail, "Question", "thread-7")
 
     delivered = sender.deliver(outgoing("Re: Question", in_reply_to="<elsewhere@customer.example>"))
 
@@ -73,10 +77,7 @@ def test_a_reply_to_an_email_this_mailbox_does_not_hold_starts_a_thread_of_its_o
 def test_a_reply_whose_thread_cannot_be_looked_up_is_still_sent(
     fake_gmail: FakeGmail, sender: GmailSender
 ) -> None:
-    received_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    question = email_bytes("Question")
-    fake_gmail.deliver(question, received_at=received_at, thread_id="thread-7")
-    answered = str(email.message_from_bytes(question)["Message-ID"])
+    answered = in_thread(fake_gmail, "Question", "thread-7")
     fake_gmail.state.failures.add(500, {"error": {"message": "Backend Error"}}, path_contains="/messages")
 
     delivered = sender.deliver(outgoing("Re: Question", in_reply_to=answered))
