@@ -72,7 +72,8 @@ class Settings(BaseSettings):
         default=120,
         ge=3,
         description="How long a worker's hold on a mailbox's sync lasts unless it renews it (every "
-        "third of this); another worker takes over a mailbox whose holder died once it runs out",
+        "third of this); another worker takes over a mailbox whose holder died once it runs out, or at "
+        "once from the holder's own host",
     )
     sync_stalled_after_seconds: int = Field(
         default=1800,

@@ -1,5 +1,6 @@
-"""One sync per mailbox at a time, held by a lease that runs out when its worker dies, and a sync
-asked for while another runs is queued after it; a mailbox that stops syncing shows as stalled."""
+"""One sync per mailbox at a time, held by a lease that runs out when its worker dies (and is taken
+over at once from the worker's own host), and a sync asked for while another runs is queued after
+it; a mailbox that stops syncing shows as stalled."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import Team, run_touchline, sign_in_form, touchline_environment
+from tests.processes import exited_process
 from tests.sync.conftest import INTERNAL, SyncWorld, message
 from touchline.app import create_app
 from touchline.config import Settings
@@ -24,6 +26,7 @@ from touchline.inbound.fetch import tasks
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.inbound.fetch.tasks import schedule_syncs, sync_mailbox_job
 from touchline.kit.crypto import SecretBox
+from touchline.kit.processes import ProcessIdentity, started_of, this_process
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes import sync_lease
 from touchline.mailboxes.providers.base import Folder, SpecialUse
@@ -54,38 +57,100 @@ def _row(world: SyncWorld, mailbox_id: uuid.UUID) -> Mailbox:
         return row
 
 
-def _hold(world: SyncWorld, mailbox_id: uuid.UUID, holder: str, until: dt.datetime) -> None:
-    """What a worker holding the mailbox leaves in its row, alive (`until` ahead) or killed (behind)."""
+def _hold(
+    world: SyncWorld,
+    mailbox_id: uuid.UUID,
+    holder: str,
+    until: dt.datetime,
+    process: ProcessIdentity | None = None,
+) -> None:
+    """What a worker holding the mailbox leaves in its row: a lease running (`until` ahead) or run
+    out (behind), held by `process`, or by a process not recorded (a lease older than the record)."""
     with session_scope(world.sessions) as session:
         session.execute(
             update(Mailbox)
             .where(Mailbox.id == mailbox_id)
-            .values(sync_holder=holder, sync_leased_until=until)
+            .values(
+                sync_holder=holder,
+                sync_leased_until=until,
+                sync_holder_host=process.host if process else None,
+                sync_holder_pid=process.pid if process else None,
+                sync_holder_started=process.started if process else None,
+            )
         )
+
+
+def _claim(
+    session: Session,
+    mailbox_id: uuid.UUID,
+    holder: str,
+    now: dt.datetime,
+    *,
+    lease: dt.timedelta = LEASE,
+    process: ProcessIdentity | None = None,
+) -> bool:
+    """A claim by `process` (by default this one), as `touchline sync` and the workers make it."""
+    return sync_lease.claim(session, mailbox_id, holder, lease, now, process or this_process(), started_of)
 
 
 def test_a_live_lease_keeps_others_out_until_it_runs_out(world: SyncWorld) -> None:
     mailbox_id = _connected(world, "lease")
     now = utcnow()
     with session_scope(world.sessions) as session:
-        assert sync_lease.claim(session, mailbox_id, "first", LEASE, now)
+        assert _claim(session, mailbox_id, "first", now)
     with session_scope(world.sessions) as session:
-        assert not sync_lease.claim(session, mailbox_id, "second", LEASE, now + LEASE / 2)
+        # Its process lives (this one): it is not taken over.
+        assert not _claim(session, mailbox_id, "second", now + LEASE / 2)
         assert sync_lease.renew(session, mailbox_id, "first", LEASE, now + LEASE / 2)
     with session_scope(world.sessions) as session:
         # Renewed at half time, so still held when the first lease would have run out.
-        assert not sync_lease.claim(
-            session, mailbox_id, "second", LEASE, now + LEASE + dt.timedelta(seconds=1)
-        )
+        assert not _claim(session, mailbox_id, "second", now + LEASE + dt.timedelta(seconds=1))
     with session_scope(world.sessions) as session:
         # Its holder stopped renewing (killed): the next claim after the lease takes over.
-        assert sync_lease.claim(session, mailbox_id, "second", LEASE, now + 2 * LEASE)
+        assert _claim(session, mailbox_id, "second", now + 2 * LEASE)
     with session_scope(world.sessions) as session:
         assert not sync_lease.renew(session, mailbox_id, "first", LEASE, now + 2 * LEASE)
         assert not sync_lease.release(session, mailbox_id, "first")  # not the holder: changes nothing
         assert _row(world, mailbox_id).sync_holder == "second"
         sync_lease.release(session, mailbox_id, "second")
     assert _row(world, mailbox_id).sync_leased_until is None
+
+
+def test_a_live_lease_whose_process_is_gone_is_taken_over_at_once_from_its_host(world: SyncWorld) -> None:
+    mailbox_id = _connected(world, "gone")
+    now = utcnow()
+    dead = exited_process()
+    with session_scope(world.sessions) as session:
+        assert _claim(session, mailbox_id, "killed run", now, process=dead)
+    with session_scope(world.sessions) as session:
+        # From another host nobody can tell whether that process lives: its lease must run out.
+        elsewhere = ProcessIdentity("another-host", dead.pid, dead.started)
+        assert not _claim(session, mailbox_id, "remote run", now, process=elsewhere)
+        assert _row(world, mailbox_id).sync_holder == "killed run"
+    with session_scope(world.sessions) as session:
+        assert _claim(session, mailbox_id, "next run", now)  # from its host: at once
+    row = _row(world, mailbox_id)
+    here = this_process()
+    assert (row.sync_holder, row.sync_holder_host, row.sync_holder_pid) == ("next run", here.host, here.pid)
+    assert row.sync_holder_started == here.started
+    with session_scope(world.sessions) as session:
+        assert not _claim(session, mailbox_id, "third run", now)  # its process lives
+        assert not sync_lease.renew(session, mailbox_id, "killed run", LEASE, now)
+        assert sync_lease.release(session, mailbox_id, "next run") is False
+    row = _row(world, mailbox_id)
+    assert (row.sync_holder, row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_live_lease_that_names_no_process_is_left_to_run_out(world: SyncWorld) -> None:
+    mailbox_id = _connected(world, "unnamed")
+    _hold(world, mailbox_id, "a worker from before the process was recorded", utcnow() + LEASE)
+    with session_scope(world.sessions) as session:
+        assert not _claim(session, mailbox_id, "next run", utcnow())
 
 
 def test_a_mailbox_left_held_by_a_killed_worker_is_synced_once_its_lease_ran_out(world: SyncWorld) -> None:
@@ -133,7 +198,8 @@ def test_the_sync_command_takes_the_same_lease_as_the_workers(world: SyncWorld, 
     row = _row(world, mailbox_id)
     assert (row.sync_holder, row.sync_requested) == ("a worker", True)  # left to it, and asked again
 
-    _hold(world, mailbox_id, "a killed worker", utcnow() - dt.timedelta(seconds=1))
+    # A `touchline sync` of this host was killed a moment ago: its lease still runs, its process is gone.
+    _hold(world, mailbox_id, "a killed sync", utcnow() + LEASE, exited_process())
     synced = run_touchline(settings, "sync", "--user", f"foreground@{INTERNAL}", "--once")
     assert synced.returncode == 0, synced.stderr
     assert "1 checked, 1 kept" in synced.stdout  # the first run synced nothing beside the worker
@@ -146,22 +212,30 @@ def _pending_syncs(mailbox_id: uuid.UUID) -> int:
     return sum(1 for task in queue.lanes["long"].pending() if task.kwargs == {"mailbox_id": str(mailbox_id)})
 
 
-def test_the_scheduler_leaves_mailboxes_under_a_live_lease_to_their_holder(world: SyncWorld) -> None:
+def test_the_scheduler_leaves_a_live_lease_to_its_holder_unless_the_holder_is_gone(world: SyncWorld) -> None:
     held = _connected(world, "held")
     free = _connected(world, "free")
-    _hold(world, held, "running", utcnow() + LEASE)
+    orphaned = _connected(world, "orphaned")
+    unnamed = _connected(world, "unnamed")
+    _hold(world, held, "running", utcnow() + LEASE, this_process())
+    _hold(world, orphaned, "killed", utcnow() + LEASE, exited_process())
+    _hold(world, unnamed, "running, no process recorded", utcnow() + LEASE)
     queue = current_queue()
-    before = {mailbox: _pending_syncs(mailbox) for mailbox in (held, free)}
+    every = (held, free, orphaned, unnamed)
+    before = {mailbox: _pending_syncs(mailbox) for mailbox in every}
     schedule_syncs(queue.context)
-    assert _pending_syncs(free) == before[free] + 1
-    assert _pending_syncs(held) == before[held]
+    queued = {mailbox: _pending_syncs(mailbox) - before[mailbox] for mailbox in every}
+    # The killed holder's mailbox is queued at once, and its sync takes the lease over.
+    assert queued == {held: 0, free: 1, orphaned: 1, unnamed: 0}
+    assert sync_mailbox_job(queue.context, mailbox_id=str(orphaned))["outcome"] == mailboxes.STATUS_CONNECTED
+    assert _row(world, orphaned).sync_holder is None
 
 
 def test_the_heartbeat_renews_and_notices_a_takeover(world: SyncWorld) -> None:
     mailbox_id = _connected(world, "beat")
     lease = dt.timedelta(seconds=0.6)
     with session_scope(world.sessions) as session:
-        assert sync_lease.claim(session, mailbox_id, "beating", lease, utcnow())
+        assert _claim(session, mailbox_id, "beating", utcnow(), lease=lease)
     first = _row(world, mailbox_id).sync_leased_until
     assert first is not None
     with sync_lease.Heartbeat(world.sessions, mailbox_id, "beating", lease) as heartbeat:

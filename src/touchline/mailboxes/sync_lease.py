@@ -1,11 +1,14 @@
 """One worker syncs a mailbox at a time, and a worker that dies lets go by itself.
 
 The hold is a lease on the mailbox's row, claimed with one conditional UPDATE (the log spool claims
-its rows the same way): `sync_holder` names the run, `sync_leased_until` says until when. The
-holder renews it every third of its length from a thread of its own (`Heartbeat`); a worker that is
-killed, or loses its database, stops renewing, and once the lease runs out the next sync claims it
-and resumes from the folders' stored checkpoints. The queue (Redis or SQLite) holds no lock at all,
-so a dropped queue link cannot leave a mailbox held.
+its rows the same way): `sync_holder` names the run, `sync_leased_until` says until when, and
+`sync_holder_host`, `sync_holder_pid` and `sync_holder_started` name the process that runs it
+(`kit.processes`). The holder renews it every third of its length from a thread of its own
+(`Heartbeat`); a worker that is killed, or loses its database, stops renewing, and once the lease
+runs out the next sync claims it and resumes from the folders' stored checkpoints. A sync started on
+the holder's own host does not wait that long: when the holder's process is gone, it takes the
+lease over at once. The queue (Redis or SQLite) holds no lock at all, so a dropped queue link cannot
+leave a mailbox held.
 
 A sync asked for while another holds the mailbox is not dropped: it sets `sync_requested`, and the
 holder queues one more run when it lets go (`release` says so).
@@ -20,10 +23,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.db import session_scope
+from touchline.kit.processes import ProcessIdentity, StartOf, holder_gone
 from touchline.models import Mailbox
 from touchline.models.base import utcnow
 
@@ -38,18 +42,79 @@ def _rowcount(result: Any) -> int:
     return int(cast("CursorResult[Any]", result).rowcount)
 
 
-def claim(session: Session, mailbox_id: uuid.UUID, holder: str, lease: timedelta, now: datetime) -> bool:
-    """Take the mailbox's sync if nobody holds it or its holder's lease ran out. Never commits."""
+def claim(
+    session: Session,
+    mailbox_id: uuid.UUID,
+    holder: str,
+    lease: timedelta,
+    now: datetime,
+    here: ProcessIdentity,
+    start_of: StartOf,
+) -> bool:
+    """Take the mailbox's sync if nobody holds it, its holder's lease ran out, or its holder ran on
+    this host and its process is gone (`here` is the claiming process). Never commits."""
+    taken = {
+        "sync_holder": holder,
+        "sync_holder_host": here.host,
+        "sync_holder_pid": here.pid,
+        "sync_holder_started": here.started,
+        "sync_leased_until": now + lease,
+        "sync_requested": False,
+    }
     result = session.execute(
         update(Mailbox)
         .where(
             Mailbox.id == mailbox_id,
             or_(Mailbox.sync_leased_until.is_(None), Mailbox.sync_leased_until < now),
         )
-        .values(sync_holder=holder, sync_leased_until=now + lease, sync_requested=False)
+        .values(taken)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    if _rowcount(result) == 1:
+        return True
+    gone = _gone_holder(session, mailbox_id, here, start_of)
+    if gone is None:
+        return False
+    # Only if that very run still holds it: another sync may have taken it over meanwhile.
+    result = session.execute(
+        update(Mailbox)
+        .where(Mailbox.id == mailbox_id, Mailbox.sync_holder == gone)
+        .values(taken)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(result) != 1:
+        return False
+    log.warning("took over the sync of mailbox %s from run %s, whose process is gone", mailbox_id, gone)
+    return True
+
+
+def _gone_holder(
+    session: Session, mailbox_id: uuid.UUID, here: ProcessIdentity, start_of: StartOf
+) -> str | None:
+    """The run holding the mailbox's sync when its process ran on this host and is gone."""
+    row = session.execute(
+        select(
+            Mailbox.sync_holder,
+            Mailbox.sync_holder_host,
+            Mailbox.sync_holder_pid,
+            Mailbox.sync_holder_started,
+        ).where(Mailbox.id == mailbox_id)
+    ).first()
+    if row is None or row.sync_holder is None:
+        return None
+    gone = holder_gone_here(
+        row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started, here, start_of
+    )
+    return row.sync_holder if gone else None
+
+
+def holder_gone_here(
+    host: str | None, pid: int | None, started: str | None, here: ProcessIdentity, start_of: StartOf
+) -> bool:
+    """Whether a lease's recorded holder process ran where `here` runs and is gone."""
+    if host is None:
+        return False
+    return holder_gone(ProcessIdentity(host, pid or 0, started or ""), here, start_of)
 
 
 def renew(session: Session, mailbox_id: uuid.UUID, holder: str, lease: timedelta, now: datetime) -> bool:
@@ -81,7 +146,14 @@ def release(session: Session, mailbox_id: uuid.UUID, holder: str) -> bool:
     Two conditional statements rather than a read and a write, so that a request arriving between
     them is never cleared unseen: the first lets go only when none was asked for."""
     held = (Mailbox.id == mailbox_id, Mailbox.sync_holder == holder)
-    let_go = {"sync_holder": None, "sync_leased_until": None, "sync_requested": False}
+    let_go = {
+        "sync_holder": None,
+        "sync_holder_host": None,
+        "sync_holder_pid": None,
+        "sync_holder_started": None,
+        "sync_leased_until": None,
+        "sync_requested": False,
+    }
     quiet = session.execute(
         update(Mailbox)
         .where(*held, Mailbox.sync_requested.is_(False))

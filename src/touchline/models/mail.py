@@ -38,6 +38,11 @@ class Mailbox(IdMixin, CreatedMixin, Base):
     # The sync lease: one worker syncs a mailbox at a time, and a lease its holder stops renewing (the
     # worker was killed, or lost the database) runs out, so another worker takes over.
     sync_holder: Mapped[str | None] = mapped_column(String(64))
+    # The process running that sync (`kit.processes`): a sync started on its host takes the lease over
+    # at once when that process is gone, instead of waiting for the lease to run out.
+    sync_holder_host: Mapped[str | None] = mapped_column(String(255))
+    sync_holder_pid: Mapped[int | None] = mapped_column(Integer)
+    sync_holder_started: Mapped[str | None] = mapped_column(String(200))
     sync_leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A sync asked for while another ran: its holder queues one more run when it lets go.
     sync_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -4,8 +4,6 @@ lease. What an interrupted delivery becomes is decided by `recovery.verdict`."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from datetime import timedelta
 
@@ -13,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.outbound.send.conftest import World, outgoing
+from tests.processes import exited_process
 from tests.services.smtp_sink import SmtpSink
 from touchline.config import Settings
 from touchline.db import session_scope
@@ -41,17 +40,6 @@ def _queue_one(client: TestClient, world: World) -> uuid.UUID:
     return uuid.UUID(answer.json()["id"])
 
 
-def _exited_process() -> ProcessIdentity:
-    """The identity a process of this host had, taken while it lived; it has exited since."""
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    started = started_of(child.pid)
-    assert child.stdin is not None
-    child.stdin.close()
-    child.wait(timeout=30)
-    assert started is not None
-    return ProcessIdentity(this_process().host, child.pid, started)
-
-
 def _claimed_by(world: World, outbound_id: uuid.UUID, holder: ProcessIdentity, *, handed_over: bool) -> None:
     with session_scope(world.sessions) as session:
         held = service.claim(session, outbound_id, world.clock.now, holder)
@@ -69,7 +57,7 @@ def test_a_dead_holder_s_claim_on_this_host_is_taken_over_at_once_and_sent_once(
     world: World, client: TestClient
 ) -> None:
     outbound_id = _queue_one(client, world)
-    _claimed_by(world, outbound_id, _exited_process(), handed_over=False)
+    _claimed_by(world, outbound_id, exited_process(), handed_over=False)
     assert world.deliver(outbound_id) is None  # the lease still runs
 
     assert _take_over(world) == [outbound_id]
@@ -88,7 +76,7 @@ def test_a_dead_holder_that_handed_it_to_smtp_leaves_it_unknown_when_sent_does_n
     world: World, client: TestClient
 ) -> None:
     outbound_id = _queue_one(client, world)
-    _claimed_by(world, outbound_id, _exited_process(), handed_over=True)
+    _claimed_by(world, outbound_id, exited_process(), handed_over=True)
 
     assert _take_over(world) == [outbound_id]
     assert world.deliver(outbound_id) == "unknown"
@@ -116,7 +104,7 @@ def test_a_reused_pid_is_not_the_holder(world: World, client: TestClient) -> Non
 
 
 def test_a_claim_from_another_host_waits_for_its_lease(world: World, client: TestClient) -> None:
-    gone = _exited_process()
+    gone = exited_process()
     outbound_id = _queue_one(client, world)
     _claimed_by(
         world, outbound_id, ProcessIdentity("worker-2.example", gone.pid, gone.started), handed_over=False
@@ -134,7 +122,7 @@ def test_a_claim_from_another_host_waits_for_its_lease(world: World, client: Tes
 
 def test_a_claim_whose_lease_ran_out_is_not_marked_again(world: World, client: TestClient) -> None:
     outbound_id = _queue_one(client, world)
-    _claimed_by(world, outbound_id, _exited_process(), handed_over=False)
+    _claimed_by(world, outbound_id, exited_process(), handed_over=False)
     world.clock.advance(minutes=service.SENDING_LEASE.total_seconds() / 60 + 1)
 
     assert _take_over(world) == []  # the lease alone makes it due

@@ -2,7 +2,8 @@
 
 One run at a time is a lease on the mailbox's row (`mailboxes.sync_lease`): a worker that dies
 mid-sync stops renewing it, and the next sync takes over once it runs out, from the stored
-checkpoints. A worker asked to stop hands its mailbox back after the batch it is storing.
+checkpoints; on the dead worker's own host, at once. A worker asked to stop hands its mailbox back
+after the batch it is storing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.kit.crypto import SecretBox
+from touchline.kit.processes import started_of, this_process
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes import sync_lease
 from touchline.mailboxes.providers.base import TransientError
@@ -122,7 +124,7 @@ def _claim_or_request(
     for _ in range(CLAIM_TRIES):
         with session_scope(sessions) as session:
             now = utcnow()
-            if sync_lease.claim(session, mailbox, holder, lease, now):
+            if sync_lease.claim(session, mailbox, holder, lease, now, this_process(), started_of):
                 return True
             if sync_lease.request_again(session, mailbox, now):
                 return False
@@ -149,20 +151,40 @@ def _counts(report: SyncReport) -> dict[str, object]:
 @job("inbound.schedule_syncs", retries=0, every_minutes=1)
 def schedule_syncs(context: JobContext) -> dict[str, object]:
     """New mail reaches the timeline within a minute: every connected mailbox not synced lately is
-    queued, except those another worker holds a live lease on (its run covers them)."""
+    queued, except those another worker holds a live lease on (its run covers them). A live lease
+    whose holder ran on this host and is gone is queued too, and its sync takes the lease over: a
+    worker restarted after a crash resumes its mailboxes within a minute, not after their leases."""
     now = datetime.now(UTC)
     due_before = now - SYNC_EVERY
+    here = this_process()
     with session_scope(context.sessions) as session:
-        due = list(
-            session.scalars(
-                select(Mailbox.id).where(
-                    Mailbox.status == mailboxes.STATUS_CONNECTED,
-                    or_(Mailbox.last_synced_at.is_(None), Mailbox.last_synced_at < due_before),
-                    or_(Mailbox.sync_not_before.is_(None), Mailbox.sync_not_before <= now),
-                    or_(Mailbox.sync_leased_until.is_(None), Mailbox.sync_leased_until < now),
-                )
+        rows = session.execute(
+            select(
+                Mailbox.id,
+                Mailbox.sync_leased_until,
+                Mailbox.sync_holder_host,
+                Mailbox.sync_holder_pid,
+                Mailbox.sync_holder_started,
+            ).where(
+                Mailbox.status == mailboxes.STATUS_CONNECTED,
+                or_(Mailbox.last_synced_at.is_(None), Mailbox.last_synced_at < due_before),
+                or_(Mailbox.sync_not_before.is_(None), Mailbox.sync_not_before <= now),
+                or_(
+                    Mailbox.sync_leased_until.is_(None),
+                    Mailbox.sync_leased_until < now,
+                    Mailbox.sync_holder_host == here.host,
+                ),
             )
+        ).all()
+    due = [
+        row.id
+        for row in rows
+        if row.sync_leased_until is None
+        or row.sync_leased_until < now
+        or sync_lease.holder_gone_here(
+            row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started, here, started_of
         )
+    ]
     for mailbox_id in due:
         context.queue.send(mailboxes.SYNC_JOB, mailbox_id=str(mailbox_id))
     return {"queued": len(due)}
