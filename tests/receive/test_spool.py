@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import smtplib
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from ipaddress import ip_network
 
@@ -211,23 +210,57 @@ def test_served_for_real_a_worker_logs_accepted_mail_within_seconds(
     assert spooled(world) == []
 
 
+class _Timers:
+    """A clock that moves only when the test moves it, and the timers set against it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pending: list[tuple[float, Callable[[], None], list[bool]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def later(self, seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
+        cancelled = [False]
+        self.pending.append((self.now + seconds, callback, cancelled))
+        return lambda: cancelled.__setitem__(0, True)
+
+    def move_to(self, moment: float) -> None:
+        """Move the clock, firing each timer due by then at its own moment, in order."""
+        while due := sorted(
+            (entry for entry in self.pending if entry[0] <= moment + 1e-9), key=lambda entry: entry[0]
+        ):
+            at, callback, cancelled = due[0]
+            self.pending.remove(due[0])
+            self.now = max(self.now, at)
+            if not cancelled[0]:
+                callback()
+        self.now = moment
+
+
 def test_the_notifier_follows_every_commit_with_a_send_and_coalesces_bursts() -> None:
+    timers = _Timers()
     sends: list[float] = []
-    notifier = SpoolNotifier(lambda: sends.append(time.monotonic()), interval=0.05)
-    commits = []
-    for _ in range(40):
-        commits.append(time.monotonic())
-        notifier()
-        time.sleep(0.005)
-    time.sleep(0.15)
-    assert 2 <= len(sends) <= 10  # a burst of 40 commits over ~0.2 s: a few sends, not 40
+    notifier = SpoolNotifier(
+        lambda: sends.append(timers.now), interval=0.05, clock=timers.clock, later=timers.later
+    )
+    commits = [number * 0.005 for number in range(40)]  # a burst: 40 commits over 0.2 s
     for commit in commits:
-        assert any(send >= commit for send in sends)
-    assert all(later - earlier >= 0.045 for earlier, later in itertools.pairwise(sends))
-    notifier()
-    notifier()
-    notifier.close()  # what is due is sent now, not left to a timer
-    assert sends[-1] >= commits[-1]
+        timers.move_to(commit)
+        notifier()
+    timers.move_to(0.35)
+    # The first commit at once, then one send per interval while commits keep coming: not 40.
+    assert sends == pytest.approx([0.0, 0.05, 0.10, 0.15, 0.20])
+    for commit in commits:
+        assert any(send >= commit - 1e-9 for send in sends)
+    notifier()  # long after the last send: at once
+    assert sends[-1] == pytest.approx(0.35)
+    notifier()  # within the interval: left to a timer
+    assert len(sends) == 6
+    notifier.close()  # what is due is sent now, not left to a timer that may not outlive the process
+    assert len(sends) == 7
+    timers.move_to(1.0)
+    assert len(sends) == 7  # the cancelled timer sends nothing more
     assert len(sends) >= 3
 
 

@@ -149,37 +149,57 @@ class GroupCommitter:
         return service.DATABASE_UNAVAILABLE
 
 
+Cancel = Callable[[], None]
+Later = Callable[[float, Callable[[], None]], Cancel]
+"""Runs a callback after so many seconds, on another thread; returns what cancels it."""
+
+
+def _timer(seconds: float, callback: Callable[[], None]) -> Cancel:
+    timer = threading.Timer(seconds, callback)
+    timer.daemon = True
+    timer.start()
+    return timer.cancel
+
+
 class SpoolNotifier:
     """Sends the job that logs spooled messages after spool commits, at most once per `interval`.
 
     A commit inside the interval is covered by a send at the interval's end, so every commit is
     followed by a job sent after it, while a busy server sends a few jobs a second, not one a commit.
+    `clock` and `later` are the monotonic clock and the timer; tests pass ones they move themselves.
     """
 
-    def __init__(self, send: Callable[[], None], interval: float = NOTIFY_INTERVAL) -> None:
+    def __init__(
+        self,
+        send: Callable[[], None],
+        interval: float = NOTIFY_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        later: Later = _timer,
+    ) -> None:
         self._send = send
         self._interval = interval
+        self._clock = clock
+        self._later = later
         self._last = float("-inf")
-        self._timer: threading.Timer | None = None
+        self._cancel: Cancel | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
         with self._lock:
-            if self._timer is not None:
+            if self._cancel is not None:
                 return  # a send is already due, later than this commit
-            wait = self._last + self._interval - time.monotonic()
+            wait = self._last + self._interval - self._clock()
             if wait > 0:
-                self._timer = threading.Timer(wait, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
+                self._cancel = self._later(wait, self._fire)
                 return
-            self._last = time.monotonic()
+            self._last = self._clock()
         self._send_safely()
 
     def _fire(self) -> None:
         with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
+            self._cancel = None
+            self._last = self._clock()
         self._send_safely()
 
     def _send_safely(self) -> None:
@@ -191,9 +211,9 @@ class SpoolNotifier:
     def close(self) -> None:
         """Send what is due now rather than leave it to a timer that may not outlive the process."""
         with self._lock:
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+            cancel, self._cancel = self._cancel, None
+        if cancel is not None:
+            cancel()
             self._send_safely()
 
 
