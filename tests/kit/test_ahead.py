@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,18 +11,19 @@ from touchline.kit.ahead import run_ahead
 
 
 def test_items_arrive_in_order_and_the_producer_runs_ahead() -> None:
-    produced: list[int] = []
+    second_made = threading.Event()
 
     def produce() -> Iterator[int]:
         for number in range(20):
-            produced.append(number)
+            if number == 1:
+                second_made.set()
             yield number
 
     seen = []
     for number in run_ahead(produce, depth=1):
         if number == 0:
-            time.sleep(0.05)  # handling the first item: the next one is made meanwhile
-            assert len(produced) >= 2
+            # While the first item is handled here, the producer makes the next one unasked.
+            assert second_made.wait(timeout=30)
         seen.append(number)
     assert seen == list(range(20))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from email.utils import format_datetime
 
 import httpx
@@ -110,13 +109,17 @@ def test_bounded_map_keeps_order_and_limits_concurrency() -> None:
     running = 0
     most = 0
     lock = threading.Lock()
+    three_running = threading.Event()
 
     def square(number: int) -> int:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.01)
+            if running == 3:
+                three_running.set()
+        # The first calls hold on until three run at once; none may start beside those three.
+        assert three_running.wait(timeout=30)
         with lock:
             running -= 1
         return number * number
