@@ -51,6 +51,28 @@ def test_wrong_password_is_refused(page: Page, live_server: str, team: Team) -> 
     expect(page.locator("#error")).to_contain_text("do not match")
 
 
+def test_an_admin_chooses_the_workspace_s_time_zone_and_a_wrong_name_keeps_what_was_typed(
+    page: Page, live_server: str, team: Team
+) -> None:
+    log_in(page, live_server, "admin@team-a.example", "admin-password-123")
+    page.get_by_role("link", name="Settings").click()
+    zone = page.get_by_label("Time zone")
+    expect(zone).to_have_value("UTC")
+    zone.fill("Europe/Berlni")
+    page.get_by_label("Blocklist").fill("spam.example")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#time_zone-error")).to_contain_text(
+        "'Europe/Berlni' is not a time zone; use an IANA name like Europe/Berlin"
+    )
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Berlni")
+    expect(page.get_by_label("Blocklist")).to_have_value("spam.example")  # nothing typed is lost
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status")).to_contain_text("Settings saved")
+    expect(page.get_by_label("Time zone")).to_have_value("Europe/Berlin")
+    expect(page.get_by_label("Blocklist")).to_have_value("spam.example")
+
+
 def test_settings_are_for_admins_only(page: Page, live_server: str, team: Team, client: TestClient) -> None:
     log_in(page, live_server, "admin@team-a.example", "admin-password-123")
     page.get_by_role("link", name="Settings").click()

@@ -40,6 +40,9 @@ class WorkspaceSettings(Base):
     # Whether emails not made from a template track opens and clicks (a template has its own switches).
     track_opens: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The IANA zone people of this workspace type and read times in (scheduled sends, the outbox), and
+    # the zone a new sequence's send window takes unless it names its own.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
     workspace: Mapped[Workspace] = relationship(back_populates="settings")
 

@@ -16,6 +16,7 @@ from touchline.db import session_scope
 from touchline.kit.backoff import in_words
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
 from touchline.kit.pagination import MAX_PAGE, PageRequest
+from touchline.kit.zones import zone_names
 from touchline.models import WorkspaceSettings
 from touchline.ui import CheckedForm, check_csrf, field_errors, flash, redirect, render, validation_messages
 from touchline.workspace import importing, repository, service, user_sessions
@@ -569,6 +570,7 @@ def _settings_context(
         "internal_domain_warnings": service.internal_domain_warnings(
             session, actor, settings.internal_domains
         ),
+        "time_zones": zone_names(),
     }
 
 
@@ -585,7 +587,13 @@ def save_settings(request: Request, actor: PageActor, sessions: Sessions, form: 
     typed: dict[str, object] = {
         **{
             name: str(form.get(name, ""))
-            for name in ("internal_domains", "blocklist", "lookback_days", "unauthenticated_sender_domains")
+            for name in (
+                "internal_domains",
+                "blocklist",
+                "lookback_days",
+                "unauthenticated_sender_domains",
+                "time_zone",
+            )
         },
         **{
             name: form.get(name) == "on"
@@ -613,6 +621,7 @@ def save_settings(request: Request, actor: PageActor, sessions: Sessions, form: 
                 "blocklist": lines("blocklist"),
                 "lookback_days": str(form.get("lookback_days", "90")).strip(),
                 "unauthenticated_sender_domains": lines("unauthenticated_sender_domains"),
+                "time_zone": str(form.get("time_zone", "")).strip() or None,
             }
         )
     except ValidationError as invalid:
@@ -627,6 +636,7 @@ def save_settings(request: Request, actor: PageActor, sessions: Sessions, form: 
         default_sync_inbox=form.get("default_sync_inbox") == "on",
         default_sync_sent=form.get("default_sync_sent") == "on",
         unauthenticated_sender_domains=lines("unauthenticated_sender_domains"),
+        time_zone=checked.time_zone,
     )
     try:
         with session_scope(sessions) as session:

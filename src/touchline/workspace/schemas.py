@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from touchline.kit.zones import MAX_ZONE_NAME_CHARS, zone_named, zone_problem
 from touchline.models import (
     AccountLink,
     AuditEntry,
@@ -63,6 +64,19 @@ DomainName = Annotated[str, Field(min_length=1, max_length=253)]
 AddressOrDomain = Annotated[str, Field(min_length=1, max_length=320)]
 # Hashing cost grows with a password's length.
 Password = Annotated[str, Field(max_length=1024)]
+
+
+def _known_zone(name: str) -> str:
+    if zone_named(name) is None:
+        raise ValueError(zone_problem(name))
+    return name.strip()
+
+
+TimeZoneName = Annotated[
+    str,
+    Field(max_length=MAX_ZONE_NAME_CHARS, description="An IANA time zone name, e.g. Europe/Berlin"),
+    AfterValidator(_known_zone),
+]
 
 
 def _bounded_custom_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +155,10 @@ class SettingsOut(BaseModel):
     log_address: str | None = Field(
         description="Where to BCC mail to log it; null for roles that may not edit customers"
     )
+    time_zone: str = Field(
+        description="IANA zone the workspace types and reads times in (scheduled sends, the outbox); "
+        "new sequences take it unless they name their own"
+    )
 
     @classmethod
     def of(cls, row: WorkspaceSettings, *, log_address: str | None, warning: str | None) -> SettingsOut:
@@ -154,6 +172,7 @@ class SettingsOut(BaseModel):
             unauthenticated_sender_domains=list(row.unauthenticated_sender_domains),
             unauthenticated_senders_warning=warning,
             log_address=log_address,
+            time_zone=row.time_zone,
         )
 
 
@@ -173,6 +192,7 @@ class SettingsPatch(BaseModel):
         description="From domains whose mail the log address takes without DKIM, SPF or ARC "
         "authentication; anyone can then forge mail from them (each change is audited)",
     )
+    time_zone: TimeZoneName | None = None
 
 
 class RoleOut(BaseModel):

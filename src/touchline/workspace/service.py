@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,7 @@ from touchline.kit.backoff import AttemptRun, wait_left
 from touchline.kit.crypto import SecretBox, hash_password, new_token, token_digest, verify_password
 from touchline.kit.domains import InvalidDomainError, domain_covers, is_free_mail_domain, normalise_domain
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
+from touchline.kit.zones import DEFAULT_ZONE, zone_named, zone_problem
 from touchline.models import (
     ApiToken,
     AuditEntry,
@@ -180,6 +182,7 @@ def workspace_summary(session: Session, workspace: Workspace) -> dict[str, Any]:
         "internal_domains": list(settings.internal_domains),
         "blocklist": list(settings.blocklist),
         "lookback_days": settings.lookback_days,
+        "time_zone": settings.time_zone,
         "create_contacts_automatically": settings.create_contacts_automatically,
         "default_synced_labels": {"inbox": settings.default_sync_inbox, "sent": settings.default_sync_sent},
         "unauthenticated_sender_domains": list(settings.unauthenticated_sender_domains),
@@ -202,6 +205,19 @@ def get_settings(session: Session, actor: Actor) -> WorkspaceSettings:
     if settings is None:
         raise NotFoundError("workspace settings not found")
     return settings
+
+
+def time_zone_name(session: Session, workspace_id: uuid.UUID) -> str:
+    """The workspace's time zone, an IANA name: people type and read times in it."""
+    name = session.scalar(
+        select(WorkspaceSettings.time_zone).where(WorkspaceSettings.workspace_id == workspace_id)
+    )
+    return name or DEFAULT_ZONE
+
+
+def time_zone(session: Session, workspace_id: uuid.UUID) -> ZoneInfo:
+    # Only names `zone_named` accepted are stored; UTC stands in should the system's zone data lose one.
+    return zone_named(time_zone_name(session, workspace_id)) or ZoneInfo(DEFAULT_ZONE)
 
 
 def visible_log_address(actor: Actor, settings: WorkspaceSettings) -> str | None:
@@ -255,6 +271,7 @@ class SettingsChange:
     default_sync_inbox: bool | None = None
     default_sync_sent: bool | None = None
     unauthenticated_sender_domains: list[str] | None = None
+    time_zone: str | None = None
 
 
 def update_settings(session: Session, actor: Actor, change: SettingsChange) -> WorkspaceSettings:
@@ -272,6 +289,11 @@ def update_settings(session: Session, actor: Actor, change: SettingsChange) -> W
             raise InvalidInputError(f"look-back days must be between 1 and {MAX_LOOKBACK_DAYS}")
         settings.lookback_days = change.lookback_days
         changed["lookback_days"] = change.lookback_days
+    if change.time_zone is not None and change.time_zone.strip() != settings.time_zone:
+        if zone_named(change.time_zone) is None:
+            raise InvalidInputError(zone_problem(change.time_zone))
+        settings.time_zone = change.time_zone.strip()
+        changed["time_zone"] = settings.time_zone
     if change.unauthenticated_sender_domains is not None:
         domains = _normalise_domains(change.unauthenticated_sender_domains, "unauthenticated sender domain")
         if domains != list(settings.unauthenticated_sender_domains):

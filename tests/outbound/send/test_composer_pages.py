@@ -84,7 +84,9 @@ def test_only_the_own_mailbox_is_offered_to_a_contact_without_a_company(
     assert from_options(page) == [MEMBER]
     expect(page.get_by_label("To", exact=True)).to_have_value("solo@elsewhere.example")
     expect(page.get_by_label("Send at (UTC)")).to_be_visible()
-    expect(page.locator("#composer-send-at-hint")).to_contain_text("workspaces have no time zone setting yet")
+    expect(page.locator("#composer-send-at-hint")).to_contain_text(
+        "Times are in UTC, the workspace's time zone"
+    )
 
 
 def test_a_colleagues_public_address_is_offered_and_a_private_one_is_not(

@@ -26,6 +26,7 @@ from touchline.db import session_scope
 from touchline.models import OutboundEmail, User
 from touchline.outbound.send import service as outbox
 from touchline.workspace import service as workspace_service
+from touchline.workspace.permissions import Actor
 
 pytestmark = pytest.mark.browser
 
@@ -200,6 +201,43 @@ def test_a_scheduled_email_is_written_edited_and_cancelled_from_the_pages(
     expect(page.locator("#outbox").get_by_role("button", name="Cancel")).to_have_count(0)
     [row] = outbound_rows(world)
     assert row.status == "cancelled"
+
+
+def test_send_times_are_typed_and_shown_on_the_workspace_s_clock(
+    page: Page, live_server: str, world: World, app_clock: FakeClock
+) -> None:
+    with session_scope(world.sessions) as session:
+        operator = Actor.operator(world.team.workspace_id)
+        berlin = workspace_service.SettingsChange(time_zone="Europe/Berlin")
+        workspace_service.update_settings(session, operator, berlin)
+    log_in_as(page, live_server, world.sessions, world.team.member_id)
+    page.goto(f"{live_server}/contacts/{contact_id(world, world.contact)}/compose")
+    page.get_by_label("Subject").fill("Renewal call")
+    page.get_by_label("Body (HTML)").fill("<p>Shall we talk on Monday?</p>")
+    expect(page.locator("#composer-send-at-hint")).to_contain_text("Times are in Europe/Berlin")
+    page.get_by_label("Send at (Europe/Berlin)").fill("2026-12-06T09:30")  # 08:30 UTC: passed at 09:00
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#error")).to_contain_text("2026-12-06 09:30 Europe/Berlin has passed")
+    page.get_by_label("Send at (Europe/Berlin)").fill("2026-12-07T10:00")
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_role("status").first).to_contain_text(
+        "Scheduled: the email leaves at 2026-12-07 10:00 Europe/Berlin"
+    )
+    [row] = outbound_rows(world)
+    assert row.scheduled_for == datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # winter time: UTC+1
+    expect(page.locator("#outbox")).to_contain_text("2026-12-07 10:00")
+    expect(page.get_by_text("Times are in Europe/Berlin.")).to_be_visible()
+
+    page.locator("#outbox tr", has_text="Renewal call").get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Send at (Europe/Berlin)")).to_have_value("2026-12-07T10:00")
+    page.get_by_label("Subject").fill("Renewal call, same time")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status").first).to_contain_text("Saved")
+    [row] = outbound_rows(world)
+    assert row.subject == "Renewal call, same time"
+    assert row.scheduled_for == datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # unchanged
+    page.goto(f"{live_server}/outbox/{row.id}")
+    expect(page.locator("#outbound-email")).to_contain_text("scheduled for 2026-12-07 10:00 Europe/Berlin")
 
 
 def test_editing_an_email_whose_sender_is_no_longer_a_choice_shows_the_notice(

@@ -86,6 +86,29 @@ def test_a_sequence_is_created_read_and_listed(client: TestClient, team: Team, w
     assert read["steps"] == created["steps"]
 
 
+def test_a_sequence_without_a_zone_takes_the_workspace_s_and_keeps_it(
+    client: TestClient, team: Team, world: dict[str, str]
+) -> None:
+    admin, member = team.headers("admin"), team.headers("member")
+    assert client.patch(
+        "/api/v1/workspace/settings", json={"time_zone": "America/New_York"}, headers=admin
+    ).is_success
+    body = _body(world)
+    del body["time_zone"]
+    answer = client.post("/api/v1/sequences", json=body, headers=member)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["time_zone"] == "America/New_York"
+    named = client.post("/api/v1/sequences", json=_body(world, name="Named"), headers=member).json()
+    assert named["time_zone"] == "Europe/Berlin"  # named by the sequence, not the workspace's
+
+    # The workspace's zone changes later: the sequences keep the zone they were made with.
+    assert client.patch(
+        "/api/v1/workspace/settings", json={"time_zone": "Asia/Tokyo"}, headers=admin
+    ).is_success
+    zones = {s["name"]: s["time_zone"] for s in client.get("/api/v1/sequences", headers=member).json()}
+    assert zones == {"Onboarding": "America/New_York", "Named": "Europe/Berlin"}
+
+
 def test_a_sequence_that_cannot_work_is_refused_with_the_reason(
     client: TestClient, team: Team, world: dict[str, str]
 ) -> None:

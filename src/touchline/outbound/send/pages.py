@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.utils import getaddresses
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,6 +22,7 @@ from touchline.inbound import repository as inbound_repository
 from touchline.kit.errors import ConflictError, InvalidInputError
 from touchline.kit.html import sanitise_html
 from touchline.kit.pagination import PageRequest
+from touchline.kit.zones import from_wall_clock, on_wall_clock
 from touchline.models import Company, Contact, Email, OutboundEmail
 from touchline.outbound.compose.senders import FromChoice
 from touchline.outbound.engagement import service as engagement
@@ -38,7 +40,6 @@ router = APIRouter(include_in_schema=False)
 
 # Mistakes the person can fix in the form are shown beside it, with what they typed.
 FORM_ERRORS = (InvalidInputError, ConflictError)
-TIME_ZONE = "UTC"
 """Workspaces have no time zone setting yet, so send times are read, and shown, in UTC."""
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 UNKNOWN_EXPLAINED = "touchline could not tell whether it left; check your Sent folder before sending again"
@@ -117,21 +118,28 @@ def _recipients(field_name: str, values: tuple[str, ...] | str) -> list[service.
     return [service.Recipient(address, name) for name, address in parsed]
 
 
-def _send_time(value: str, now: datetime) -> datetime | None:
+def _send_time(value: str, now: datetime, zone: ZoneInfo) -> datetime | None:
+    """The moment a typed send time means: a wall-clock time of the workspace's zone."""
     if not value.strip():
         return None
     for time_format in TIME_FORMATS:
         try:
-            moment = datetime.strptime(value.strip(), time_format).replace(tzinfo=UTC)
+            wall = datetime.strptime(value.strip(), time_format)
         except ValueError:
             continue
+        moment = from_wall_clock(wall, zone)
         if moment <= now:
             raise InvalidInputError(
-                f"{moment:%Y-%m-%d %H:%M} {TIME_ZONE} has passed; "
+                f"{wall:%Y-%m-%d %H:%M} {zone.key} has passed; "
                 "choose a later time, or leave it empty to send now"
             )
         return moment
     raise InvalidInputError(f"{value!r} is not a date and time; pick one, e.g. 2026-12-24 09:00")
+
+
+def _typed_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A moment as the send-time field shows it: the wall clock of the workspace's zone."""
+    return f"{on_wall_clock(moment, zone):%Y-%m-%dT%H:%M}" if moment is not None else ""
 
 
 def _template_id(value: str) -> uuid.UUID | None:
@@ -145,14 +153,14 @@ def _template_id(value: str) -> uuid.UUID | None:
         ) from None
 
 
-def _draft(where: Where, typed: Typed, now: datetime) -> service.Draft:
+def _draft(where: Where, typed: Typed, now: datetime, zone: ZoneInfo) -> service.Draft:
     return service.Draft(
         sender=typed.sender,
         to=_recipients("To", typed.to),
         cc=_recipients("Cc", typed.cc),
         subject=typed.subject,
         html=typed.html,
-        send_at=_send_time(typed.send_at, now),
+        send_at=_send_time(typed.send_at, now, zone),
         reply_to_email_id=where.id if where.kind == "reply" else None,
         idempotency_key=typed.idempotency_key,
         template_id=_template_id(typed.template_id),
@@ -245,7 +253,7 @@ def _preview(
 ) -> PreviewShown:
     """The chosen template for the recipient a send renders it for (the first To that is a contact),
     from the user the send would leave as."""
-    draft = _draft(where, typed, now)
+    draft = _draft(where, typed, now, workspace_service.time_zone(session, actor.workspace_id))
     if draft.template_id is None:
         raise InvalidInputError("choose a template to preview")
     sender = service.sender_of(session, actor, draft, settings=settings)
@@ -311,7 +319,7 @@ def _render_composer(
             "refused_choices": _refused_choices(session, actor, composing.context, choices),
             "templates": templates.list_templates(session, actor),
             "typed": typed or _first_typed(composing, choices),
-            "time_zone": TIME_ZONE,
+            "time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
             "preview": preview,
             "error": error,
         },
@@ -346,8 +354,9 @@ def _submit(
                 )
             return _render_composer(request, actor, session, where, typed, preview=shown)
     try:
-        draft = _draft(where, typed, now)
         with session_scope(sessions) as session:
+            zone = workspace_service.time_zone(session, actor.workspace_id)
+            draft = _draft(where, typed, now, zone)
             row = service.send_email(session, actor, draft, settings=settings, now=now)
             status, scheduled_for = row.status, row.scheduled_for
     except FORM_ERRORS as error:
@@ -362,7 +371,8 @@ def _submit(
                 status_code=409 if isinstance(error, ConflictError) else 400,
             )
     if status == service.SCHEDULED and scheduled_for is not None:
-        flash(request, f"Scheduled: the email leaves at {scheduled_for:%Y-%m-%d %H:%M} {TIME_ZONE}.")
+        leaves = on_wall_clock(scheduled_for, zone)
+        flash(request, f"Scheduled: the email leaves at {leaves:%Y-%m-%d %H:%M} {zone.key}.")
     else:
         flash(request, f"Queued: the email leaves in a moment ({status}).")
     return redirect("/outbox")
@@ -439,10 +449,14 @@ class OutboxRow:
     to: str
     explanation: str | None
     """What its status means for the person, when the status alone does not say."""
+    scheduled_for: datetime | None
+    sent_at: datetime | None
+    """Both on the wall clock of the workspace's zone."""
 
 
 def _outbox_rows(session: Session, actor: Actor, emails: list[OutboundEmail]) -> list[OutboxRow]:
     users = {user.id: user for user in workspace_service.list_users(session, actor)}
+    zone = workspace_service.time_zone(session, actor.workspace_id)
     rows = []
     for email in emails:
         composer = users.get(email.created_by) if email.created_by is not None else None
@@ -452,6 +466,8 @@ def _outbox_rows(session: Session, actor: Actor, emails: list[OutboundEmail]) ->
                 (composer.name or composer.email) if composer is not None else "a removed user",
                 ", ".join(r.address for r in email.recipients if r.kind == "to"),
                 UNKNOWN_EXPLAINED if email.status == service.UNKNOWN else None,
+                on_wall_clock(email.scheduled_for, zone) if email.scheduled_for else None,
+                on_wall_clock(email.sent_at, zone) if email.sent_at else None,
             )
         )
     return rows
@@ -479,7 +495,7 @@ def outbox_page(
                 "everyone": everyone,
                 "status": status if status in STATUSES else "",
                 "statuses": STATUSES,
-                "time_zone": TIME_ZONE,
+                "time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
             },
         )
 
@@ -498,7 +514,7 @@ def outbound_page(
             {
                 "row": _outbox_rows(session, actor, [email])[0],
                 "shown": engagement.shown_engagements(session, actor, [email.id]).get(email.id),
-                "time_zone": TIME_ZONE,
+                "time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
             },
         )
 
@@ -524,6 +540,7 @@ def _render_edit(
     email = service.get_outbound(session, actor, outbound_id)
     choices = from_field.from_choices(session, actor, ComposeContext(company_id=email.company_id))
     kept = from_field.sender_after_edit(session, actor, email.sender_choice)
+    zone = workspace_service.time_zone(session, actor.workspace_id)
     return render(
         request,
         "outbox_edit.html",
@@ -538,9 +555,9 @@ def _render_edit(
                 email.sender_choice,
                 email.subject,
                 email.html_body or "",
-                f"{email.scheduled_for:%Y-%m-%dT%H:%M}" if email.scheduled_for else "",
+                _typed_time(email.scheduled_for, zone),
             ),
-            "time_zone": TIME_ZONE,
+            "time_zone": zone.key,
             "error": error,
         },
         status_code,
@@ -576,10 +593,11 @@ def save_edit(
         with session_scope(sessions) as session:
             email = service.get_outbound(session, actor, outbound_id)
             current = email.sender_choice
-            unchanged_time = (
-                email.scheduled_for is not None and typed.send_at == f"{email.scheduled_for:%Y-%m-%dT%H:%M}"
+            zone = workspace_service.time_zone(session, actor.workspace_id)
+            unchanged_time = email.scheduled_for is not None and typed.send_at == _typed_time(
+                email.scheduled_for, zone
             )
-            send_at = None if unchanged_time else _send_time(typed.send_at, now)
+            send_at = None if unchanged_time else _send_time(typed.send_at, now, zone)
             # An unchanged From is left to the outbox, which keeps it while it is a choice and otherwise
             # falls back to the first choice, saying so.
             sender = None if typed.sender in {"", current} else typed.sender

@@ -21,6 +21,7 @@ from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.sequences import service
 from touchline.outbound.templates import service as templates
 from touchline.ui import CheckedForm, check_csrf, flash, redirect, render
+from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor
 
@@ -46,6 +47,7 @@ def _list_context(session: Session, actor: Actor) -> dict[str, object]:
     return {
         "sequences": rows,
         "counts": service.counts_by_state(session, actor, [row.id for row in rows]),
+        "workspace_time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
         **_form_context(session, actor),
     }
 
@@ -94,7 +96,7 @@ def _spec(form: dict[str, list[str]]) -> service.SequenceSpec:
         sender=one("sender"),
         steps=steps,
         exit_on_reply=one("exit_on_reply") == "yes",
-        time_zone=one("time_zone", "UTC"),
+        time_zone=one("time_zone").strip() or None,
         window_start=_time(one("window_start", "09:00"), "start"),
         window_end=_time(one("window_end", "17:00"), "end"),
         business_days_only=one("business_days_only") == "yes",

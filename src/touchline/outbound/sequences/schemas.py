@@ -51,8 +51,11 @@ class SequenceIn(BaseModel):
     )
     steps: list[StepIn] = Field(min_length=1, max_length=service.MAX_STEPS)
     exit_on_reply: bool = True
-    time_zone: str = Field(
-        "UTC", max_length=64, description="IANA zone; an enduser's `time_zone` custom field overrides it"
+    time_zone: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA zone; omitted, the workspace's time zone. An enduser's `time_zone` custom field "
+        "overrides it",
     )
     window_start: LocalTime = time(9, 0)
     window_end: LocalTime = time(17, 0)
@@ -90,7 +93,7 @@ class SequenceFile(BaseModel):
     sender: str = Field(alias="from", max_length=320)
     steps: list[StepFileIn] = Field(min_length=1, max_length=service.MAX_STEPS)
     exit_on_reply: bool = True
-    time_zone: str = Field("UTC", max_length=64)
+    time_zone: str | None = Field(None, max_length=64, description="omitted: the workspace's time zone")
     window_start: LocalTime = time(9, 0)
     window_end: LocalTime = time(17, 0)
     business_days_only: bool = True

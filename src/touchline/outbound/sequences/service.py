@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
+from touchline.kit.zones import zone_named, zone_problem
 from touchline.models import Contact, Enrolment, Sequence, SequenceStep, StepRun, Template, User
 from touchline.models.sequences import RUNNING_STATES
 from touchline.outbound import repository
@@ -29,7 +30,7 @@ from touchline.outbound.compose.filters import FieldFilter, matches_all, parse_f
 from touchline.outbound.compose.senders import ACCOUNT_OWNER
 from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
-from touchline.outbound.sequences.timing import SendWindow, due_after_pause, step_due, zone_named
+from touchline.outbound.sequences.timing import SendWindow, due_after_pause, step_due
 from touchline.workspace import service as workspace_service
 from touchline.workspace.permissions import Actor, Permission
 
@@ -58,13 +59,13 @@ class StepSpec:
 
 @dataclass(frozen=True)
 class SequenceSpec:
-    """A sequence as written; `time_zone` is an IANA name."""
+    """A sequence as written; `time_zone` is an IANA name, or None for the workspace's zone."""
 
     name: str
     sender: str
     steps: Many[StepSpec]
     exit_on_reply: bool = True
-    time_zone: str = "UTC"
+    time_zone: str | None = None
     window_start: time = time(9, 0)
     window_end: time = time(17, 0)
     business_days_only: bool = True
@@ -130,8 +131,13 @@ def _checked(session: Session, actor: Actor, spec: SequenceSpec) -> SequenceSpec
         raise InvalidInputError("a sequence needs a name")
     if len(name) > MAX_NAME_CHARS:
         raise InvalidInputError(f"a sequence name has at most {MAX_NAME_CHARS} characters")
-    if zone_named(spec.time_zone) is None:
-        raise InvalidInputError(f"{spec.time_zone!r} is not a time zone; use an IANA name like Europe/Berlin")
+    time_zone = (
+        spec.time_zone.strip()
+        if spec.time_zone is not None
+        else workspace_service.time_zone_name(session, actor.workspace_id)
+    )
+    if zone_named(time_zone) is None:
+        raise InvalidInputError(zone_problem(time_zone))
     if not spec.window_start < spec.window_end:
         raise InvalidInputError("the send window must start before it ends, within one day")
     if not spec.steps:
@@ -152,7 +158,7 @@ def _checked(session: Session, actor: Actor, spec: SequenceSpec) -> SequenceSpec
         sender,
         spec.steps,
         spec.exit_on_reply,
-        spec.time_zone.strip(),
+        time_zone,
         spec.window_start,
         spec.window_end,
         spec.business_days_only,
@@ -168,6 +174,7 @@ def _name_taken(session: Session, actor: Actor, name: str, other_than: uuid.UUID
 
 def _apply(session: Session, actor: Actor, row: Sequence, spec: SequenceSpec) -> None:
     row.name, row.sender, row.owner_id = spec.name, spec.sender, actor.user_id
+    assert spec.time_zone is not None  # `_checked` names the workspace's zone when none was given
     row.exit_on_reply, row.time_zone = spec.exit_on_reply, spec.time_zone
     row.window_start, row.window_end = spec.window_start, spec.window_end
     row.business_days_only = spec.business_days_only

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from touchline.kit.zones import from_wall_clock
 
 SATURDAY: Final = 5
 
@@ -29,24 +31,14 @@ class SendWindow:
             raise ValueError("a send window starts before it ends, on the same day")
 
 
-def zone_named(name: str | None) -> ZoneInfo | None:
-    """The IANA zone called `name`, or None when there is no such zone."""
-    if not name or not name.strip():
-        return None
-    try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 def _sending_day(day: date, window: SendWindow) -> bool:
     return not window.business_days_only or day.weekday() < SATURDAY
 
 
 def _local(day: date, at: time, zone: ZoneInfo) -> datetime:
-    # A wall time skipped by a daylight-saving change (02:30 on the spring-forward night) is read
-    # with the offset before the change, which lands just after the gap: still inside the window.
-    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+    # A wall time skipped by a daylight-saving change (02:30 on the spring-forward night) lands just
+    # after the gap (kit.zones): still inside the window.
+    return from_wall_clock(datetime.combine(day, at), zone)
 
 
 def add_days(moment: datetime, days: int, *, business_days: bool, zone: ZoneInfo) -> datetime:
