@@ -28,6 +28,8 @@ def test_build_a_sequence_enrol_by_filter_and_steer_the_enrolment(
         for name in ("Welcome", "Nudge"):
             templates.create_template(session, admin, name, templates.TemplateText(name, f"<p>{name}</p>"))
         session.add(Contact(workspace_id=team.workspace_id, email="jane@acme.example", name="Jane Doe"))
+        berlin = workspace_service.SettingsChange(time_zone="Europe/Berlin")
+        workspace_service.update_settings(session, Actor.operator(team.workspace_id), berlin)
     problems = console_csp_violations(page)
     questions: list[str] = []
 
@@ -41,7 +43,7 @@ def test_build_a_sequence_enrol_by_filter_and_steer_the_enrolment(
     page.get_by_role("link", name="Sequences").click()
     new = page.locator("#new-sequence")
     new.get_by_label("Name", exact=True).fill("Onboarding")
-    new.get_by_label("Time zone").fill("Europe/Berlin")
+    expect(new.get_by_label("Time zone")).to_have_value("Europe/Berlin")  # the workspace's, to start from
     new.get_by_label("Template of step 1").select_option(label="Welcome")
     new.get_by_role("button", name="Create sequence").click()
     expect(page.get_by_role("heading", name="Onboarding")).to_be_visible()
@@ -79,6 +81,7 @@ def test_build_a_sequence_enrol_by_filter_and_steer_the_enrolment(
     expect(page.get_by_text("1 enduser enrolled.")).to_be_visible()
     row = page.locator("#enrolments tr[data-enrolment='jane@acme.example']")
     expect(row.locator(".state")).to_have_text("active")
+    expect(row).to_contain_text("Europe/Berlin")  # when its next step leaves, on the workspace's clock
 
     row.get_by_role("button", name="Pause").click()
     expect(row.locator(".state")).to_have_text("paused")

@@ -143,6 +143,7 @@ def _builder_context(session: Session, actor: Actor, sequence: Sequence) -> dict
         "runs": service.step_runs(session, actor, [row.id for row in enrolments]),
         "counts": service.counts_by_state(session, actor, [sequence.id]).get(sequence.id, {}),
         "outcomes": engagement.step_outcomes(session, actor, sequence.id),
+        "zone": workspace_service.time_zone(session, actor.workspace_id),
         "typed": None,
         "where": "",
         "emails": "",
