@@ -14,6 +14,8 @@ from touchline.db import session_scope
 from touchline.models import BulkSend, BulkSkip, OutboundEmail
 from touchline.outbound.bulk import service as bulk
 from touchline.outbound.bulk import tasks
+from touchline.workspace import service as workspace_service
+from touchline.workspace.permissions import Actor
 
 UNSUBSCRIBED = "user0@acme.example"
 UNDELIVERABLE = "no-one@initech.invalid"
@@ -202,6 +204,16 @@ def test_a_spent_budget_makes_the_rest_wait_and_the_bulk_says_when_it_continues(
     assert (waiting.sent, waiting.waiting) == (4, 7)
     assert waiting.continues is not None
     assert waiting.continues.startswith("continues tomorrow at ")
+    assert waiting.continues.endswith(" UTC")
+    with session_scope(world.sessions) as session:  # said on the workspace's clock once it has a zone
+        zone = workspace_service.SettingsChange(time_zone="Pacific/Kiritimati")  # UTC+14: a day ahead
+        workspace_service.update_settings(session, Actor.operator(world.team.workspace_id), zone)
+    ahead = progress(crowd, bulk_id).continues
+    assert ahead is not None
+    assert ahead.endswith(" Pacific/Kiritimati")
+    with session_scope(world.sessions) as session:
+        zone = workspace_service.SettingsChange(time_zone="UTC")
+        workspace_service.update_settings(session, Actor.operator(world.team.workspace_id), zone)
     assert waiting.waiting_reason is not None
     assert "allows 4 messages a day" in waiting.waiting_reason
 

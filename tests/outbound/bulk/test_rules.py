@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -61,15 +62,31 @@ def test_chunks_of_at_most_the_size() -> None:
 
 
 @pytest.mark.parametrize(
-    ("when", "said"),
+    ("when", "zone", "said"),
     [
-        (datetime(2026, 12, 6, 23, 5, tzinfo=UTC), "continues at 23:05 UTC"),
-        (datetime(2026, 12, 7, 22, 30, tzinfo=UTC), "continues tomorrow at 22:30 UTC"),
-        (datetime(2026, 12, 9, 8, 0, tzinfo=UTC), "continues on 2026-12-09 at 08:00 UTC"),
+        (datetime(2026, 12, 6, 23, 5, tzinfo=UTC), "UTC", "continues at 23:05 UTC"),
+        (datetime(2026, 12, 7, 22, 30, tzinfo=UTC), "UTC", "continues tomorrow at 22:30 UTC"),
+        (datetime(2026, 12, 9, 8, 0, tzinfo=UTC), "UTC", "continues on 2026-12-09 at 08:00 UTC"),
+        # 23:05 UTC on the 6th is today on UTC's calendar, but already the 7th in Berlin.
+        (
+            datetime(2026, 12, 6, 23, 5, tzinfo=UTC),
+            "Europe/Berlin",
+            "continues tomorrow at 00:05 Europe/Berlin",
+        ),
+        (
+            datetime(2026, 12, 8, 22, 30, tzinfo=UTC),
+            "Europe/Berlin",
+            "continues on 2026-12-08 at 23:30 Europe/Berlin",
+        ),
+        (
+            datetime(2026, 12, 7, 5, 0, tzinfo=UTC),
+            "America/New_York",
+            "continues tomorrow at 00:00 America/New_York",
+        ),
     ],
 )
-def test_continues_message(when: datetime, said: str) -> None:
-    assert rules.continues_message(when, NOW) == said
+def test_continues_message_on_the_workspace_s_calendar(when: datetime, zone: str, said: str) -> None:
+    assert rules.continues_message(when, NOW, ZoneInfo(zone)) == said
 
 
 def test_plain_http_carries_one_click_unsubscribe_links_only_on_loopback() -> None:

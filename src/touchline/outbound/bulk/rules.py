@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Final, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, TemplateSyntaxError, meta
 
 from touchline.kit.addresses import InvalidAddressError, domain_of, normalise_address
+from touchline.kit.zones import on_wall_clock
 from touchline.outbound.compose.mime import (
     InvalidMessageError,
     refuse_header_injection,
@@ -77,14 +79,15 @@ def chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-def continues_message(when: datetime, now: datetime) -> str:
-    """`continues at 14:05 UTC` today, `continues tomorrow at 00:00 UTC`, or the date when later."""
-    day, today = when.date(), now.date()
-    if day <= today:
-        return f"continues at {when:%H:%M} UTC"
-    if day == today + timedelta(days=1):
-        return f"continues tomorrow at {when:%H:%M} UTC"
-    return f"continues on {when:%Y-%m-%d} at {when:%H:%M} UTC"
+def continues_message(when: datetime, now: datetime, zone: ZoneInfo) -> str:
+    """`continues at 14:05 Europe/Berlin` today, `continues tomorrow at 00:00 Europe/Berlin`, or the
+    date when later: on the calendar and clock of the workspace's zone."""
+    local, today = on_wall_clock(when, zone), on_wall_clock(now, zone).date()
+    if local.date() <= today:
+        return f"continues at {local:%H:%M} {zone.key}"
+    if local.date() == today + timedelta(days=1):
+        return f"continues tomorrow at {local:%H:%M} {zone.key}"
+    return f"continues on {local:%Y-%m-%d} at {local:%H:%M} {zone.key}"
 
 
 def unsubscribe_link_problem(base_url: str, mode: Mode) -> str | None:

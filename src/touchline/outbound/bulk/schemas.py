@@ -116,7 +116,8 @@ class BulkSummaryOut(BaseModel):
 
 class BulkSendOut(BaseModel):
     """A bulk send and where its endusers are. `waiting`: queued behind a sending budget (or a retry);
-    `continues` says when the earliest of them goes on ("continues tomorrow at 09:12 UTC")."""
+    `continues` says when the earliest of them goes on, on the workspace's clock ("continues tomorrow
+    at 09:12 Europe/Berlin")."""
 
     id: uuid.UUID
     status: Literal["queueing", "testing", "queued", "refused"]

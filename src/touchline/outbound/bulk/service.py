@@ -763,7 +763,11 @@ def progress(session: Session, actor: Actor, bulk_id: uuid.UUID, now: datetime) 
         unknown=by_status.get(outbox.UNKNOWN, 0),
         waiting=waiting,
         in_queue=in_flight - waiting,
-        continues=rules.continues_message(earliest, now) if earliest is not None else None,
+        continues=(
+            rules.continues_message(earliest, now, workspace_service.time_zone(session, actor.workspace_id))
+            if earliest is not None
+            else None
+        ),
         waiting_reason=reason,
     )
 
