@@ -86,8 +86,13 @@ def test_unknown_workspace_is_a_clear_error(touchline) -> None:  # type: ignore[
     result = touchline("workspace", "show", "Nope", "--json")
     assert result.returncode == 1
     assert "no workspace 'Nope'" in result.stderr
-    duplicate = touchline("workspace", "create", "Twice")
+    duplicate = touchline("workspace", "create", "Twice", "--time-zone", "Europe/Berlin")
     assert duplicate.returncode == 0
+    shown = json.loads(touchline("workspace", "show", "Twice", "--json").stdout)
+    assert shown["time_zone"] == "Europe/Berlin"
+    nowhere = touchline("workspace", "create", "Nowhere", "--time-zone", "Mars/Olympus")
+    assert nowhere.returncode == 1
+    assert "'Mars/Olympus' is not a time zone; use an IANA name like Europe/Berlin" in nowhere.stderr
     again = touchline("workspace", "create", "Twice")
     assert again.returncode == 1
     assert "already exists" in again.stderr

@@ -34,6 +34,12 @@ def workspace_create(
         list[str] | None,
         typer.Option("--internal-domain", help="Your staff's own domain; repeat for several"),
     ] = None,
+    time_zone: Annotated[
+        str,
+        typer.Option(
+            "--time-zone", help="IANA zone people type and read times in, e.g. Europe/Berlin (default UTC)"
+        ),
+    ] = "UTC",
 ) -> None:
     """Create a workspace and print its id."""
     from touchline.kit.crypto import SecretBox
@@ -47,6 +53,7 @@ def workspace_create(
             name,
             internal_domains=internal_domain or [],
             inbound_domain=settings.inbound_domain,
+            time_zone=time_zone,
         )
         workspace_id = workspace.id
     typer.echo(str(workspace_id))

@@ -127,11 +127,19 @@ def _normalise_blocklist(values: Iterable[str]) -> list[str]:
 
 
 def create_workspace(
-    session: Session, box: SecretBox, name: str, *, internal_domains: Iterable[str] = (), inbound_domain: str
+    session: Session,
+    box: SecretBox,
+    name: str,
+    *,
+    internal_domains: Iterable[str] = (),
+    inbound_domain: str,
+    time_zone: str = DEFAULT_ZONE,
 ) -> Workspace:
     name = name.strip()
     if not name:
         raise InvalidInputError("a workspace needs a name")
+    if zone_named(time_zone) is None:
+        raise InvalidInputError(zone_problem(time_zone))
     if session.scalar(select(Workspace.id).where(Workspace.name == name)):
         raise ConflictError(f"a workspace named {name!r} already exists")
     workspace = Workspace(name=name)
@@ -142,6 +150,7 @@ def create_workspace(
         blocklist=[],
         lookback_days=90,
         create_contacts_automatically=True,
+        time_zone=time_zone.strip(),
         log_address=f"log-{secrets.token_hex(6)}@{normalise_domain(inbound_domain)}",
         inbound_secret_encrypted=box.encrypt(new_token("tlin")),
     )
