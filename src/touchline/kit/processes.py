@@ -33,6 +33,12 @@ class ProcessIdentity:
     started: str
     """`<boot id>/<pid namespace>/<start ticks>`; empty where it cannot be read."""
 
+    @classmethod
+    def recorded(cls, host: str | None, pid: int | None, started: str | None) -> ProcessIdentity:
+        """A holder as a row records it; a part not recorded is empty, and such a holder is never
+        judged gone."""
+        return cls(host or "", pid or 0, started or "")
+
     @property
     def machine(self) -> str:
         """The boot and pid namespace part of `started`: the processes this one can see."""

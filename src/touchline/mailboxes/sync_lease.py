@@ -102,19 +102,8 @@ def _gone_holder(
     ).first()
     if row is None or row.sync_holder is None:
         return None
-    gone = holder_gone_here(
-        row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started, here, start_of
-    )
-    return row.sync_holder if gone else None
-
-
-def holder_gone_here(
-    host: str | None, pid: int | None, started: str | None, here: ProcessIdentity, start_of: StartOf
-) -> bool:
-    """Whether a lease's recorded holder process ran where `here` runs and is gone."""
-    if host is None:
-        return False
-    return holder_gone(ProcessIdentity(host, pid or 0, started or ""), here, start_of)
+    process = ProcessIdentity.recorded(row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started)
+    return row.sync_holder if holder_gone(process, here, start_of) else None
 
 
 def renew(session: Session, mailbox_id: uuid.UUID, holder: str, lease: timedelta, now: datetime) -> bool:

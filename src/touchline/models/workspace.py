@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from touchline.kit.zones import DEFAULT_ZONE
 from touchline.models.base import Base, CreatedMixin, IdMixin, UTCDateTime
 
 
@@ -42,7 +43,7 @@ class WorkspaceSettings(Base):
     track_clicks: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The IANA zone people of this workspace type and read times in (scheduled sends, the outbox), and
     # the zone a new sequence's send window takes unless it names its own.
-    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    time_zone: Mapped[str] = mapped_column(String(64), default=DEFAULT_ZONE, server_default=DEFAULT_ZONE)
 
     workspace: Mapped[Workspace] = relationship(back_populates="settings")
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from touchline.db import session_scope
 from touchline.inbound.fetch.service import SyncReport, sync_mailbox
 from touchline.kit.crypto import SecretBox
-from touchline.kit.processes import started_of, this_process
+from touchline.kit.processes import ProcessIdentity, holder_gone, started_of, this_process
 from touchline.mailboxes import service as mailboxes
 from touchline.mailboxes import sync_lease
 from touchline.mailboxes.providers.base import TransientError
@@ -181,8 +181,10 @@ def schedule_syncs(context: JobContext) -> dict[str, object]:
         for row in rows
         if row.sync_leased_until is None
         or row.sync_leased_until < now
-        or sync_lease.holder_gone_here(
-            row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started, here, started_of
+        or holder_gone(
+            ProcessIdentity.recorded(row.sync_holder_host, row.sync_holder_pid, row.sync_holder_started),
+            here,
+            started_of,
         )
     ]
     for mailbox_id in due:

@@ -40,7 +40,6 @@ router = APIRouter(include_in_schema=False)
 
 # Mistakes the person can fix in the form are shown beside it, with what they typed.
 FORM_ERRORS = (InvalidInputError, ConflictError)
-"""Workspaces have no time zone setting yet, so send times are read, and shown, in UTC."""
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 UNKNOWN_EXPLAINED = "touchline could not tell whether it left; check your Sent folder before sending again"
 STATUSES = (
@@ -454,9 +453,10 @@ class OutboxRow:
     """Both on the wall clock of the workspace's zone."""
 
 
-def _outbox_rows(session: Session, actor: Actor, emails: list[OutboundEmail]) -> list[OutboxRow]:
+def _outbox_rows(
+    session: Session, actor: Actor, emails: list[OutboundEmail], zone: ZoneInfo
+) -> list[OutboxRow]:
     users = {user.id: user for user in workspace_service.list_users(session, actor)}
-    zone = workspace_service.time_zone(session, actor.workspace_id)
     rows = []
     for email in emails:
         composer = users.get(email.created_by) if email.created_by is not None else None
@@ -485,17 +485,18 @@ def outbox_page(
             status=status if status in STATUSES else None,
             created_by=None if everyone else actor.user_id,
         )
+        zone = workspace_service.time_zone(session, actor.workspace_id)
         return render(
             request,
             "outbox.html",
             actor,
             {
-                "rows": _outbox_rows(session, actor, emails),
+                "rows": _outbox_rows(session, actor, emails, zone),
                 "engagement": engagement.shown_engagements(session, actor, (email.id for email in emails)),
                 "everyone": everyone,
                 "status": status if status in STATUSES else "",
                 "statuses": STATUSES,
-                "time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
+                "time_zone": zone.key,
             },
         )
 
@@ -507,14 +508,15 @@ def outbound_page(
     """One email of the outbox: what was sent, and its engagement badges and events."""
     with session_scope(sessions) as session:
         email = service.get_outbound(session, actor, outbound_id)
+        zone = workspace_service.time_zone(session, actor.workspace_id)
         return render(
             request,
             "outbound_email.html",
             actor,
             {
-                "row": _outbox_rows(session, actor, [email])[0],
+                "row": _outbox_rows(session, actor, [email], zone)[0],
                 "shown": engagement.shown_engagements(session, actor, [email.id]).get(email.id),
-                "time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
+                "time_zone": zone.key,
             },
         )
 

@@ -970,7 +970,7 @@ def take_over_abandoned(
     ).all()
     abandoned = []
     for outbound_id, claimed_at, pid, started in held_here:
-        holder = ProcessIdentity(here.host, pid or 0, started or "")
+        holder = ProcessIdentity.recorded(here.host, pid, started)
         if not holder_gone(holder, here, start_of):
             continue
         if _changed(
