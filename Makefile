@@ -43,7 +43,8 @@ test: system-deps install-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: system-deps install-test
-	@for script in bench/*/run.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for module in $$(ls bench/*/run.py | sed 's|/|.|g; s|\.py$$||'); do \
+		echo "== $$module"; $(BIN)/python -m $$module || exit 1; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,10 +1,11 @@
 """The real-mail dataset that tests marked `corpus` read.
 
 Two datasets share one layout (`enron/`, `enron-MANIFEST.tsv`, `replies/`):
-- the full corpus (21,641 Enron messages), read when TOUCHLINE_CORPUS points at it or when it sits
-  beside the repository at `../shared/corpus`;
+- the full corpus (21,641 Enron messages), read when TOUCHLINE_CORPUS points at it;
 - otherwise the sample kept in the repository, tests/fixtures/corpus (its README.md says what it
   holds and how it was chosen), so a clone with nothing beside it runs every corpus test.
+
+The benchmarks that read real mail (bench/triage, bench/quotes) take their dataset from here too.
 
 Tests take their expectations from the dataset they run on: its manifest lists every Enron file with
 its size and sha256, so no count of one dataset is written into a test.
@@ -22,15 +23,12 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SAMPLE = REPOSITORY / "tests" / "fixtures" / "corpus"
-BESIDE = REPOSITORY.parent / "shared" / "corpus"
 
 
 def corpus_root() -> Path:
-    """TOUCHLINE_CORPUS when set, else the full corpus beside the repository, else the in-repo sample."""
+    """TOUCHLINE_CORPUS when set, else the sample kept in the repository."""
     configured = os.environ.get("TOUCHLINE_CORPUS")
-    if configured:
-        return Path(configured)
-    return BESIDE if BESIDE.is_dir() else SAMPLE
+    return Path(configured) if configured else SAMPLE
 
 
 def corpus_folder(name: str) -> Path:
@@ -43,7 +41,7 @@ def corpus_folder(name: str) -> Path:
     if not folder.is_dir():
         pytest.fail(
             f"the {name} corpus is not at {folder}; point TOUCHLINE_CORPUS at a folder holding it, "
-            "or unset it to use the full corpus beside the repository or else the sample in tests/fixtures"
+            "or unset it to use the sample in tests/fixtures/corpus"
         )
     return folder
 

@@ -1,6 +1,6 @@
 """The full simulated day of tests/sync/provider_day.py: 20,000 messages in the window, per provider.
 
-    PYTHONPATH=src .venv/bin/python -m bench.providers.day [--messages 20000] [--provider gmail|graph|both]
+    .venv/bin/python -m bench.providers.day [--messages 20000] [--provider gmail|graph|both]
 
 Runs against the local fakes of Gmail and Microsoft Graph on a test clock (no waiting on throttling)
 and a fresh SQLite database, and prints one JSON object per provider: messages in the window, stored,
@@ -17,9 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from tests.browser import serve
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.graph import FakeGraph
-from tests.fakes.server import serve
 from tests.sync.conftest import CUSTOMER, INTERNAL
 from tests.sync.oauth_world import OAuthWorld, oauth_settings
 from tests.sync.provider_day import run_day
@@ -55,7 +55,7 @@ def _one_day(directory: Path, kind: object, messages: int) -> dict[str, object]:
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     box = SecretBox([key])
-    with serve(gmail.app) as gmail_url, serve(graph.app) as graph_url:
+    with serve(gmail.app, lifespan="off") as gmail_url, serve(graph.app, lifespan="off") as graph_url:
         settings = oauth_settings(
             Settings(
                 data_dir=directory / "data",

@@ -1,8 +1,9 @@
 """How often `touchline.inbound.quotes.reply_text` agrees with the expected newest reply, per fixture set.
 
-    .venv/bin/python bench/quotes/measure.py [--show-misses]
+    .venv/bin/python -m bench.quotes.measure [--show-misses]
 
-Reads the reply fixture sets under $TOUCHLINE_CORPUS/replies (default ../shared/corpus/replies):
+Reads the reply fixture sets under $TOUCHLINE_CORPUS/replies (by default the same sets kept in
+tests/fixtures/corpus/replies):
 - github, zapier, crisp, willdurand, mail-parser-reply: expectations in expectations.json beside
   this file, transcribed from each set's upstream tests;
 - talon: standard replies (`.eml`; the reply is `<name>_reply_text` or "Hello"), HTML replies (the
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.constants import MAIL_LANGUAGES
+from tests.corpus import corpus_root
 
 from touchline.inbound.parse import parse_message
 from touchline.inbound.quotes import html_to_text, reply_text
@@ -39,7 +40,7 @@ Reader = Callable[[str, str | None], str]
 
 
 def replies_root() -> Path:
-    return Path(os.environ.get("TOUCHLINE_CORPUS", REPO.parent / "shared" / "corpus")) / "replies"
+    return corpus_root() / "replies"
 
 
 @dataclass(frozen=True)

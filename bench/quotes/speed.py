@@ -1,12 +1,12 @@
 """Time per call of `touchline.inbound.quotes.snippet` on the Enron corpus, beside the reply parser's
 own reader on the same inputs (which must give the same snippets).
 
-    .venv/bin/python bench/quotes/speed.py [--every 4] [--rounds 3] [--profile]
+    .venv/bin/python -m bench.quotes.speed [--every 4] [--rounds 3] [--profile]
 
-Inputs are built as store/service.py's `_snippet` builds them: each message of
-$TOUCHLINE_CORPUS/enron (default ../shared/corpus/enron) parsed with `parse_message`, then its text
-body cut to SNIPPET_SOURCE_CHARS, or the text of its HTML body when it has no text body, with the
-first From address as sender.
+Inputs are built as `touchline.inbound.reading.snippet_of` builds them: each message of
+$TOUCHLINE_CORPUS/enron (by default the sample in tests/fixtures/corpus) parsed with `parse_message`,
+then its text body cut to SNIPPET_SOURCE_CHARS, or the text of its HTML body when it has no text
+body, with the first From address as sender.
 
 Prints:
 - touchline's mean time per call over every input (the figure sync pays per message);
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import statistics
 import sys
@@ -38,19 +37,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mailparser_reply import EmailMessage
+from tests.corpus import corpus_root
 
 from touchline.inbound import quotes
 from touchline.inbound.parse import parse_message
-from touchline.inbound.store.service import SNIPPET_SOURCE_CHARS
+from touchline.inbound.reading import SNIPPET_SOURCE_CHARS
 from touchline.kit import regexgate
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("TOUCHLINE_CORPUS", REPO.parent / "shared" / "corpus")) / "enron"
+CORPUS = corpus_root() / "enron"
 Input = tuple[str, str | None]
 
 
 def corpus_inputs() -> list[Input]:
-    """What `_snippet` feeds `snippet` for each corpus message that has a body."""
+    """What `snippet_of` feeds `snippet` for each corpus message that has a body."""
     if not CORPUS.is_dir():
         sys.exit(f"corpus not found at {CORPUS}; set TOUCHLINE_CORPUS to the folder holding enron/")
     inputs: list[Input] = []
@@ -125,7 +125,8 @@ def main() -> None:
     timed(inputs[:50])  # patterns are built once per process: not part of any round
     library_timed(inputs[:5])
     every_call = best_of(args.rounds, lambda: timed(inputs))
-    print(f"inputs: {len(inputs)}; touchline: {every_call:.3f} ms per call (fastest of {args.rounds} rounds)")
+    print(f"inputs: {len(inputs)} from {CORPUS}")
+    print(f"touchline: {every_call:.3f} ms per call (fastest of {args.rounds} rounds)")
     ungated: list[float] = []
     for _ in range(args.rounds):
         ungated_ms, expected = ungated_timed(inputs)

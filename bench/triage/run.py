@@ -1,6 +1,6 @@
 """Triage throughput and memory on the Enron corpus against a directory of 1,000,000 contacts.
 
-    .venv/bin/python bench/triage/run.py [--rounds 7] [--companies 100000] [--contacts 1000000]
+    .venv/bin/python -m bench.triage.run [--rounds 7] [--companies 100000] [--contacts 1000000]
 
 Prints, from one run:
 - messages per second of the triage logic (headers-only parse + keep-or-ignore match; every round
@@ -39,13 +39,15 @@ from collections.abc import Callable
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from tests.corpus import corpus_root
+
 from touchline.inbound.directory import Directory
 from touchline.inbound.match import match
 from touchline.inbound.parse import clear_caches, header_block, parse_headers
 from touchline.kit.domains import is_free_mail_domain, normalise_domain, registrable_domain
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("TOUCHLINE_CORPUS", REPO.parent / "shared" / "corpus")) / "enron"
+CORPUS = corpus_root() / "enron"
 SEED = 20_011_016
 FIRST_NAMES = ("jane", "john", "maria", "li", "ahmed", "olga", "pierre", "yuki", "sam", "ana", "kofi", "eva")
 LAST_NAMES = ("doe", "smith", "garcia", "chen", "khan", "ivanova", "martin", "sato", "o-neil", "silva")
@@ -241,7 +243,8 @@ def main() -> None:
         return f"{rate[name] / rate[floor]:.2f} best-of, {statistics.median(per_round):.2f} median of rounds"
 
     print(f"machine: {machine()}")
-    print(f"corpus: {count} messages; directory: {dict(directory.counts)}, loaded in {load_seconds:.1f} s")
+    print(f"corpus: {count} messages at {CORPUS}")
+    print(f"directory: {dict(directory.counts)}, loaded in {load_seconds:.1f} s")
     print(f"decisions: {dict(decisions)}; {args.rounds} rounds")
     print(f"floor, BytesHeaderParser on whole messages:    {rate['floor']:8,.0f} msg/s")
     print(f"floor, BytesHeaderParser on header blocks:     {rate['blocks']:8,.0f} msg/s")
