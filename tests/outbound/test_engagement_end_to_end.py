@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,7 +27,16 @@ from tests.services.smtp_sink import SmtpSink, open_relay
 from touchline.app import create_app
 from touchline.config import Settings
 from touchline.db import session_scope
-from touchline.models import Contact, EmailEngagement, EngagementEvent, OutboundEmail, TrackedLink, User
+from touchline.models import (
+    Contact,
+    EmailEngagement,
+    EngagementEvent,
+    NotificationDelivery,
+    OutboundEmail,
+    PendingJob,
+    TrackedLink,
+    User,
+)
 from touchline.outbound.notify import pages as notify_pages
 from touchline.outbound.send import service as outbox
 from touchline.outbound.templates import service as templates
@@ -116,6 +126,22 @@ def send_tracked(sessions: sessionmaker[Session], team: Team, settings: Settings
     return outbound_id
 
 
+def what_was_stored(sessions: sessionmaker[Session]) -> str:
+    """The notifications, engagement records and jobs left in the outbox: what a failure needs to say
+    where the chain from a click to the sender's page stopped."""
+    with session_scope(sessions) as session:
+        notifications = session.execute(
+            select(NotificationDelivery.id, NotificationDelivery.channel, NotificationDelivery.kind)
+        ).all()
+        records = session.execute(
+            select(
+                EmailEngagement.human_open_rate, EmailEngagement.human_click_rate, EmailEngagement.updated_at
+            )
+        ).all()
+        pending = session.execute(select(PendingJob.name, PendingJob.kwargs, PendingJob.claimed_until)).all()
+    return f"notifications {notifications}; engagement records {records}; jobs left in the outbox {pending}"
+
+
 def test_a_tracked_email_opened_and_clicked_in_a_browser_shows_on_the_sender_s_page(
     page: Page,
     browser: Browser,
@@ -166,11 +192,21 @@ def test_a_tracked_email_opened_and_clicked_in_a_browser_shows_on_the_sender_s_p
     assert recorded == [landing]
     assert [tuple(event) for event in events] == [("open", None), ("click", None)]
 
-    # The click reaches the sender's open page as a toast and a desktop notification.
+    # The click reaches the sender's open page as a desktop notification and a toast. The refresh that
+    # finds it runs after the click is stored and the page polls for it: on a loaded machine this can
+    # take longer than a locator's few seconds, and a toast leaves after 15 s, so the lasting record of
+    # desktop notifications is awaited first.
+    try:
+        page.wait_for_function(
+            "() => window.__desktop.some(title => title.includes('clicked a link'))", timeout=30_000
+        )
+    except PlaywrightTimeoutError as error:
+        raise AssertionError(
+            f"no click notification reached the page: {what_was_stored(sessions)}"
+        ) from error
     toast = page.locator("#notification-toasts .toast").filter(has_text="clicked a link")
     expect(toast).to_contain_text(f"{CUSTOMER} clicked a link in “Renewal plans”")
     expect(toast).to_contain_text(landing)
-    page.wait_for_function("() => window.__desktop.some(title => title.includes('clicked a link'))")
 
     # The email's page and the outbox show the open and the click, a person's, and the link followed.
     page.goto(f"{live_server}/outbox/{outbound_id}")
