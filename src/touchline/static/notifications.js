@@ -31,10 +31,53 @@
     close.type = "button";
     close.className = "link";
     close.textContent = "Dismiss";
-    close.addEventListener("click", function () { toast.remove(); });
     toast.appendChild(close);
     toastArea().appendChild(toast);
-    window.setTimeout(function () { toast.remove(); }, 15000);
+    leaveLater(toast, close);
+  }
+
+  // A toast leaves once it has been in view for TOAST_MS: its time does not run while the page is
+  // hidden (another tab, a minimised window) or while the pointer or the keyboard focus is on it, so
+  // a notice that arrives while nobody looks is still there when they come back (WCAG 2.2.1).
+  const TOAST_MS = 15000;
+  function leaveLater(toast, close) {
+    let left = TOAST_MS;
+    let since = 0;
+    let timer = null;
+    let held = false;
+    let gone = false;
+    function stop() {
+      if (timer === null) return;
+      window.clearTimeout(timer);
+      timer = null;
+      left -= Date.now() - since;
+    }
+    function run() {
+      if (gone || timer !== null || held || document.visibilityState !== "visible") return;
+      since = Date.now();
+      timer = window.setTimeout(leave, Math.max(left, 0));
+    }
+    function onVisibility() {
+      if (document.visibilityState === "visible") run(); else stop();
+    }
+    function leave() {
+      gone = true;
+      stop();
+      document.removeEventListener("visibilitychange", onVisibility);
+      toast.remove();
+    }
+    function hold() { held = true; stop(); }
+    function release() {
+      held = toast.matches(":hover") || toast.contains(document.activeElement);
+      run();
+    }
+    toast.addEventListener("mouseenter", hold);
+    toast.addEventListener("mouseleave", release);
+    toast.addEventListener("focusin", hold);
+    toast.addEventListener("focusout", function () { window.setTimeout(release, 0); });
+    close.addEventListener("click", leave);
+    document.addEventListener("visibilitychange", onVisibility);
+    run();
   }
 
   function showDesktop(notice) {

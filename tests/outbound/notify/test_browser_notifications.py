@@ -100,3 +100,40 @@ def test_settings_page_keeps_what_was_typed_on_error_and_sends_a_test(
     assert [(row.channel, row.kind, row.status) for row in deliveries(sessions)] == [
         ("browser", "test", "sent")
     ]
+
+
+def test_a_toast_waits_while_the_page_is_hidden_or_pointed_at(
+    page: Page, live_server: str, team: Team, sessions: sessionmaker[Session]
+) -> None:
+    page.clock.install()
+    log_in(page, live_server, "admin@team-a.example", "admin-password-123")
+    page.goto(f"{live_server}/profile/notifications")
+    page.get_by_role("button", name="Send a test notification").click()
+    toast = page.locator("#notification-toasts .toast")
+    expect(toast).to_contain_text("touchline: test notification")
+    # From here the page's time moves only when the test moves it (the toast had well under 2 s of it).
+    page.clock.pause_at((page.evaluate("Date.now()") + 1_000) / 1_000)  # seconds since the epoch
+
+    def set_visibility(state: str) -> None:
+        page.evaluate(
+            """state => {
+              Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+              document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            state,
+        )
+
+    set_visibility("hidden")  # another tab is in front
+    page.clock.run_for(60_000)
+    expect(toast).to_have_count(1)
+    set_visibility("visible")
+    page.clock.run_for(10_000)
+    expect(toast).to_have_count(1)
+    toast.locator("strong").hover()  # the pointer rests on it: its time stops
+    page.clock.run_for(30_000)
+    expect(toast).to_have_count(1)
+    page.mouse.move(0, 0)
+    page.clock.run_for(1_000)
+    expect(toast).to_have_count(1)  # about 13 of its 15 seconds in view so far
+    page.clock.run_for(3_000)
+    expect(toast).to_have_count(0)
