@@ -1,19 +1,24 @@
-"""Page plumbing shared by every feature: one Jinja2 environment, CSRF, flash messages, redirects."""
+"""Page plumbing shared by every feature: one Jinja2 environment, CSRF, flash messages, redirects,
+and times shown on the workspace's clock."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from starlette.datastructures import FormData
 
 from touchline.config import Settings
+from touchline.kit.zones import DEFAULT_ZONE, on_wall_clock, zone_named
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -22,6 +27,35 @@ templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 _FLASH_KEY = "flash"
 _CSRF_KEY = "csrf"
+TIME_ZONE_STATE = "time_zone"
+"""The request's `state` attribute holding the signed-in user's workspace time zone (its IANA name),
+set where the page's actor is found; pages show every time on its clock."""
+
+
+SHOWN_TIME: Final = "%Y-%m-%d %H:%M"
+
+
+def request_zone(request: Request) -> str:
+    """The time zone this request's pages show times in: the signed-in user's workspace's, else UTC."""
+    return str(getattr(request.state, TIME_ZONE_STATE, DEFAULT_ZONE))
+
+
+def local_time(moment: datetime, zone_name: str | None, form: str = SHOWN_TIME) -> str:
+    """A stored moment as the wall clock of the zone called `zone_name` shows it (`%Z` in `form` names
+    the zone's abbreviation, such as CET). A moment without a zone is UTC's."""
+    zone = zone_named(zone_name) or zone_named(DEFAULT_ZONE)
+    assert zone is not None
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return on_wall_clock(aware, zone).strftime(form)
+
+
+@pass_context
+def _local(context: Context, moment: datetime, form: str = SHOWN_TIME) -> str:
+    """`{{ email.sent_at|local }}` in a page: `local_time` in the zone the page was rendered for."""
+    return local_time(moment, context.get("time_zone"), form)
+
+
+templates.env.filters["local"] = _local
 
 
 def csrf_token(request: Request) -> str:
@@ -91,7 +125,13 @@ def render(
     return templates.TemplateResponse(
         request,
         template,
-        {"actor": actor, "csrf_token": csrf_token(request), "messages": messages, **context},
+        {
+            "actor": actor,
+            "csrf_token": csrf_token(request),
+            "messages": messages,
+            "time_zone": request_zone(request),
+            **context,
+        },
         status_code=status_code,
     )
 

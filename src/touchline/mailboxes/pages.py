@@ -23,7 +23,17 @@ from touchline.mailboxes.connect import check_imap_login, smtp_connection
 from touchline.mailboxes.providers.base import Folder
 from touchline.mailboxes.schemas import ImapConnect
 from touchline.models import User
-from touchline.ui import CheckedForm, check_csrf, field_errors, flash, redirect, render, validation_messages
+from touchline.ui import (
+    CheckedForm,
+    check_csrf,
+    field_errors,
+    flash,
+    local_time,
+    redirect,
+    render,
+    request_zone,
+    validation_messages,
+)
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor, Permission
 
@@ -116,7 +126,7 @@ def email_tab(request: Request, actor: PageActor, sessions: Sessions, now: Now) 
 
 
 @router.get("/profile/email/sync-progress")
-def sync_progress(actor: PageActor, sessions: Sessions, now: Now) -> dict[str, object]:
+def sync_progress(request: Request, actor: PageActor, sessions: Sessions, now: Now) -> dict[str, object]:
     """What the Email page refreshes its sync counts from while a sync runs."""
     actor.require(Permission.EMAIL_SYNC)
     assert actor.user_id is not None
@@ -131,7 +141,7 @@ def sync_progress(actor: PageActor, sessions: Sessions, now: Now) -> dict[str, o
         "kept": progress.kept,
         "ignored": progress.ignored,
         "quarantined": progress.quarantined,
-        "last_synced_at": progress.last_synced_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        "last_synced_at": local_time(progress.last_synced_at, request_zone(request), "%Y-%m-%d %H:%M:%S %Z")
         if progress.last_synced_at
         else None,
     }

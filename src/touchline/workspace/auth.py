@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from touchline.config import Settings
 from touchline.db import session_scope
+from touchline.ui import TIME_ZONE_STATE
 from touchline.workspace import service, user_sessions
 from touchline.workspace.permissions import Actor
 
@@ -95,6 +96,9 @@ def page_actor(request: Request, factory: Sessions, settings: AppSettings, now: 
         with session_scope(factory) as session:
             found = user_sessions.resume(session, login, user_sessions.SessionLimits.of(settings), now)
             actor = service.actor_for(found[1]) if found is not None else None
+            if actor is not None:
+                # Every page shows times on the workspace's clock (`touchline.ui`'s `local` filter).
+                setattr(request.state, TIME_ZONE_STATE, service.time_zone_name(session, actor.workspace_id))
         if actor is not None:
             return actor
     request.session.clear()

@@ -318,7 +318,6 @@ def _render_composer(
             "refused_choices": _refused_choices(session, actor, composing.context, choices),
             "templates": templates.list_templates(session, actor),
             "typed": typed or _first_typed(composing, choices),
-            "time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
             "preview": preview,
             "error": error,
         },
@@ -448,14 +447,9 @@ class OutboxRow:
     to: str
     explanation: str | None
     """What its status means for the person, when the status alone does not say."""
-    scheduled_for: datetime | None
-    sent_at: datetime | None
-    """Both on the wall clock of the workspace's zone."""
 
 
-def _outbox_rows(
-    session: Session, actor: Actor, emails: list[OutboundEmail], zone: ZoneInfo
-) -> list[OutboxRow]:
+def _outbox_rows(session: Session, actor: Actor, emails: list[OutboundEmail]) -> list[OutboxRow]:
     users = {user.id: user for user in workspace_service.list_users(session, actor)}
     rows = []
     for email in emails:
@@ -466,8 +460,6 @@ def _outbox_rows(
                 (composer.name or composer.email) if composer is not None else "a removed user",
                 ", ".join(r.address for r in email.recipients if r.kind == "to"),
                 UNKNOWN_EXPLAINED if email.status == service.UNKNOWN else None,
-                on_wall_clock(email.scheduled_for, zone) if email.scheduled_for else None,
-                on_wall_clock(email.sent_at, zone) if email.sent_at else None,
             )
         )
     return rows
@@ -485,18 +477,16 @@ def outbox_page(
             status=status if status in STATUSES else None,
             created_by=None if everyone else actor.user_id,
         )
-        zone = workspace_service.time_zone(session, actor.workspace_id)
         return render(
             request,
             "outbox.html",
             actor,
             {
-                "rows": _outbox_rows(session, actor, emails, zone),
+                "rows": _outbox_rows(session, actor, emails),
                 "engagement": engagement.shown_engagements(session, actor, (email.id for email in emails)),
                 "everyone": everyone,
                 "status": status if status in STATUSES else "",
                 "statuses": STATUSES,
-                "time_zone": zone.key,
             },
         )
 
@@ -508,15 +498,13 @@ def outbound_page(
     """One email of the outbox: what was sent, and its engagement badges and events."""
     with session_scope(sessions) as session:
         email = service.get_outbound(session, actor, outbound_id)
-        zone = workspace_service.time_zone(session, actor.workspace_id)
         return render(
             request,
             "outbound_email.html",
             actor,
             {
-                "row": _outbox_rows(session, actor, [email], zone)[0],
+                "row": _outbox_rows(session, actor, [email])[0],
                 "shown": engagement.shown_engagements(session, actor, [email.id]).get(email.id),
-                "time_zone": zone.key,
             },
         )
 
@@ -559,7 +547,6 @@ def _render_edit(
                 email.html_body or "",
                 _typed_time(email.scheduled_for, zone),
             ),
-            "time_zone": zone.key,
             "error": error,
         },
         status_code,

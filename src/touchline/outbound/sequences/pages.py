@@ -21,7 +21,6 @@ from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.sequences import service
 from touchline.outbound.templates import service as templates
 from touchline.ui import CheckedForm, check_csrf, flash, redirect, render
-from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import Now, PageActor, Sessions
 from touchline.workspace.permissions import Actor
 
@@ -47,7 +46,6 @@ def _list_context(session: Session, actor: Actor) -> dict[str, object]:
     return {
         "sequences": rows,
         "counts": service.counts_by_state(session, actor, [row.id for row in rows]),
-        "workspace_time_zone": workspace_service.time_zone_name(session, actor.workspace_id),
         **_form_context(session, actor),
     }
 
@@ -143,7 +141,6 @@ def _builder_context(session: Session, actor: Actor, sequence: Sequence) -> dict
         "runs": service.step_runs(session, actor, [row.id for row in enrolments]),
         "counts": service.counts_by_state(session, actor, [sequence.id]).get(sequence.id, {}),
         "outcomes": engagement.step_outcomes(session, actor, sequence.id),
-        "zone": workspace_service.time_zone(session, actor.workspace_id),
         "typed": None,
         "where": "",
         "emails": "",
