@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -18,7 +19,7 @@ from jinja2.runtime import Context
 from starlette.datastructures import FormData
 
 from touchline.config import Settings
-from touchline.kit.zones import DEFAULT_ZONE, on_wall_clock, zone_named
+from touchline.kit.zones import DEFAULT_ZONE, on_wall_clock, zone_or_default
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -35,16 +36,15 @@ set where the page's actor is found; pages show every time on its clock."""
 SHOWN_TIME: Final = "%Y-%m-%d %H:%M"
 
 
-def request_zone(request: Request) -> str:
-    """The time zone this request's pages show times in: the signed-in user's workspace's, else UTC."""
-    return str(getattr(request.state, TIME_ZONE_STATE, DEFAULT_ZONE))
+def request_zone(request: Request) -> ZoneInfo:
+    """The time zone this request's pages read and show times in: the signed-in user's workspace's
+    (read once, where the page's actor is found), else UTC."""
+    return zone_or_default(getattr(request.state, TIME_ZONE_STATE, DEFAULT_ZONE))
 
 
-def local_time(moment: datetime, zone_name: str | None, form: str = SHOWN_TIME) -> str:
-    """A stored moment as the wall clock of the zone called `zone_name` shows it (`%Z` in `form` names
-    the zone's abbreviation, such as CET). A moment without a zone is UTC's."""
-    zone = zone_named(zone_name) or zone_named(DEFAULT_ZONE)
-    assert zone is not None
+def local_time(moment: datetime, zone: ZoneInfo, form: str = SHOWN_TIME) -> str:
+    """A stored moment as the wall clock of `zone` shows it (`%Z` in `form` names the zone's
+    abbreviation, such as CET). A moment without a zone is UTC's."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return on_wall_clock(aware, zone).strftime(form)
 
@@ -52,7 +52,7 @@ def local_time(moment: datetime, zone_name: str | None, form: str = SHOWN_TIME) 
 @pass_context
 def _local(context: Context, moment: datetime, form: str = SHOWN_TIME) -> str:
     """`{{ email.sent_at|local }}` in a page: `local_time` in the zone the page was rendered for."""
-    return local_time(moment, context.get("time_zone"), form)
+    return local_time(moment, zone_or_default(context.get("time_zone")), form)
 
 
 templates.env.filters["local"] = _local
@@ -129,7 +129,7 @@ def render(
             "actor": actor,
             "csrf_token": csrf_token(request),
             "messages": messages,
-            "time_zone": request_zone(request),
+            "time_zone": request_zone(request).key,
             **context,
         },
         status_code=status_code,

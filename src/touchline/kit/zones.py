@@ -34,6 +34,12 @@ def zone_names() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))
 
 
+def zone_or_default(name: str | None) -> ZoneInfo:
+    """The zone called `name`; UTC stands in for a name this system's zone data does not know (only
+    names `zone_named` accepted are stored, but the system's zone data may lose one)."""
+    return zone_named(name) or ZoneInfo(DEFAULT_ZONE)
+
+
 def zone_problem(name: str) -> str:
     """What to say about a name that is no time zone."""
     return f"{name!r} is not a time zone; use an IANA name like Europe/Berlin"

@@ -21,7 +21,7 @@ from touchline.kit.backoff import AttemptRun, wait_left
 from touchline.kit.crypto import SecretBox, hash_password, new_token, token_digest, verify_password
 from touchline.kit.domains import InvalidDomainError, domain_covers, is_free_mail_domain, normalise_domain
 from touchline.kit.errors import ConflictError, InvalidInputError, NotFoundError
-from touchline.kit.zones import DEFAULT_ZONE, zone_named, zone_problem
+from touchline.kit.zones import DEFAULT_ZONE, zone_named, zone_or_default, zone_problem
 from touchline.models import (
     ApiToken,
     AuditEntry,
@@ -225,8 +225,7 @@ def time_zone_name(session: Session, workspace_id: uuid.UUID) -> str:
 
 
 def time_zone(session: Session, workspace_id: uuid.UUID) -> ZoneInfo:
-    # Only names `zone_named` accepted are stored; UTC stands in should the system's zone data lose one.
-    return zone_named(time_zone_name(session, workspace_id)) or ZoneInfo(DEFAULT_ZONE)
+    return zone_or_default(time_zone_name(session, workspace_id))
 
 
 def visible_log_address(actor: Actor, settings: WorkspaceSettings) -> str | None:

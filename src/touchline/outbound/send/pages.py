@@ -30,7 +30,7 @@ from touchline.outbound.from_field import service as from_field
 from touchline.outbound.from_field.service import ComposeContext
 from touchline.outbound.send import service
 from touchline.outbound.templates import service as templates
-from touchline.ui import CheckedForm, flash, redirect, render
+from touchline.ui import CheckedForm, flash, redirect, render, request_zone
 from touchline.workspace import repository as workspace_repository
 from touchline.workspace import service as workspace_service
 from touchline.workspace.auth import AppSettings, Now, PageActor, Sessions
@@ -248,11 +248,17 @@ def _first_typed(composing: Composing, choices: tuple[FromChoice, ...]) -> Typed
 
 
 def _preview(
-    session: Session, actor: Actor, where: Where, typed: Typed, settings: Settings, now: datetime
+    session: Session,
+    actor: Actor,
+    where: Where,
+    typed: Typed,
+    settings: Settings,
+    now: datetime,
+    zone: ZoneInfo,
 ) -> PreviewShown:
     """The chosen template for the recipient a send renders it for (the first To that is a contact),
     from the user the send would leave as."""
-    draft = _draft(where, typed, now, workspace_service.time_zone(session, actor.workspace_id))
+    draft = _draft(where, typed, now, zone)
     if draft.template_id is None:
         raise InvalidInputError("choose a template to preview")
     sender = service.sender_of(session, actor, draft, settings=settings)
@@ -345,7 +351,7 @@ def _submit(
     if form.get("action") == "preview":
         with session_scope(sessions) as session:
             try:
-                shown = _preview(session, actor, where, typed, settings, now)
+                shown = _preview(session, actor, where, typed, settings, now, request_zone(request))
             except FORM_ERRORS as error:
                 return _render_composer(
                     request, actor, session, where, typed, error=str(error), status_code=400
@@ -353,7 +359,7 @@ def _submit(
             return _render_composer(request, actor, session, where, typed, preview=shown)
     try:
         with session_scope(sessions) as session:
-            zone = workspace_service.time_zone(session, actor.workspace_id)
+            zone = request_zone(request)
             draft = _draft(where, typed, now, zone)
             row = service.send_email(session, actor, draft, settings=settings, now=now)
             status, scheduled_for = row.status, row.scheduled_for
@@ -530,7 +536,7 @@ def _render_edit(
     email = service.get_outbound(session, actor, outbound_id)
     choices = from_field.from_choices(session, actor, ComposeContext(company_id=email.company_id))
     kept = from_field.sender_after_edit(session, actor, email.sender_choice)
-    zone = workspace_service.time_zone(session, actor.workspace_id)
+    zone = request_zone(request)
     return render(
         request,
         "outbox_edit.html",
@@ -582,7 +588,7 @@ def save_edit(
         with session_scope(sessions) as session:
             email = service.get_outbound(session, actor, outbound_id)
             current = email.sender_choice
-            zone = workspace_service.time_zone(session, actor.workspace_id)
+            zone = request_zone(request)
             unchanged_time = email.scheduled_for is not None and typed.send_at == _typed_time(
                 email.scheduled_for, zone
             )
